@@ -1,0 +1,157 @@
+//! A tiny versioned HTTP backend: answers its name (body and `x-sluice-version`), optionally
+//! after a delay or with a share of 5xx answers, and echoes what it received on `/echo`. It is
+//! the backend of the tests, of the README's first command and of the demo.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+
+/// How the backend behaves.
+#[derive(Debug, Clone)]
+pub struct BackendConfig {
+    /// The version name it answers.
+    pub name: String,
+    /// Delay before every answer.
+    pub delay: Duration,
+    /// Share of answers (0.0..=1.0) that are `error_status`, spread exactly: any run of
+    /// 1/`error_rate` consecutive requests holds the same number of errors.
+    pub error_rate: f64,
+    /// The status of error answers.
+    pub error_status: StatusCode,
+}
+
+impl BackendConfig {
+    /// A healthy, fast backend called `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            delay: Duration::ZERO,
+            error_rate: 0.0,
+            error_status: StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+struct State {
+    cfg: BackendConfig,
+    counter: AtomicU64,
+    name_header: HeaderValue,
+    body: Bytes,
+}
+
+/// Whether request number `k` gets an error at `rate` (same rule as the proxy's exact split,
+/// in parts per million).
+pub fn is_error(k: u64, rate: f64) -> bool {
+    const PARTS: u64 = 1_000_000;
+    let w = (rate.clamp(0.0, 1.0) * PARTS as f64).round() as u64;
+    let k = k % PARTS;
+    (k + 1) * w / PARTS - k * w / PARTS == 1
+}
+
+/// Serves `listener` forever.
+pub async fn serve(listener: TcpListener, cfg: BackendConfig) {
+    let state = Arc::new(State {
+        name_header: HeaderValue::from_str(&cfg.name)
+            .unwrap_or_else(|_| HeaderValue::from_static("invalid-name")),
+        body: Bytes::from(format!("{}\n", cfg.name)),
+        counter: AtomicU64::new(0),
+        cfg,
+    });
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let conn = builder
+            .serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                service_fn(move |req| answer(state.clone(), req)),
+            )
+            .into_owned();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+}
+
+async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let k = state.counter.fetch_add(1, Relaxed);
+    if !state.cfg.delay.is_zero() {
+        tokio::time::sleep(state.cfg.delay).await;
+    }
+    let (parts, body) = req.into_parts();
+    // Read the whole request body, counting it, so uploads are really received.
+    let mut received = 0u64;
+    let mut body = body;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(f) => received += f.data_ref().map_or(0, |d| d.len() as u64),
+            Err(_) => break,
+        }
+    }
+    let mut resp = if parts.uri.path() == "/echo" {
+        let headers: BTreeMap<String, Vec<String>> =
+            parts.headers.keys().map(|k| {
+                (
+                    k.as_str().to_owned(),
+                    parts
+                        .headers
+                        .get_all(k)
+                        .iter()
+                        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                        .collect(),
+                )
+            }).collect();
+        let echo = serde_json::json!({
+            "name": state.cfg.name,
+            "method": parts.method.as_str(),
+            "uri": parts.uri.to_string(),
+            "version": format!("{:?}", parts.version),
+            "headers": headers,
+            "body_bytes": received,
+        });
+        let mut r = Response::new(Full::new(Bytes::from(echo.to_string())));
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r
+    } else {
+        Response::new(Full::new(state.body.clone()))
+    };
+    if is_error(k, state.cfg.error_rate) {
+        *resp.status_mut() = state.cfg.error_status;
+    }
+    resp.headers_mut()
+        .insert("x-sluice-version", state.name_header.clone());
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_share_is_exact_over_any_window() {
+        let errors = (0..1000).filter(|k| is_error(*k, 0.1)).count();
+        assert_eq!(errors, 100);
+        let errors = (0..10).filter(|k| is_error(*k, 0.1)).count();
+        assert_eq!(errors, 1);
+        assert!(!(0..1000).any(|k| is_error(k, 0.0)));
+        assert!((0..1000).all(|k| is_error(k, 1.0)));
+    }
+}

@@ -1,0 +1,261 @@
+//! The admin API, on its own listener (loopback by default): read and replace the route table,
+//! change one route's weight, and read health, metrics and statistics.
+//!
+//! Writes need `Authorization: Bearer TOKEN` when a token is configured (compared in constant
+//! time). A bad body gets 400 with every invalid field named, and the running table is kept.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use crate::config::parse_json;
+use crate::error::{Error, UpstreamErrorKind};
+use crate::spec::TableSpec;
+use crate::state::Shared;
+use crate::stats::{self, Totals, WINDOWS};
+use crate::table::RouteTable;
+
+/// The admin API as a router (tested without a socket).
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/routes", get(get_routes).put(put_routes))
+        .route("/routes/{name}/weight", put(put_weight))
+        .route("/metrics", get(get_metrics))
+        .route("/stats", get(get_stats))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(shared)
+}
+
+/// An API error: status and a JSON body naming the problem.
+struct ApiError(Error);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let fields: Vec<_> = match &self.0 {
+            Error::Invalid(fs) => fs
+                .iter()
+                .map(|f| json!({"path": f.path, "reason": f.reason}))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let body = json!({"error": self.0.to_string(), "fields": fields});
+        (self.0.status(), axum::Json(body)).into_response()
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        Self(e)
+    }
+}
+
+fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(token) = &shared.admin_token else {
+        return Ok(());
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
+        Ok(())
+    } else {
+        Err((
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            axum::Json(json!({"error": "a valid bearer token is required for writes"})),
+        )
+            .into_response())
+    }
+}
+
+async fn get_routes(State(shared): State<Arc<Shared>>) -> Response {
+    axum::Json(shared.table().spec().clone()).into_response()
+}
+
+#[derive(Serialize)]
+struct Applied {
+    generations: std::collections::BTreeMap<String, u64>,
+}
+
+fn applied(table: &RouteTable) -> Applied {
+    Applied {
+        generations: table
+            .routes()
+            .iter()
+            .map(|r| (r.name.clone(), r.generation))
+            .collect(),
+    }
+}
+
+async fn put_routes(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Response> {
+    authorize(&shared, &headers)?;
+    let result = async {
+        let spec: TableSpec = parse_json(&body)?;
+        let table = shared.apply(spec).await?;
+        tracing::info!(routes = table.routes().len(), "route table replaced through the admin API");
+        Ok::<_, Error>(axum::Json(applied(&table)).into_response())
+    };
+    result.await.map_err(|e| {
+        tracing::warn!(error = %e, "route table refused");
+        ApiError(e).into_response()
+    })
+}
+
+/// Body of `PUT /routes/{name}/weight`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightUpdate {
+    /// New canary weight.
+    pub weight: u32,
+    /// New total, if it changes.
+    #[serde(default)]
+    pub total: Option<u32>,
+}
+
+async fn put_weight(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Response> {
+    authorize(&shared, &headers)?;
+    let result = async {
+        let update: WeightUpdate = parse_json(&body)?;
+        let table = shared.set_weight(&name, update.weight, update.total).await?;
+        let route = table.route(&name).ok_or_else(|| Error::UnknownRoute(name.clone()))?;
+        Ok::<_, Error>(
+            axum::Json(json!({
+                "route": route.name,
+                "generation": route.generation,
+                "weight": route.weight,
+                "total": route.total,
+            }))
+            .into_response(),
+        )
+    };
+    result.await.map_err(|e| ApiError(e).into_response())
+}
+
+async fn get_metrics(State(shared): State<Arc<Shared>>) -> Response {
+    match &shared.prometheus {
+        Some(h) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            h.render(),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "metrics are not enabled\n").into_response(),
+    }
+}
+
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    } else {
+        "ready\n".into_response()
+    }
+}
+
+#[derive(Serialize)]
+struct StatsView {
+    uptime_seconds: u64,
+    routes: Vec<RouteStats>,
+}
+
+#[derive(Serialize)]
+struct RouteStats {
+    name: String,
+    generation: u64,
+    weight: u32,
+    total: u32,
+    backends: Vec<BackendStats>,
+}
+
+#[derive(Serialize)]
+struct BackendStats {
+    name: String,
+    role: &'static str,
+    windows: std::collections::BTreeMap<String, WindowView>,
+    total: WindowView,
+}
+
+#[derive(Serialize)]
+struct WindowView {
+    requests: u64,
+    by_class: std::collections::BTreeMap<&'static str, u64>,
+    errors: std::collections::BTreeMap<&'static str, u64>,
+    latency_seconds: std::collections::BTreeMap<&'static str, Option<f64>>,
+}
+
+fn window_view(t: &Totals) -> WindowView {
+    WindowView {
+        requests: t.requests(),
+        by_class: (0..stats::CLASSES)
+            .map(|i| (stats::class_label(i), t.by_class[i]))
+            .collect(),
+        errors: UpstreamErrorKind::ALL
+            .iter()
+            .map(|k| (k.label(), t.errors[k.index()]))
+            .collect(),
+        latency_seconds: [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)]
+            .into_iter()
+            .map(|(n, q)| (n, t.quantile_seconds(q)))
+            .collect(),
+    }
+}
+
+async fn get_stats(State(shared): State<Arc<Shared>>) -> Response {
+    let table = shared.table();
+    let now = shared.now_sec();
+    let routes = table
+        .routes()
+        .iter()
+        .map(|r| RouteStats {
+            name: r.name.clone(),
+            generation: r.generation,
+            weight: r.weight,
+            total: r.total,
+            backends: r
+                .targets
+                .iter()
+                .enumerate()
+                .map(|(i, t)| BackendStats {
+                    name: t.backend.name.clone(),
+                    role: if Some(i) == r.canary_index() {
+                        "canary"
+                    } else if i == r.stable_index() {
+                        "stable"
+                    } else {
+                        "rule"
+                    },
+                    windows: WINDOWS
+                        .iter()
+                        .map(|w| {
+                            (format!("{w}s"), window_view(&t.telemetry.stats.window(now, *w)))
+                        })
+                        .collect(),
+                    total: window_view(&t.telemetry.stats.totals()),
+                })
+                .collect(),
+        })
+        .collect();
+    axum::Json(StatsView {
+        uptime_seconds: now,
+        routes,
+    })
+    .into_response()
+}

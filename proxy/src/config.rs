@@ -1,0 +1,287 @@
+//! The proxy's config file, and parsing of YAML and JSON documents with errors that name the
+//! field path (`routes[0].weight: invalid type …`).
+//!
+//! Documents are read into a generic tree first and then into the typed structs through
+//! `serde_path_to_error`, so every error says where it is. Unknown fields are refused.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, FieldError, Result};
+use crate::spec::{BackendSpec, RouteSpec, TableSpec};
+use crate::upstream::UpstreamSettings;
+
+/// The whole config file of `sluice-proxy --config FILE`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Address of the traffic listener.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The admin API.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// Upstream timeouts and pools.
+    #[serde(default)]
+    pub upstream: UpstreamConfig,
+    /// How long in-flight requests may finish after SIGTERM.
+    #[serde(default = "default_drain", with = "duration")]
+    pub drain_timeout: Duration,
+    /// Backends of the route table.
+    #[serde(default)]
+    pub backends: Vec<BackendSpec>,
+    /// Routes of the route table.
+    #[serde(default)]
+    pub routes: Vec<RouteSpec>,
+}
+
+/// The admin API's listener and token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address of the admin listener; loopback by default.
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+    /// A file holding the bearer token that writes must present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// An environment variable holding the bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_admin_listen(),
+            token_file: None,
+            token_env: None,
+        }
+    }
+}
+
+/// Upstream settings as written in the file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Time allowed to connect (502 after).
+    #[serde(default = "d5s", with = "duration")]
+    pub connect_timeout: Duration,
+    /// Time allowed to the response head (504 after).
+    #[serde(default = "d60s", with = "duration")]
+    pub request_timeout: Duration,
+    /// How long an idle upstream connection is kept.
+    #[serde(default = "d90s", with = "duration")]
+    pub pool_idle_timeout: Duration,
+    /// Idle connections kept per endpoint.
+    #[serde(default = "default_pool")]
+    pub pool_max_idle_per_endpoint: usize,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        let d = UpstreamSettings::default();
+        Self {
+            connect_timeout: d.connect_timeout,
+            request_timeout: d.request_timeout,
+            pool_idle_timeout: d.pool_idle_timeout,
+            pool_max_idle_per_endpoint: d.pool_max_idle_per_endpoint,
+        }
+    }
+}
+
+impl From<&UpstreamConfig> for UpstreamSettings {
+    fn from(c: &UpstreamConfig) -> Self {
+        Self {
+            connect_timeout: c.connect_timeout,
+            request_timeout: c.request_timeout,
+            pool_idle_timeout: c.pool_idle_timeout,
+            pool_max_idle_per_endpoint: c.pool_max_idle_per_endpoint,
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".to_owned()
+}
+fn default_admin_listen() -> String {
+    "127.0.0.1:9901".to_owned()
+}
+fn default_drain() -> Duration {
+    Duration::from_secs(30)
+}
+fn d5s() -> Duration {
+    Duration::from_secs(5)
+}
+fn d60s() -> Duration {
+    Duration::from_secs(60)
+}
+fn d90s() -> Duration {
+    Duration::from_secs(90)
+}
+fn default_pool() -> usize {
+    256
+}
+
+impl ProxyConfig {
+    /// Reads and checks a config file (the route table is checked when it is built).
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let cfg: Self = parse_yaml(&text)?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    fn check(&self) -> Result<()> {
+        let mut errors = Vec::new();
+        for (field, addr) in [("listen", &self.listen), ("admin.listen", &self.admin.listen)] {
+            if addr.parse::<SocketAddr>().is_err() {
+                errors.push(FieldError::new(
+                    field,
+                    format!("{addr:?} is not an IP:port address"),
+                ));
+            }
+        }
+        if self.upstream.connect_timeout.is_zero() {
+            errors.push(FieldError::new("upstream.connect_timeout", "must be above 0"));
+        }
+        if self.upstream.request_timeout.is_zero() {
+            errors.push(FieldError::new("upstream.request_timeout", "must be above 0"));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Invalid(errors))
+        }
+    }
+
+    /// The route table part of the file.
+    pub fn table(&self) -> TableSpec {
+        TableSpec {
+            backends: self.backends.clone(),
+            routes: self.routes.clone(),
+        }
+    }
+
+    /// The admin token, from the file or the environment variable, if one is configured.
+    pub fn admin_token(&self) -> Result<Option<String>> {
+        if let Some(path) = &self.admin.token_file {
+            let t = std::fs::read_to_string(path).map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let t = t.trim().to_owned();
+            if t.is_empty() {
+                return Err(Error::invalid("admin.token_file", "the file is empty"));
+            }
+            return Ok(Some(t));
+        }
+        if let Some(var) = &self.admin.token_env {
+            return match std::env::var(var) {
+                Ok(t) if !t.trim().is_empty() => Ok(Some(t.trim().to_owned())),
+                _ => Err(Error::invalid(
+                    "admin.token_env",
+                    format!("environment variable {var} is unset or empty"),
+                )),
+            };
+        }
+        Ok(None)
+    }
+}
+
+/// Parses YAML (JSON is YAML too) into `T`; errors name the field path.
+pub fn parse_yaml<T: DeserializeOwned>(text: &str) -> Result<T> {
+    let tree: serde_json::Value = serde_saphyr::from_str(text)
+        .map_err(|e| Error::invalid("", format!("not valid YAML: {}", first_line(&e))))?;
+    from_tree(tree)
+}
+
+/// Parses a JSON body into `T`; errors name the field path.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    let tree: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| Error::invalid("", format!("not valid JSON: {e}")))?;
+    from_tree(tree)
+}
+
+/// Deserializes a generic tree into `T`, with the field path in the error.
+pub fn from_tree<T: DeserializeOwned>(tree: serde_json::Value) -> Result<T> {
+    serde_path_to_error::deserialize(tree).map_err(|e| {
+        let path = e.path().to_string();
+        Error::invalid(path, e.into_inner().to_string())
+    })
+}
+
+fn first_line(e: &impl std::fmt::Display) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_owned()
+}
+
+/// Serde adapter for durations written as `500ms`, `2s`, `1m30s`.
+pub mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes a duration as humantime text.
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    /// Reads a duration from humantime text.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a duration like 500ms, 2s or 1m30s ({e})"
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_field_names_its_path() {
+        let e = parse_yaml::<ProxyConfig>("routes:\n  - name: a\n    stable: v1\n    wieght: 3\n")
+            .unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("routes[0]"), "{msg}");
+        assert!(msg.contains("wieght"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_names_its_path() {
+        let e = parse_yaml::<ProxyConfig>("routes:\n  - name: a\n    stable: v1\n    weight: lots\n")
+            .unwrap_err();
+        assert!(e.to_string().starts_with("routes[0].weight:"), "{e}");
+    }
+
+    #[test]
+    fn durations_parse_and_bad_ones_are_named() {
+        let c: ProxyConfig = parse_yaml("upstream:\n  connect_timeout: 250ms\n").unwrap();
+        assert_eq!(c.upstream.connect_timeout, Duration::from_millis(250));
+        let e = parse_yaml::<ProxyConfig>("drain_timeout: soon\n").unwrap_err();
+        assert!(e.to_string().starts_with("drain_timeout:"), "{e}");
+    }
+
+    #[test]
+    fn bad_listen_address_is_refused() {
+        let c: ProxyConfig = parse_yaml("listen: localhost\n").unwrap();
+        let e = c.check().unwrap_err();
+        assert!(e.to_string().starts_with("listen:"), "{e}");
+    }
+
+    #[test]
+    fn broken_yaml_is_an_error_not_a_panic() {
+        assert!(parse_yaml::<ProxyConfig>("routes: [").is_err());
+        assert!(parse_json::<TableSpec>(b"{").is_err());
+    }
+}

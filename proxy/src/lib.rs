@@ -1,0 +1,23 @@
+//! sluice-proxy: the data plane of sluice. A reverse proxy that splits each route's traffic
+//! between a stable and a canary backend by header, cookie, host and weight, with a route table
+//! swapped atomically, an admin API and Prometheus metrics.
+
+pub mod admin;
+pub mod balance;
+pub mod config;
+pub mod error;
+pub mod forward;
+pub mod headers;
+pub mod router;
+pub mod server;
+pub mod spec;
+pub mod state;
+pub mod stats;
+pub mod table;
+pub mod telemetry;
+pub mod upstream;
+
+pub use error::{Error, FieldError, Result};
+pub use spec::TableSpec;
+pub use state::Shared;
+pub use table::RouteTable;

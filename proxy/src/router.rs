@@ -1,0 +1,193 @@
+//! The routing decision: which route takes a request, and which backend of that route serves it.
+//!
+//! Pure functions of the table and the request head, with DESIGN §3's precedence, first match
+//! wins: header rules, cookie rules, host rules, then weight (exact or sticky). The only state
+//! is the exact-split counter each route carries, which a decision advances only when it
+//! reaches the weight step.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use http::HeaderMap;
+use http::header::COOKIE;
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::table::{Matcher, Route, RouteTable, Rule, Split, StickyKey};
+
+/// Buckets of the sticky hash.
+pub const STICKY_BUCKETS: u64 = 10_000;
+
+/// Why a backend was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// A header rule matched.
+    Header,
+    /// A cookie rule matched.
+    Cookie,
+    /// A host rule matched.
+    Host,
+    /// The exact split.
+    Weight,
+    /// The sticky split, by the request's key.
+    Sticky,
+}
+
+/// The outcome of [`decide`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Index into the route's targets.
+    pub target: usize,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// The host of a request without port, from the URI (HTTP/2, absolute form) or `Host`.
+pub fn request_host<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+    let raw = match uri.host() {
+        Some(h) => return Some(h.trim_start_matches('[').trim_end_matches(']')),
+        None => headers.get(http::header::HOST)?.to_str().ok()?,
+    };
+    if let Some(rest) = raw.strip_prefix('[') {
+        return rest.split(']').next();
+    }
+    Some(raw.rsplit_once(':').map_or(raw, |(h, _)| h))
+}
+
+/// The route for a host and path: host-specific routes before any-host routes, then the
+/// longest path prefix.
+pub fn select<'t>(
+    table: &'t RouteTable,
+    host: Option<&str>,
+    path: &str,
+) -> Option<&'t std::sync::Arc<Route>> {
+    table.routes.iter().find(|r| {
+        let host_ok = r.hosts.is_empty()
+            || host.is_some_and(|h| r.hosts.iter().any(|p| p.matches(h)));
+        host_ok && path.starts_with(r.path_prefix.as_str())
+    })
+}
+
+/// Chooses the backend of `route` for a request with this host and headers.
+pub fn decide(route: &Route, host: Option<&str>, headers: &HeaderMap) -> Decision {
+    for rule in &route.header_rules {
+        let Some(name) = &rule.header else { continue };
+        for value in headers.get_all(name) {
+            if let Some(target) = rule_target(route, rule, value.as_bytes()) {
+                return Decision {
+                    target,
+                    reason: Reason::Header,
+                };
+            }
+        }
+    }
+    if !route.cookie_rules.is_empty() {
+        for rule in &route.cookie_rules {
+            if let Some(value) = cookie(headers, &rule.name)
+                && let Some(target) = rule_target(route, rule, value.as_bytes())
+            {
+                return Decision {
+                    target,
+                    reason: Reason::Cookie,
+                };
+            }
+        }
+    }
+    if let Some(h) = host
+        && let Some((_, target)) = route
+            .host_rules
+            .iter()
+            .find(|(rh, _)| rh.eq_ignore_ascii_case(h))
+    {
+        return Decision {
+            target: *target,
+            reason: Reason::Host,
+        };
+    }
+    weighted(route, headers)
+}
+
+fn weighted(route: &Route, headers: &HeaderMap) -> Decision {
+    let Some(canary) = route.canary else {
+        return Decision {
+            target: route.stable,
+            reason: Reason::Weight,
+        };
+    };
+    let pick = |to_canary: bool, reason| Decision {
+        target: if to_canary { canary } else { route.stable },
+        reason,
+    };
+    if let Split::Sticky { key, salt } = &route.split {
+        let value = match key {
+            StickyKey::Header(h) => headers.get(h).map(|v| v.as_bytes()),
+            StickyKey::Cookie(c) => cookie(headers, c).map(str::as_bytes),
+        };
+        if let Some(v) = value {
+            let bucket = sticky_bucket(salt, v);
+            return pick(
+                sticky_is_canary(bucket, route.weight, route.total),
+                Reason::Sticky,
+            );
+        }
+    }
+    let k = route.counter.fetch_add(1, Relaxed);
+    pick(
+        exact_is_canary(k, route.weight, route.total),
+        Reason::Weight,
+    )
+}
+
+/// The exact split: decision `k` goes to the canary iff ⌊(k+1)·w/T⌋ − ⌊k·w/T⌋ = 1. The pattern
+/// repeats every T decisions, so `k` is reduced modulo T first and nothing can overflow.
+pub fn exact_is_canary(k: u64, weight: u32, total: u32) -> bool {
+    if total == 0 {
+        return false;
+    }
+    let (w, t) = (u64::from(weight.min(total)), u64::from(total));
+    let k = k % t;
+    (k + 1) * w / t - k * w / t == 1
+}
+
+/// The sticky bucket of a key: xxh3-64 (seed 0) of salt ‖ key, modulo 10 000.
+pub fn sticky_bucket(salt: &[u8], key: &[u8]) -> u64 {
+    let mut h = Xxh3::with_seed(0);
+    h.update(salt);
+    h.update(key);
+    h.digest() % STICKY_BUCKETS
+}
+
+/// The sticky split: canary iff bucket · T < w · 10 000, so raising w only adds buckets.
+pub fn sticky_is_canary(bucket: u64, weight: u32, total: u32) -> bool {
+    bucket * u64::from(total) < u64::from(weight) * STICKY_BUCKETS
+}
+
+fn rule_target(route: &Route, rule: &Rule, value: &[u8]) -> Option<usize> {
+    let matched = match &rule.matcher {
+        Matcher::Exact(s) => value == s.as_bytes(),
+        Matcher::Prefix(s) => value.starts_with(s.as_bytes()),
+        Matcher::Regex(re) => std::str::from_utf8(value).is_ok_and(|v| re.is_match(v)),
+        Matcher::AlwaysNever => {
+            return match value {
+                b"always" => route.canary,
+                b"never" => Some(route.stable),
+                _ => None,
+            };
+        }
+    };
+    matched.then_some(rule.target)
+}
+
+/// The value of the first cookie called `name` in the request's `Cookie` headers.
+pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k.trim() == name).then(|| v.trim().trim_matches('"'))
+        })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,261 @@
+//! Exhaustive tests of the routing decision, on tables built from YAML.
+
+use super::*;
+use crate::config::parse_yaml;
+use crate::spec::TableSpec;
+use crate::table::BuildContext;
+use crate::telemetry::TelemetryRegistry;
+
+fn table(yaml: &str) -> RouteTable {
+    let spec: TableSpec = parse_yaml(yaml).unwrap();
+    RouteTable::build(
+        spec,
+        &BuildContext {
+            previous: None,
+            telemetry: &TelemetryRegistry::default(),
+        },
+    )
+    .unwrap()
+}
+
+fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.append(
+            http::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    h
+}
+
+const BACKENDS: &str = r#"
+backends:
+  - {name: v1, endpoints: ["127.0.0.1:9001"]}
+  - {name: v2, endpoints: ["127.0.0.1:9002"]}
+  - {name: v3, endpoints: ["127.0.0.1:9003"]}
+"#;
+
+fn rules_table(weight: u32) -> RouteTable {
+    table(&format!(
+        r#"{BACKENDS}
+routes:
+  - name: app
+    hosts: [app.example.com, preview.example.com, beta.example.com]
+    stable: v1
+    canary: v2
+    weight: {weight}
+    header_rules:
+      - {{name: x-canary, match: always-never}}
+      - {{name: x-version, match: {{exact: "3"}}, backend: v3}}
+      - {{name: x-group, match: {{prefix: beta-}}, backend: v2}}
+      - {{name: x-user, match: {{regex: "^[0-9]+-internal$"}}, backend: v3}}
+    cookie_rules:
+      - {{name: canary, match: always-never}}
+      - {{name: tier, match: {{exact: gold}}, backend: v3}}
+    host_rules:
+      - {{host: preview.example.com, backend: v2}}
+      - {{host: beta.example.com, backend: v3}}
+"#
+    ))
+}
+
+fn name_of(route: &Route, d: Decision) -> &str {
+    &route.targets[d.target].backend.name
+}
+
+#[test]
+fn precedence_table() {
+    // (host, headers, weight, expected backend, expected reason)
+    let cases: &[(&str, &[(&str, &str)], u32, &str, Reason)] = &[
+        ("app.example.com", &[], 0, "v1", Reason::Weight),
+        ("app.example.com", &[], 100, "v2", Reason::Weight),
+        ("app.example.com", &[("x-canary", "always")], 0, "v2", Reason::Header),
+        ("app.example.com", &[("x-canary", "never")], 100, "v1", Reason::Header),
+        // any other value of an always-never header falls through
+        ("app.example.com", &[("x-canary", "sometimes")], 0, "v1", Reason::Weight),
+        ("app.example.com", &[("x-version", "3")], 0, "v3", Reason::Header),
+        ("app.example.com", &[("x-version", "33")], 0, "v1", Reason::Weight),
+        ("app.example.com", &[("x-group", "beta-testers")], 0, "v2", Reason::Header),
+        ("app.example.com", &[("x-group", "alpha-beta-")], 0, "v1", Reason::Weight),
+        ("app.example.com", &[("x-user", "42-internal")], 0, "v3", Reason::Header),
+        ("app.example.com", &[("x-user", "x42-internal")], 0, "v1", Reason::Weight),
+        // the first header rule wins over later ones
+        ("app.example.com", &[("x-version", "3"), ("x-canary", "never")], 0, "v1", Reason::Header),
+        ("app.example.com", &[("x-group", "beta-1"), ("x-version", "3")], 0, "v3", Reason::Header),
+        // headers beat cookies, cookies beat hosts, hosts beat weight
+        ("app.example.com", &[("x-canary", "never"), ("cookie", "canary=always")], 0, "v1", Reason::Header),
+        ("app.example.com", &[("cookie", "canary=always")], 0, "v2", Reason::Cookie),
+        ("app.example.com", &[("cookie", "a=b; canary=never")], 100, "v1", Reason::Cookie),
+        ("app.example.com", &[("cookie", "tier=gold")], 0, "v3", Reason::Cookie),
+        ("app.example.com", &[("cookie", "tier=silver")], 0, "v1", Reason::Weight),
+        ("preview.example.com", &[("cookie", "canary=never")], 0, "v1", Reason::Cookie),
+        ("preview.example.com", &[], 0, "v2", Reason::Host),
+        ("PREVIEW.example.com", &[], 0, "v2", Reason::Host),
+        ("beta.example.com", &[], 100, "v3", Reason::Host),
+        ("beta.example.com", &[("x-canary", "always")], 0, "v2", Reason::Header),
+        // a header value that is not UTF-8 text never matches a regex
+        ("app.example.com", &[("cookie", "canary=maybe")], 0, "v1", Reason::Weight),
+    ];
+    for (i, (host, hs, weight, want, reason)) in cases.iter().enumerate() {
+        let t = rules_table(*weight);
+        let route = select(&t, Some(host), "/").unwrap();
+        let d = decide(route, Some(host), &headers(hs));
+        assert_eq!(
+            (name_of(route, d), d.reason),
+            (*want, *reason),
+            "case {i}: {host} {hs:?} weight {weight}"
+        );
+    }
+}
+
+#[test]
+fn rule_decisions_consume_no_counter_value() {
+    let t = rules_table(50);
+    let route = select(&t, Some("app.example.com"), "/").unwrap();
+    for _ in 0..7 {
+        decide(route, None, &headers(&[("x-canary", "always")]));
+    }
+    assert_eq!(route.counter.load(Relaxed), 0);
+    decide(route, None, &headers(&[]));
+    assert_eq!(route.counter.load(Relaxed), 1);
+}
+
+#[test]
+fn routes_by_host_then_longest_prefix() {
+    let t = table(&format!(
+        r#"{BACKENDS}
+routes:
+  - {{name: any-root, stable: v1}}
+  - {{name: any-api, path_prefix: /api, stable: v2}}
+  - {{name: host-root, hosts: [shop.example.com], stable: v3}}
+  - {{name: wildcard-api, hosts: ["*.example.com"], path_prefix: /api/v2, stable: v3}}
+"#
+    ));
+    let pick = |host: Option<&str>, path| select(&t, host, path).map(|r| r.name.as_str());
+    assert_eq!(pick(None, "/"), Some("any-root"));
+    assert_eq!(pick(None, "/api/x"), Some("any-api"));
+    assert_eq!(pick(Some("shop.example.com"), "/api/x"), Some("host-root"));
+    assert_eq!(pick(Some("a.example.com"), "/api/v2/x"), Some("wildcard-api"));
+    assert_eq!(pick(Some("a.example.com"), "/api/v1"), Some("any-api"));
+    // the wildcard needs a label before the suffix
+    assert_eq!(pick(Some("example.com"), "/api/v2"), Some("any-api"));
+    assert_eq!(pick(Some("other.org"), "/"), Some("any-root"));
+
+    let only_host = table(&format!(
+        "{BACKENDS}\nroutes:\n  - {{name: h, hosts: [a.test], stable: v1}}\n"
+    ));
+    assert!(select(&only_host, Some("b.test"), "/").is_none());
+    assert!(select(&only_host, None, "/").is_none());
+}
+
+#[test]
+fn host_comes_from_the_uri_or_the_host_header_without_port() {
+    let h = headers(&[("host", "Example.com:8080")]);
+    let uri: http::Uri = "/x".parse().unwrap();
+    assert_eq!(request_host(&uri, &h), Some("Example.com:8080").map(|_| "Example.com"));
+    let uri: http::Uri = "http://a.test:1/x".parse().unwrap();
+    assert_eq!(request_host(&uri, &h), Some("a.test"));
+    let h6 = headers(&[("host", "[::1]:80")]);
+    assert_eq!(request_host(&"/".parse().unwrap(), &h6), Some("::1"));
+    assert_eq!(request_host(&"/".parse().unwrap(), &HeaderMap::new()), None);
+}
+
+#[test]
+fn exact_split_any_t_consecutive_decisions_hold_w_canaries() {
+    for total in [1u32, 3, 7, 100, 10_000] {
+        for weight in [0, 1, total / 3, total / 2, total.saturating_sub(1), total] {
+            let canaries = |from: u64| {
+                (from..from + u64::from(total))
+                    .filter(|k| exact_is_canary(*k, weight, total))
+                    .count() as u32
+            };
+            for from in [0u64, 1, 17, u64::from(total) * 5 + 3, u64::MAX - u64::from(total) - 1] {
+                assert_eq!(canaries(from), weight, "w={weight} T={total} from {from}");
+            }
+            // any prefix is within ±1 of N·w/T
+            let mut seen = 0u64;
+            for n in 1..=u64::from(total).min(500) {
+                if exact_is_canary(n - 1, weight, total) {
+                    seen += 1;
+                }
+                let ideal = n as f64 * f64::from(weight) / f64::from(total);
+                assert!((seen as f64 - ideal).abs() <= 1.0);
+            }
+        }
+    }
+    assert!(!exact_is_canary(5, 3, 0));
+}
+
+#[test]
+fn sticky_hash_is_pinned() {
+    // Golden values: changing the hash would move users between versions on upgrade.
+    let salt = crate::table::sticky_salt("shop", "rev-2");
+    assert_eq!(salt, b"shop\0rev-2\0");
+    assert_eq!(sticky_bucket(&salt, b"user-1"), GOLDEN_USER_1);
+    assert_eq!(sticky_bucket(&salt, b"user-2"), GOLDEN_USER_2);
+    assert_eq!(sticky_bucket(b"", b""), GOLDEN_EMPTY);
+    assert_eq!(
+        sticky_bucket(b"", b""),
+        xxhash_rust::xxh3::xxh3_64_with_seed(b"", 0) % 10_000
+    );
+}
+
+const GOLDEN_USER_1: u64 = 6780;
+const GOLDEN_USER_2: u64 = 4858;
+/// xxh3-64 of the empty input with seed 0 is 0x2D06800538D394C2 (the reference test vector).
+const GOLDEN_EMPTY: u64 = 0x2D06_8005_38D3_94C2 % 10_000;
+
+#[test]
+fn sticky_raising_the_weight_only_adds_keys() {
+    for total in [100u32, 10_000] {
+        for bucket in 0..STICKY_BUCKETS {
+            let mut was = false;
+            for w in 0..=total {
+                let now = sticky_is_canary(bucket, w, total);
+                assert!(!was || now, "bucket {bucket} left the canary at {w}/{total}");
+                was = now;
+            }
+            assert!(!sticky_is_canary(bucket, 0, total));
+            assert!(sticky_is_canary(bucket, total, total));
+        }
+    }
+}
+
+#[test]
+fn sticky_routes_use_the_key_and_fall_back_to_exact() {
+    let t = table(&format!(
+        r#"{BACKENDS}
+routes:
+  - name: s
+    stable: v1
+    canary: v2
+    weight: 30
+    split: {{mode: sticky, cookie: uid}}
+"#
+    ));
+    let route = select(&t, None, "/").unwrap();
+    let mut canary = 0;
+    for i in 0..10_000 {
+        let h = headers(&[("cookie", &format!("uid=user-{i}"))]);
+        let d = decide(route, None, &h);
+        assert_eq!(d.reason, Reason::Sticky);
+        // the same key always gets the same answer
+        assert_eq!(decide(route, None, &h), d);
+        canary += usize::from(name_of(route, d) == "v2");
+    }
+    assert!((2850..=3150).contains(&canary), "{canary}");
+    assert_eq!(route.counter.load(Relaxed), 0);
+    let d = decide(route, None, &headers(&[]));
+    assert_eq!(d.reason, Reason::Weight);
+    assert_eq!(route.counter.load(Relaxed), 1);
+}
+
+#[test]
+fn cookies_are_found_among_several() {
+    let h = headers(&[("cookie", "a=1; b=\"two\""), ("cookie", "c=3")]);
+    assert_eq!(cookie(&h, "b"), Some("two"));
+    assert_eq!(cookie(&h, "c"), Some("3"));
+    assert_eq!(cookie(&h, "d"), None);
+    assert_eq!(cookie(&headers(&[("cookie", "junk; ;=x")]), "x"), None);
+}

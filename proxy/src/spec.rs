@@ -1,0 +1,164 @@
+//! The route table as users and the controller write it: plain serde types with no behaviour.
+//!
+//! These types are the wire format of `PUT /routes`, of the proxy's config file and of the
+//! snapshots a controller publishes. They say nothing about validity: [`crate::table`] turns a
+//! [`TableSpec`] into a [`crate::table::RouteTable`] that cannot be invalid, or explains why not.
+
+use serde::{Deserialize, Serialize};
+
+/// A whole route table: the backends and the routes that split traffic between them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableSpec {
+    /// Named groups of endpoints.
+    #[serde(default)]
+    pub backends: Vec<BackendSpec>,
+    /// Routes, selected by host and path prefix.
+    #[serde(default)]
+    pub routes: Vec<RouteSpec>,
+}
+
+/// A backend: one version of a service, reachable at one or more endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendSpec {
+    /// Unique name; used in routes, metrics labels and the `x-sluice-backend` header.
+    pub name: String,
+    /// The revision this backend runs (e.g. a pod-template hash). Salts the sticky hash so that
+    /// a new rollout reshuffles users. Defaults to the backend name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// `host:port` addresses.
+    pub endpoints: Vec<String>,
+    /// The protocol spoken to the endpoints.
+    #[serde(default)]
+    pub protocol: UpstreamProtocol,
+}
+
+/// How the proxy talks to a backend's endpoints.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 over TCP, keep-alive connections pooled.
+    #[default]
+    Http1,
+    /// HTTP/2 over cleartext TCP with prior knowledge; streams multiplexed on pooled connections.
+    H2c,
+}
+
+/// One route: which requests it takes, and how it splits them between `stable` and `canary`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    /// Unique name; used in metrics labels, the admin API and the sticky salt.
+    pub name: String,
+    /// Host names this route answers (`example.com`, `*.example.com`); empty means any host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// Path prefix this route answers; the longest matching prefix wins.
+    #[serde(default = "default_path_prefix")]
+    pub path_prefix: String,
+    /// Backend that takes the traffic not sent elsewhere.
+    pub stable: String,
+    /// Backend that takes `weight` out of `total` of the weighted traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<String>,
+    /// Canary weight, out of `total`.
+    #[serde(default)]
+    pub weight: u32,
+    /// The total the weight is out of (Argo's `maxTrafficWeight`): 1 to 10 000.
+    #[serde(default = "default_total")]
+    pub total: u32,
+    /// How the weighted decision is made.
+    #[serde(default)]
+    pub split: SplitSpec,
+    /// Header rules, tried first, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub header_rules: Vec<MatchRule>,
+    /// Cookie rules, tried after header rules, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cookie_rules: Vec<MatchRule>,
+    /// Host rules, tried after cookie rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_rules: Vec<HostRule>,
+    /// Add `x-sluice-backend` and `x-sluice-generation` to responses.
+    #[serde(default)]
+    pub debug_headers: bool,
+    /// Generation of this route. Set by a controller; when absent the proxy numbers changes
+    /// itself. It only grows: an older generation than the one applied is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
+}
+
+fn default_path_prefix() -> String {
+    "/".to_owned()
+}
+
+fn default_total() -> u32 {
+    100
+}
+
+/// How weighted traffic is split.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitSpec {
+    /// `exact` (default) or `sticky`.
+    #[serde(default)]
+    pub mode: SplitMode,
+    /// Sticky mode: the request header whose value keys the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// Sticky mode: the cookie whose value keys the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<String>,
+}
+
+/// The two ways of splitting by weight (DESIGN §3).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SplitMode {
+    /// A shared counter: any `total` consecutive decisions give exactly `weight` canary picks.
+    #[default]
+    Exact,
+    /// A stable hash of a header or cookie: the same key always gets the same answer.
+    Sticky,
+}
+
+/// A header or cookie rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchRule {
+    /// Header or cookie name.
+    pub name: String,
+    /// How the value is matched.
+    #[serde(rename = "match")]
+    pub matcher: ValueMatch,
+    /// The backend a matching request goes to. Not allowed with `always-never`, which picks
+    /// the route's canary (`always`) or stable (`never`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+}
+
+/// How a header or cookie value is matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ValueMatch {
+    /// The value equals this string.
+    Exact(String),
+    /// The value starts with this string.
+    Prefix(String),
+    /// The value matches this regular expression (unanchored unless the pattern anchors it).
+    Regex(String),
+    /// ingress-nginx semantics: `always` → canary, `never` → stable, anything else → no match.
+    AlwaysNever,
+}
+
+/// A host rule: requests for this host go to this backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostRule {
+    /// Exact host name (case-insensitive, port ignored).
+    pub host: String,
+    /// Backend for that host.
+    pub backend: String,
+}

@@ -1,0 +1,302 @@
+//! Lock-free request statistics per (route, backend): cumulative counters and latency buckets,
+//! and a ring of one-second slots for the recent windows that `/stats` reports.
+//!
+//! Latency buckets are fixed and log-spaced (four per octave from 50 µs to about 150 s, ±9 % precision), the
+//! same in every proxy, so that counts from many proxies can be summed bucket by bucket and
+//! quantiles taken from the sum. The cumulative part never resets; the windowed part is
+//! approximate at slot boundaries (a count racing a slot's reuse can be lost), which is fine for
+//! a dashboard figure and is why decisions are made from the cumulative part.
+//!
+//! Time is an argument (`now_sec`), so that everything here is tested without a clock. The
+//! lock-free ring was written here because no crate offers windowed, mergeable, atomic
+//! histograms; `hdrhistogram` needs `&mut` on every record.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use serde::Serialize;
+
+use crate::error::UpstreamErrorKind;
+
+/// Number of latency buckets; the last one is the overflow bucket (+Inf).
+pub const BUCKETS: usize = 88;
+/// Lower edge of the bucket scale, in microseconds.
+const FIRST_BOUND_MICROS: f64 = 50.0;
+/// Buckets per doubling.
+const PER_OCTAVE: f64 = 4.0;
+/// The windows `/stats` reports, in seconds.
+pub const WINDOWS: [u64; 3] = [10, 60, 300];
+/// Slots in the ring: one per second of the longest window.
+const SLOTS: usize = 300;
+/// Status classes 1xx..5xx.
+pub const CLASSES: usize = 5;
+const KINDS: usize = UpstreamErrorKind::ALL.len();
+
+/// Upper bound of bucket `i` in seconds (`f64::INFINITY` for the last one).
+pub fn bucket_upper_seconds(i: usize) -> f64 {
+    if i + 1 >= BUCKETS {
+        return f64::INFINITY;
+    }
+    FIRST_BOUND_MICROS * (i as f64 / PER_OCTAVE).exp2() / 1e6
+}
+
+/// The bucket a latency falls in.
+pub fn bucket_index(micros: u64) -> usize {
+    if micros as f64 <= FIRST_BOUND_MICROS {
+        return 0;
+    }
+    let i = (PER_OCTAVE * (micros as f64 / FIRST_BOUND_MICROS).log2()).ceil();
+    // `i` is positive and finite here; the cast saturates on anything absurd.
+    (i as usize).min(BUCKETS - 1)
+}
+
+/// The status class index of a status code: 0 for 1xx … 4 for 5xx.
+pub fn class_index(status: u16) -> usize {
+    usize::from(status / 100).clamp(1, CLASSES) - 1
+}
+
+/// Label of a class index.
+pub fn class_label(i: usize) -> &'static str {
+    ["1xx", "2xx", "3xx", "4xx", "5xx"][i.min(CLASSES - 1)]
+}
+
+#[derive(Default)]
+struct Counts {
+    by_class: [AtomicU64; CLASSES],
+    errors: [AtomicU64; KINDS],
+    buckets: Box<[AtomicU64]>,
+}
+
+impl Counts {
+    fn new() -> Self {
+        Self {
+            by_class: Default::default(),
+            errors: Default::default(),
+            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn add(&self, class: usize, bucket: Option<usize>, error: Option<UpstreamErrorKind>) {
+        if let Some(c) = self.by_class.get(class) {
+            c.fetch_add(1, Relaxed);
+        }
+        if let Some(b) = bucket.and_then(|b| self.buckets.get(b)) {
+            b.fetch_add(1, Relaxed);
+        }
+        if let Some(e) = error.and_then(|e| self.errors.get(e.index())) {
+            e.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn clear(&self) {
+        let all = self.by_class.iter().chain(&self.errors).chain(&*self.buckets);
+        for a in all {
+            a.store(0, Relaxed);
+        }
+    }
+
+    fn add_into(&self, acc: &mut Totals) {
+        for (a, c) in acc.by_class.iter_mut().zip(&self.by_class) {
+            *a += c.load(Relaxed);
+        }
+        for (a, c) in acc.errors.iter_mut().zip(&self.errors) {
+            *a += c.load(Relaxed);
+        }
+        for (a, c) in acc.buckets.iter_mut().zip(&*self.buckets) {
+            *a += c.load(Relaxed);
+        }
+    }
+}
+
+struct Slot {
+    second: AtomicU64,
+    counts: Counts,
+}
+
+/// Plain (non-atomic) counts: a snapshot, or a sum of snapshots from several proxies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Totals {
+    /// Responses by status class, 1xx..5xx.
+    pub by_class: [u64; CLASSES],
+    /// Upstream errors by kind, in [`UpstreamErrorKind::ALL`] order.
+    pub errors: [u64; KINDS],
+    /// Latency bucket counts (only responses that were timed).
+    pub buckets: Vec<u64>,
+}
+
+impl Default for Totals {
+    fn default() -> Self {
+        Self {
+            by_class: [0; CLASSES],
+            errors: [0; KINDS],
+            buckets: vec![0; BUCKETS],
+        }
+    }
+}
+
+impl Totals {
+    /// All responses.
+    pub fn requests(&self) -> u64 {
+        self.by_class.iter().sum()
+    }
+
+    /// The latency below which a share `q` (0..=1) of timed responses fell, as the upper bound
+    /// of the bucket that holds it; `None` with no timed responses.
+    pub fn quantile_seconds(&self, q: f64) -> Option<f64> {
+        let n: u64 = self.buckets.iter().sum();
+        if n == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * n as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, c) in self.buckets.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Some(bucket_upper_seconds(i));
+            }
+        }
+        None
+    }
+}
+
+/// Statistics of one (route, backend) pair.
+pub struct RequestStats {
+    total: Counts,
+    ring: Box<[Slot]>,
+}
+
+impl Default for RequestStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RequestStats {
+    /// Empty statistics.
+    pub fn new() -> Self {
+        Self {
+            total: Counts::new(),
+            ring: (0..SLOTS)
+                .map(|_| Slot {
+                    second: AtomicU64::new(u64::MAX),
+                    counts: Counts::new(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Records one response (or failure) at second `now_sec`. `latency_micros` is `None` for
+    /// exchanges kept out of the latency figures.
+    pub fn record(
+        &self,
+        now_sec: u64,
+        status: u16,
+        latency_micros: Option<u64>,
+        error: Option<UpstreamErrorKind>,
+    ) {
+        let class = class_index(status);
+        let bucket = latency_micros.map(bucket_index);
+        self.total.add(class, bucket, error);
+        let Some(slot) = self.ring.get((now_sec % SLOTS as u64) as usize) else {
+            return;
+        };
+        let seen = slot.second.load(Relaxed);
+        if seen != now_sec
+            && slot
+                .second
+                .compare_exchange(seen, now_sec, Relaxed, Relaxed)
+                .is_ok()
+        {
+            slot.counts.clear();
+        }
+        slot.counts.add(class, bucket, error);
+    }
+
+    /// Everything since start.
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals::default();
+        self.total.add_into(&mut t);
+        t
+    }
+
+    /// The last `window` seconds up to and including `now_sec`.
+    pub fn window(&self, now_sec: u64, window: u64) -> Totals {
+        let mut t = Totals::default();
+        let oldest = now_sec.saturating_sub(window.saturating_sub(1));
+        for slot in &*self.ring {
+            let s = slot.second.load(Relaxed);
+            if s != u64::MAX && s >= oldest && s <= now_sec {
+                slot.counts.add_into(&mut t);
+            }
+        }
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_grow_by_a_fourth_of_an_octave() {
+        assert_eq!(bucket_index(0), 0);
+        assert_eq!(bucket_index(50), 0);
+        assert_eq!(bucket_index(51), 1);
+        assert_eq!(bucket_index(100), 4);
+        assert_eq!(bucket_index(101), 5);
+        assert_eq!(bucket_index(u64::MAX), BUCKETS - 1);
+        assert!((bucket_upper_seconds(4) - 0.0001).abs() < 1e-12);
+        assert!(bucket_upper_seconds(BUCKETS - 1).is_infinite());
+        // every latency up to 100 s falls in a bucket whose upper bound is at most 19 % above it
+        for micros in [60, 999, 12_345, 1_000_000, 99_000_000] {
+            let upper = bucket_upper_seconds(bucket_index(micros)) * 1e6;
+            assert!(upper >= micros as f64 && upper <= micros as f64 * 1.19 + 1.0);
+        }
+    }
+
+    #[test]
+    fn classes_cover_every_status() {
+        assert_eq!(class_index(101), 0);
+        assert_eq!(class_index(200), 1);
+        assert_eq!(class_index(302), 2);
+        assert_eq!(class_index(404), 3);
+        assert_eq!(class_index(503), 4);
+        assert_eq!(class_index(999), 4);
+        assert_eq!(class_index(0), 0);
+        assert_eq!(class_label(4), "5xx");
+    }
+
+    #[test]
+    fn windows_count_only_their_seconds() {
+        let s = RequestStats::new();
+        s.record(100, 200, Some(1_000), None);
+        s.record(105, 503, Some(2_000), Some(UpstreamErrorKind::Closed));
+        s.record(109, 200, None, None);
+        assert_eq!(s.window(109, 10).requests(), 3);
+        assert_eq!(s.window(109, 5).requests(), 2);
+        assert_eq!(s.window(110, 10).requests(), 2);
+        assert_eq!(s.window(109, 10).errors[UpstreamErrorKind::Closed.index()], 1);
+        // a slot reused 300 s later forgets its old second
+        s.record(400, 200, None, None);
+        assert_eq!(s.window(400, 10).requests(), 1);
+        assert_eq!(s.window(400, 300).requests(), 3);
+        assert_eq!(s.totals().requests(), 4);
+        assert_eq!(s.totals().buckets.iter().sum::<u64>(), 2);
+    }
+
+    #[test]
+    fn quantiles_come_from_bucket_bounds() {
+        let s = RequestStats::new();
+        for _ in 0..90 {
+            s.record(1, 200, Some(100), None);
+        }
+        for _ in 0..10 {
+            s.record(1, 200, Some(10_000), None);
+        }
+        let t = s.totals();
+        assert_eq!(t.quantile_seconds(0.5), Some(0.0001));
+        assert_eq!(t.quantile_seconds(0.9), Some(0.0001));
+        let p99 = t.quantile_seconds(0.99).unwrap();
+        assert!((0.01..0.0119).contains(&p99));
+        assert_eq!(Totals::default().quantile_seconds(0.5), None);
+    }
+}

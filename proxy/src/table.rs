@@ -1,0 +1,794 @@
+//! The validated, compiled route table: what the request path reads.
+//!
+//! [`RouteTable::build`] checks a [`TableSpec`] completely (every problem, each with its field
+//! path), compiles regexes and header names, numbers generations and carries state that must
+//! survive a swap over from the previous table: the exact-split counter of a route whose weights
+//! did not change, endpoint in-flight counts, and telemetry. A table that exists is valid; it is
+//! never mutated after it is built, only replaced whole.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+
+use http::HeaderValue;
+use http::header::HeaderName;
+use http::uri::Authority;
+use regex::Regex;
+
+use crate::error::{Error, FieldError, Result};
+use crate::spec::{
+    BackendSpec, RouteSpec, SplitMode, SplitSpec, TableSpec, UpstreamProtocol, ValueMatch,
+};
+use crate::telemetry::{PairTelemetry, TelemetryRegistry};
+
+/// Largest allowed `total`.
+pub const MAX_TOTAL: u32 = 10_000;
+
+/// A validated route table.
+pub struct RouteTable {
+    /// Routes in match order: host-specific before any-host, then longest prefix first.
+    pub(crate) routes: Vec<Arc<Route>>,
+    backends: HashMap<String, Arc<Backend>>,
+    /// The spec this table was built from, with every route's generation filled in.
+    spec: TableSpec,
+    /// The highest generation any route has had in this process.
+    max_generation: u64,
+}
+
+/// One endpoint of a backend, with its in-flight count (kept across swaps).
+pub struct Endpoint {
+    /// `host:port`.
+    pub authority: Authority,
+    /// Requests sent and not yet answered.
+    pub in_flight: AtomicUsize,
+}
+
+/// A validated backend.
+pub struct Backend {
+    /// Name, as in metrics labels.
+    pub name: String,
+    /// Revision (salts the sticky hash).
+    pub revision: String,
+    /// Upstream protocol.
+    pub protocol: UpstreamProtocol,
+    /// Endpoints; never empty.
+    pub endpoints: Vec<Arc<Endpoint>>,
+    /// The name as a header value, for `x-sluice-backend`.
+    pub name_header: HeaderValue,
+    spec: BackendSpec,
+}
+
+/// A backend as a route uses it: the backend and the route's telemetry for it.
+pub struct Target {
+    /// The backend.
+    pub backend: Arc<Backend>,
+    /// Where requests this route sends to it are recorded.
+    pub telemetry: Arc<PairTelemetry>,
+}
+
+/// How a rule's value is matched, compiled.
+pub(crate) enum Matcher {
+    Exact(String),
+    Prefix(String),
+    Regex(Regex),
+    AlwaysNever,
+}
+
+/// A compiled header or cookie rule.
+pub(crate) struct Rule {
+    pub(crate) name: String,
+    pub(crate) header: Option<HeaderName>,
+    pub(crate) matcher: Matcher,
+    /// Target index for value rules; unused for always-never.
+    pub(crate) target: usize,
+}
+
+/// Where the sticky key comes from.
+pub(crate) enum StickyKey {
+    Header(HeaderName),
+    Cookie(String),
+}
+
+/// How weighted traffic is split, compiled.
+pub(crate) enum Split {
+    Exact,
+    Sticky { key: StickyKey, salt: Vec<u8> },
+}
+
+/// A host pattern: exact (`a.example.com`) or suffix (`*.example.com`).
+pub(crate) enum HostPattern {
+    Exact(String),
+    Suffix(String),
+}
+
+impl HostPattern {
+    pub(crate) fn matches(&self, host: &str) -> bool {
+        match self {
+            Self::Exact(h) => h.eq_ignore_ascii_case(host),
+            Self::Suffix(s) => {
+                host.len() > s.len()
+                    && host
+                        .get(host.len() - s.len()..)
+                        .is_some_and(|tail| tail.eq_ignore_ascii_case(s))
+            }
+        }
+    }
+}
+
+/// A validated route.
+pub struct Route {
+    /// Name.
+    pub name: String,
+    pub(crate) hosts: Vec<HostPattern>,
+    pub(crate) path_prefix: String,
+    /// Generation; only grows.
+    pub generation: u64,
+    /// The generation as a header value, for `x-sluice-generation`.
+    pub generation_header: HeaderValue,
+    /// Canary weight out of `total`.
+    pub weight: u32,
+    /// Total.
+    pub total: u32,
+    pub(crate) stable: usize,
+    pub(crate) canary: Option<usize>,
+    pub(crate) split: Split,
+    /// Exact-split decision counter, shared by every connection; survives swaps that keep the
+    /// weights.
+    pub(crate) counter: Arc<AtomicU64>,
+    pub(crate) header_rules: Vec<Rule>,
+    pub(crate) cookie_rules: Vec<Rule>,
+    pub(crate) host_rules: Vec<(String, usize)>,
+    /// Whether responses carry `x-sluice-backend` and `x-sluice-generation`.
+    pub debug_headers: bool,
+    /// Every backend this route can send to.
+    pub targets: Vec<Target>,
+}
+
+impl Route {
+    /// The stable target.
+    pub fn stable_target(&self) -> Option<&Target> {
+        self.targets.get(self.stable)
+    }
+
+    /// Index of the stable target in [`Route::targets`].
+    pub fn stable_index(&self) -> usize {
+        self.stable
+    }
+
+    /// Index of the canary target in [`Route::targets`], if any.
+    pub fn canary_index(&self) -> Option<usize> {
+        self.canary
+    }
+
+    /// The canary target, if the route has one.
+    pub fn canary_target(&self) -> Option<&Target> {
+        self.canary.and_then(|i| self.targets.get(i))
+    }
+}
+
+/// What a build may reuse from the running table.
+pub struct BuildContext<'a> {
+    /// The table being replaced.
+    pub previous: Option<&'a RouteTable>,
+    /// Telemetry that outlives tables.
+    pub telemetry: &'a TelemetryRegistry,
+}
+
+impl RouteTable {
+    /// An empty table.
+    pub fn empty() -> Self {
+        Self {
+            routes: Vec::new(),
+            backends: HashMap::new(),
+            spec: TableSpec::default(),
+            max_generation: 0,
+        }
+    }
+
+    /// The spec of this table, generations included.
+    pub fn spec(&self) -> &TableSpec {
+        &self.spec
+    }
+
+    /// Routes in match order.
+    pub fn routes(&self) -> &[Arc<Route>] {
+        &self.routes
+    }
+
+    /// A route by name.
+    pub fn route(&self, name: &str) -> Option<&Arc<Route>> {
+        self.routes.iter().find(|r| r.name == name)
+    }
+
+    /// A backend by name.
+    pub fn backend(&self, name: &str) -> Option<&Arc<Backend>> {
+        self.backends.get(name)
+    }
+
+    /// Validates `spec` and compiles it. Every problem is reported, each with its field path.
+    pub fn build(spec: TableSpec, ctx: &BuildContext<'_>) -> Result<Self> {
+        let mut errors = Vec::new();
+        let backends = build_backends(&spec.backends, ctx.previous, &mut errors);
+        let mut seen_names = HashSet::new();
+        let mut seen_matches = HashSet::new();
+        for (i, r) in spec.routes.iter().enumerate() {
+            if !seen_names.insert(r.name.as_str()) {
+                errors.push(FieldError::new(
+                    format!("routes[{i}].name"),
+                    format!("duplicate route name {:?}", r.name),
+                ));
+            }
+            let mut hosts: Vec<String> = r.hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
+            hosts.sort();
+            if !seen_matches.insert((hosts, r.path_prefix.clone())) {
+                errors.push(FieldError::new(
+                    format!("routes[{i}].path_prefix"),
+                    format!(
+                        "another route already takes these hosts and path prefix {:?}",
+                        r.path_prefix
+                    ),
+                ));
+            }
+        }
+        let mut max_generation = ctx.previous.map_or(0, |p| p.max_generation);
+        let mut routes = Vec::new();
+        let mut filled = spec.clone();
+        for (i, r) in spec.routes.iter().enumerate() {
+            let before = errors.len();
+            let path = format!("routes[{i}]");
+            let prev = ctx.previous.and_then(|p| p.route(&r.name));
+            let generation = match next_generation(r, prev, &spec, ctx.previous, &mut max_generation)
+            {
+                Ok(g) => g,
+                Err(e) => {
+                    errors.push(FieldError::new(format!("{path}.generation"), e));
+                    continue;
+                }
+            };
+            if let Some(route) =
+                build_route(&path, r, generation, prev, &backends, ctx.telemetry, &mut errors)
+                && errors.len() == before
+            {
+                if let Some(f) = filled.routes.get_mut(i) {
+                    f.generation = Some(generation);
+                }
+                routes.push(Arc::new(route));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Error::Invalid(errors));
+        }
+        routes.sort_by(|a, b| {
+            (a.hosts.is_empty().cmp(&b.hosts.is_empty()))
+                .then(b.path_prefix.len().cmp(&a.path_prefix.len()))
+        });
+        Ok(Self {
+            routes,
+            backends,
+            spec: filled,
+            max_generation,
+        })
+    }
+}
+
+/// The generation of route `r`: the one it names, or the previous one when nothing about the
+/// route changed, or a new one above every generation seen so far.
+fn next_generation(
+    r: &RouteSpec,
+    prev: Option<&Arc<Route>>,
+    spec: &TableSpec,
+    previous: Option<&RouteTable>,
+    max_generation: &mut u64,
+) -> std::result::Result<u64, String> {
+    if let Some(g) = r.generation {
+        if let Some(p) = prev
+            && g < p.generation
+        {
+            return Err(format!(
+                "{g} is older than the applied generation {}",
+                p.generation
+            ));
+        }
+        *max_generation = (*max_generation).max(g);
+        return Ok(g);
+    }
+    if let (Some(p), Some(previous)) = (prev, previous)
+        && unchanged(r, spec, previous)
+    {
+        return Ok(p.generation);
+    }
+    *max_generation += 1;
+    Ok(*max_generation)
+}
+
+/// Whether a route and every backend it uses are the same as in the previous table.
+fn unchanged(r: &RouteSpec, spec: &TableSpec, previous: &RouteTable) -> bool {
+    let Some(old) = previous.spec.routes.iter().find(|o| o.name == r.name) else {
+        return false;
+    };
+    let strip = |s: &RouteSpec| RouteSpec {
+        generation: None,
+        ..s.clone()
+    };
+    if strip(old) != strip(r) {
+        return false;
+    }
+    referenced_backends(r).all(|name| {
+        let new = spec.backends.iter().find(|b| b.name == name);
+        let old = previous.backends.get(name).map(|b| &b.spec);
+        new.is_some() && new == old
+    })
+}
+
+fn referenced_backends(r: &RouteSpec) -> impl Iterator<Item = &str> {
+    std::iter::once(r.stable.as_str())
+        .chain(r.canary.as_deref())
+        .chain(
+            r.header_rules
+                .iter()
+                .chain(&r.cookie_rules)
+                .filter_map(|x| x.backend.as_deref()),
+        )
+        .chain(r.host_rules.iter().map(|h| h.backend.as_str()))
+}
+
+/// Characters allowed in route and backend names (they become metrics labels and headers).
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/' | b':'))
+}
+
+const NAME_RULE: &str = "must be 1 to 128 characters of letters, digits, '-', '_', '.', '/', ':'";
+
+fn build_backends(
+    specs: &[BackendSpec],
+    previous: Option<&RouteTable>,
+    errors: &mut Vec<FieldError>,
+) -> HashMap<String, Arc<Backend>> {
+    let mut out = HashMap::new();
+    for (i, b) in specs.iter().enumerate() {
+        let path = format!("backends[{i}]");
+        let before = errors.len();
+        if !valid_name(&b.name) {
+            errors.push(FieldError::new(format!("{path}.name"), NAME_RULE));
+        } else if out.contains_key(&b.name) {
+            errors.push(FieldError::new(
+                format!("{path}.name"),
+                format!("duplicate backend name {:?}", b.name),
+            ));
+        }
+        if b.endpoints.is_empty() {
+            errors.push(FieldError::new(
+                format!("{path}.endpoints"),
+                "must list at least one endpoint",
+            ));
+        }
+        let old = previous.and_then(|p| p.backends.get(&b.name));
+        let mut endpoints = Vec::new();
+        for (j, e) in b.endpoints.iter().enumerate() {
+            match parse_endpoint(e) {
+                Ok(authority) => {
+                    let kept = old.and_then(|o| {
+                        o.endpoints
+                            .iter()
+                            .find(|x| x.authority == authority)
+                            .cloned()
+                    });
+                    endpoints.push(kept.unwrap_or_else(|| {
+                        Arc::new(Endpoint {
+                            authority,
+                            in_flight: AtomicUsize::new(0),
+                        })
+                    }));
+                }
+                Err(reason) => {
+                    errors.push(FieldError::new(format!("{path}.endpoints[{j}]"), reason));
+                }
+            }
+        }
+        if let Some(rev) = &b.revision
+            && (rev.is_empty() || rev.len() > 128)
+        {
+            errors.push(FieldError::new(
+                format!("{path}.revision"),
+                "must be 1 to 128 characters",
+            ));
+        }
+        if errors.len() > before {
+            continue;
+        }
+        let Ok(name_header) = HeaderValue::from_str(&b.name) else {
+            continue;
+        };
+        out.insert(
+            b.name.clone(),
+            Arc::new(Backend {
+                name: b.name.clone(),
+                revision: b.revision.clone().unwrap_or_else(|| b.name.clone()),
+                protocol: b.protocol,
+                endpoints,
+                name_header,
+                spec: b.clone(),
+            }),
+        );
+    }
+    out
+}
+
+/// Parses `host:port`, where host is an IP address (IPv6 in brackets) or a DNS name.
+fn parse_endpoint(s: &str) -> std::result::Result<Authority, String> {
+    let bad = |why: &str| format!("{s:?} is not host:port ({why})");
+    let authority: Authority = s.parse().map_err(|_| bad("not an authority"))?;
+    if s.contains('@') {
+        return Err(bad("user info is not allowed"));
+    }
+    match authority.port_u16() {
+        Some(0) => Err(bad("port 0")),
+        Some(_) => Ok(authority),
+        None => Err(bad("missing port")),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_route(
+    path: &str,
+    r: &RouteSpec,
+    generation: u64,
+    prev: Option<&Arc<Route>>,
+    backends: &HashMap<String, Arc<Backend>>,
+    telemetry: &TelemetryRegistry,
+    errors: &mut Vec<FieldError>,
+) -> Option<Route> {
+    let err = |errors: &mut Vec<FieldError>, field: &str, reason: String| {
+        errors.push(FieldError::new(format!("{path}.{field}"), reason));
+    };
+    if !valid_name(&r.name) {
+        err(errors, "name", NAME_RULE.to_owned());
+    }
+    if !r.path_prefix.starts_with('/') {
+        err(errors, "path_prefix", format!("{:?} must start with '/'", r.path_prefix));
+    }
+    let mut hosts = Vec::new();
+    for (j, h) in r.hosts.iter().enumerate() {
+        match parse_host_pattern(h) {
+            Ok(p) => hosts.push(p),
+            Err(reason) => err(errors, &format!("hosts[{j}]"), reason),
+        }
+    }
+    if r.total == 0 || r.total > MAX_TOTAL {
+        err(errors, "total", format!("{} must be between 1 and {MAX_TOTAL}", r.total));
+    } else if r.weight > r.total {
+        err(errors, "weight", format!("{} exceeds total {}", r.weight, r.total));
+    }
+    if r.canary.is_none() && r.weight > 0 {
+        err(errors, "weight", format!("{} needs a canary backend", r.weight));
+    }
+    if r.canary.as_deref() == Some(r.stable.as_str()) {
+        err(errors, "canary", "must differ from stable".to_owned());
+    }
+
+    let mut targets: Vec<Target> = Vec::new();
+    let mut target_of = |errors: &mut Vec<FieldError>, field: &str, name: &str| -> usize {
+        if let Some(i) = targets.iter().position(|t| t.backend.name == name) {
+            return i;
+        }
+        match backends.get(name) {
+            Some(b) => {
+                targets.push(Target {
+                    backend: b.clone(),
+                    telemetry: telemetry.pair(&r.name, name),
+                });
+                targets.len() - 1
+            }
+            None => {
+                errors.push(FieldError::new(
+                    format!("{path}.{field}"),
+                    format!("unknown backend {name:?}"),
+                ));
+                usize::MAX
+            }
+        }
+    };
+    let stable = target_of(errors, "stable", &r.stable);
+    let canary = r.canary.as_deref().map(|c| target_of(errors, "canary", c));
+
+    let canary_revision = r
+        .canary
+        .as_ref()
+        .and_then(|c| backends.get(c))
+        .map(|b| b.revision.as_str());
+    let split = match compile_split(&r.split, r, canary_revision) {
+        Ok(s) => s,
+        Err((field, reason)) => {
+            err(errors, &format!("split.{field}"), reason);
+            Split::Exact
+        }
+    };
+
+    let mut compile_rules = |errors: &mut Vec<FieldError>, kind: &str, is_header: bool| {
+        let rules = if is_header {
+            &r.header_rules
+        } else {
+            &r.cookie_rules
+        };
+        let mut out = Vec::new();
+        for (j, rule) in rules.iter().enumerate() {
+            let rp = format!("{kind}[{j}]");
+            let before = errors.len();
+            let header = if is_header {
+                match HeaderName::from_bytes(rule.name.as_bytes()) {
+                    Ok(h) => Some(h),
+                    Err(_) => {
+                        err(errors, &format!("{rp}.name"), format!("{:?} is not a valid header name", rule.name));
+                        None
+                    }
+                }
+            } else {
+                if rule.name.is_empty() || rule.name.bytes().any(|b| b <= b' ' || b == b';' || b == b'=' || b >= 0x7f) {
+                    err(errors, &format!("{rp}.name"), format!("{:?} is not a valid cookie name", rule.name));
+                }
+                None
+            };
+            let matcher = match &rule.matcher {
+                ValueMatch::Exact(v) => Matcher::Exact(v.clone()),
+                ValueMatch::Prefix(v) => Matcher::Prefix(v.clone()),
+                ValueMatch::Regex(v) => match regex::RegexBuilder::new(v).size_limit(1 << 20).build() {
+                    Ok(re) => Matcher::Regex(re),
+                    Err(e) => {
+                        let first = e.to_string().lines().last().unwrap_or_default().trim().to_owned();
+                        err(errors, &format!("{rp}.match.regex"), format!("invalid regex {v:?}: {first}"));
+                        Matcher::AlwaysNever
+                    }
+                },
+                ValueMatch::AlwaysNever => Matcher::AlwaysNever,
+            };
+            let target = match (&rule.matcher, &rule.backend) {
+                (ValueMatch::AlwaysNever, Some(_)) => {
+                    err(errors, &format!("{rp}.backend"), "not allowed with always-never, which picks the route's canary or stable".to_owned());
+                    usize::MAX
+                }
+                (ValueMatch::AlwaysNever, None) => {
+                    if canary.is_none() {
+                        err(errors, &format!("{rp}.match"), "always-never needs the route to have a canary".to_owned());
+                    }
+                    usize::MAX
+                }
+                (_, None) => {
+                    err(errors, &format!("{rp}.backend"), "required: the backend a matching request goes to".to_owned());
+                    usize::MAX
+                }
+                (_, Some(b)) => target_of(errors, &format!("{rp}.backend"), b),
+            };
+            if errors.len() == before {
+                out.push(Rule {
+                    name: rule.name.to_ascii_lowercase(),
+                    header,
+                    matcher,
+                    target,
+                });
+            }
+        }
+        out
+    };
+    let header_rules = compile_rules(errors, "header_rules", true);
+    let cookie_rules = compile_rules(errors, "cookie_rules", false);
+    // cookie names are case-sensitive; keep them as written
+    let cookie_rules = cookie_rules
+        .into_iter()
+        .zip(&r.cookie_rules)
+        .map(|(mut c, s)| {
+            c.name = s.name.clone();
+            c
+        })
+        .collect();
+
+    let mut host_rules = Vec::new();
+    for (j, h) in r.host_rules.iter().enumerate() {
+        let host = h.host.to_ascii_lowercase();
+        if parse_host_pattern(&host).is_err() || host.starts_with("*.") {
+            err(errors, &format!("host_rules[{j}].host"), format!("{:?} is not a host name", h.host));
+            continue;
+        }
+        if !hosts.is_empty() && !hosts.iter().any(|p| p.matches(&host)) {
+            err(errors, &format!("host_rules[{j}].host"), format!("{:?} is not among the route's hosts, so the rule could never match", h.host));
+            continue;
+        }
+        let t = target_of(errors, &format!("host_rules[{j}].backend"), &h.backend);
+        host_rules.push((host, t));
+    }
+
+    if !errors.is_empty() {
+        return None;
+    }
+    let counter = match prev {
+        Some(p)
+            if p.weight == r.weight
+                && p.total == r.total
+                && p.canary.is_some() == canary.is_some() =>
+        {
+            p.counter.clone()
+        }
+        _ => Arc::new(AtomicU64::new(0)),
+    };
+    Some(Route {
+        name: r.name.clone(),
+        hosts,
+        path_prefix: r.path_prefix.clone(),
+        generation,
+        generation_header: HeaderValue::from(generation),
+        weight: r.weight,
+        total: r.total,
+        stable,
+        canary,
+        split,
+        counter,
+        header_rules,
+        cookie_rules,
+        host_rules,
+        debug_headers: r.debug_headers,
+        targets,
+    })
+}
+
+fn compile_split(
+    s: &SplitSpec,
+    r: &RouteSpec,
+    canary_revision: Option<&str>,
+) -> std::result::Result<Split, (&'static str, String)> {
+    match s.mode {
+        SplitMode::Exact => {
+            if s.header.is_some() || s.cookie.is_some() {
+                return Err((
+                    "mode",
+                    "exact mode takes no header or cookie; use mode: sticky".to_owned(),
+                ));
+            }
+            Ok(Split::Exact)
+        }
+        SplitMode::Sticky => {
+            let key = match (&s.header, &s.cookie) {
+                (Some(h), None) => StickyKey::Header(
+                    HeaderName::from_bytes(h.as_bytes())
+                        .map_err(|_| ("header", format!("{h:?} is not a valid header name")))?,
+                ),
+                (None, Some(c)) if !c.is_empty() => StickyKey::Cookie(c.clone()),
+                _ => {
+                    return Err((
+                        "mode",
+                        "sticky mode needs exactly one of header or cookie".to_owned(),
+                    ));
+                }
+            };
+            Ok(Split::Sticky {
+                key,
+                salt: sticky_salt(&r.name, canary_revision.unwrap_or_default()),
+            })
+        }
+    }
+}
+
+/// The sticky salt: route name and canary revision, separated so that no two pairs collide.
+pub fn sticky_salt(route: &str, canary_revision: &str) -> Vec<u8> {
+    let mut salt = Vec::with_capacity(route.len() + canary_revision.len() + 2);
+    salt.extend_from_slice(route.as_bytes());
+    salt.push(0);
+    salt.extend_from_slice(canary_revision.as_bytes());
+    salt.push(0);
+    salt
+}
+
+fn parse_host_pattern(h: &str) -> std::result::Result<HostPattern, String> {
+    let lower = h.to_ascii_lowercase();
+    let (pattern, name) = match lower.strip_prefix("*.") {
+        Some(rest) => (HostPattern::Suffix(format!(".{rest}")), rest.to_owned()),
+        None => (HostPattern::Exact(lower.clone()), lower.clone()),
+    };
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    if ok {
+        Ok(pattern)
+    } else {
+        Err(format!("{h:?} is not a host name or *.suffix pattern"))
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_yaml;
+
+    const BACKENDS: &str = r#"
+backends:
+  - {name: v1, endpoints: ["127.0.0.1:9001"]}
+  - {name: v2, endpoints: ["127.0.0.1:9002", "localhost:9003"]}
+"#;
+
+    fn build(yaml: &str, previous: Option<&RouteTable>, reg: &TelemetryRegistry) -> Result<RouteTable> {
+        let spec: TableSpec = parse_yaml(yaml)?;
+        RouteTable::build(spec, &BuildContext { previous, telemetry: reg })
+    }
+
+    fn route(body: &str) -> String {
+        format!("{BACKENDS}routes:\n  - name: app\n    stable: v1\n{body}")
+    }
+
+    #[test]
+    fn every_kind_of_bad_table_names_its_field() {
+        let cases: &[(String, &str)] = &[
+            (route("    canary: v2\n    weight: 120\n"), "routes[0].weight: 120 exceeds total 100"),
+            (route("    total: 0\n"), "routes[0].total"),
+            (route("    total: 10001\n"), "routes[0].total"),
+            (route("    weight: 5\n"), "routes[0].weight: 5 needs a canary"),
+            (route("    canary: v9\n"), "routes[0].canary: unknown backend \"v9\""),
+            (route("    canary: v1\n"), "routes[0].canary: must differ from stable"),
+            (route("    path_prefix: api\n"), "routes[0].path_prefix"),
+            (route("    hosts: [\"bad host\"]\n"), "routes[0].hosts[0]"),
+            (route("    canary: v2\n    header_rules:\n      - {name: x, match: {regex: \"(\"}, backend: v2}\n"), "routes[0].header_rules[0].match.regex"),
+            (route("    canary: v2\n    header_rules:\n      - {name: \"bad header\", match: {exact: a}, backend: v2}\n"), "routes[0].header_rules[0].name"),
+            (route("    canary: v2\n    header_rules:\n      - {name: x, match: {exact: a}}\n"), "routes[0].header_rules[0].backend: required"),
+            (route("    canary: v2\n    cookie_rules:\n      - {name: c, match: always-never, backend: v2}\n"), "routes[0].cookie_rules[0].backend: not allowed"),
+            (route("    cookie_rules:\n      - {name: c, match: always-never}\n"), "routes[0].cookie_rules[0].match: always-never needs"),
+            (route("    canary: v2\n    split: {mode: sticky}\n"), "routes[0].split.mode: sticky mode needs"),
+            (route("    split: {mode: exact, header: x}\n"), "routes[0].split.mode: exact mode takes"),
+            (route("    hosts: [a.test]\n    host_rules: [{host: b.test, backend: v1}]\n"), "routes[0].host_rules[0].host"),
+            (format!("{BACKENDS}routes:\n  - {{name: a, stable: v1}}\n  - {{name: a, stable: v2, path_prefix: /x}}\n"), "routes[1].name: duplicate route name"),
+            (format!("{BACKENDS}routes:\n  - {{name: a, stable: v1}}\n  - {{name: b, stable: v2}}\n"), "routes[1].path_prefix: another route"),
+            (format!("{BACKENDS}routes:\n  - {{name: \"a b\", stable: v1}}\n"), "routes[0].name: must be"),
+            ("backends:\n  - {name: v1, endpoints: []}\n".to_owned(), "backends[0].endpoints: must list"),
+            ("backends:\n  - {name: v1, endpoints: [\"127.0.0.1\"]}\n".to_owned(), "backends[0].endpoints[0]: \"127.0.0.1\" is not host:port (missing port)"),
+            ("backends:\n  - {name: v1, endpoints: [\"127.0.0.1:0\"]}\n".to_owned(), "backends[0].endpoints[0]"),
+            ("backends:\n  - {name: v1, endpoints: [\"a:1\"]}\n  - {name: v1, endpoints: [\"a:2\"]}\n".to_owned(), "backends[1].name: duplicate backend"),
+            (route("    wieght: 3\n"), "routes[0].wieght: unknown field `wieght`"),
+            (route("    weight: -1\n"), "routes[0].weight"),
+            (route("    split: {mode: random}\n"), "routes[0].split.mode"),
+        ];
+        let reg = TelemetryRegistry::default();
+        for (yaml, want) in cases {
+            let err = build(yaml, None, &reg).err().unwrap_or_else(|| panic!("accepted: {yaml}"));
+            let msg = err.to_string();
+            assert!(msg.starts_with(want), "want {want:?}, got {msg:?}");
+            assert_eq!(err.status(), 400);
+        }
+    }
+
+    #[test]
+    fn generations_grow_only_when_a_route_changes() {
+        let reg = TelemetryRegistry::default();
+        let yaml = |w: u32| route(&format!("    canary: v2\n    weight: {w}\n"));
+        let t1 = build(&yaml(10), None, &reg).unwrap();
+        assert_eq!(t1.route("app").unwrap().generation, 1);
+        let t2 = build(&yaml(10), Some(&t1), &reg).unwrap();
+        assert_eq!(t2.route("app").unwrap().generation, 1);
+        // the exact counter survives a swap that keeps the weights
+        assert!(Arc::ptr_eq(&t1.route("app").unwrap().counter, &t2.route("app").unwrap().counter));
+        let t3 = build(&yaml(20), Some(&t2), &reg).unwrap();
+        assert_eq!(t3.route("app").unwrap().generation, 2);
+        assert!(!Arc::ptr_eq(&t2.route("app").unwrap().counter, &t3.route("app").unwrap().counter));
+        // a backend change bumps the routes that use it
+        let moved = yaml(20).replace("localhost:9003", "localhost:9004");
+        let t4 = build(&moved, Some(&t3), &reg).unwrap();
+        assert_eq!(t4.route("app").unwrap().generation, 3);
+        // endpoint state is kept for endpoints that stay
+        let ep = |t: &RouteTable| t.backend("v2").unwrap().endpoints[0].clone();
+        assert!(Arc::ptr_eq(&ep(&t3), &ep(&t4)));
+        // a named generation is used as is, and an older one is refused
+        let named = yaml(30).replace("    weight: 30\n", "    weight: 30\n    generation: 40\n");
+        let t5 = build(&named, Some(&t4), &reg).unwrap();
+        assert_eq!(t5.route("app").unwrap().generation, 40);
+        let old = yaml(30).replace("    weight: 30\n", "    weight: 30\n    generation: 39\n");
+        let e = build(&old, Some(&t5), &reg).err().unwrap();
+        assert!(e.to_string().starts_with("routes[0].generation: 39 is older"), "{e}");
+        // a route removed and added again does not reuse a generation
+        let t6 = build(BACKENDS, Some(&t5), &reg).unwrap();
+        let t7 = build(&yaml(30), Some(&t6), &reg).unwrap();
+        assert_eq!(t7.route("app").unwrap().generation, 41);
+        assert_eq!(t7.spec().routes[0].generation, Some(41));
+    }
+}
