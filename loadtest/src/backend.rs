@@ -88,7 +88,10 @@ pub async fn serve(listener: TcpListener, cfg: BackendConfig) {
     }
 }
 
-async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn answer(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let k = state.counter.fetch_add(1, Relaxed);
     if !state.cfg.delay.is_zero() {
         tokio::time::sleep(state.cfg.delay).await;
@@ -104,8 +107,10 @@ async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
         }
     }
     let mut resp = if parts.uri.path() == "/echo" {
-        let headers: BTreeMap<String, Vec<String>> =
-            parts.headers.keys().map(|k| {
+        let headers: BTreeMap<String, Vec<String>> = parts
+            .headers
+            .keys()
+            .map(|k| {
                 (
                     k.as_str().to_owned(),
                     parts
@@ -115,7 +120,8 @@ async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
                         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
                         .collect(),
                 )
-            }).collect();
+            })
+            .collect();
         let echo = serde_json::json!({
             "name": state.cfg.name,
             "method": parts.method.as_str(),

@@ -62,14 +62,20 @@ impl LoadConfig {
             ));
         }
         if self.url.scheme_str() != Some("http") {
-            return Err(Error::Invalid(format!("{} is not an http:// URL", self.url)));
+            return Err(Error::Invalid(format!(
+                "{} is not an http:// URL",
+                self.url
+            )));
         }
         let authority = self
             .url
             .authority()
             .ok_or_else(|| Error::Invalid(format!("{} has no host", self.url)))?;
         let port = authority.port_u16().unwrap_or(80);
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         let ip = if host == "localhost" {
             "127.0.0.1".parse().ok()
         } else {

@@ -132,7 +132,9 @@ impl Tally {
                 .entry(backend.to_owned())
                 .or_default() += 1;
         }
-        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
+        let us = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
         self.histogram.saturating_record(us);
     }
 

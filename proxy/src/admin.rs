@@ -58,25 +58,25 @@ impl From<Error> for ApiError {
     }
 }
 
-fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
-    let Some(token) = &shared.admin_token else {
-        return Ok(());
-    };
+/// `None` when the request may write; otherwise the 401 to answer.
+fn refuse_unauthorized(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+    let token = shared.admin_token.as_ref()?;
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
     if bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
-        Ok(())
-    } else {
-        Err((
+        return None;
+    }
+    Some(
+        (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
             axum::Json(json!({"error": "a valid bearer token is required for writes"})),
         )
-            .into_response())
-    }
+            .into_response(),
+    )
 }
 
 async fn get_routes(State(shared): State<Arc<Shared>>) -> Response {
@@ -102,15 +102,20 @@ async fn put_routes(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, Response> {
-    authorize(&shared, &headers)?;
+) -> Response {
+    if let Some(denied) = refuse_unauthorized(&shared, &headers) {
+        return denied;
+    }
     let result = async {
         let spec: TableSpec = parse_json(&body)?;
         let table = shared.apply(spec).await?;
-        tracing::info!(routes = table.routes().len(), "route table replaced through the admin API");
+        tracing::info!(
+            routes = table.routes().len(),
+            "route table replaced through the admin API"
+        );
         Ok::<_, Error>(axum::Json(applied(&table)).into_response())
     };
-    result.await.map_err(|e| {
+    result.await.unwrap_or_else(|e| {
         tracing::warn!(error = %e, "route table refused");
         ApiError(e).into_response()
     })
@@ -132,12 +137,18 @@ async fn put_weight(
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, Response> {
-    authorize(&shared, &headers)?;
+) -> Response {
+    if let Some(denied) = refuse_unauthorized(&shared, &headers) {
+        return denied;
+    }
     let result = async {
         let update: WeightUpdate = parse_json(&body)?;
-        let table = shared.set_weight(&name, update.weight, update.total).await?;
-        let route = table.route(&name).ok_or_else(|| Error::UnknownRoute(name.clone()))?;
+        let table = shared
+            .set_weight(&name, update.weight, update.total)
+            .await?;
+        let route = table
+            .route(&name)
+            .ok_or_else(|| Error::UnknownRoute(name.clone()))?;
         Ok::<_, Error>(
             axum::Json(json!({
                 "route": route.name,
@@ -148,13 +159,16 @@ async fn put_weight(
             .into_response(),
         )
     };
-    result.await.map_err(|e| ApiError(e).into_response())
+    result.await.unwrap_or_else(|e| ApiError(e).into_response())
 }
 
 async fn get_metrics(State(shared): State<Arc<Shared>>) -> Response {
     match &shared.prometheus {
         Some(h) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
             h.render(),
         )
             .into_response(),
@@ -245,7 +259,10 @@ async fn get_stats(State(shared): State<Arc<Shared>>) -> Response {
                     windows: WINDOWS
                         .iter()
                         .map(|w| {
-                            (format!("{w}s"), window_view(&t.telemetry.stats.window(now, *w)))
+                            (
+                                format!("{w}s"),
+                                window_view(&t.telemetry.stats.window(now, *w)),
+                            )
                         })
                         .collect(),
                     total: window_view(&t.telemetry.stats.totals()),

@@ -8,10 +8,10 @@ use crate::table::Endpoint;
 
 /// The less loaded of two distinct endpoints drawn with `below(n)` (a uniform draw in `0..n`);
 /// `None` when there is no endpoint.
-pub fn pick<'e>(
-    endpoints: &'e [Arc<Endpoint>],
+pub fn pick(
+    endpoints: &[Arc<Endpoint>],
     mut below: impl FnMut(usize) -> usize,
-) -> Option<&'e Arc<Endpoint>> {
+) -> Option<&Arc<Endpoint>> {
     match endpoints.len() {
         0 => None,
         1 => endpoints.first(),
@@ -92,7 +92,10 @@ mod tests {
             assert_eq!(seen, vec![(2, first), (1, 0)]);
         }
         assert!(pick(&[], |_| 0).is_none());
-        assert_eq!(pick(&eps[..1], |_| 7).unwrap().authority.port_u16(), Some(9000));
+        assert_eq!(
+            pick(&eps[..1], |_| 7).unwrap().authority.port_u16(),
+            Some(9000)
+        );
     }
 
     #[test]

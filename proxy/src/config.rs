@@ -141,7 +141,10 @@ impl ProxyConfig {
 
     fn check(&self) -> Result<()> {
         let mut errors = Vec::new();
-        for (field, addr) in [("listen", &self.listen), ("admin.listen", &self.admin.listen)] {
+        for (field, addr) in [
+            ("listen", &self.listen),
+            ("admin.listen", &self.admin.listen),
+        ] {
             if addr.parse::<SocketAddr>().is_err() {
                 errors.push(FieldError::new(
                     field,
@@ -150,10 +153,16 @@ impl ProxyConfig {
             }
         }
         if self.upstream.connect_timeout.is_zero() {
-            errors.push(FieldError::new("upstream.connect_timeout", "must be above 0"));
+            errors.push(FieldError::new(
+                "upstream.connect_timeout",
+                "must be above 0",
+            ));
         }
         if self.upstream.request_timeout.is_zero() {
-            errors.push(FieldError::new("upstream.request_timeout", "must be above 0"));
+            errors.push(FieldError::new(
+                "upstream.request_timeout",
+                "must be above 0",
+            ));
         }
         if errors.is_empty() {
             Ok(())
@@ -259,8 +268,9 @@ mod tests {
 
     #[test]
     fn wrong_type_names_its_path() {
-        let e = parse_yaml::<ProxyConfig>("routes:\n  - name: a\n    stable: v1\n    weight: lots\n")
-            .unwrap_err();
+        let e =
+            parse_yaml::<ProxyConfig>("routes:\n  - name: a\n    stable: v1\n    weight: lots\n")
+                .unwrap_err();
         assert!(e.to_string().starts_with("routes[0].weight:"), "{e}");
     }
 

@@ -50,9 +50,12 @@ pub async fn handle(
             kind: UpstreamErrorKind::NoEndpoint,
             detail: backend.name.clone(),
         };
-        target
-            .telemetry
-            .record(shared.sec_of(started), e.status().as_u16(), None, Some(UpstreamErrorKind::NoEndpoint));
+        target.telemetry.record(
+            shared.sec_of(started),
+            e.status().as_u16(),
+            None,
+            Some(UpstreamErrorKind::NoEndpoint),
+        );
         return Ok(error_response(&e));
     };
 
@@ -112,8 +115,7 @@ fn address(req: &mut Request<Incoming>, authority: &http::uri::Authority) -> Res
     parts.scheme = Some(Scheme::HTTP);
     parts.authority = Some(authority.clone());
     parts.path_and_query = Some(pq);
-    *req.uri_mut() =
-        Uri::from_parts(parts).map_err(|e| Error::invalid("uri", e.to_string()))?;
+    *req.uri_mut() = Uri::from_parts(parts).map_err(|e| Error::invalid("uri", e.to_string()))?;
     Ok(())
 }
 

@@ -42,11 +42,17 @@ fn main() -> ExitCode {
     let config = match ProxyConfig::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("sluice-proxy: invalid config {}: {e}", args.config.display());
+            eprintln!(
+                "sluice-proxy: invalid config {}: {e}",
+                args.config.display()
+            );
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("sluice-proxy: cannot start the runtime: {e}");
@@ -78,7 +84,10 @@ async fn run(args: Args, config: ProxyConfig) -> anyhow::Result<ExitCode> {
     let token = match config.admin_token() {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("sluice-proxy: invalid config {}: {e}", args.config.display());
+            eprintln!(
+                "sluice-proxy: invalid config {}: {e}",
+                args.config.display()
+            );
             return Ok(ExitCode::from(2));
         }
     };
@@ -92,7 +101,10 @@ async fn run(args: Args, config: ProxyConfig) -> anyhow::Result<ExitCode> {
         token,
     ));
     if let Err(e) = shared.apply(config.table()).await {
-        eprintln!("sluice-proxy: invalid config {}: {e}", args.config.display());
+        eprintln!(
+            "sluice-proxy: invalid config {}: {e}",
+            args.config.display()
+        );
         return Ok(ExitCode::from(2));
     }
 
@@ -160,7 +172,10 @@ async fn run(args: Args, config: ProxyConfig) -> anyhow::Result<ExitCode> {
 
 async fn wait_for_stop_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}

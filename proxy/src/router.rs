@@ -60,8 +60,8 @@ pub fn select<'t>(
     path: &str,
 ) -> Option<&'t std::sync::Arc<Route>> {
     table.routes.iter().find(|r| {
-        let host_ok = r.hosts.is_empty()
-            || host.is_some_and(|h| r.hosts.iter().any(|p| p.matches(h)));
+        let host_ok =
+            r.hosts.is_empty() || host.is_some_and(|h| r.hosts.iter().any(|p| p.matches(h)));
         host_ok && path.starts_with(r.path_prefix.as_str())
     })
 }

@@ -88,7 +88,11 @@ impl Counts {
     }
 
     fn clear(&self) {
-        let all = self.by_class.iter().chain(&self.errors).chain(&*self.buckets);
+        let all = self
+            .by_class
+            .iter()
+            .chain(&self.errors)
+            .chain(&*self.buckets);
         for a in all {
             a.store(0, Relaxed);
         }
@@ -274,7 +278,10 @@ mod tests {
         assert_eq!(s.window(109, 10).requests(), 3);
         assert_eq!(s.window(109, 5).requests(), 2);
         assert_eq!(s.window(110, 10).requests(), 2);
-        assert_eq!(s.window(109, 10).errors[UpstreamErrorKind::Closed.index()], 1);
+        assert_eq!(
+            s.window(109, 10).errors[UpstreamErrorKind::Closed.index()],
+            1
+        );
         // a slot reused 300 s later forgets its old second
         s.record(400, 200, None, None);
         assert_eq!(s.window(400, 10).requests(), 1);

@@ -237,17 +237,23 @@ impl RouteTable {
             let before = errors.len();
             let path = format!("routes[{i}]");
             let prev = ctx.previous.and_then(|p| p.route(&r.name));
-            let generation = match next_generation(r, prev, &spec, ctx.previous, &mut max_generation)
-            {
-                Ok(g) => g,
-                Err(e) => {
-                    errors.push(FieldError::new(format!("{path}.generation"), e));
-                    continue;
-                }
-            };
-            if let Some(route) =
-                build_route(&path, r, generation, prev, &backends, ctx.telemetry, &mut errors)
-                && errors.len() == before
+            let generation =
+                match next_generation(r, prev, &spec, ctx.previous, &mut max_generation) {
+                    Ok(g) => g,
+                    Err(e) => {
+                        errors.push(FieldError::new(format!("{path}.generation"), e));
+                        continue;
+                    }
+                };
+            if let Some(route) = build_route(
+                &path,
+                r,
+                generation,
+                prev,
+                &backends,
+                ctx.telemetry,
+                &mut errors,
+            ) && errors.len() == before
             {
                 if let Some(f) = filled.routes.get_mut(i) {
                     f.generation = Some(generation);
@@ -449,7 +455,11 @@ fn build_route(
         err(errors, "name", NAME_RULE.to_owned());
     }
     if !r.path_prefix.starts_with('/') {
-        err(errors, "path_prefix", format!("{:?} must start with '/'", r.path_prefix));
+        err(
+            errors,
+            "path_prefix",
+            format!("{:?} must start with '/'", r.path_prefix),
+        );
     }
     let mut hosts = Vec::new();
     for (j, h) in r.hosts.iter().enumerate() {
@@ -459,12 +469,24 @@ fn build_route(
         }
     }
     if r.total == 0 || r.total > MAX_TOTAL {
-        err(errors, "total", format!("{} must be between 1 and {MAX_TOTAL}", r.total));
+        err(
+            errors,
+            "total",
+            format!("{} must be between 1 and {MAX_TOTAL}", r.total),
+        );
     } else if r.weight > r.total {
-        err(errors, "weight", format!("{} exceeds total {}", r.weight, r.total));
+        err(
+            errors,
+            "weight",
+            format!("{} exceeds total {}", r.weight, r.total),
+        );
     }
     if r.canary.is_none() && r.weight > 0 {
-        err(errors, "weight", format!("{} needs a canary backend", r.weight));
+        err(
+            errors,
+            "weight",
+            format!("{} needs a canary backend", r.weight),
+        );
     }
     if r.canary.as_deref() == Some(r.stable.as_str()) {
         err(errors, "canary", "must differ from stable".to_owned());
@@ -522,42 +544,80 @@ fn build_route(
                 match HeaderName::from_bytes(rule.name.as_bytes()) {
                     Ok(h) => Some(h),
                     Err(_) => {
-                        err(errors, &format!("{rp}.name"), format!("{:?} is not a valid header name", rule.name));
+                        err(
+                            errors,
+                            &format!("{rp}.name"),
+                            format!("{:?} is not a valid header name", rule.name),
+                        );
                         None
                     }
                 }
             } else {
-                if rule.name.is_empty() || rule.name.bytes().any(|b| b <= b' ' || b == b';' || b == b'=' || b >= 0x7f) {
-                    err(errors, &format!("{rp}.name"), format!("{:?} is not a valid cookie name", rule.name));
+                if rule.name.is_empty()
+                    || rule
+                        .name
+                        .bytes()
+                        .any(|b| b <= b' ' || b == b';' || b == b'=' || b >= 0x7f)
+                {
+                    err(
+                        errors,
+                        &format!("{rp}.name"),
+                        format!("{:?} is not a valid cookie name", rule.name),
+                    );
                 }
                 None
             };
             let matcher = match &rule.matcher {
                 ValueMatch::Exact(v) => Matcher::Exact(v.clone()),
                 ValueMatch::Prefix(v) => Matcher::Prefix(v.clone()),
-                ValueMatch::Regex(v) => match regex::RegexBuilder::new(v).size_limit(1 << 20).build() {
-                    Ok(re) => Matcher::Regex(re),
-                    Err(e) => {
-                        let first = e.to_string().lines().last().unwrap_or_default().trim().to_owned();
-                        err(errors, &format!("{rp}.match.regex"), format!("invalid regex {v:?}: {first}"));
-                        Matcher::AlwaysNever
+                ValueMatch::Regex(v) => {
+                    match regex::RegexBuilder::new(v).size_limit(1 << 20).build() {
+                        Ok(re) => Matcher::Regex(re),
+                        Err(e) => {
+                            let first = e
+                                .to_string()
+                                .lines()
+                                .last()
+                                .unwrap_or_default()
+                                .trim()
+                                .to_owned();
+                            err(
+                                errors,
+                                &format!("{rp}.match.regex"),
+                                format!("invalid regex {v:?}: {first}"),
+                            );
+                            Matcher::AlwaysNever
+                        }
                     }
-                },
+                }
                 ValueMatch::AlwaysNever => Matcher::AlwaysNever,
             };
             let target = match (&rule.matcher, &rule.backend) {
                 (ValueMatch::AlwaysNever, Some(_)) => {
-                    err(errors, &format!("{rp}.backend"), "not allowed with always-never, which picks the route's canary or stable".to_owned());
+                    err(
+                        errors,
+                        &format!("{rp}.backend"),
+                        "not allowed with always-never, which picks the route's canary or stable"
+                            .to_owned(),
+                    );
                     usize::MAX
                 }
                 (ValueMatch::AlwaysNever, None) => {
                     if canary.is_none() {
-                        err(errors, &format!("{rp}.match"), "always-never needs the route to have a canary".to_owned());
+                        err(
+                            errors,
+                            &format!("{rp}.match"),
+                            "always-never needs the route to have a canary".to_owned(),
+                        );
                     }
                     usize::MAX
                 }
                 (_, None) => {
-                    err(errors, &format!("{rp}.backend"), "required: the backend a matching request goes to".to_owned());
+                    err(
+                        errors,
+                        &format!("{rp}.backend"),
+                        "required: the backend a matching request goes to".to_owned(),
+                    );
                     usize::MAX
                 }
                 (_, Some(b)) => target_of(errors, &format!("{rp}.backend"), b),
@@ -589,11 +649,22 @@ fn build_route(
     for (j, h) in r.host_rules.iter().enumerate() {
         let host = h.host.to_ascii_lowercase();
         if parse_host_pattern(&host).is_err() || host.starts_with("*.") {
-            err(errors, &format!("host_rules[{j}].host"), format!("{:?} is not a host name", h.host));
+            err(
+                errors,
+                &format!("host_rules[{j}].host"),
+                format!("{:?} is not a host name", h.host),
+            );
             continue;
         }
         if !hosts.is_empty() && !hosts.iter().any(|p| p.matches(&host)) {
-            err(errors, &format!("host_rules[{j}].host"), format!("{:?} is not among the route's hosts, so the rule could never match", h.host));
+            err(
+                errors,
+                &format!("host_rules[{j}].host"),
+                format!(
+                    "{:?} is not among the route's hosts, so the rule could never match",
+                    h.host
+                ),
+            );
             continue;
         }
         let t = target_of(errors, &format!("host_rules[{j}].backend"), &h.backend);
@@ -698,7 +769,6 @@ fn parse_host_pattern(h: &str) -> std::result::Result<HostPattern, String> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -710,9 +780,19 @@ backends:
   - {name: v2, endpoints: ["127.0.0.1:9002", "localhost:9003"]}
 "#;
 
-    fn build(yaml: &str, previous: Option<&RouteTable>, reg: &TelemetryRegistry) -> Result<RouteTable> {
+    fn build(
+        yaml: &str,
+        previous: Option<&RouteTable>,
+        reg: &TelemetryRegistry,
+    ) -> Result<RouteTable> {
         let spec: TableSpec = parse_yaml(yaml)?;
-        RouteTable::build(spec, &BuildContext { previous, telemetry: reg })
+        RouteTable::build(
+            spec,
+            &BuildContext {
+                previous,
+                telemetry: reg,
+            },
+        )
     }
 
     fn route(body: &str) -> String {
@@ -751,7 +831,9 @@ backends:
         ];
         let reg = TelemetryRegistry::default();
         for (yaml, want) in cases {
-            let err = build(yaml, None, &reg).err().unwrap_or_else(|| panic!("accepted: {yaml}"));
+            let err = build(yaml, None, &reg)
+                .err()
+                .unwrap_or_else(|| panic!("accepted: {yaml}"));
             let msg = err.to_string();
             assert!(msg.starts_with(want), "want {want:?}, got {msg:?}");
             assert_eq!(err.status(), 400);
@@ -767,10 +849,16 @@ backends:
         let t2 = build(&yaml(10), Some(&t1), &reg).unwrap();
         assert_eq!(t2.route("app").unwrap().generation, 1);
         // the exact counter survives a swap that keeps the weights
-        assert!(Arc::ptr_eq(&t1.route("app").unwrap().counter, &t2.route("app").unwrap().counter));
+        assert!(Arc::ptr_eq(
+            &t1.route("app").unwrap().counter,
+            &t2.route("app").unwrap().counter
+        ));
         let t3 = build(&yaml(20), Some(&t2), &reg).unwrap();
         assert_eq!(t3.route("app").unwrap().generation, 2);
-        assert!(!Arc::ptr_eq(&t2.route("app").unwrap().counter, &t3.route("app").unwrap().counter));
+        assert!(!Arc::ptr_eq(
+            &t2.route("app").unwrap().counter,
+            &t3.route("app").unwrap().counter
+        ));
         // a backend change bumps the routes that use it
         let moved = yaml(20).replace("localhost:9003", "localhost:9004");
         let t4 = build(&moved, Some(&t3), &reg).unwrap();
@@ -784,7 +872,11 @@ backends:
         assert_eq!(t5.route("app").unwrap().generation, 40);
         let old = yaml(30).replace("    weight: 30\n", "    weight: 30\n    generation: 39\n");
         let e = build(&old, Some(&t5), &reg).err().unwrap();
-        assert!(e.to_string().starts_with("routes[0].generation: 39 is older"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("routes[0].generation: 39 is older"),
+            "{e}"
+        );
         // a route removed and added again does not reuse a generation
         let t6 = build(BACKENDS, Some(&t5), &reg).unwrap();
         let t7 = build(&yaml(30), Some(&t6), &reg).unwrap();

@@ -66,7 +66,10 @@ pub fn describe() {
         ROUTE_WEIGHT,
         "Weight of each backend of a route, out of the route's total."
     );
-    describe_gauge!(ROUTE_GENERATION, "Generation of each route's applied table.");
+    describe_gauge!(
+        ROUTE_GENERATION,
+        "Generation of each route's applied table."
+    );
     describe_gauge!(OPEN_CONNECTIONS, "Open downstream connections.");
     describe_counter!(
         TABLE_UPDATES_TOTAL,
@@ -94,7 +97,10 @@ impl PairTelemetry {
         };
         Self {
             requests: std::array::from_fn(|i| {
-                metrics::counter!(REQUESTS_TOTAL, &labels(("code_class", stats::class_label(i))))
+                metrics::counter!(
+                    REQUESTS_TOTAL,
+                    &labels(("code_class", stats::class_label(i)))
+                )
             }),
             duration: metrics::histogram!(
                 REQUEST_DURATION_SECONDS,

@@ -1,1 +1,11 @@
-//! placeholder
+//! The end-to-end harness: starts the real binaries (built once by cargo for the whole
+//! workspace) on loopback ports chosen by the kernel, talks HTTP to them, and stops them by PID
+//! when dropped.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod http_client;
+pub mod procs;
+
+pub use http_client::{Answer, Client};
+pub use procs::{Backend, Proxy, bin, two_backends};

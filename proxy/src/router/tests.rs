@@ -67,35 +67,150 @@ fn name_of(route: &Route, d: Decision) -> &str {
 #[test]
 fn precedence_table() {
     // (host, headers, weight, expected backend, expected reason)
-    let cases: &[(&str, &[(&str, &str)], u32, &str, Reason)] = &[
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], u32, &'a str, Reason);
+    let cases: &[Case] = &[
         ("app.example.com", &[], 0, "v1", Reason::Weight),
         ("app.example.com", &[], 100, "v2", Reason::Weight),
-        ("app.example.com", &[("x-canary", "always")], 0, "v2", Reason::Header),
-        ("app.example.com", &[("x-canary", "never")], 100, "v1", Reason::Header),
+        (
+            "app.example.com",
+            &[("x-canary", "always")],
+            0,
+            "v2",
+            Reason::Header,
+        ),
+        (
+            "app.example.com",
+            &[("x-canary", "never")],
+            100,
+            "v1",
+            Reason::Header,
+        ),
         // any other value of an always-never header falls through
-        ("app.example.com", &[("x-canary", "sometimes")], 0, "v1", Reason::Weight),
-        ("app.example.com", &[("x-version", "3")], 0, "v3", Reason::Header),
-        ("app.example.com", &[("x-version", "33")], 0, "v1", Reason::Weight),
-        ("app.example.com", &[("x-group", "beta-testers")], 0, "v2", Reason::Header),
-        ("app.example.com", &[("x-group", "alpha-beta-")], 0, "v1", Reason::Weight),
-        ("app.example.com", &[("x-user", "42-internal")], 0, "v3", Reason::Header),
-        ("app.example.com", &[("x-user", "x42-internal")], 0, "v1", Reason::Weight),
+        (
+            "app.example.com",
+            &[("x-canary", "sometimes")],
+            0,
+            "v1",
+            Reason::Weight,
+        ),
+        (
+            "app.example.com",
+            &[("x-version", "3")],
+            0,
+            "v3",
+            Reason::Header,
+        ),
+        (
+            "app.example.com",
+            &[("x-version", "33")],
+            0,
+            "v1",
+            Reason::Weight,
+        ),
+        (
+            "app.example.com",
+            &[("x-group", "beta-testers")],
+            0,
+            "v2",
+            Reason::Header,
+        ),
+        (
+            "app.example.com",
+            &[("x-group", "alpha-beta-")],
+            0,
+            "v1",
+            Reason::Weight,
+        ),
+        (
+            "app.example.com",
+            &[("x-user", "42-internal")],
+            0,
+            "v3",
+            Reason::Header,
+        ),
+        (
+            "app.example.com",
+            &[("x-user", "x42-internal")],
+            0,
+            "v1",
+            Reason::Weight,
+        ),
         // the first header rule wins over later ones
-        ("app.example.com", &[("x-version", "3"), ("x-canary", "never")], 0, "v1", Reason::Header),
-        ("app.example.com", &[("x-group", "beta-1"), ("x-version", "3")], 0, "v3", Reason::Header),
+        (
+            "app.example.com",
+            &[("x-version", "3"), ("x-canary", "never")],
+            0,
+            "v1",
+            Reason::Header,
+        ),
+        (
+            "app.example.com",
+            &[("x-group", "beta-1"), ("x-version", "3")],
+            0,
+            "v3",
+            Reason::Header,
+        ),
         // headers beat cookies, cookies beat hosts, hosts beat weight
-        ("app.example.com", &[("x-canary", "never"), ("cookie", "canary=always")], 0, "v1", Reason::Header),
-        ("app.example.com", &[("cookie", "canary=always")], 0, "v2", Reason::Cookie),
-        ("app.example.com", &[("cookie", "a=b; canary=never")], 100, "v1", Reason::Cookie),
-        ("app.example.com", &[("cookie", "tier=gold")], 0, "v3", Reason::Cookie),
-        ("app.example.com", &[("cookie", "tier=silver")], 0, "v1", Reason::Weight),
-        ("preview.example.com", &[("cookie", "canary=never")], 0, "v1", Reason::Cookie),
+        (
+            "app.example.com",
+            &[("x-canary", "never"), ("cookie", "canary=always")],
+            0,
+            "v1",
+            Reason::Header,
+        ),
+        (
+            "app.example.com",
+            &[("cookie", "canary=always")],
+            0,
+            "v2",
+            Reason::Cookie,
+        ),
+        (
+            "app.example.com",
+            &[("cookie", "a=b; canary=never")],
+            100,
+            "v1",
+            Reason::Cookie,
+        ),
+        (
+            "app.example.com",
+            &[("cookie", "tier=gold")],
+            0,
+            "v3",
+            Reason::Cookie,
+        ),
+        (
+            "app.example.com",
+            &[("cookie", "tier=silver")],
+            0,
+            "v1",
+            Reason::Weight,
+        ),
+        (
+            "preview.example.com",
+            &[("cookie", "canary=never")],
+            0,
+            "v1",
+            Reason::Cookie,
+        ),
         ("preview.example.com", &[], 0, "v2", Reason::Host),
         ("PREVIEW.example.com", &[], 0, "v2", Reason::Host),
         ("beta.example.com", &[], 100, "v3", Reason::Host),
-        ("beta.example.com", &[("x-canary", "always")], 0, "v2", Reason::Header),
+        (
+            "beta.example.com",
+            &[("x-canary", "always")],
+            0,
+            "v2",
+            Reason::Header,
+        ),
         // a header value that is not UTF-8 text never matches a regex
-        ("app.example.com", &[("cookie", "canary=maybe")], 0, "v1", Reason::Weight),
+        (
+            "app.example.com",
+            &[("cookie", "canary=maybe")],
+            0,
+            "v1",
+            Reason::Weight,
+        ),
     ];
     for (i, (host, hs, weight, want, reason)) in cases.iter().enumerate() {
         let t = rules_table(*weight);
@@ -136,7 +251,10 @@ routes:
     assert_eq!(pick(None, "/"), Some("any-root"));
     assert_eq!(pick(None, "/api/x"), Some("any-api"));
     assert_eq!(pick(Some("shop.example.com"), "/api/x"), Some("host-root"));
-    assert_eq!(pick(Some("a.example.com"), "/api/v2/x"), Some("wildcard-api"));
+    assert_eq!(
+        pick(Some("a.example.com"), "/api/v2/x"),
+        Some("wildcard-api")
+    );
     assert_eq!(pick(Some("a.example.com"), "/api/v1"), Some("any-api"));
     // the wildcard needs a label before the suffix
     assert_eq!(pick(Some("example.com"), "/api/v2"), Some("any-api"));
@@ -153,7 +271,10 @@ routes:
 fn host_comes_from_the_uri_or_the_host_header_without_port() {
     let h = headers(&[("host", "Example.com:8080")]);
     let uri: http::Uri = "/x".parse().unwrap();
-    assert_eq!(request_host(&uri, &h), Some("Example.com:8080").map(|_| "Example.com"));
+    assert_eq!(
+        request_host(&uri, &h),
+        Some("Example.com:8080").map(|_| "Example.com")
+    );
     let uri: http::Uri = "http://a.test:1/x".parse().unwrap();
     assert_eq!(request_host(&uri, &h), Some("a.test"));
     let h6 = headers(&[("host", "[::1]:80")]);
@@ -170,7 +291,13 @@ fn exact_split_any_t_consecutive_decisions_hold_w_canaries() {
                     .filter(|k| exact_is_canary(*k, weight, total))
                     .count() as u32
             };
-            for from in [0u64, 1, 17, u64::from(total) * 5 + 3, u64::MAX - u64::from(total) - 1] {
+            for from in [
+                0u64,
+                1,
+                17,
+                u64::from(total) * 5 + 3,
+                u64::MAX - u64::from(total) - 1,
+            ] {
                 assert_eq!(canaries(from), weight, "w={weight} T={total} from {from}");
             }
             // any prefix is within ±1 of N·w/T
@@ -213,7 +340,10 @@ fn sticky_raising_the_weight_only_adds_keys() {
             let mut was = false;
             for w in 0..=total {
                 let now = sticky_is_canary(bucket, w, total);
-                assert!(!was || now, "bucket {bucket} left the canary at {w}/{total}");
+                assert!(
+                    !was || now,
+                    "bucket {bucket} left the canary at {w}/{total}"
+                );
                 was = now;
             }
             assert!(!sticky_is_canary(bucket, 0, total));

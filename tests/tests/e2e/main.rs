@@ -1,0 +1,7 @@
+//! End-to-end tests: the real binaries on loopback with real backends. One test binary, so the
+//! workspace is linked once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod proxy_admin;
+mod proxy_split;
