@@ -741,6 +741,28 @@ fn compile_split(
     }
 }
 
+/// Compiles a rule's regex with the proxy's size limit.
+fn compile_regex(pattern: &str) -> std::result::Result<Regex, String> {
+    regex::RegexBuilder::new(pattern)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| {
+            let last = e
+                .to_string()
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            format!("invalid regex {pattern:?}: {last}")
+        })
+}
+
+/// Checks a regex the way the proxy will compile it, for validating specs elsewhere.
+pub fn check_regex(pattern: &str) -> std::result::Result<(), String> {
+    compile_regex(pattern).map(|_| ())
+}
+
 /// The sticky salt: route name and canary revision, separated so that no two pairs collide.
 pub fn sticky_salt(route: &str, canary_revision: &str) -> Vec<u8> {
     let mut salt = Vec::with_capacity(route.len() + canary_revision.len() + 2);

@@ -1,0 +1,4 @@
+//! Analysis: what a measurement means and when a metric or a run has failed, with Argo
+//! Rollouts' semantics. Pure: providers fetch numbers elsewhere; here everything decides.
+
+pub mod expr;

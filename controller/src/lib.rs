@@ -1,0 +1,9 @@
+//! sluice-controller: the rollout engine, analysis, control plane and CLI of sluice.
+
+pub mod analysis;
+pub mod error;
+pub mod lint;
+pub mod spec;
+pub mod time;
+
+pub use error::{Error, Result};

@@ -1,0 +1,194 @@
+//! The documents users write: Rollouts and AnalysisTemplates with Argo Rollouts' field names,
+//! read from multi-document YAML. Each document is checked in three passes, and every problem
+//! is reported with its field path: unsupported Argo fields, then types and unknown fields,
+//! then impossible values.
+
+pub mod duration;
+pub mod meta;
+pub mod rollout;
+pub mod template;
+pub mod unsupported;
+pub mod validate;
+
+use serde_json::Value;
+use sluice_proxy::FieldError;
+
+pub use duration::ArgoDuration;
+pub use meta::{Container, LabelSelector, ObjectMeta, PodTemplate};
+pub use rollout::Rollout;
+pub use template::AnalysisTemplate;
+
+/// Our API group version.
+pub const API_VERSION: &str = "sluice.dev/v1alpha1";
+/// Argo Rollouts' API group version, accepted as it is.
+pub const ARGO_API_VERSION: &str = "argoproj.io/v1alpha1";
+
+/// One parsed, valid document.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Document {
+    /// A Rollout.
+    Rollout(Box<Rollout>),
+    /// An AnalysisTemplate or ClusterAnalysisTemplate.
+    AnalysisTemplate(Box<AnalysisTemplate>),
+    /// Another Kubernetes kind (Service, HorizontalPodAutoscaler, …): accepted, not interpreted.
+    Other {
+        /// Its apiVersion.
+        api_version: String,
+        /// Its kind.
+        kind: String,
+        /// Its name.
+        name: String,
+    },
+}
+
+/// Why one document of a file is invalid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocumentError {
+    /// Position of the document in its file (0-based).
+    pub index: usize,
+    /// Its kind, when it has one.
+    pub kind: String,
+    /// Its name, when it has one.
+    pub name: String,
+    /// Every problem, with its field path.
+    pub errors: Vec<FieldError>,
+}
+
+impl std::fmt::Display for DocumentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match (self.kind.is_empty(), self.name.is_empty()) {
+            (false, false) => format!("{} {:?}", self.kind, self.name),
+            (false, true) => self.kind.clone(),
+            _ => "document".to_owned(),
+        };
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "document {} ({what}): {e}", self.index + 1)?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses every document of a multi-document YAML text. The outer error is a YAML syntax
+/// error (nothing could be read); otherwise each document is valid or says why not.
+pub fn parse_documents(text: &str) -> Result<Vec<Result<Document, DocumentError>>, String> {
+    let trees: Vec<Value> =
+        serde_saphyr::from_multiple(text).map_err(|e| format!("not valid YAML: {e}"))?;
+    Ok(trees
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| parse_document(t, i))
+        .collect())
+}
+
+fn text_at<'a>(tree: &'a Value, pointer: &str) -> &'a str {
+    tree.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// Parses and checks one document tree.
+pub fn parse_document(tree: Value, index: usize) -> Result<Document, DocumentError> {
+    let kind = text_at(&tree, "/kind").to_owned();
+    let name = text_at(&tree, "/metadata/name").to_owned();
+    let api_version = text_at(&tree, "/apiVersion").to_owned();
+    let fail = |errors: Vec<FieldError>| DocumentError {
+        index,
+        kind: kind.clone(),
+        name: name.clone(),
+        errors,
+    };
+    if !tree.is_object() {
+        return Err(fail(vec![FieldError::new(
+            "",
+            "a document must be a mapping",
+        )]));
+    }
+    if api_version.is_empty() {
+        return Err(fail(vec![FieldError::new("apiVersion", "required")]));
+    }
+    if kind.is_empty() {
+        return Err(fail(vec![FieldError::new("kind", "required")]));
+    }
+    let ours = api_version == API_VERSION || api_version == ARGO_API_VERSION;
+    match kind.as_str() {
+        "Rollout" | "AnalysisTemplate" | "ClusterAnalysisTemplate" if !ours => {
+            Err(fail(vec![FieldError::new(
+                "apiVersion",
+                format!("{api_version:?} must be {API_VERSION} or {ARGO_API_VERSION}"),
+            )]))
+        }
+        "Rollout" => {
+            let unsupported = unsupported::in_rollout(&tree);
+            if !unsupported.is_empty() {
+                return Err(fail(unsupported));
+            }
+            let r: Rollout = typed(tree).map_err(|e| fail(vec![e]))?;
+            let errors = validate::rollout(&r);
+            if errors.is_empty() {
+                Ok(Document::Rollout(Box::new(r)))
+            } else {
+                Err(fail(errors))
+            }
+        }
+        "AnalysisTemplate" | "ClusterAnalysisTemplate" => {
+            let unsupported = unsupported::in_analysis_template(&tree);
+            if !unsupported.is_empty() {
+                return Err(fail(unsupported));
+            }
+            let t: AnalysisTemplate = typed(tree).map_err(|e| fail(vec![e]))?;
+            let errors = validate::analysis_template(&t);
+            if errors.is_empty() {
+                Ok(Document::AnalysisTemplate(Box::new(t)))
+            } else {
+                Err(fail(errors))
+            }
+        }
+        "Experiment" | "AnalysisRun" if ours => Err(fail(vec![FieldError::new(
+            "kind",
+            format!("unsupported Argo field: kind {kind}"),
+        )])),
+        _ if ours => Err(fail(vec![FieldError::new(
+            "kind",
+            format!("{kind:?} is not a kind of {api_version}"),
+        )])),
+        _ => {
+            if name.is_empty() {
+                return Err(fail(vec![FieldError::new("metadata.name", "required")]));
+            }
+            let mut errors = Vec::new();
+            if kind == "HorizontalPodAutoscaler" {
+                let target_kind = text_at(&tree, "/spec/scaleTargetRef/kind");
+                let target_api = text_at(&tree, "/spec/scaleTargetRef/apiVersion");
+                if target_kind == "Rollout"
+                    && target_api != API_VERSION
+                    && target_api != ARGO_API_VERSION
+                {
+                    errors.push(FieldError::new(
+                        "spec.scaleTargetRef.apiVersion",
+                        format!("a Rollout target needs {API_VERSION} or {ARGO_API_VERSION}"),
+                    ));
+                }
+            }
+            if errors.is_empty() {
+                Ok(Document::Other {
+                    api_version,
+                    kind,
+                    name,
+                })
+            } else {
+                Err(fail(errors))
+            }
+        }
+    }
+}
+
+/// Deserializes a tree with the failing field's path in the error.
+fn typed<T: serde::de::DeserializeOwned>(tree: Value) -> Result<T, FieldError> {
+    serde_path_to_error::deserialize(tree).map_err(|e| {
+        let path = e.path().to_string();
+        FieldError::new(path, e.into_inner().to_string())
+    })
+}
