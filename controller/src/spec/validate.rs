@@ -387,6 +387,11 @@ fn templated(s: &str) -> bool {
     s.contains("{{")
 }
 
+/// An http(s) URL, or a text still holding an argument.
+fn url_ok(s: &str) -> bool {
+    templated(s) || s.starts_with("http://") || s.starts_with("https://")
+}
+
 fn int_field(e: &mut Errors, path: String, v: &Option<IntOrString>, min: i64) {
     match v {
         None => {}
@@ -474,7 +479,7 @@ fn metric(e: &mut Errors, p: &str, m: &Metric) {
         }
     }
     if let Some(x) = &pr.web {
-        if !templated(&x.url) && !(x.url.starts_with("http://") || x.url.starts_with("https://")) {
+        if !url_ok(&x.url) {
             e.add(
                 format!("{p}.provider.web.url"),
                 "must be an http:// or https:// URL",
