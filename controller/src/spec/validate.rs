@@ -466,9 +466,7 @@ fn metric(e: &mut Errors, p: &str, m: &Metric) {
         }
     }
     if let Some(x) = &pr.prometheus {
-        if !templated(&x.address)
-            && !(x.address.starts_with("http://") || x.address.starts_with("https://"))
-        {
+        if !url_ok(&x.address) {
             e.add(
                 format!("{p}.provider.prometheus.address"),
                 "must be an http:// or https:// URL",
