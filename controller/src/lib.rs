@@ -3,7 +3,9 @@
 pub mod analysis;
 pub mod error;
 pub mod lint;
+pub mod revision;
 pub mod spec;
+pub mod status;
 pub mod time;
 
 pub use error::{Error, Result};

@@ -2,3 +2,4 @@
 //! Rollouts' semantics. Pure: providers fetch numbers elsewhere; here everything decides.
 
 pub mod expr;
+pub mod run;

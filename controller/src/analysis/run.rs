@@ -1,0 +1,470 @@
+//! An analysis run: its metrics (merged from templates, arguments substituted), when each is
+//! measured next, what a measurement means, and the verdicts — all with Argo Rollouts'
+//! semantics, as pure functions of the run and the time given.
+//!
+//! Guarantees:
+//! - a measurement is Successful, Failed, Inconclusive or Error; a provider that has too
+//!   little data ("waiting for traffic") is not a measurement and is tried again at the next
+//!   interval;
+//! - a metric fails when failed measurements exceed `failureLimit` (-1: never), is
+//!   inconclusive when inconclusive ones exceed `inconclusiveLimit` (-1: never), errors when
+//!   consecutive errors exceed `consecutiveErrorLimit` (default 4; a non-error resets it);
+//! - a run takes its worst metric, dry-run metrics excluded; Failed, Error and Inconclusive
+//!   decide at once, Successful only when every metric is done; a run terminated early is
+//!   Successful unless a limit was already passed;
+//! - with more measurements failing, a verdict only moves toward worse.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use sluice_proxy::FieldError;
+
+use super::expr::{Expr, Value};
+use crate::spec::rollout::AnalysisArg;
+use crate::spec::template::{AnalysisTemplate, IntOrString, Metric, Provider};
+use crate::time::Time;
+
+/// Default `consecutiveErrorLimit`, as in Argo.
+pub const DEFAULT_CONSECUTIVE_ERROR_LIMIT: i64 = 4;
+/// Retry delay for a metric with no interval whose provider had too little data.
+pub const WAIT_RETRY: Duration = Duration::from_secs(1);
+
+/// Phase of a metric or a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RunPhase {
+    /// Nothing measured yet.
+    Pending,
+    /// Measuring.
+    Running,
+    /// Done, within every limit.
+    Successful,
+    /// Too many inconclusive measurements.
+    Inconclusive,
+    /// Too many consecutive provider errors.
+    Error,
+    /// Too many failed measurements.
+    Failed,
+}
+
+impl RunPhase {
+    /// Rank from best to worst: Successful, Pending, Running, Inconclusive, Error, Failed.
+    pub fn badness(self) -> u8 {
+        match self {
+            Self::Successful => 0,
+            Self::Pending => 1,
+            Self::Running => 2,
+            Self::Inconclusive => 3,
+            Self::Error => 4,
+            Self::Failed => 5,
+        }
+    }
+
+    /// Whether nothing more will change it.
+    pub fn is_complete(self) -> bool {
+        matches!(
+            self,
+            Self::Successful | Self::Inconclusive | Self::Error | Self::Failed
+        )
+    }
+
+    /// The worse of two phases.
+    pub fn worst(self, other: Self) -> Self {
+        if other.badness() > self.badness() {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+/// What one measurement concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MeasurementPhase {
+    /// The success condition held (or the failure condition did not).
+    Successful,
+    /// The failure condition held (or the success condition did not).
+    Failed,
+    /// Neither condition decided.
+    Inconclusive,
+    /// The provider or the expression failed.
+    Error,
+}
+
+/// One measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Measurement {
+    /// What it concluded.
+    pub phase: MeasurementPhase,
+    /// The value measured, as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Why, for errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When it was taken.
+    pub finished_at: Time,
+}
+
+/// What a provider returned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProviderOutcome {
+    /// A value for `result`.
+    Value(Value),
+    /// The provider failed.
+    Error(String),
+    /// Too little data to measure (e.g. fewer than `minRequests`): not a measurement.
+    NotEnoughData(String),
+}
+
+/// A metric ready to run: arguments substituted, expressions parsed, limits resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricSpec {
+    /// Name.
+    pub name: String,
+    /// Time between measurements.
+    pub interval: Option<Duration>,
+    /// Wait before the first.
+    pub initial_delay: Duration,
+    /// Measurements wanted (`None`: until stopped).
+    pub count: Option<u64>,
+    /// Success condition.
+    pub success: Option<Expr>,
+    /// Failure condition.
+    pub failure: Option<Expr>,
+    /// Failed measurements allowed (-1: any).
+    pub failure_limit: i64,
+    /// Inconclusive measurements allowed (-1: any).
+    pub inconclusive_limit: i64,
+    /// Consecutive errors allowed.
+    pub consecutive_error_limit: i64,
+    /// Measured but never deciding.
+    pub dry_run: bool,
+    /// Where values come from.
+    pub provider: Provider,
+}
+
+/// A run ready to execute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSpec {
+    /// Metrics, in template order.
+    pub metrics: Vec<MetricSpec>,
+}
+
+/// Measurements of one metric so far.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricState {
+    /// Metric name.
+    pub name: String,
+    /// Every measurement, oldest first.
+    #[serde(default)]
+    pub measurements: Vec<Measurement>,
+    /// Counts by phase.
+    pub successful: u64,
+    /// Failed measurements.
+    pub failed: u64,
+    /// Inconclusive measurements.
+    pub inconclusive: u64,
+    /// Error measurements.
+    pub error: u64,
+    /// Errors in a row.
+    pub consecutive_error: u64,
+    /// Last time the provider was asked, measurement or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt: Option<Time>,
+    /// Why the last attempt was not a measurement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
+}
+
+/// Resolves the arguments a run gets: the rollout's (literal, or a revision's hash) over the
+/// templates' defaults. `stable` and `latest` are the hashes `valueFrom` may name.
+pub fn resolve_args(
+    given: &[AnalysisArg],
+    stable: &str,
+    latest: &str,
+) -> BTreeMap<String, String> {
+    use crate::spec::rollout::PodTemplateHashValue as H;
+    given
+        .iter()
+        .filter_map(|a| {
+            let v = match (&a.value, &a.value_from) {
+                (Some(v), _) => v.clone(),
+                (None, Some(from)) => match from.pod_template_hash_value {
+                    H::Stable => stable.to_owned(),
+                    H::Latest => latest.to_owned(),
+                },
+                (None, None) => return None,
+            };
+            Some((a.name.clone(), v))
+        })
+        .collect()
+}
+
+/// Builds a run from templates and arguments. Errors name the template and field.
+pub fn build_run(
+    templates: &[&AnalysisTemplate],
+    args: &BTreeMap<String, String>,
+) -> Result<RunSpec, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut metrics = Vec::new();
+    let mut names = HashSet::new();
+    for t in templates {
+        let tname = &t.metadata.name;
+        let mut values = BTreeMap::new();
+        for a in &t.spec.args {
+            match args.get(&a.name).or(a.value.as_ref()) {
+                Some(v) => {
+                    values.insert(a.name.clone(), v.clone());
+                }
+                None => errors.push(FieldError::new(
+                    format!("AnalysisTemplate {tname}: spec.args.{}", a.name),
+                    "required argument has no value",
+                )),
+            }
+        }
+        let dry: HashSet<&str> = t
+            .spec
+            .dry_run
+            .iter()
+            .map(|d| d.metric_name.as_str())
+            .collect();
+        for (i, m) in t.spec.metrics.iter().enumerate() {
+            let path = format!("AnalysisTemplate {tname}: spec.metrics[{i}]");
+            if !names.insert(m.name.clone()) {
+                errors.push(FieldError::new(
+                    format!("{path}.name"),
+                    format!("metric {:?} is defined by more than one template", m.name),
+                ));
+                continue;
+            }
+            match substitute(m, &values) {
+                Ok(m) => match resolve_metric(&m, dry.contains("*") || dry.contains(m.name.as_str())) {
+                    Ok(spec) => metrics.push(spec),
+                    Err((field, reason)) => errors.push(FieldError::new(format!("{path}.{field}"), reason)),
+                },
+                Err(reason) => errors.push(FieldError::new(path, reason)),
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(RunSpec { metrics })
+    } else {
+        Err(errors)
+    }
+}
+
+/// Replaces `{{args.NAME}}` in every text of a metric.
+fn substitute(m: &Metric, values: &BTreeMap<String, String>) -> Result<Metric, String> {
+    fn walk(v: &mut Json, values: &BTreeMap<String, String>) -> Result<(), String> {
+        match v {
+            Json::String(s) => {
+                let mut out = String::with_capacity(s.len());
+                let mut rest = s.as_str();
+                while let Some(start) = rest.find("{{") {
+                    out.push_str(&rest[..start]);
+                    let after = &rest[start + 2..];
+                    let end = after
+                        .find("}}")
+                        .ok_or_else(|| format!("unclosed `{{{{` in {s:?}"))?;
+                    let key = after[..end].trim();
+                    let name = key
+                        .strip_prefix("args.")
+                        .ok_or_else(|| format!("`{{{{{key}}}}}` is not an argument (use {{{{args.NAME}}}})"))?;
+                    let value = values
+                        .get(name)
+                        .ok_or_else(|| format!("argument {name:?} is not declared in spec.args"))?;
+                    out.push_str(value);
+                    rest = &after[end + 2..];
+                }
+                out.push_str(rest);
+                *s = out;
+            }
+            Json::Array(items) => {
+                for i in items {
+                    walk(i, values)?;
+                }
+            }
+            Json::Object(map) => {
+                for (_, v) in map.iter_mut() {
+                    walk(v, values)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+    let mut tree = serde_json::to_value(m).map_err(|e| e.to_string())?;
+    walk(&mut tree, values)?;
+    serde_json::from_value(tree).map_err(|e| format!("after substituting arguments: {e}"))
+}
+
+fn int(v: &Option<IntOrString>, default: i64, field: &'static str) -> Result<i64, (&'static str, String)> {
+    match v {
+        None => Ok(default),
+        Some(IntOrString::Int(n)) => Ok(*n),
+        Some(IntOrString::String(s)) => s
+            .trim()
+            .parse()
+            .map_err(|_| (field, format!("{s:?} is not a whole number"))),
+    }
+}
+
+fn resolve_metric(m: &Metric, dry_run: bool) -> Result<MetricSpec, (&'static str, String)> {
+    let parse = |c: &Option<String>, field: &'static str| {
+        c.as_deref()
+            .map(Expr::parse)
+            .transpose()
+            .map_err(|e| (field, e.to_string()))
+    };
+    let count = int(&m.count, 0, "count")?;
+    Ok(MetricSpec {
+        name: m.name.clone(),
+        interval: m.interval.as_ref().map(|d| d.value),
+        initial_delay: m.initial_delay.as_ref().map_or(Duration::ZERO, |d| d.value),
+        count: match (count, &m.interval) {
+            (n, _) if n > 0 => Some(n.unsigned_abs()),
+            (_, None) => Some(1),
+            (_, Some(_)) => None,
+        },
+        success: parse(&m.success_condition, "successCondition")?,
+        failure: parse(&m.failure_condition, "failureCondition")?,
+        failure_limit: int(&m.failure_limit, 0, "failureLimit")?,
+        inconclusive_limit: int(&m.inconclusive_limit, 0, "inconclusiveLimit")?,
+        consecutive_error_limit: int(
+            &m.consecutive_error_limit,
+            DEFAULT_CONSECUTIVE_ERROR_LIMIT,
+            "consecutiveErrorLimit",
+        )?,
+        dry_run,
+        provider: m.provider.clone(),
+    })
+}
+
+/// What a provider outcome means under a metric's conditions.
+pub fn assess(metric: &MetricSpec, outcome: &ProviderOutcome, now: Time) -> Option<Measurement> {
+    let value = match outcome {
+        ProviderOutcome::NotEnoughData(_) => return None,
+        ProviderOutcome::Error(msg) => {
+            return Some(Measurement {
+                phase: MeasurementPhase::Error,
+                value: None,
+                message: Some(msg.clone()),
+                finished_at: now,
+            });
+        }
+        ProviderOutcome::Value(v) => v,
+    };
+    let eval = |e: &Option<Expr>| e.as_ref().map(|x| x.eval_condition(value)).transpose();
+    let decided = eval(&metric.failure).and_then(|f| Ok((f, eval(&metric.success)?)));
+    let (phase, message) = match decided {
+        Err(e) => (MeasurementPhase::Error, Some(e.to_string())),
+        Ok((failed, succeeded)) => (
+            match (failed, succeeded) {
+                (Some(true), _) => MeasurementPhase::Failed,
+                (Some(false), Some(true)) => MeasurementPhase::Successful,
+                (Some(false), Some(false)) => MeasurementPhase::Inconclusive,
+                (Some(false), None) => MeasurementPhase::Successful,
+                (None, Some(true)) => MeasurementPhase::Successful,
+                (None, Some(false)) => MeasurementPhase::Failed,
+                (None, None) => MeasurementPhase::Inconclusive,
+            },
+            None,
+        ),
+    };
+    Some(Measurement {
+        phase,
+        value: Some(value.to_string()),
+        message,
+        finished_at: now,
+    })
+}
+
+/// Records an attempt: a measurement, or a "not enough data" that is not one.
+pub fn record(state: &mut MetricState, outcome: &ProviderOutcome, measurement: Option<Measurement>, now: Time) {
+    state.last_attempt = Some(now);
+    let Some(m) = measurement else {
+        if let ProviderOutcome::NotEnoughData(why) = outcome {
+            state.waiting = Some(why.clone());
+        }
+        return;
+    };
+    state.waiting = None;
+    match m.phase {
+        MeasurementPhase::Successful => state.successful += 1,
+        MeasurementPhase::Failed => state.failed += 1,
+        MeasurementPhase::Inconclusive => state.inconclusive += 1,
+        MeasurementPhase::Error => state.error += 1,
+    }
+    if m.phase == MeasurementPhase::Error {
+        state.consecutive_error += 1;
+    } else {
+        state.consecutive_error = 0;
+    }
+    state.measurements.push(m);
+}
+
+fn over(n: u64, limit: i64) -> bool {
+    limit >= 0 && n > limit.unsigned_abs()
+}
+
+/// The phase of one metric; `terminating` when the run is being stopped early.
+pub fn metric_phase(metric: &MetricSpec, state: &MetricState, terminating: bool) -> RunPhase {
+    if over(state.failed, metric.failure_limit) {
+        return RunPhase::Failed;
+    }
+    if over(state.inconclusive, metric.inconclusive_limit) {
+        return RunPhase::Inconclusive;
+    }
+    if over(state.consecutive_error, metric.consecutive_error_limit) {
+        return RunPhase::Error;
+    }
+    let taken = state.measurements.len() as u64;
+    if metric.count.is_some_and(|c| taken >= c) || terminating {
+        return RunPhase::Successful;
+    }
+    if state.measurements.is_empty() && state.last_attempt.is_none() {
+        RunPhase::Pending
+    } else {
+        RunPhase::Running
+    }
+}
+
+/// The phase of a run: its worst deciding metric. Failed, Error and Inconclusive decide at
+/// once; Successful needs every metric done.
+pub fn run_phase(spec: &RunSpec, states: &[MetricState], terminating: bool) -> RunPhase {
+    let mut worst = RunPhase::Successful;
+    let mut all_done = true;
+    for m in spec.metrics.iter().filter(|m| !m.dry_run) {
+        let phase = states
+            .iter()
+            .find(|s| s.name == m.name)
+            .map_or(if terminating { RunPhase::Successful } else { RunPhase::Pending }, |s| {
+                metric_phase(m, s, terminating)
+            });
+        all_done &= phase.is_complete();
+        worst = worst.worst(phase);
+    }
+    match worst {
+        RunPhase::Failed | RunPhase::Error | RunPhase::Inconclusive => worst,
+        _ if all_done => RunPhase::Successful,
+        _ => RunPhase::Running,
+    }
+}
+
+/// When a metric is due to be measured next; `None` when it is done.
+pub fn next_due(metric: &MetricSpec, state: &MetricState, started: Time) -> Option<Time> {
+    if metric_phase(metric, state, false).is_complete() {
+        return None;
+    }
+    match state.last_attempt {
+        None => Some(started.plus(metric.initial_delay)),
+        Some(last) => Some(last.plus(metric.interval.unwrap_or(WAIT_RETRY))),
+    }
+}
+
+#[cfg(test)]
+mod tests;
