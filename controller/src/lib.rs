@@ -1,6 +1,8 @@
 //! sluice-controller: the rollout engine, analysis, control plane and CLI of sluice.
 
 pub mod analysis;
+pub mod commands;
+pub mod engine;
 pub mod error;
 pub mod lint;
 pub mod revision;

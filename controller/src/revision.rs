@@ -76,8 +76,14 @@ mod tests {
 
     #[test]
     fn hash_is_pinned() {
-        assert_eq!(pod_template_hash(&template("fidelissauro/chip:v1")), GOLDEN_V1);
-        assert_eq!(pod_template_hash(&template("fidelissauro/chip:v2")), GOLDEN_V2);
+        assert_eq!(
+            pod_template_hash(&template("fidelissauro/chip:v1")),
+            GOLDEN_V1
+        );
+        assert_eq!(
+            pod_template_hash(&template("fidelissauro/chip:v2")),
+            GOLDEN_V2
+        );
     }
 
     const GOLDEN_V1: &str = "z2xfz6px5m";
@@ -86,7 +92,10 @@ mod tests {
     #[test]
     fn canonical_json_sorts_keys_at_every_level() {
         let mut out = String::new();
-        write_canonical(&serde_json::json!({"b": [{"z": 1, "a": "x"}], "a": null}), &mut out);
+        write_canonical(
+            &serde_json::json!({"b": [{"z": 1, "a": "x"}], "a": null}),
+            &mut out,
+        );
         assert_eq!(out, r#"{"a":null,"b":[{"a":"x","z":1}]}"#);
         assert_eq!(encode(0), "bbbbbbbbbb");
         assert_eq!(encode(1), "cbbbbbbbbb");
@@ -98,11 +107,15 @@ mod tests {
             r#"{"spec": {"containers": [{"image": "x", "name": "c"}]}, "metadata": {}}"#,
         )
         .unwrap();
-        let b: PodTemplate =
-            serde_json::from_str(r#"{"metadata":{},"spec":{"containers":[{"name":"c","image":"x"}]}}"#)
-                .unwrap();
+        let b: PodTemplate = serde_json::from_str(
+            r#"{"metadata":{},"spec":{"containers":[{"name":"c","image":"x"}]}}"#,
+        )
+        .unwrap();
         assert_eq!(pod_template_hash(&a), pod_template_hash(&b));
-        assert_ne!(pod_template_hash(&template("a")), pod_template_hash(&template("b")));
+        assert_ne!(
+            pod_template_hash(&template("a")),
+            pod_template_hash(&template("b"))
+        );
         let h = pod_template_hash(&a);
         assert_eq!(h.len(), 10);
         assert!(h.bytes().all(|c| ALPHABET.contains(&c)));

@@ -186,6 +186,9 @@ pub struct RolloutStatus {
     /// When it was aborted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aborted_at: Option<Time>,
+    /// Why it was aborted (a command, a failed analysis, the progress deadline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort_reason: Option<String>,
     /// Skip the remaining steps and analyses.
     #[serde(default)]
     pub promote_full: bool,

@@ -182,11 +182,7 @@ pub struct MetricState {
 
 /// Resolves the arguments a run gets: the rollout's (literal, or a revision's hash) over the
 /// templates' defaults. `stable` and `latest` are the hashes `valueFrom` may name.
-pub fn resolve_args(
-    given: &[AnalysisArg],
-    stable: &str,
-    latest: &str,
-) -> BTreeMap<String, String> {
+pub fn resolve_args(given: &[AnalysisArg], stable: &str, latest: &str) -> BTreeMap<String, String> {
     use crate::spec::rollout::PodTemplateHashValue as H;
     given
         .iter()
@@ -242,10 +238,14 @@ pub fn build_run(
                 continue;
             }
             match substitute(m, &values) {
-                Ok(m) => match resolve_metric(&m, dry.contains("*") || dry.contains(m.name.as_str())) {
-                    Ok(spec) => metrics.push(spec),
-                    Err((field, reason)) => errors.push(FieldError::new(format!("{path}.{field}"), reason)),
-                },
+                Ok(m) => {
+                    match resolve_metric(&m, dry.contains("*") || dry.contains(m.name.as_str())) {
+                        Ok(spec) => metrics.push(spec),
+                        Err((field, reason)) => {
+                            errors.push(FieldError::new(format!("{path}.{field}"), reason))
+                        }
+                    }
+                }
                 Err(reason) => errors.push(FieldError::new(path, reason)),
             }
         }
@@ -271,9 +271,9 @@ fn substitute(m: &Metric, values: &BTreeMap<String, String>) -> Result<Metric, S
                         .find("}}")
                         .ok_or_else(|| format!("unclosed `{{{{` in {s:?}"))?;
                     let key = after[..end].trim();
-                    let name = key
-                        .strip_prefix("args.")
-                        .ok_or_else(|| format!("`{{{{{key}}}}}` is not an argument (use {{{{args.NAME}}}})"))?;
+                    let name = key.strip_prefix("args.").ok_or_else(|| {
+                        format!("`{{{{{key}}}}}` is not an argument (use {{{{args.NAME}}}})")
+                    })?;
                     let value = values
                         .get(name)
                         .ok_or_else(|| format!("argument {name:?} is not declared in spec.args"))?;
@@ -302,7 +302,11 @@ fn substitute(m: &Metric, values: &BTreeMap<String, String>) -> Result<Metric, S
     serde_json::from_value(tree).map_err(|e| format!("after substituting arguments: {e}"))
 }
 
-fn int(v: &Option<IntOrString>, default: i64, field: &'static str) -> Result<i64, (&'static str, String)> {
+fn int(
+    v: &Option<IntOrString>,
+    default: i64,
+    field: &'static str,
+) -> Result<i64, (&'static str, String)> {
     match v {
         None => Ok(default),
         Some(IntOrString::Int(n)) => Ok(*n),
@@ -384,7 +388,12 @@ pub fn assess(metric: &MetricSpec, outcome: &ProviderOutcome, now: Time) -> Opti
 }
 
 /// Records an attempt: a measurement, or a "not enough data" that is not one.
-pub fn record(state: &mut MetricState, outcome: &ProviderOutcome, measurement: Option<Measurement>, now: Time) {
+pub fn record(
+    state: &mut MetricState,
+    outcome: &ProviderOutcome,
+    measurement: Option<Measurement>,
+    now: Time,
+) {
     state.last_attempt = Some(now);
     let Some(m) = measurement else {
         if let ProviderOutcome::NotEnoughData(why) = outcome {
@@ -439,12 +448,14 @@ pub fn run_phase(spec: &RunSpec, states: &[MetricState], terminating: bool) -> R
     let mut worst = RunPhase::Successful;
     let mut all_done = true;
     for m in spec.metrics.iter().filter(|m| !m.dry_run) {
-        let phase = states
-            .iter()
-            .find(|s| s.name == m.name)
-            .map_or(if terminating { RunPhase::Successful } else { RunPhase::Pending }, |s| {
-                metric_phase(m, s, terminating)
-            });
+        let phase = states.iter().find(|s| s.name == m.name).map_or(
+            if terminating {
+                RunPhase::Successful
+            } else {
+                RunPhase::Pending
+            },
+            |s| metric_phase(m, s, terminating),
+        );
         all_done &= phase.is_complete();
         worst = worst.worst(phase);
     }

@@ -192,3 +192,92 @@ fn typed<T: serde::de::DeserializeOwned>(tree: Value) -> Result<T, FieldError> {
         FieldError::new(path, e.into_inner().to_string())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn both_api_versions_parse_the_same() {
+        let doc = |api: &str| {
+            format!(
+                "apiVersion: {api}\nkind: Rollout\nmetadata: {{name: a}}\nspec:\n  template: {{spec: {{containers: [{{name: c, image: i}}]}}}}\n  strategy: {{canary: {{steps: [{{setWeight: 5}}]}}}}\n"
+            )
+        };
+        let parse = |t: &str| match parse_documents(t).unwrap().remove(0) {
+            Ok(Document::Rollout(r)) => r.spec,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(parse(&doc(API_VERSION)), parse(&doc(ARGO_API_VERSION)));
+    }
+
+    fn yaml_tree() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            "[a-zA-Z0-9 {}:]{0,12}".prop_map(serde_json::Value::from),
+            prop_oneof![
+                Just("Rollout"),
+                Just("AnalysisTemplate"),
+                Just("argoproj.io/v1alpha1"),
+                Just("10s"),
+                Just("canary")
+            ]
+            .prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(5, 64, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("apiVersion"),
+                        Just("kind"),
+                        Just("metadata"),
+                        Just("name"),
+                        Just("spec"),
+                        Just("strategy"),
+                        Just("canary"),
+                        Just("blueGreen"),
+                        Just("steps"),
+                        Just("setWeight"),
+                        Just("pause"),
+                        Just("duration"),
+                        Just("metrics"),
+                        Just("provider"),
+                        Just("template"),
+                        Just("templates"),
+                        Just("analysis"),
+                        Just("x")
+                    ]
+                    .prop_map(str::to_owned),
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn arbitrary_text_never_panics_the_parser(text in "\\PC{0,200}") {
+            let _ = parse_documents(&text);
+        }
+
+        #[test]
+        fn arbitrary_documents_never_panic_the_parser(tree in yaml_tree(), kind in prop_oneof![Just("Rollout"), Just("AnalysisTemplate"), Just("Service")]) {
+            let mut t = tree;
+            if let Some(obj) = t.as_object_mut() {
+                obj.insert("apiVersion".into(), "argoproj.io/v1alpha1".into());
+                obj.insert("kind".into(), kind.into());
+            }
+            let _ = parse_document(t.clone(), 0);
+            let text = serde_json::to_string(&t).unwrap();
+            let _ = parse_documents(&text);
+        }
+    }
+}

@@ -3,5 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod lint;
 mod proxy_admin;
 mod proxy_split;

@@ -7,7 +7,12 @@ use proptest::prelude::*;
 
 use MeasurementPhase::{Error as E, Failed as F, Inconclusive as I, Successful as S};
 
-fn metric(count: Option<u64>, failure_limit: i64, inconclusive_limit: i64, error_limit: i64) -> MetricSpec {
+fn metric(
+    count: Option<u64>,
+    failure_limit: i64,
+    inconclusive_limit: i64,
+    error_limit: i64,
+) -> MetricSpec {
     MetricSpec {
         name: "m".into(),
         interval: Some(Duration::from_secs(10)),
@@ -44,7 +49,12 @@ fn state_of(phases: &[MeasurementPhase]) -> MetricState {
             message: None,
             finished_at: Time(i as i64),
         };
-        record(&mut s, &ProviderOutcome::Value(Value::Number(0.0)), Some(m), Time(i as i64));
+        record(
+            &mut s,
+            &ProviderOutcome::Value(Value::Number(0.0)),
+            Some(m),
+            Time(i as i64),
+        );
     }
     s
 }
@@ -52,7 +62,15 @@ fn state_of(phases: &[MeasurementPhase]) -> MetricState {
 #[test]
 fn verdict_table() {
     // (count, failureLimit, inconclusiveLimit, consecutiveErrorLimit, measurements, terminating, phase)
-    type Case = (Option<u64>, i64, i64, i64, Vec<MeasurementPhase>, bool, RunPhase);
+    type Case = (
+        Option<u64>,
+        i64,
+        i64,
+        i64,
+        Vec<MeasurementPhase>,
+        bool,
+        RunPhase,
+    );
     let cases: Vec<Case> = vec![
         // failureLimit 0: the first failure fails the metric
         (Some(3), 0, 0, 4, vec![S], false, RunPhase::Running),
@@ -63,18 +81,66 @@ fn verdict_table() {
         (Some(3), 1, 0, 4, vec![F, S, S], false, RunPhase::Successful),
         (Some(3), 1, 0, 4, vec![F, S, F], false, RunPhase::Failed),
         // failureLimit -1: failures never fail the metric
-        (Some(3), -1, 0, 4, vec![F, F, F], false, RunPhase::Successful),
+        (
+            Some(3),
+            -1,
+            0,
+            4,
+            vec![F, F, F],
+            false,
+            RunPhase::Successful,
+        ),
         (None, -1, 0, 4, vec![F; 50], false, RunPhase::Running),
         // inconclusive limits
         (Some(3), 0, 0, 4, vec![I], false, RunPhase::Inconclusive),
         (Some(3), 0, 1, 4, vec![I, S], false, RunPhase::Running),
-        (Some(3), 0, 1, 4, vec![I, S, I], false, RunPhase::Inconclusive),
-        (Some(3), 0, -1, 4, vec![I, I, I], false, RunPhase::Successful),
+        (
+            Some(3),
+            0,
+            1,
+            4,
+            vec![I, S, I],
+            false,
+            RunPhase::Inconclusive,
+        ),
+        (
+            Some(3),
+            0,
+            -1,
+            4,
+            vec![I, I, I],
+            false,
+            RunPhase::Successful,
+        ),
         // consecutive errors: more than the limit in a row
-        (Some(10), 0, 0, 4, vec![E, E, E, E], false, RunPhase::Running),
-        (Some(10), 0, 0, 4, vec![E, E, E, E, E], false, RunPhase::Error),
+        (
+            Some(10),
+            0,
+            0,
+            4,
+            vec![E, E, E, E],
+            false,
+            RunPhase::Running,
+        ),
+        (
+            Some(10),
+            0,
+            0,
+            4,
+            vec![E, E, E, E, E],
+            false,
+            RunPhase::Error,
+        ),
         // a success resets the streak
-        (Some(10), 0, 0, 4, vec![E, E, E, E, S, E, E, E, E], false, RunPhase::Running),
+        (
+            Some(10),
+            0,
+            0,
+            4,
+            vec![E, E, E, E, S, E, E, E, E],
+            false,
+            RunPhase::Running,
+        ),
         (Some(10), 0, 0, 0, vec![E], false, RunPhase::Error),
         // errors count toward count
         (Some(2), 0, 0, 4, vec![E, S], false, RunPhase::Successful),
@@ -108,18 +174,38 @@ fn run_takes_its_worst_metric_and_ignores_dry_runs() {
         ..state_of(ms)
     };
     // one metric done, the other still measuring
-    assert_eq!(run_phase(&spec, &[named("a", &[S]), named("b", &[S])], false), RunPhase::Running);
-    assert_eq!(run_phase(&spec, &[named("a", &[S]), named("b", &[S, S])], false), RunPhase::Successful);
+    assert_eq!(
+        run_phase(&spec, &[named("a", &[S]), named("b", &[S])], false),
+        RunPhase::Running
+    );
+    assert_eq!(
+        run_phase(&spec, &[named("a", &[S]), named("b", &[S, S])], false),
+        RunPhase::Successful
+    );
     // a failure decides at once, even with another metric still running
-    assert_eq!(run_phase(&spec, &[named("a", &[F]), named("b", &[S])], false), RunPhase::Failed);
-    assert_eq!(run_phase(&spec, &[named("a", &[I]), named("b", &[])], false), RunPhase::Inconclusive);
+    assert_eq!(
+        run_phase(&spec, &[named("a", &[F]), named("b", &[S])], false),
+        RunPhase::Failed
+    );
+    assert_eq!(
+        run_phase(&spec, &[named("a", &[I]), named("b", &[])], false),
+        RunPhase::Inconclusive
+    );
     // a dry-run metric is measured but never decides
     let mut dry = a.clone();
     dry.dry_run = true;
-    let spec = RunSpec { metrics: vec![dry, b] };
-    assert_eq!(run_phase(&spec, &[named("a", &[F]), named("b", &[S, S])], false), RunPhase::Successful);
+    let spec = RunSpec {
+        metrics: vec![dry, b],
+    };
+    assert_eq!(
+        run_phase(&spec, &[named("a", &[F]), named("b", &[S, S])], false),
+        RunPhase::Successful
+    );
     // terminating early: the unfinished metric counts as done
-    assert_eq!(run_phase(&spec, &[named("a", &[F]), named("b", &[S])], true), RunPhase::Successful);
+    assert_eq!(
+        run_phase(&spec, &[named("a", &[F]), named("b", &[S])], true),
+        RunPhase::Successful
+    );
 }
 
 #[test]
@@ -145,9 +231,18 @@ fn conditions_decide_measurements() {
     // provider errors and evaluation errors are Error measurements
     m.success = Some(Expr::parse("result[2] > 1").unwrap());
     assert_eq!(phase(&m, &num(1.0)), Some(E));
-    assert_eq!(phase(&m, &ProviderOutcome::Error("timeout".into())), Some(E));
+    assert_eq!(
+        phase(&m, &ProviderOutcome::Error("timeout".into())),
+        Some(E)
+    );
     // too little data is not a measurement
-    assert_eq!(phase(&m, &ProviderOutcome::NotEnoughData("3 of 20 requests".into())), None);
+    assert_eq!(
+        phase(
+            &m,
+            &ProviderOutcome::NotEnoughData("3 of 20 requests".into())
+        ),
+        None
+    );
     // NaN fails a >= condition
     m.success = Some(Expr::parse("result >= 0.95").unwrap());
     assert_eq!(phase(&m, &num(f64::NAN)), Some(F));
@@ -203,7 +298,11 @@ fn scheduling_follows_initial_delay_interval_and_count() {
 }
 
 fn template(yaml: &str) -> AnalysisTemplate {
-    match crate::spec::parse_documents(yaml).unwrap().remove(0).unwrap() {
+    match crate::spec::parse_documents(yaml)
+        .unwrap()
+        .remove(0)
+        .unwrap()
+    {
         crate::spec::Document::AnalysisTemplate(t) => *t,
         other => panic!("{other:?}"),
     }
@@ -252,7 +351,10 @@ spec:
     let run = build_run(&[&b], &args).unwrap();
     let m = &run.metrics[0];
     assert_eq!(m.success.as_ref().unwrap().text(), "result >= 0.95");
-    assert_eq!(m.provider.prometheus.as_ref().unwrap().query, "up{service=\"chip\"}");
+    assert_eq!(
+        m.provider.prometheus.as_ref().unwrap().query,
+        "up{service=\"chip\"}"
+    );
     assert_eq!(m.count, None, "interval without count runs until stopped");
     assert_eq!(m.consecutive_error_limit, DEFAULT_CONSECUTIVE_ERROR_LIMIT);
 
@@ -261,7 +363,10 @@ spec:
     assert_eq!(errors[0].path, "AnalysisTemplate b: spec.args.service");
     // the same metric name from two templates is an error
     let errors = build_run(&[&b, &b], &args).unwrap_err();
-    assert!(errors[0].reason.contains("more than one template"), "{errors:?}");
+    assert!(
+        errors[0].reason.contains("more than one template"),
+        "{errors:?}"
+    );
 
     let shadow = template(
         r#"
@@ -284,16 +389,24 @@ spec:
 fn arguments_resolve_from_values_and_hashes() {
     use crate::spec::rollout::{ArgValueFrom, PodTemplateHashValue};
     let args = vec![
-        AnalysisArg { name: "a".into(), value: Some("x".into()), value_from: None },
+        AnalysisArg {
+            name: "a".into(),
+            value: Some("x".into()),
+            value_from: None,
+        },
         AnalysisArg {
             name: "s".into(),
             value: None,
-            value_from: Some(ArgValueFrom { pod_template_hash_value: PodTemplateHashValue::Stable }),
+            value_from: Some(ArgValueFrom {
+                pod_template_hash_value: PodTemplateHashValue::Stable,
+            }),
         },
         AnalysisArg {
             name: "l".into(),
             value: None,
-            value_from: Some(ArgValueFrom { pod_template_hash_value: PodTemplateHashValue::Latest }),
+            value_from: Some(ArgValueFrom {
+                pod_template_hash_value: PodTemplateHashValue::Latest,
+            }),
         },
     ];
     let r = resolve_args(&args, "stablehash", "newhash");

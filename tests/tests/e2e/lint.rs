@@ -1,0 +1,153 @@
+//! `sluice lint` against the real binary: every example manifest is valid, and broken variants
+//! are refused naming the right field.
+
+use std::path::Path;
+use std::process::Command;
+
+use sluice_tests::bin;
+
+fn lint(path: &Path) -> (i32, String) {
+    let out = Command::new(bin("sluice"))
+        .args(["lint", "-f"])
+        .arg(path)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn examples() -> Vec<std::path::PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/examples");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_example_manifest_is_valid() {
+    let files = examples();
+    assert!(files.len() >= 10, "{files:?}");
+    for f in files {
+        let (code, out) = lint(&f);
+        assert_eq!(code, 0, "{}:\n{out}", f.display());
+        assert!(out.contains("(Rollout \"chip\"): ok"), "{out}");
+    }
+}
+
+#[test]
+fn broken_variants_are_refused_naming_the_field() {
+    let c1 = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/examples/c1-canary-auto.yaml"),
+    )
+    .unwrap();
+    let b2 = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../manifests/examples/b2-blue-green-warm-up.yaml"),
+    )
+    .unwrap();
+    let cases: Vec<(String, &str)> = vec![
+        (
+            c1.replace("setWeight: 40", "setWeight: 140"),
+            "spec.strategy.canary.steps[2].setWeight: 140 exceeds maxTrafficWeight 100",
+        ),
+        (
+            c1.replace(
+                "pause: {duration: 10}\n      - setWeight: 60",
+                "pause: {duration: 10x}\n      - setWeight: 60",
+            ),
+            "spec.strategy.canary.steps[3].pause.duration: \"10x\": unknown unit",
+        ),
+        (
+            c1.replace(
+                "      - setWeight: 100",
+                "      - setWeight: 100\n        pause: {}",
+            ),
+            "spec.strategy.canary.steps[8]: a step sets exactly one of",
+        ),
+        (
+            c1.replace(
+                "canaryService: chip-canary",
+                "canaryService: chip-canary\n      maxSurge: 1",
+            ),
+            "spec.strategy.canary.maxSurge: unsupported Argo field: spec.strategy.canary.maxSurge",
+        ),
+        (
+            c1.replace(
+                "canaryService: chip-canary",
+                "canaryService: chip-canary\n      trafficRouting:\n        istio: {}",
+            ),
+            "unsupported Argo field: spec.strategy.canary.trafficRouting.istio",
+        ),
+        (
+            c1.replace("      - setWeight: 20", "      - experiment: {}"),
+            "unsupported Argo field: spec.strategy.canary.steps[0].experiment",
+        ),
+        (
+            c1.replace(
+                "revisionHistoryLimit: 2",
+                "revisionHistoryLimit: 2\n  revisonHistoryLimit: 3",
+            ),
+            "spec.revisonHistoryLimit: unknown field `revisonHistoryLimit`",
+        ),
+        (
+            c1.replace("replicas: 10", "replicas: ten"),
+            "spec.replicas: invalid type",
+        ),
+        (
+            c1.replace("image: fidelissauro/chip:v1", "imag: fidelissauro/chip:v1"),
+            "spec.template.spec.containers[0].image: required",
+        ),
+        (
+            c1.replace("      app: chip\n  template", "      app: chop\n  template"),
+            "spec.selector.matchLabels.app",
+        ),
+        (
+            b2.replace("activeService: chip-active", "activeService: chip-preview"),
+            "spec.strategy.blueGreen.previewService: must differ from activeService",
+        ),
+        (
+            b2.replace(
+                "successCondition: result >= 0.99",
+                "successCondition: result >= ",
+            ),
+            "spec.metrics[0].successCondition: syntax error in `result >=` at position 9",
+        ),
+        (
+            b2.replace("        load:", "        datadog: {}\n        load:"),
+            "unsupported Argo field: spec.metrics[0].provider.datadog",
+        ),
+        (
+            b2.replace("requests: 1000", "requests: 0"),
+            "spec.metrics[0].provider.load.requests: must be above 0",
+        ),
+        (
+            c1.replace(
+                "apiVersion: argoproj.io/v1alpha1\nkind: Rollout",
+                "apiVersion: argoproj.io/v2\nkind: Rollout",
+            ),
+            "apiVersion: \"argoproj.io/v2\" must be",
+        ),
+        ("a: [".to_owned(), "not valid YAML"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (text, want)) in cases.iter().enumerate() {
+        assert_ne!(text, &c1, "case {i} did not change the manifest");
+        let f = dir.path().join(format!("case{i}.yaml"));
+        std::fs::write(&f, text).unwrap();
+        let (code, out) = lint(&f);
+        assert_eq!(code, 1, "case {i}: {out}");
+        assert!(out.contains(want), "case {i}: want {want:?} in:\n{out}");
+    }
+    let (code, out) = lint(&dir.path().join("missing.yaml"));
+    assert_eq!(code, 2, "{out}");
+}
