@@ -106,6 +106,12 @@ async fn put_routes(
     if let Some(denied) = refuse_unauthorized(&shared, &headers) {
         return denied;
     }
+    if shared.is_controlled() {
+        return ApiError(Error::Conflict(
+            "this proxy is subscribed to a controller, which owns its route table".into(),
+        ))
+        .into_response();
+    }
     let result = async {
         let spec: TableSpec = parse_json(&body)?;
         let table = shared.apply(spec).await?;
@@ -140,6 +146,12 @@ async fn put_weight(
 ) -> Response {
     if let Some(denied) = refuse_unauthorized(&shared, &headers) {
         return denied;
+    }
+    if shared.is_controlled() {
+        return ApiError(Error::Conflict(
+            "this proxy is subscribed to a controller, which owns its route table".into(),
+        ))
+        .into_response();
     }
     let result = async {
         let update: WeightUpdate = parse_json(&body)?;
@@ -179,6 +191,8 @@ async fn get_metrics(State(shared): State<Arc<Shared>>) -> Response {
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     if shared.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    } else if !shared.is_ready() {
+        (StatusCode::SERVICE_UNAVAILABLE, "no route table yet\n").into_response()
     } else {
         "ready\n".into_response()
     }

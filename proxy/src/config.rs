@@ -139,7 +139,8 @@ impl ProxyConfig {
         Ok(cfg)
     }
 
-    fn check(&self) -> Result<()> {
+    /// Checks the listener addresses and timeouts.
+    pub fn check(&self) -> Result<()> {
         let mut errors = Vec::new();
         for (field, addr) in [
             ("listen", &self.listen),

@@ -3,8 +3,11 @@
 //! swapped atomically, an admin API and Prometheus metrics.
 
 pub mod admin;
+pub mod app;
 pub mod balance;
+pub mod cli;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod forward;
 pub mod headers;

@@ -28,6 +28,8 @@ pub struct Shared {
     pub upstreams: Upstreams,
     started: Instant,
     draining: AtomicBool,
+    ready: AtomicBool,
+    controlled: AtomicBool,
     /// The Prometheus exporter, when installed.
     pub prometheus: Option<PrometheusHandle>,
     /// Bearer token required for admin writes, if configured.
@@ -48,6 +50,8 @@ impl Shared {
             upstreams: Upstreams::new(upstream),
             started: Instant::now(),
             draining: AtomicBool::new(false),
+            ready: AtomicBool::new(false),
+            controlled: AtomicBool::new(false),
             prometheus,
             admin_token,
         }
@@ -76,6 +80,26 @@ impl Shared {
     /// Marks the process as shutting down (not ready).
     pub fn start_draining(&self) {
         self.draining.store(true, Relaxed);
+    }
+
+    /// Whether the proxy has a table to serve (from its file, its controller or its cache).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Relaxed) && !self.is_draining()
+    }
+
+    /// Marks the proxy as having a table.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Relaxed);
+    }
+
+    /// Whether a controller owns the table (admin writes are refused).
+    pub fn is_controlled(&self) -> bool {
+        self.controlled.load(Relaxed)
+    }
+
+    /// Hands the table to a controller.
+    pub fn set_controlled(&self, controlled: bool) {
+        self.controlled.store(controlled, Relaxed);
     }
 
     /// Validates `spec` and, if valid, makes it the running table.

@@ -1,0 +1,185 @@
+//! The proxy's command line, shared by `sluice-proxy` and `sluice proxy`: parses arguments and
+//! config, starts logging and metrics, runs until SIGTERM or SIGINT. Exit codes: 0 stopped
+//! cleanly, 1 a runtime failure (e.g. a port in use), 2 an invalid config or arguments.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::app;
+use crate::config::ProxyConfig;
+use crate::control::subscriber::SubscribeOptions;
+use crate::telemetry;
+
+/// A traffic-splitting reverse proxy for canary and blue/green releases.
+#[derive(Debug, clap::Args)]
+pub struct ProxyArgs {
+    /// The YAML config file (listeners, admin API, upstream settings, backends and routes).
+    #[arg(long, short = 'c')]
+    pub config: Option<PathBuf>,
+    /// Traffic listener, overriding the file's `listen`.
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Admin listener, overriding the file's `admin.listen`.
+    #[arg(long)]
+    pub admin_listen: Option<String>,
+    /// Subscribe to this controller (its control API URL) for the route table.
+    #[arg(long, requires = "proxy_id")]
+    pub control_plane: Option<String>,
+    /// This proxy's id among the controller's proxies.
+    #[arg(long)]
+    pub proxy_id: Option<String>,
+    /// File holding the controller's bearer token.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Directory where the last table from the controller is cached.
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Time between reports to the controller.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+    pub report_interval: Duration,
+    /// Write the bound addresses as JSON to this file once listening (useful with port 0).
+    #[arg(long)]
+    pub addr_file: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter, e.g. `info` or `sluice_proxy=debug` (RUST_LOG also works).
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn init_logs(args: &ProxyArgs) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match args.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+fn invalid(what: &str, e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("sluice-proxy: invalid config {what}: {e}");
+    ExitCode::from(2)
+}
+
+/// Runs a proxy process to completion.
+pub fn main_with(args: ProxyArgs) -> ExitCode {
+    init_logs(&args);
+    let what = args
+        .config
+        .as_ref()
+        .map_or("(defaults)".to_owned(), |p| p.display().to_string());
+    let mut config = match &args.config {
+        Some(path) => match ProxyConfig::load(path) {
+            Ok(c) => c,
+            Err(e) => return invalid(&what, e),
+        },
+        None => match crate::config::parse_yaml::<ProxyConfig>("{}") {
+            Ok(c) => c,
+            Err(e) => return invalid(&what, e),
+        },
+    };
+    if let Some(l) = &args.listen {
+        config.listen = l.clone();
+    }
+    if let Some(l) = &args.admin_listen {
+        config.admin.listen = l.clone();
+    }
+    if let Err(e) = config.check() {
+        return invalid(&what, e);
+    }
+    let admin_token = match config.admin_token() {
+        Ok(t) => t,
+        Err(e) => return invalid(&what, e),
+    };
+    let control = match (&args.control_plane, &args.proxy_id) {
+        (Some(url), Some(id)) => {
+            let token = match &args.token_file {
+                Some(f) => match std::fs::read_to_string(f) {
+                    Ok(t) if !t.trim().is_empty() => Some(t.trim().to_owned()),
+                    Ok(_) => return invalid(&what, format!("--token-file {}: the file is empty", f.display())),
+                    Err(e) => return invalid(&what, format!("--token-file {}: {e}", f.display())),
+                },
+                None => std::env::var("SLUICE_TOKEN").ok().filter(|t| !t.is_empty()),
+            };
+            Some(SubscribeOptions {
+                url: url.clone(),
+                proxy_id: id.clone(),
+                token,
+                cache_dir: args.cache_dir.clone(),
+                report_interval: args.report_interval,
+                poll_wait: Duration::from_secs(25),
+            })
+        }
+        _ => None,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sluice-proxy: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let prometheus = match telemetry::install_prometheus() {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("sluice-proxy: cannot install the metrics recorder: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        telemetry::describe();
+        let running = match app::start(&config, control, Some(prometheus), admin_token).await {
+            Ok(r) => r,
+            Err(e @ crate::Error::Invalid(_)) => return invalid(&what, e),
+            Err(e) => {
+                eprintln!("sluice-proxy: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        if let Some(path) = &args.addr_file {
+            let json = serde_json::json!({"listen": running.listen, "admin": running.admin});
+            if let Err(e) = app::write_atomically(path, &json.to_string()) {
+                eprintln!("sluice-proxy: writing {}: {e}", path.display());
+                return ExitCode::from(1);
+            }
+        }
+        wait_for_stop_signal().await;
+        tracing::info!("stop signal received: draining");
+        running.stop();
+        let drained = running.wait().await;
+        if !drained {
+            tracing::warn!(deadline = ?config.drain_timeout, "drain deadline passed with requests in flight");
+        }
+        tracing::info!("sluice-proxy stopped");
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

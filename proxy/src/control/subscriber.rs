@@ -1,0 +1,316 @@
+//! Keeps a proxy subscribed to its controller: holds the long poll for route snapshots,
+//! applies each (validated, swapped) and reports right away, reports every second, caches the
+//! last good table on disk, and unsubscribes on shutdown.
+//!
+//! Guarantees: a proxy that loses its controller keeps serving its last table and reconnects
+//! with exponential backoff and jitter; a proxy that cannot reach its controller at start
+//! serves the table it cached; it reports ready only once it has a table.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::sync::{Notify, watch};
+
+use super::protocol::{PairReport, Report, Snapshot, Unsubscribe};
+use crate::config::parse_json;
+use crate::state::Shared;
+
+/// How a proxy subscribes.
+#[derive(Debug, Clone)]
+pub struct SubscribeOptions {
+    /// Base URL of the controller's control API, e.g. `http://127.0.0.1:9700`.
+    pub url: String,
+    /// This proxy's id.
+    pub proxy_id: String,
+    /// Bearer token for reports and unsubscribing.
+    pub token: Option<String>,
+    /// Where the last good table is cached.
+    pub cache_dir: Option<PathBuf>,
+    /// Time between reports.
+    pub report_interval: Duration,
+    /// How long the controller may hold a poll.
+    pub poll_wait: Duration,
+}
+
+struct Subscriber {
+    shared: Arc<Shared>,
+    opts: SubscribeOptions,
+    instance: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+    report_now: Notify,
+}
+
+/// Runs the subscription until `shutdown` turns true, then unsubscribes.
+pub async fn run(shared: Arc<Shared>, opts: SubscribeOptions, mut shutdown: watch::Receiver<bool>) {
+    shared.set_controlled(true);
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(2)));
+    let sub = Arc::new(Subscriber {
+        shared,
+        instance: format!("{:016x}", rand::random::<u64>()),
+        client: Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector),
+        opts,
+        report_now: Notify::new(),
+    });
+    let reporter = tokio::spawn(sub.clone().report_loop());
+    let poller = tokio::spawn(sub.clone().poll_loop());
+    let _ = shutdown.wait_for(|s| *s).await;
+    poller.abort();
+    reporter.abort();
+    sub.unsubscribe().await;
+}
+
+impl Subscriber {
+    async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>, timeout: Duration) -> Result<(StatusCode, Bytes), String> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.opts.url.trim_end_matches('/')));
+        if let Some(t) = &self.opts.token {
+            req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        if body.is_some() {
+            req = req.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| e.to_string())?;
+        let exchange = async {
+            let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
+            let status = resp.status();
+            let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+            Ok((status, body))
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| format!("no answer within {timeout:?}"))?
+    }
+
+    async fn poll_loop(self: Arc<Self>) {
+        let mut after = 0u64;
+        let mut backoff = Backoff::new();
+        let mut first = true;
+        loop {
+            let wait = if first { Duration::ZERO } else { self.opts.poll_wait };
+            let path = format!(
+                "/v1/routes?proxy={}&after={after}&wait={}",
+                self.opts.proxy_id,
+                wait.as_secs()
+            );
+            let result = self
+                .send(Method::GET, &path, None, wait + Duration::from_secs(10))
+                .await;
+            match result {
+                Ok((StatusCode::OK, body)) => {
+                    backoff.reset();
+                    match parse_json::<Snapshot>(&body) {
+                        Ok(snapshot) => {
+                            after = snapshot.generation;
+                            self.apply(snapshot).await;
+                        }
+                        Err(e) => tracing::error!(error = %e, "controller sent an unreadable snapshot"),
+                    }
+                }
+                Ok((StatusCode::NO_CONTENT, _)) => backoff.reset(),
+                Ok((status, body)) => {
+                    tracing::warn!(%status, body = %String::from_utf8_lossy(&body), "controller refused the poll");
+                    tokio::time::sleep(backoff.next()).await;
+                }
+                Err(e) => {
+                    if first {
+                        self.start_from_cache().await;
+                    }
+                    tracing::warn!(error = %e, "controller unreachable; serving the last table");
+                    tokio::time::sleep(backoff.next()).await;
+                }
+            }
+            first = false;
+        }
+    }
+
+    async fn apply(&self, snapshot: Snapshot) {
+        let generation = snapshot.generation;
+        match self.shared.apply(snapshot.table.clone()).await {
+            Ok(_) => {
+                self.shared.set_ready(true);
+                tracing::info!(generation, "applied the controller's table");
+                self.report_now.notify_one();
+                if let Some(dir) = &self.opts.cache_dir
+                    && let Err(e) = write_cache(dir, &snapshot)
+                {
+                    tracing::warn!(error = %e, dir = %dir.display(), "cannot cache the table");
+                }
+            }
+            Err(e) => tracing::error!(generation, error = %e, "refused the controller's table; keeping the last one"),
+        }
+    }
+
+    async fn start_from_cache(&self) {
+        let Some(dir) = &self.opts.cache_dir else { return };
+        if self.shared.is_ready() {
+            return;
+        }
+        match read_cache(dir) {
+            Ok(Some(snapshot)) => {
+                let generation = snapshot.generation;
+                match self.shared.apply(snapshot.table).await {
+                    Ok(_) => {
+                        self.shared.set_ready(true);
+                        tracing::warn!(generation, "controller unreachable at start: serving the cached table");
+                    }
+                    Err(e) => tracing::error!(error = %e, "the cached table is invalid"),
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "cannot read the cached table"),
+        }
+    }
+
+    fn report(&self) -> Report {
+        let table = self.shared.table();
+        let mut stats = Vec::new();
+        for r in table.routes() {
+            for t in &r.targets {
+                stats.push(PairReport {
+                    route: r.name.clone(),
+                    revision: t.backend.revision.clone(),
+                    totals: t.telemetry.stats.totals(),
+                    in_flight: t
+                        .backend
+                        .endpoints
+                        .iter()
+                        .map(|e| e.in_flight.load(Relaxed) as u64)
+                        .sum(),
+                });
+            }
+        }
+        Report {
+            proxy: self.opts.proxy_id.clone(),
+            instance: self.instance.clone(),
+            table_generation: table.routes().iter().map(|r| r.generation).max().unwrap_or(0),
+            applied: table.routes().iter().map(|r| (r.name.clone(), r.generation)).collect(),
+            stats,
+        }
+    }
+
+    async fn report_loop(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.opts.report_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = self.report_now.notified() => {}
+            }
+            if !self.shared.is_ready() {
+                continue;
+            }
+            let body = match serde_json::to_vec(&self.report()) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot encode a report");
+                    continue;
+                }
+            };
+            match self.send(Method::POST, "/v1/report", Some(body), Duration::from_secs(5)).await {
+                Ok((s, _)) if s.is_success() => {}
+                Ok((s, body)) => tracing::warn!(status = %s, body = %String::from_utf8_lossy(&body), "report refused"),
+                Err(e) => tracing::debug!(error = %e, "report not delivered"),
+            }
+        }
+    }
+
+    async fn unsubscribe(&self) {
+        let body = serde_json::to_vec(&Unsubscribe {
+            proxy: self.opts.proxy_id.clone(),
+            instance: self.instance.clone(),
+        })
+        .unwrap_or_default();
+        match self.send(Method::POST, "/v1/unsubscribe", Some(body), Duration::from_secs(2)).await {
+            Ok((s, _)) if s.is_success() => tracing::info!("unsubscribed from the controller"),
+            Ok((s, _)) => tracing::warn!(status = %s, "unsubscribe refused"),
+            Err(e) => tracing::warn!(error = %e, "could not unsubscribe"),
+        }
+    }
+}
+
+/// Exponential backoff from 100 ms to 5 s, with ±50 % jitter.
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Self {
+            next: Duration::from_millis(100),
+        }
+    }
+
+    fn reset(&mut self) {
+        self.next = Duration::from_millis(100);
+    }
+
+    fn next(&mut self) -> Duration {
+        let base = self.next;
+        self.next = (self.next * 2).min(Duration::from_secs(5));
+        let jitter = rand::random_range(0.5..1.5);
+        base.mul_f64(jitter)
+    }
+}
+
+const CACHE_FILE: &str = "table.json";
+
+fn write_cache(dir: &Path, snapshot: &Snapshot) -> std::io::Result<()> {
+    use std::io::Write as _;
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!("{CACHE_FILE}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&serde_json::to_vec(snapshot).map_err(std::io::Error::other)?)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(CACHE_FILE))
+}
+
+fn read_cache(dir: &Path) -> Result<Option<Snapshot>, String> {
+    match std::fs::read(dir.join(CACHE_FILE)) {
+        Ok(bytes) => parse_json(&bytes).map(Some).map_err(|e| e.to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_five_seconds_with_jitter() {
+        let mut b = Backoff::new();
+        let waits: Vec<Duration> = (0..10).map(|_| b.next()).collect();
+        assert!(waits[0] >= Duration::from_millis(50) && waits[0] <= Duration::from_millis(150));
+        assert!(waits[9] >= Duration::from_millis(2500) && waits[9] <= Duration::from_millis(7500));
+        b.reset();
+        assert!(b.next() <= Duration::from_millis(150));
+    }
+
+    #[test]
+    fn cache_round_trips() {
+        let dir = std::env::temp_dir().join(format!("sluice-cache-test-{}", std::process::id()));
+        let s = Snapshot {
+            generation: 7,
+            table: Default::default(),
+        };
+        write_cache(&dir, &s).unwrap();
+        assert_eq!(read_cache(&dir).unwrap(), Some(s));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(read_cache(&dir).unwrap(), None);
+    }
+}
