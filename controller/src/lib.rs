@@ -1,10 +1,14 @@
 //! sluice-controller: the rollout engine, analysis, control plane and CLI of sluice.
 
 pub mod analysis;
+pub mod cli;
 pub mod commands;
+pub mod control;
 pub mod engine;
 pub mod error;
 pub mod lint;
+pub mod local;
+pub mod persist;
 pub mod revision;
 pub mod spec;
 pub mod status;

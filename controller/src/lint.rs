@@ -46,6 +46,9 @@ pub fn lint_text(name: &str, text: &str) -> LintReport {
                             Document::AnalysisTemplate(t) => {
                                 (t.kind.clone(), t.metadata.name.clone())
                             }
+                            Document::LocalRuntime(r) => {
+                                ("LocalRuntime".to_owned(), r.metadata.name.clone())
+                            }
                             Document::Other { kind, name, .. } => (kind.clone(), name.clone()),
                         };
                         report

@@ -1,23 +1,27 @@
-//! `sluice`: the command-line interface. Exit codes: 0 success, 1 the checked thing is invalid
-//! (or unhealthy), 2 bad usage or an unreadable file.
+//! `sluice`: the command-line interface (see [`sluice_controller::cli`] for exit codes).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use sluice_controller::cli::{self, ClientArgs};
 use sluice_controller::lint;
+use sluice_controller::local::config::LocalConfig;
 
 /// Canary releases and blue/green deployments with their own traffic-splitting proxy.
 #[derive(Debug, Parser)]
 #[command(name = "sluice", version)]
 struct Args {
+    #[command(flatten)]
+    client: ClientArgs,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Check Rollout and AnalysisTemplate documents (either apiVersion); exit 1 if any is invalid.
+    /// Check Rollout, AnalysisTemplate and LocalRuntime documents; exit 1 if any is invalid.
     Lint {
         /// Files to check (multi-document YAML).
         #[arg(short = 'f', long = "file", required = true)]
@@ -26,36 +30,251 @@ enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Run the controller with the local runtime.
+    Controller {
+        /// Local config: Rollouts, AnalysisTemplates and one LocalRuntime document.
+        #[arg(short = 'c', long)]
+        config: PathBuf,
+        /// Control API listener, overriding the config's.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Log filter.
+        #[arg(long, env = "RUST_LOG", default_value = "info")]
+        log: String,
+    },
+    /// Run a proxy (the same as sluice-proxy).
+    Proxy(Box<sluice_proxy::cli::ProxyArgs>),
+    /// Show a rollout.
+    Get {
+        #[command(subcommand)]
+        what: GetWhat,
+    },
+    /// List things.
+    List {
+        #[command(subcommand)]
+        what: ListWhat,
+    },
+    /// Clear a pause (or skip the current step); --full skips every remaining step.
+    Promote {
+        /// Rollout name.
+        name: String,
+        /// Skip every remaining step and analysis.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Send all traffic back to stable.
+    Abort {
+        /// Rollout name.
+        name: String,
+    },
+    /// Start an aborted rollout again.
+    Retry {
+        /// Rollout name.
+        name: String,
+    },
+    /// Roll back to the previous revision (or --to-revision N).
+    Undo {
+        /// Rollout name.
+        name: String,
+        /// Revision number.
+        #[arg(long)]
+        to_revision: Option<u32>,
+    },
+    /// Pause a rollout.
+    Pause {
+        /// Rollout name.
+        name: String,
+    },
+    /// Resume a paused rollout.
+    Resume {
+        /// Rollout name.
+        name: String,
+    },
+    /// Wait until a rollout is Healthy (exit 0) or Degraded (exit 1); exit 2 on --timeout.
+    Status {
+        /// Rollout name.
+        name: String,
+        /// Give up after this long, e.g. 5m.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        timeout: Option<Duration>,
+    },
+    /// Change something of a rollout.
+    Set {
+        #[command(subcommand)]
+        what: SetWhat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum GetWhat {
+    /// A rollout as a tree.
+    Rollout {
+        /// Rollout name.
+        name: String,
+        /// Follow changes live.
+        #[arg(short, long)]
+        watch: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ListWhat {
+    /// Every rollout.
+    Rollouts,
+}
+
+#[derive(Debug, Subcommand)]
+enum SetWhat {
+    /// `set image NAME CONTAINER=IMAGE`: starts a rollout to the new image.
+    Image {
+        /// Rollout name.
+        name: String,
+        /// CONTAINER=IMAGE.
+        assignment: String,
+    },
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts")
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     match args.command {
-        Command::Lint { files, quiet } => {
-            let mut ok = true;
-            for f in &files {
-                match lint::lint_file(f) {
-                    Ok(report) => {
-                        ok &= report.ok();
-                        if quiet {
-                            for p in &report.problems {
-                                println!("{p}");
-                            }
-                        } else {
-                            print!("{}", report.render());
-                        }
+        Command::Lint { files, quiet } => lint_files(&files, quiet),
+        Command::Proxy(p) => sluice_proxy::cli::main_with(*p),
+        Command::Controller {
+            config,
+            listen,
+            log,
+        } => run_controller(&config, listen, &log, args.client.token_file),
+        other => {
+            let client = match args.client.client() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("sluice: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            runtime().block_on(async move {
+                match other {
+                    Command::Get {
+                        what: GetWhat::Rollout { name, watch },
+                    } => cli::get(&client, &name, watch).await,
+                    Command::List {
+                        what: ListWhat::Rollouts,
+                    } => cli::list(&client).await,
+                    Command::Promote { name, full } => {
+                        cli::command(
+                            &client,
+                            &name,
+                            if full { "promote-full" } else { "promote" },
+                            None,
+                        )
+                        .await
                     }
-                    Err(e) => {
-                        eprintln!("sluice lint: cannot read {}: {e}", f.display());
-                        return ExitCode::from(2);
+                    Command::Abort { name } => cli::command(&client, &name, "abort", None).await,
+                    Command::Retry { name } => cli::command(&client, &name, "retry", None).await,
+                    Command::Undo { name, to_revision } => {
+                        cli::command(&client, &name, "undo", to_revision).await
+                    }
+                    Command::Pause { name } => cli::command(&client, &name, "pause", None).await,
+                    Command::Resume { name } => cli::command(&client, &name, "resume", None).await,
+                    Command::Status { name, timeout } => cli::status(&client, &name, timeout).await,
+                    Command::Set {
+                        what: SetWhat::Image { name, assignment },
+                    } => cli::set_image(&client, &name, &assignment).await,
+                    Command::Lint { .. } | Command::Proxy(_) | Command::Controller { .. } => {
+                        ExitCode::from(2)
                     }
                 }
+            })
+        }
+    }
+}
+
+fn lint_files(files: &[PathBuf], quiet: bool) -> ExitCode {
+    let mut ok = true;
+    for f in files {
+        match lint::lint_file(f) {
+            Ok(report) => {
+                ok &= report.ok();
+                if quiet {
+                    for p in &report.problems {
+                        println!("{p}");
+                    }
+                } else {
+                    print!("{}", report.render());
+                }
             }
-            if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
+            Err(e) => {
+                eprintln!("sluice lint: cannot read {}: {e}", f.display());
+                return ExitCode::from(2);
             }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn run_controller(
+    config: &std::path::Path,
+    listen: Option<String>,
+    log: &str,
+    token_file: Option<PathBuf>,
+) -> ExitCode {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let cfg = match LocalConfig::load(config) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("sluice controller: invalid config {}:", config.display());
+            for e in errors {
+                eprintln!("  {e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    runtime().block_on(async move {
+        let running = match cli::controller::start(cfg, listen, token_file).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("sluice controller: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        eprintln!("sluice controller: control API on http://{}", running.addr);
+        wait_for_stop_signal().await;
+        running.stop().await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

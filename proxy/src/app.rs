@@ -49,7 +49,11 @@ pub async fn start(
     prometheus: Option<PrometheusHandle>,
     token: Option<String>,
 ) -> Result<RunningProxy> {
-    let shared = Arc::new(Shared::new(&(&config.upstream).into(), prometheus.clone(), token));
+    let shared = Arc::new(Shared::new(
+        &(&config.upstream).into(),
+        prometheus.clone(),
+        token,
+    ));
     if control.is_some() {
         if !config.routes.is_empty() || !config.backends.is_empty() {
             return Err(Error::invalid(
@@ -63,10 +67,14 @@ pub async fn start(
     }
     let listener = bind(&config.listen).await?;
     let admin_listener = bind(&config.admin.listen).await?;
-    let listen = listener.local_addr().map_err(|source| Error::Bind { addr: config.listen.clone(), source })?;
-    let admin_addr = admin_listener
-        .local_addr()
-        .map_err(|source| Error::Bind { addr: config.admin.listen.clone(), source })?;
+    let listen = listener.local_addr().map_err(|source| Error::Bind {
+        addr: config.listen.clone(),
+        source,
+    })?;
+    let admin_addr = admin_listener.local_addr().map_err(|source| Error::Bind {
+        addr: config.admin.listen.clone(),
+        source,
+    })?;
 
     let (stop, stop_rx) = watch::channel(false);
     if let Some(h) = prometheus {
@@ -81,9 +89,8 @@ pub async fn start(
             }
         });
     }
-    let subscription = control.map(|opts| {
-        tokio::spawn(subscriber::run(shared.clone(), opts, stop_rx.clone()))
-    });
+    let subscription =
+        control.map(|opts| tokio::spawn(subscriber::run(shared.clone(), opts, stop_rx.clone())));
     let admin_app = admin::router(shared.clone());
     let mut admin_stop = stop_rx.clone();
     let admin_task = tokio::spawn(async move {

@@ -110,7 +110,12 @@ pub fn main_with(args: ProxyArgs) -> ExitCode {
             let token = match &args.token_file {
                 Some(f) => match std::fs::read_to_string(f) {
                     Ok(t) if !t.trim().is_empty() => Some(t.trim().to_owned()),
-                    Ok(_) => return invalid(&what, format!("--token-file {}: the file is empty", f.display())),
+                    Ok(_) => {
+                        return invalid(
+                            &what,
+                            format!("--token-file {}: the file is empty", f.display()),
+                        );
+                    }
                     Err(e) => return invalid(&what, format!("--token-file {}: {e}", f.display())),
                 },
                 None => std::env::var("SLUICE_TOKEN").ok().filter(|t| !t.is_empty()),
@@ -126,7 +131,10 @@ pub fn main_with(args: ProxyArgs) -> ExitCode {
         }
         _ => None,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("sluice-proxy: cannot start the runtime: {e}");
@@ -171,7 +179,10 @@ pub fn main_with(args: ProxyArgs) -> ExitCode {
 
 async fn wait_for_stop_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}

@@ -117,6 +117,13 @@ pub enum ProviderOutcome {
     Error(String),
     /// Too little data to measure (e.g. fewer than `minRequests`): not a measurement.
     NotEnoughData(String),
+    /// The provider decided by itself (a job's exit status), with what it saw.
+    Decided {
+        /// Whether it succeeded.
+        success: bool,
+        /// What to keep (e.g. the command's output).
+        detail: String,
+    },
 }
 
 /// A metric ready to run: arguments substituted, expressions parsed, limits resolved.
@@ -352,6 +359,18 @@ fn resolve_metric(m: &Metric, dry_run: bool) -> Result<MetricSpec, (&'static str
 pub fn assess(metric: &MetricSpec, outcome: &ProviderOutcome, now: Time) -> Option<Measurement> {
     let value = match outcome {
         ProviderOutcome::NotEnoughData(_) => return None,
+        ProviderOutcome::Decided { success, detail } => {
+            return Some(Measurement {
+                phase: if *success {
+                    MeasurementPhase::Successful
+                } else {
+                    MeasurementPhase::Failed
+                },
+                value: Some(if *success { "succeeded" } else { "failed" }.to_owned()),
+                message: Some(detail.clone()),
+                finished_at: now,
+            });
+        }
         ProviderOutcome::Error(msg) => {
             return Some(Measurement {
                 phase: MeasurementPhase::Error,

@@ -4,6 +4,7 @@
 //! then impossible values.
 
 pub mod duration;
+pub mod local;
 pub mod meta;
 pub mod rollout;
 pub mod template;
@@ -30,6 +31,8 @@ pub enum Document {
     Rollout(Box<Rollout>),
     /// An AnalysisTemplate or ClusterAnalysisTemplate.
     AnalysisTemplate(Box<AnalysisTemplate>),
+    /// The local runtime's settings.
+    LocalRuntime(Box<local::LocalRuntime>),
     /// Another Kubernetes kind (Service, HorizontalPodAutoscaler, …): accepted, not interpreted.
     Other {
         /// Its apiVersion.
@@ -142,6 +145,15 @@ pub fn parse_document(tree: Value, index: usize) -> Result<Document, DocumentErr
             let errors = validate::analysis_template(&t);
             if errors.is_empty() {
                 Ok(Document::AnalysisTemplate(Box::new(t)))
+            } else {
+                Err(fail(errors))
+            }
+        }
+        "LocalRuntime" if api_version == API_VERSION => {
+            let r: local::LocalRuntime = typed(tree).map_err(|e| fail(vec![e]))?;
+            let errors = local::validate(&r);
+            if errors.is_empty() {
+                Ok(Document::LocalRuntime(Box::new(r)))
             } else {
                 Err(fail(errors))
             }

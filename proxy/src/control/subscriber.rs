@@ -72,7 +72,13 @@ pub async fn run(shared: Arc<Shared>, opts: SubscribeOptions, mut shutdown: watc
 }
 
 impl Subscriber {
-    async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>, timeout: Duration) -> Result<(StatusCode, Bytes), String> {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<(StatusCode, Bytes), String> {
         let mut req = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.opts.url.trim_end_matches('/')));
@@ -88,7 +94,12 @@ impl Subscriber {
         let exchange = async {
             let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
             let status = resp.status();
-            let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
             Ok((status, body))
         };
         tokio::time::timeout(timeout, exchange)
@@ -101,7 +112,11 @@ impl Subscriber {
         let mut backoff = Backoff::new();
         let mut first = true;
         loop {
-            let wait = if first { Duration::ZERO } else { self.opts.poll_wait };
+            let wait = if first {
+                Duration::ZERO
+            } else {
+                self.opts.poll_wait
+            };
             let path = format!(
                 "/v1/routes?proxy={}&after={after}&wait={}",
                 self.opts.proxy_id,
@@ -118,7 +133,9 @@ impl Subscriber {
                             after = snapshot.generation;
                             self.apply(snapshot).await;
                         }
-                        Err(e) => tracing::error!(error = %e, "controller sent an unreadable snapshot"),
+                        Err(e) => {
+                            tracing::error!(error = %e, "controller sent an unreadable snapshot")
+                        }
                     }
                 }
                 Ok((StatusCode::NO_CONTENT, _)) => backoff.reset(),
@@ -151,12 +168,16 @@ impl Subscriber {
                     tracing::warn!(error = %e, dir = %dir.display(), "cannot cache the table");
                 }
             }
-            Err(e) => tracing::error!(generation, error = %e, "refused the controller's table; keeping the last one"),
+            Err(e) => {
+                tracing::error!(generation, error = %e, "refused the controller's table; keeping the last one")
+            }
         }
     }
 
     async fn start_from_cache(&self) {
-        let Some(dir) = &self.opts.cache_dir else { return };
+        let Some(dir) = &self.opts.cache_dir else {
+            return;
+        };
         if self.shared.is_ready() {
             return;
         }
@@ -166,7 +187,10 @@ impl Subscriber {
                 match self.shared.apply(snapshot.table).await {
                     Ok(_) => {
                         self.shared.set_ready(true);
-                        tracing::warn!(generation, "controller unreachable at start: serving the cached table");
+                        tracing::warn!(
+                            generation,
+                            "controller unreachable at start: serving the cached table"
+                        );
                     }
                     Err(e) => tracing::error!(error = %e, "the cached table is invalid"),
                 }
@@ -197,8 +221,17 @@ impl Subscriber {
         Report {
             proxy: self.opts.proxy_id.clone(),
             instance: self.instance.clone(),
-            table_generation: table.routes().iter().map(|r| r.generation).max().unwrap_or(0),
-            applied: table.routes().iter().map(|r| (r.name.clone(), r.generation)).collect(),
+            table_generation: table
+                .routes()
+                .iter()
+                .map(|r| r.generation)
+                .max()
+                .unwrap_or(0),
+            applied: table
+                .routes()
+                .iter()
+                .map(|r| (r.name.clone(), r.generation))
+                .collect(),
             stats,
         }
     }
@@ -221,9 +254,19 @@ impl Subscriber {
                     continue;
                 }
             };
-            match self.send(Method::POST, "/v1/report", Some(body), Duration::from_secs(5)).await {
+            match self
+                .send(
+                    Method::POST,
+                    "/v1/report",
+                    Some(body),
+                    Duration::from_secs(5),
+                )
+                .await
+            {
                 Ok((s, _)) if s.is_success() => {}
-                Ok((s, body)) => tracing::warn!(status = %s, body = %String::from_utf8_lossy(&body), "report refused"),
+                Ok((s, body)) => {
+                    tracing::warn!(status = %s, body = %String::from_utf8_lossy(&body), "report refused")
+                }
                 Err(e) => tracing::debug!(error = %e, "report not delivered"),
             }
         }
@@ -235,7 +278,15 @@ impl Subscriber {
             instance: self.instance.clone(),
         })
         .unwrap_or_default();
-        match self.send(Method::POST, "/v1/unsubscribe", Some(body), Duration::from_secs(2)).await {
+        match self
+            .send(
+                Method::POST,
+                "/v1/unsubscribe",
+                Some(body),
+                Duration::from_secs(2),
+            )
+            .await
+        {
             Ok((s, _)) if s.is_success() => tracing::info!("unsubscribed from the controller"),
             Ok((s, _)) => tracing::warn!(status = %s, "unsubscribe refused"),
             Err(e) => tracing::warn!(error = %e, "could not unsubscribe"),

@@ -1,0 +1,137 @@
+//! `sluice controller --config FILE`: the local runtime with its control API.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::control::api::{self, ApiState};
+use crate::control::hub::{Hub, HubConfig};
+use crate::local::config::LocalConfig;
+use crate::local::health;
+use crate::local::runtime::Runtime;
+use crate::time::Time;
+
+/// A running controller.
+pub struct RunningController {
+    /// Control API address.
+    pub addr: SocketAddr,
+    /// The runtime.
+    pub runtime: Arc<Runtime>,
+    stop: watch::Sender<bool>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl RunningController {
+    /// Stops everything.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.done.await;
+    }
+}
+
+/// Reads the token from a file, or the configured environment variable.
+pub fn read_token(file: Option<&Path>, env: Option<&str>) -> Result<Option<String>, String> {
+    if let Some(f) = file {
+        let t =
+            std::fs::read_to_string(f).map_err(|e| format!("token file {}: {e}", f.display()))?;
+        let t = t.trim().to_owned();
+        if t.is_empty() {
+            return Err(format!("token file {} is empty", f.display()));
+        }
+        return Ok(Some(t));
+    }
+    if let Some(var) = env {
+        return match std::env::var(var) {
+            Ok(t) if !t.trim().is_empty() => Ok(Some(t.trim().to_owned())),
+            _ => Err(format!("environment variable {var} is unset or empty")),
+        };
+    }
+    Ok(None)
+}
+
+/// Starts a controller on a loaded config.
+pub async fn start(
+    config: LocalConfig,
+    listen: Option<String>,
+    token_file: Option<PathBuf>,
+) -> Result<RunningController, String> {
+    let state_dir = config.state_dir();
+    std::fs::create_dir_all(&state_dir)
+        .map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
+    let token = read_token(
+        token_file
+            .as_deref()
+            .or(config.runtime.token_file.as_deref()),
+        config.runtime.token_env.as_deref(),
+    )?;
+    let hub = Arc::new(Hub::open(HubConfig {
+        lease: Duration::from_secs(u64::from(config.runtime.lease_seconds.unwrap_or(10))),
+        required: config.runtime.required_proxies.iter().cloned().collect(),
+        state_file: Some(state_dir.join("routes.json")),
+    })?);
+    let listen = listen
+        .or_else(|| config.runtime.listen.clone())
+        .unwrap_or_else(|| "127.0.0.1:9700".to_owned());
+    let hc = config.runtime.health_check.clone();
+    let runtime = Runtime::open(config, hub.clone())?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let (stop, stop_rx) = watch::channel(false);
+
+    // health checks first, so that the first decisions see healthy endpoints
+    let health = runtime.health();
+    let interval = Duration::from_millis(hc.interval_millis.unwrap_or(1000));
+    let timeout = Duration::from_millis(hc.timeout_millis.unwrap_or(500));
+    health.check_all(hc.path.as_deref(), timeout).await;
+    let rt = runtime.clone();
+    let health_task = tokio::spawn(health::run(
+        health,
+        hc.path.clone(),
+        interval,
+        timeout,
+        move || rt.wake(),
+    ));
+
+    let sampler_hub = hub.clone();
+    let sampler = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let now = Time::now();
+            sampler_hub.sample(now);
+            sampler_hub.expire(now);
+        }
+    });
+    let app = api::router(Arc::new(ApiState {
+        hub,
+        rollouts: runtime.clone(),
+        token,
+    }));
+    let mut api_stop = stop_rx.clone();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = api_stop.wait_for(|s| *s).await;
+            })
+            .await;
+    });
+    let loop_task = tokio::spawn(runtime.clone().serve(stop_rx));
+    let done = tokio::spawn(async move {
+        let _ = loop_task.await;
+        health_task.abort();
+        sampler.abort();
+        let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    });
+    tracing::info!(listen = %addr, "sluice controller started");
+    Ok(RunningController {
+        addr,
+        runtime,
+        stop,
+        done,
+    })
+}

@@ -1,0 +1,690 @@
+//! The controller's view of its proxies: the route table it publishes (with generations that
+//! never repeat, also across restarts), which proxies are expected and what each applied, and
+//! the counters they report, merged.
+//!
+//! Guarantees:
+//! - a route's generation only grows; the next generation is on disk before any proxy can
+//!   see it;
+//! - the expected set is the proxies with a live lease (renewed by every poll and report)
+//!   plus the required ones; a proxy leaves it by unsubscribing or when its lease expires,
+//!   and each is recorded as an event;
+//! - merged counters are the sum over proxies; a proxy that restarts (new instance) starts
+//!   again from zero without losing what its previous instance counted.
+//!
+//! Every method takes the time as an argument; the API layer passes the wall clock.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sluice_proxy::control::protocol::{Report, Snapshot, Unsubscribe};
+use sluice_proxy::spec::{BackendSpec, RouteSpec, TableSpec};
+use sluice_proxy::stats::Totals;
+use tokio::sync::watch;
+
+use crate::time::Time;
+
+/// How long samples of merged counters are kept (longest analysis window).
+const SAMPLE_HISTORY: Duration = Duration::from_secs(15 * 60);
+/// Events kept in memory.
+const EVENTS_KEPT: usize = 500;
+
+/// A (route, revision) pair.
+pub type Pair = (String, String);
+
+/// Settings of the hub.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// A proxy that has not polled or reported for this long leaves the expected set.
+    pub lease: Duration,
+    /// Proxies always expected, even before they first subscribe.
+    pub required: BTreeSet<String>,
+    /// Where routes and the next generation are kept across restarts.
+    pub state_file: Option<PathBuf>,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(10),
+            required: BTreeSet::new(),
+            state_file: None,
+        }
+    }
+}
+
+/// Something that happened to the proxies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HubEvent {
+    /// When.
+    pub time: Time,
+    /// `ProxySubscribed`, `ProxyRestarted`, `ProxyUnsubscribed`, `ProxyLeaseExpired`.
+    pub reason: String,
+    /// Details.
+    pub message: String,
+}
+
+/// One proxy as the hub sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyView {
+    /// Id.
+    pub id: String,
+    /// Current instance.
+    pub instance: String,
+    /// Whether it is in the expected set.
+    pub expected: bool,
+    /// Its lease ends at.
+    pub lease_until: Time,
+    /// Generation applied per route.
+    pub applied: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone)]
+struct ProxyEntry {
+    instance: String,
+    lease_until: Time,
+    left: bool,
+    applied: BTreeMap<String, u64>,
+    stats: BTreeMap<Pair, (Totals, u64)>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Persisted {
+    next_generation: u64,
+    routes: BTreeMap<String, (RouteSpec, Vec<BackendSpec>)>,
+}
+
+#[derive(Default)]
+struct State {
+    next_generation: u64,
+    generation: u64,
+    routes: BTreeMap<String, (RouteSpec, Vec<BackendSpec>)>,
+    proxies: BTreeMap<String, ProxyEntry>,
+    retired: BTreeMap<Pair, Totals>,
+    samples: BTreeMap<Pair, VecDeque<(Time, Totals)>>,
+    events: VecDeque<HubEvent>,
+}
+
+/// The controller's side of every proxy subscription.
+pub struct Hub {
+    config: HubConfig,
+    state: Mutex<State>,
+    table_tx: watch::Sender<u64>,
+    activity: watch::Sender<u64>,
+}
+
+fn add(into: &mut Totals, t: &Totals) {
+    for (a, b) in into.by_class.iter_mut().zip(&t.by_class) {
+        *a += b;
+    }
+    for (a, b) in into.errors.iter_mut().zip(&t.errors) {
+        *a += b;
+    }
+    if into.buckets.len() < t.buckets.len() {
+        into.buckets.resize(t.buckets.len(), 0);
+    }
+    for (a, b) in into.buckets.iter_mut().zip(&t.buckets) {
+        *a += b;
+    }
+}
+
+/// `a - b`, saturating (for windows).
+pub fn minus(a: &Totals, b: &Totals) -> Totals {
+    let mut out = a.clone();
+    for (x, y) in out.by_class.iter_mut().zip(&b.by_class) {
+        *x = x.saturating_sub(*y);
+    }
+    for (x, y) in out.errors.iter_mut().zip(&b.errors) {
+        *x = x.saturating_sub(*y);
+    }
+    for (x, y) in out.buckets.iter_mut().zip(&b.buckets) {
+        *x = x.saturating_sub(*y);
+    }
+    out
+}
+
+impl Hub {
+    /// A hub, with the routes and generations it persisted, if any.
+    pub fn open(config: HubConfig) -> Result<Self, String> {
+        let mut state = State {
+            next_generation: 1,
+            ..State::default()
+        };
+        if let Some(path) = &config.state_file {
+            match std::fs::read(path) {
+                Ok(bytes) => {
+                    let p: Persisted = serde_json::from_slice(&bytes)
+                        .map_err(|e| format!("{} is not a routes file: {e}", path.display()))?;
+                    state.next_generation = p.next_generation.max(1);
+                    state.routes = p.routes;
+                    state.generation = state
+                        .routes
+                        .values()
+                        .filter_map(|(r, _)| r.generation)
+                        .max()
+                        .unwrap_or(0);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+            }
+        }
+        let (table_tx, _) = watch::channel(state.generation);
+        Ok(Self {
+            config,
+            state: Mutex::new(state),
+            table_tx,
+            activity: watch::channel(0).0,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn persist(&self, s: &State) -> Result<(), String> {
+        let Some(path) = &self.config.state_file else {
+            return Ok(());
+        };
+        let p = Persisted {
+            next_generation: s.next_generation,
+            routes: s.routes.clone(),
+        };
+        let bytes = serde_json::to_vec(&p).map_err(|e| e.to_string())?;
+        crate::persist::write_atomically(path, &bytes)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+
+    /// Sets a route (and the backends it uses). Returns its generation: the same as before
+    /// when nothing changed, else a new one, persisted before any proxy can see it.
+    pub fn publish(&self, mut route: RouteSpec, backends: Vec<BackendSpec>) -> Result<u64, String> {
+        let mut s = self.lock();
+        route.generation = None;
+        if let Some((old, old_backends)) = s.routes.get(&route.name) {
+            let mut o = old.clone();
+            let g = o.generation.take();
+            if o == route && *old_backends == backends {
+                return Ok(g.unwrap_or(0));
+            }
+        }
+        let generation = s.next_generation;
+        route.generation = Some(generation);
+        let name = route.name.clone();
+        let previous = s.routes.insert(name.clone(), (route, backends));
+        s.next_generation += 1;
+        if let Err(e) = self.persist(&s) {
+            // undo: a generation that is not on disk must not be served
+            s.next_generation -= 1;
+            match previous {
+                Some(p) => s.routes.insert(name, p),
+                None => s.routes.remove(&name),
+            };
+            return Err(e);
+        }
+        s.generation = generation;
+        drop(s);
+        self.table_tx.send_replace(generation);
+        Ok(generation)
+    }
+
+    /// The whole table now.
+    pub fn snapshot(&self) -> Snapshot {
+        let s = self.lock();
+        let mut backends: BTreeMap<String, BackendSpec> = BTreeMap::new();
+        let mut routes = Vec::new();
+        for (route, bs) in s.routes.values() {
+            routes.push(route.clone());
+            for b in bs {
+                backends.entry(b.name.clone()).or_insert_with(|| b.clone());
+            }
+        }
+        Snapshot {
+            generation: s.generation,
+            table: TableSpec {
+                backends: backends.into_values().collect(),
+                routes,
+            },
+        }
+    }
+
+    /// The route a rollout published, with its generation.
+    pub fn route(&self, name: &str) -> Option<(RouteSpec, Vec<BackendSpec>)> {
+        self.lock().routes.get(name).cloned()
+    }
+
+    /// The table generation.
+    pub fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// Waits up to `wait` for a table newer than `after`.
+    pub async fn wait_newer(&self, after: u64, wait: Duration) -> Option<Snapshot> {
+        let mut rx = self.table_tx.subscribe();
+        let newer = async {
+            let _ = rx.wait_for(|g| *g > after).await;
+        };
+        if self.generation() <= after {
+            let _ = tokio::time::timeout(wait, newer).await;
+        }
+        (self.generation() > after).then(|| self.snapshot())
+    }
+
+    /// Bumps when a proxy applies a new generation, joins or leaves.
+    pub fn subscribe_activity(&self) -> watch::Receiver<u64> {
+        self.activity.subscribe()
+    }
+
+    fn bump(&self) {
+        self.activity.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// A changed-table signal, for waking rollout decisions.
+    pub fn subscribe_table(&self) -> watch::Receiver<u64> {
+        self.table_tx.subscribe()
+    }
+
+    fn event(s: &mut State, time: Time, reason: &str, message: String) {
+        tracing::info!(reason, message = %message, "proxy event");
+        s.events.push_back(HubEvent {
+            time,
+            reason: reason.to_owned(),
+            message,
+        });
+        while s.events.len() > EVENTS_KEPT {
+            s.events.pop_front();
+        }
+    }
+
+    /// A poll from a proxy: renews its lease.
+    pub fn polled(&self, proxy: &str, now: Time) {
+        let lease = self.config.lease;
+        let mut s = self.lock();
+        if let Some(p) = s.proxies.get_mut(proxy) {
+            p.lease_until = now.plus(lease);
+            if p.left {
+                p.left = false;
+                Self::event(
+                    &mut s,
+                    now,
+                    "ProxySubscribed",
+                    format!("proxy {proxy} is back"),
+                );
+            }
+        }
+    }
+
+    /// A report: renews the lease, records what the proxy applied and counted.
+    pub fn report(&self, r: Report, now: Time) {
+        let lease = self.config.lease;
+        let mut guard = self.lock();
+        let s = &mut *guard;
+        let entry = s.proxies.get(&r.proxy).cloned();
+        let news = entry
+            .as_ref()
+            .is_none_or(|old| old.applied != r.applied || old.left || old.instance != r.instance);
+        match entry {
+            None => Self::event(
+                s,
+                now,
+                "ProxySubscribed",
+                format!("proxy {} subscribed", r.proxy),
+            ),
+            Some(old) if old.instance != r.instance => {
+                for (pair, (totals, _)) in &old.stats {
+                    add(s.retired.entry(pair.clone()).or_default(), totals);
+                }
+                Self::event(
+                    s,
+                    now,
+                    "ProxyRestarted",
+                    format!("proxy {} restarted (instance {})", r.proxy, r.instance),
+                );
+            }
+            Some(old) if old.left => {
+                Self::event(
+                    s,
+                    now,
+                    "ProxySubscribed",
+                    format!("proxy {} is back", r.proxy),
+                );
+            }
+            Some(_) => {}
+        }
+        let stats = r
+            .stats
+            .into_iter()
+            .map(|p| ((p.route, p.revision), (p.totals, p.in_flight)))
+            .collect();
+        s.proxies.insert(
+            r.proxy,
+            ProxyEntry {
+                instance: r.instance,
+                lease_until: now.plus(lease),
+                left: false,
+                applied: r.applied,
+                stats,
+            },
+        );
+        drop(guard);
+        if news {
+            self.bump();
+        }
+    }
+
+    /// A proxy leaving on purpose.
+    pub fn unsubscribe(&self, u: &Unsubscribe, now: Time) {
+        let mut s = self.lock();
+        let left = match s.proxies.get_mut(&u.proxy) {
+            Some(p) if p.instance == u.instance && !p.left => {
+                p.left = true;
+                true
+            }
+            _ => false,
+        };
+        if left {
+            Self::event(
+                &mut s,
+                now,
+                "ProxyUnsubscribed",
+                format!("proxy {} unsubscribed", u.proxy),
+            );
+            drop(s);
+            self.bump();
+        }
+    }
+
+    /// Drops proxies whose lease ended from the expected set, with an event each.
+    pub fn expire(&self, now: Time) {
+        let mut s = self.lock();
+        let expired: Vec<String> = s
+            .proxies
+            .iter()
+            .filter(|(_, p)| !p.left && p.lease_until < now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let any = !expired.is_empty();
+        for id in expired {
+            if let Some(p) = s.proxies.get_mut(&id) {
+                p.left = true;
+            }
+            Self::event(
+                &mut s,
+                now,
+                "ProxyLeaseExpired",
+                format!("proxy {id} left the expected set: its lease expired"),
+            );
+        }
+        drop(s);
+        if any {
+            self.bump();
+        }
+    }
+
+    fn expected_ids(&self, s: &State, now: Time) -> BTreeSet<String> {
+        let mut ids: BTreeSet<String> = s
+            .proxies
+            .iter()
+            .filter(|(_, p)| !p.left && p.lease_until >= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.extend(self.config.required.iter().cloned());
+        ids
+    }
+
+    /// (expected proxies, those that applied at least `generation` of `route`).
+    pub fn acknowledgements(&self, route: &str, generation: u64, now: Time) -> (u32, u32) {
+        let s = self.lock();
+        let expected = self.expected_ids(&s, now);
+        let acked = expected
+            .iter()
+            .filter(|id| {
+                s.proxies
+                    .get(*id)
+                    .and_then(|p| p.applied.get(route))
+                    .is_some_and(|g| *g >= generation)
+            })
+            .count();
+        (expected.len() as u32, acked as u32)
+    }
+
+    /// Every proxy.
+    pub fn proxies(&self, now: Time) -> Vec<ProxyView> {
+        let s = self.lock();
+        let expected = self.expected_ids(&s, now);
+        let mut out: Vec<ProxyView> = s
+            .proxies
+            .iter()
+            .map(|(id, p)| ProxyView {
+                id: id.clone(),
+                instance: p.instance.clone(),
+                expected: expected.contains(id),
+                lease_until: p.lease_until,
+                applied: p.applied.clone(),
+            })
+            .collect();
+        for id in &self.config.required {
+            if !s.proxies.contains_key(id) {
+                out.push(ProxyView {
+                    id: id.clone(),
+                    instance: String::new(),
+                    expected: true,
+                    lease_until: Time(0),
+                    applied: BTreeMap::new(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Events, oldest first.
+    pub fn events(&self) -> Vec<HubEvent> {
+        self.lock().events.iter().cloned().collect()
+    }
+
+    fn merged_locked(s: &State, pair: &Pair) -> (Totals, u64) {
+        let mut t = s.retired.get(pair).cloned().unwrap_or_default();
+        let mut in_flight = 0;
+        for p in s.proxies.values() {
+            if let Some((pt, f)) = p.stats.get(pair) {
+                add(&mut t, pt);
+                if !p.left {
+                    in_flight += f;
+                }
+            }
+        }
+        (t, in_flight)
+    }
+
+    /// Counters of a (route, revision) since the start, summed over proxies, and requests in
+    /// flight now.
+    pub fn merged(&self, route: &str, revision: &str) -> (Totals, u64) {
+        let s = self.lock();
+        Self::merged_locked(&s, &(route.to_owned(), revision.to_owned()))
+    }
+
+    /// Counters of a (route, revision) over the last `window`: now minus the sample taken
+    /// `window` ago (or the oldest one). Also returns the covered span.
+    pub fn window(
+        &self,
+        route: &str,
+        revision: &str,
+        window: Duration,
+        now: Time,
+    ) -> (Totals, Duration) {
+        let s = self.lock();
+        let pair = (route.to_owned(), revision.to_owned());
+        let (current, _) = Self::merged_locked(&s, &pair);
+        let since = Time(now.0 - i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
+        let base = s.samples.get(&pair).and_then(|q| {
+            q.iter()
+                .rev()
+                .find(|(t, _)| *t <= since)
+                .or_else(|| q.front())
+                .cloned()
+        });
+        match base {
+            Some((t, totals)) => (minus(&current, &totals), now.since(t)),
+            None => (current, Duration::ZERO),
+        }
+    }
+
+    /// Samples every pair's merged counters (call about once a second).
+    pub fn sample(&self, now: Time) {
+        let mut s = self.lock();
+        let pairs: BTreeSet<Pair> = s
+            .proxies
+            .values()
+            .flat_map(|p| p.stats.keys().cloned())
+            .chain(s.retired.keys().cloned())
+            .collect();
+        for pair in pairs {
+            let (t, _) = Self::merged_locked(&s, &pair);
+            let q = s.samples.entry(pair).or_default();
+            q.push_back((now, t));
+            while q
+                .front()
+                .is_some_and(|(t0, _)| now.since(*t0) > SAMPLE_HISTORY)
+            {
+                q.pop_front();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_proxy::control::protocol::PairReport;
+
+    fn route(name: &str, weight: u32) -> RouteSpec {
+        RouteSpec {
+            name: name.into(),
+            hosts: vec![],
+            path_prefix: "/".into(),
+            stable: "a".into(),
+            canary: Some("b".into()),
+            weight,
+            total: 100,
+            split: Default::default(),
+            header_rules: vec![],
+            cookie_rules: vec![],
+            host_rules: vec![],
+            debug_headers: false,
+            generation: None,
+        }
+    }
+
+    fn totals(ok: u64, bad: u64) -> Totals {
+        let mut t = Totals::default();
+        t.by_class[1] = ok;
+        t.by_class[4] = bad;
+        t.buckets[10] = ok + bad;
+        t
+    }
+
+    fn report(proxy: &str, instance: &str, applied: u64, ok: u64, bad: u64) -> Report {
+        Report {
+            proxy: proxy.into(),
+            instance: instance.into(),
+            table_generation: applied,
+            applied: BTreeMap::from([("r".to_owned(), applied)]),
+            stats: vec![PairReport {
+                route: "r".into(),
+                revision: "h".into(),
+                totals: totals(ok, bad),
+                in_flight: 1,
+            }],
+        }
+    }
+
+    #[test]
+    fn generations_only_grow_and_survive_a_restart() {
+        let dir = std::env::temp_dir().join(format!("sluice-hub-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("routes.json");
+        let _ = std::fs::remove_file(&file);
+        let cfg = HubConfig {
+            state_file: Some(file.clone()),
+            ..Default::default()
+        };
+        let hub = Hub::open(cfg.clone()).unwrap();
+        assert_eq!(hub.publish(route("r", 10), vec![]).unwrap(), 1);
+        assert_eq!(
+            hub.publish(route("r", 10), vec![]).unwrap(),
+            1,
+            "unchanged keeps its generation"
+        );
+        assert_eq!(hub.publish(route("r", 20), vec![]).unwrap(), 2);
+        assert_eq!(hub.publish(route("q", 5), vec![]).unwrap(), 3);
+        assert_eq!(hub.snapshot().generation, 3);
+        drop(hub);
+        let hub = Hub::open(cfg).unwrap();
+        assert_eq!(hub.snapshot().generation, 3);
+        assert_eq!(hub.snapshot().table.routes.len(), 2);
+        assert_eq!(hub.publish(route("r", 30), vec![]).unwrap(), 4);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn expected_set_follows_leases_and_acknowledgements() {
+        let hub = Hub::open(HubConfig {
+            required: BTreeSet::from(["p3".to_owned()]),
+            ..Default::default()
+        })
+        .unwrap();
+        let t0 = Time(1_000_000);
+        hub.report(report("p1", "i1", 5, 0, 0), t0);
+        hub.report(report("p2", "i2", 4, 0, 0), t0);
+        assert_eq!(
+            hub.acknowledgements("r", 5, t0),
+            (3, 1),
+            "p3 is required but silent"
+        );
+        hub.report(report("p3", "i3", 5, 0, 0), t0);
+        assert_eq!(hub.acknowledgements("r", 4, t0), (3, 3));
+        assert_eq!(hub.acknowledgements("r", 5, t0), (3, 2));
+        // p2 stops reporting: after its lease it leaves the expected set, with an event
+        let later = t0.plus(Duration::from_secs(11));
+        hub.report(report("p1", "i1", 5, 0, 0), later);
+        hub.report(report("p3", "i3", 5, 0, 0), later);
+        hub.expire(later);
+        assert_eq!(hub.acknowledgements("r", 5, later), (2, 2));
+        assert!(
+            hub.events()
+                .iter()
+                .any(|e| e.reason == "ProxyLeaseExpired" && e.message.contains("p2"))
+        );
+        // unsubscribing leaves at once; the required proxy stays expected
+        hub.unsubscribe(
+            &Unsubscribe {
+                proxy: "p3".into(),
+                instance: "i3".into(),
+            },
+            later,
+        );
+        assert_eq!(hub.acknowledgements("r", 5, later), (2, 1));
+    }
+
+    #[test]
+    fn merged_counters_survive_a_proxy_restart() {
+        let hub = Hub::open(HubConfig::default()).unwrap();
+        let t0 = Time(0);
+        hub.report(report("p1", "a", 1, 90, 10), t0);
+        hub.report(report("p2", "b", 1, 50, 0), t0);
+        hub.sample(t0);
+        assert_eq!(hub.merged("r", "h").0.requests(), 150);
+        assert_eq!(hub.merged("r", "h").1, 2);
+        // p1 restarts: its counters start from zero; nothing it counted before is lost
+        let t1 = Time(10_000);
+        hub.report(report("p1", "c", 1, 5, 0), t1);
+        let (t, _) = hub.merged("r", "h");
+        assert_eq!(t.requests(), 155);
+        assert_eq!(t.by_class[4], 10);
+        // the window counts only what came after the sample
+        let (w, span) = hub.window("r", "h", Duration::from_secs(10), t1);
+        assert_eq!(w.requests(), 5);
+        assert_eq!(span, Duration::from_secs(10));
+    }
+}

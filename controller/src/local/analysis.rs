@@ -1,0 +1,176 @@
+//! Runs analysis runs for the local runtime: each run is a task that measures its metrics when
+//! they are due (by the pure scheduling rules), records the measurements in the run, and wakes
+//! the runtime when the verdict changes. Runs are part of the persisted state, so a restarted
+//! controller picks them up where they were.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::providers;
+pub use super::providers::Target;
+use super::runtime::Runtime;
+use crate::analysis::run::{self, MetricState, RunPhase, RunSpec};
+use crate::engine::AnalysisRequest;
+use crate::time::Time;
+
+/// A run and everything measured so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    /// What the rollout asked for.
+    pub request: AnalysisRequest,
+    /// The rollout it belongs to.
+    pub rollout: String,
+    /// When it started.
+    pub started: Time,
+    /// Metric states.
+    pub metrics: Vec<MetricState>,
+    /// Verdict so far.
+    pub phase: RunPhase,
+    /// Stopped early by the rollout.
+    pub terminated: bool,
+    /// Why it could not run, if it could not.
+    pub error: Option<String>,
+    /// Metric names that are dry runs.
+    #[serde(default)]
+    pub dry_run: Vec<String>,
+}
+
+impl RunRecord {
+    /// A new run.
+    pub fn new(rollout: &str, request: AnalysisRequest, now: Time) -> Self {
+        Self {
+            request,
+            rollout: rollout.to_owned(),
+            started: now,
+            metrics: Vec::new(),
+            phase: RunPhase::Pending,
+            terminated: false,
+            error: None,
+            dry_run: Vec::new(),
+        }
+    }
+}
+
+/// Builds the run's spec from the runtime's templates.
+fn spec_of(rt: &Runtime, rec: &RunRecord) -> Result<RunSpec, String> {
+    let cfg = rt.config();
+    let mut templates = Vec::new();
+    for name in &rec.request.templates {
+        match cfg.templates.get(name) {
+            Some(t) => templates.push(t.clone()),
+            None => return Err(format!("no AnalysisTemplate named {name:?}")),
+        }
+    }
+    let refs: Vec<&crate::spec::AnalysisTemplate> = templates.iter().collect();
+    run::build_run(&refs, &rec.request.args).map_err(|errors| {
+        errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+/// Runs (or resumes) one run until it is done or terminated.
+pub async fn drive(rt: Arc<Runtime>, name: String) {
+    let Some(rec) = rt.run(&name) else { return };
+    let spec = match spec_of(&rt, &rec) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(run = %name, error = %e, "analysis cannot run");
+            rt.update_run(&name, |r| {
+                r.error = Some(e.clone());
+                r.phase = RunPhase::Error;
+            });
+            return;
+        }
+    };
+    rt.update_run(&name, |r| {
+        r.dry_run = spec
+            .metrics
+            .iter()
+            .filter(|m| m.dry_run)
+            .map(|m| m.name.clone())
+            .collect();
+        for m in &spec.metrics {
+            if !r.metrics.iter().any(|s| s.name == m.name) {
+                r.metrics.push(MetricState {
+                    name: m.name.clone(),
+                    ..MetricState::default()
+                });
+            }
+        }
+        if r.phase == RunPhase::Pending {
+            r.phase = RunPhase::Running;
+        }
+    });
+    loop {
+        let Some(rec) = rt.run(&name) else { return };
+        if rec.terminated || rec.phase.is_complete() {
+            return;
+        }
+        let now = Time::now();
+        let states: BTreeMap<&str, &MetricState> =
+            rec.metrics.iter().map(|m| (m.name.as_str(), m)).collect();
+        let mut due = Vec::new();
+        let mut next: Option<Time> = None;
+        for m in &spec.metrics {
+            let Some(state) = states.get(m.name.as_str()) else {
+                continue;
+            };
+            if let Some(t) = run::next_due(m, state, rec.started) {
+                if t <= now {
+                    due.push(m.clone());
+                } else {
+                    next = Some(next.map_or(t, |n| n.min(t)));
+                }
+            }
+        }
+        if due.is_empty() {
+            let Some(next) = next else {
+                // every metric is done: settle the verdict
+                rt.update_run(&name, |r| {
+                    r.phase = run::run_phase(&spec, &r.metrics, r.terminated)
+                });
+                rt.wake();
+                return;
+            };
+            let sleep = next.since(now).min(Duration::from_secs(1));
+            tokio::time::sleep(sleep.max(Duration::from_millis(5))).await;
+            continue;
+        }
+        let Some(target) = rt.target_of(&rec) else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        for m in due {
+            let outcome = providers::measure(&m, &target, Time::now()).await;
+            let at = Time::now();
+            let measurement = run::assess(&m, &outcome, at);
+            tracing::info!(run = %name, metric = %m.name, outcome = ?outcome, "measured");
+            rt.update_run(&name, |r| {
+                if let Some(state) = r.metrics.iter_mut().find(|s| s.name == m.name) {
+                    run::record(state, &outcome, measurement.clone(), at);
+                }
+                r.phase = run::run_phase(&spec, &r.metrics, r.terminated);
+            });
+        }
+        rt.wake();
+    }
+}
+
+/// The target of a run, for providers.
+pub fn target(rt: &Runtime, route: String, rec: &RunRecord) -> Target {
+    Target {
+        hub: rt.hub(),
+        route,
+        revision: rec.request.revision.clone(),
+        stable: rec.request.stable.clone(),
+        revision_addresses: rt.addresses_of_revision(&rec.rollout, &rec.request.revision),
+        stable_addresses: rt.addresses_of_revision(&rec.rollout, &rec.request.stable),
+    }
+}

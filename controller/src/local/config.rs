@@ -1,0 +1,194 @@
+//! A local config file: Rollout and AnalysisTemplate documents (either apiVersion) and one
+//! `LocalRuntime` document. Loaded whole and checked whole: every rollout's images must have
+//! addresses, every template it names must exist, and steps the local proxies cannot carry out
+//! yet are refused.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use crate::spec::local::LocalRuntimeSpec;
+use crate::spec::rollout::RolloutAnalysis;
+use crate::spec::{AnalysisTemplate, Document, PodTemplate, Rollout, parse_documents};
+
+/// A loaded, checked local config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalConfig {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The runtime settings.
+    pub runtime: LocalRuntimeSpec,
+    /// Rollouts by name.
+    pub rollouts: BTreeMap<String, Rollout>,
+    /// Analysis templates by name.
+    pub templates: BTreeMap<String, AnalysisTemplate>,
+}
+
+impl LocalConfig {
+    /// Reads and checks a config file; errors are lines naming the document and field.
+    pub fn load(path: &Path) -> Result<Self, Vec<String>> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and checks the text of a config file.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, Vec<String>> {
+        let docs = parse_documents(text).map_err(|e| vec![format!("{}: {e}", path.display())])?;
+        let mut errors = Vec::new();
+        let mut runtime = None;
+        let mut rollouts = BTreeMap::new();
+        let mut templates = BTreeMap::new();
+        for d in docs {
+            match d {
+                Err(e) => errors.extend(e.to_string().lines().map(str::to_owned)),
+                Ok(Document::Rollout(r)) => {
+                    if rollouts.contains_key(&r.metadata.name) {
+                        errors.push(format!("Rollout {:?} is defined twice", r.metadata.name));
+                    }
+                    rollouts.insert(r.metadata.name.clone(), *r);
+                }
+                Ok(Document::AnalysisTemplate(t)) => {
+                    templates.insert(t.metadata.name.clone(), *t);
+                }
+                Ok(Document::LocalRuntime(r)) => {
+                    if runtime.is_some() {
+                        errors.push("more than one LocalRuntime document".to_owned());
+                    }
+                    runtime = Some(r.spec);
+                }
+                Ok(Document::Other { .. }) => {}
+            }
+        }
+        let Some(runtime) = runtime else {
+            errors.push("no LocalRuntime document: add one with spec.images mapping each image to its addresses".to_owned());
+            return Err(errors);
+        };
+        let cfg = Self {
+            path: path.to_owned(),
+            runtime,
+            rollouts,
+            templates,
+        };
+        errors.extend(cfg.cross_check());
+        if errors.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn cross_check(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        for (name, r) in &self.rollouts {
+            let doc = format!("Rollout {name:?}");
+            if let Some(t) = &r.spec.template
+                && let Err(e) = self.check_images(t)
+            {
+                errors.push(format!("{doc}: spec.template: {e}"));
+            }
+            let mut analyses: Vec<(String, &RolloutAnalysis)> = Vec::new();
+            let mut background = None;
+            if let Some(c) = &r.spec.strategy.canary {
+                for (i, s) in c.steps.iter().enumerate() {
+                    if let Some(a) = &s.analysis {
+                        analyses.push((format!("spec.strategy.canary.steps[{i}].analysis"), a));
+                    }
+                    if s.set_mirror_route.is_some() {
+                        errors.push(format!(
+                            "{doc}: spec.strategy.canary.steps[{i}].setMirrorRoute: the proxies cannot mirror requests yet"
+                        ));
+                    }
+                    if let Some(h) = &s.set_header_route
+                        && h.matches.len() > 1
+                    {
+                        errors.push(format!(
+                            "{doc}: spec.strategy.canary.steps[{i}].setHeaderRoute.match: sluice routes on one header per route; split it into several setHeaderRoute steps"
+                        ));
+                    }
+                }
+                if let Some(bg) = &c.analysis {
+                    background = Some(
+                        bg.templates
+                            .iter()
+                            .map(|t| t.template_name.clone())
+                            .collect::<Vec<_>>(),
+                    );
+                }
+            }
+            if let Some(b) = &r.spec.strategy.blue_green {
+                if let Some(a) = &b.pre_promotion_analysis {
+                    analyses.push(("spec.strategy.blueGreen.prePromotionAnalysis".into(), a));
+                }
+                if let Some(a) = &b.post_promotion_analysis {
+                    analyses.push(("spec.strategy.blueGreen.postPromotionAnalysis".into(), a));
+                }
+            }
+            let mut names: Vec<(String, String)> = analyses
+                .iter()
+                .flat_map(|(p, a)| {
+                    a.templates
+                        .iter()
+                        .map(move |t| (p.clone(), t.template_name.clone()))
+                })
+                .collect();
+            if let Some(bg) = background {
+                names.extend(
+                    bg.into_iter()
+                        .map(|t| ("spec.strategy.canary.analysis".to_owned(), t)),
+                );
+            }
+            for (path, t) in names {
+                if !self.templates.contains_key(&t) {
+                    errors.push(format!(
+                        "{doc}: {path}: no AnalysisTemplate named {t:?} in this file"
+                    ));
+                }
+            }
+        }
+        errors
+    }
+
+    /// Checks that every container image of a template has addresses.
+    pub fn check_images(&self, t: &PodTemplate) -> Result<(), String> {
+        let containers = t.containers().map_err(|(p, r)| format!("{p}: {r}"))?;
+        if containers
+            .iter()
+            .any(|c| self.runtime.images.contains_key(&c.image))
+        {
+            Ok(())
+        } else {
+            let images: Vec<&str> = containers.iter().map(|c| c.image.as_str()).collect();
+            Err(format!(
+                "no addresses for image {} in the LocalRuntime's spec.images",
+                images.join(", ")
+            ))
+        }
+    }
+
+    /// The addresses a template's version runs at.
+    pub fn addresses(&self, t: &PodTemplate) -> Vec<String> {
+        let mut out = BTreeSet::new();
+        if let Ok(cs) = t.containers() {
+            for c in cs {
+                if let Some(a) = self.runtime.images.get(&c.image) {
+                    out.extend(a.iter().cloned());
+                }
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    /// Every address of every image (what the health checker watches).
+    pub fn all_addresses(&self) -> BTreeSet<String> {
+        self.runtime.images.values().flatten().cloned().collect()
+    }
+
+    /// Where state is kept.
+    pub fn state_dir(&self) -> PathBuf {
+        match &self.runtime.state_dir {
+            Some(d) if d.is_absolute() => d.clone(),
+            Some(d) => self.path.parent().unwrap_or(Path::new(".")).join(d),
+            None => self.path.parent().unwrap_or(Path::new(".")).join(".sluice"),
+        }
+    }
+}

@@ -1,0 +1,463 @@
+//! Analysis providers of the local runtime: where a metric's number comes from.
+//! - `proxy`: the proxies' own counters, merged by the hub, over a window;
+//! - `prometheus`: an instant query to a Prometheus HTTP API;
+//! - `web`: an HTTP call and a JSON path into its answer;
+//! - `job`: a command with a timeout (exit 0 is success; its output is kept);
+//! - `load`: a warm-up sent with the loadtest library; the result is the success rate.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value as Json;
+
+use crate::analysis::expr::Value;
+use crate::analysis::run::{MetricSpec, ProviderOutcome};
+use crate::control::hub::Hub;
+use crate::spec::template::{ProxyQuery, RevisionRole};
+use crate::time::Time;
+
+/// What a measurement needs to know about its rollout.
+#[derive(Clone)]
+pub struct Target {
+    /// The hub (for `proxy`).
+    pub hub: Arc<Hub>,
+    /// The rollout's proxy route.
+    pub route: String,
+    /// The revision under analysis.
+    pub revision: String,
+    /// The stable revision.
+    pub stable: String,
+    /// Addresses of the revision under analysis.
+    pub revision_addresses: Vec<String>,
+    /// Addresses of the stable revision.
+    pub stable_addresses: Vec<String>,
+}
+
+/// Takes one measurement.
+pub async fn measure(metric: &MetricSpec, target: &Target, now: Time) -> ProviderOutcome {
+    let p = &metric.provider;
+    if let Some(x) = &p.proxy {
+        let revision = match x.revision {
+            RevisionRole::Canary => &target.revision,
+            RevisionRole::Stable => &target.stable,
+        };
+        let window = x
+            .window
+            .as_ref()
+            .map_or(Duration::from_secs(30), |w| w.value);
+        let min = x.min_requests.unwrap_or(20);
+        let (t, span) = target.hub.window(&target.route, revision, window, now);
+        return proxy_value(x.query, x.quantile.unwrap_or(0.99), &t, span, window, min);
+    }
+    if let Some(x) = &p.prometheus {
+        let url = format!(
+            "{}/api/v1/query?query={}",
+            x.address.trim_end_matches('/'),
+            percent_encode(&x.query)
+        );
+        let timeout = Duration::from_secs(u64::from(x.timeout.unwrap_or(30)));
+        return match http(Method::GET, &url, &[], Bytes::new(), timeout).await {
+            Ok((status, body)) if status < 300 => prometheus_value(&body),
+            Ok((status, body)) => ProviderOutcome::Error(format!(
+                "prometheus answered {status}: {}",
+                String::from_utf8_lossy(&body)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            )),
+            Err(e) => ProviderOutcome::Error(format!("prometheus: {e}")),
+        };
+    }
+    if let Some(x) = &p.web {
+        let method = match x.method.as_deref().unwrap_or("GET") {
+            "POST" => Method::POST,
+            "PUT" => Method::PUT,
+            _ => Method::GET,
+        };
+        let body = match (&x.body, &x.json_body) {
+            (Some(b), _) => Bytes::from(b.clone()),
+            (None, Some(j)) => Bytes::from(j.to_string()),
+            (None, None) => Bytes::new(),
+        };
+        let mut headers: Vec<(String, String)> = x
+            .headers
+            .iter()
+            .map(|h| (h.key.clone(), h.value.clone()))
+            .collect();
+        if x.json_body.is_some() {
+            headers.push(("content-type".into(), "application/json".into()));
+        }
+        let timeout = Duration::from_secs(u64::from(x.timeout_seconds.unwrap_or(10)));
+        return match http(method, &x.url, &headers, body, timeout).await {
+            Ok((status, body)) if status < 300 => web_value(&body, x.json_path.as_deref()),
+            Ok((status, _)) => ProviderOutcome::Error(format!("{} answered {status}", x.url)),
+            Err(e) => ProviderOutcome::Error(format!("{}: {e}", x.url)),
+        };
+    }
+    if let Some(x) = &p.job {
+        if x.command.is_empty() {
+            return ProviderOutcome::Error(
+                "a Kubernetes Job cannot run in local mode; give the job a command".into(),
+            );
+        }
+        let timeout = Duration::from_secs(u64::from(x.timeout_seconds.unwrap_or(300)));
+        return run_command(&x.command, timeout).await;
+    }
+    if let Some(x) = &p.load {
+        let addresses = match x.revision {
+            RevisionRole::Canary => &target.revision_addresses,
+            RevisionRole::Stable => &target.stable_addresses,
+        };
+        let url = match (&x.url, addresses.first()) {
+            (Some(u), _) => u.clone(),
+            (None, Some(a)) => format!("http://{a}{}", x.path.as_deref().unwrap_or("/")),
+            (None, None) => {
+                return ProviderOutcome::Error("the revision has no address to warm up".into());
+            }
+        };
+        let Ok(uri) = url.parse() else {
+            return ProviderOutcome::Error(format!("{url} is not a URL"));
+        };
+        let mut cfg =
+            sluice_loadtest::LoadConfig::new(uri, x.concurrency.unwrap_or(1).max(1) as usize);
+        cfg.requests = Some(x.requests);
+        cfg.duration = Some(Duration::from_secs(300));
+        for (k, v) in &x.headers {
+            if let (Ok(k), Ok(v)) = (k.parse(), v.parse()) {
+                cfg.headers.push((k, v));
+            }
+        }
+        return match sluice_loadtest::run(cfg).await {
+            Ok(r) => {
+                tracing::info!(
+                    url,
+                    success_rate = r.success_rate(),
+                    p99_us = r.latency.p99_us,
+                    "warm-up done"
+                );
+                ProviderOutcome::Value(Value::Number(r.success_rate()))
+            }
+            Err(e) => ProviderOutcome::Error(format!("warm-up: {e}")),
+        };
+    }
+    ProviderOutcome::Error("the metric has no provider".into())
+}
+
+/// The proxy provider's figure from merged counters over a window.
+pub fn proxy_value(
+    query: ProxyQuery,
+    quantile: f64,
+    t: &sluice_proxy::stats::Totals,
+    span: Duration,
+    window: Duration,
+    min_requests: u64,
+) -> ProviderOutcome {
+    let n = t.requests();
+    if n < min_requests {
+        return ProviderOutcome::NotEnoughData(format!(
+            "waiting for traffic: {n} of {min_requests} requests in the last {}s",
+            window.as_secs()
+        ));
+    }
+    let errors = t.by_class[4];
+    let v = match query {
+        ProxyQuery::SuccessRate => 1.0 - errors as f64 / n as f64,
+        ProxyQuery::ErrorRate => errors as f64 / n as f64,
+        ProxyQuery::RequestRate => n as f64 / span.as_secs_f64().max(1.0),
+        ProxyQuery::Latency => match t.quantile_seconds(quantile) {
+            Some(q) => q,
+            None => return ProviderOutcome::NotEnoughData("no timed responses yet".into()),
+        },
+    };
+    ProviderOutcome::Value(Value::Number(v))
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Reads a Prometheus instant-query answer: a vector becomes a vector of its values, a scalar
+/// a number.
+pub fn prometheus_value(body: &[u8]) -> ProviderOutcome {
+    let Ok(j) = serde_json::from_slice::<Json>(body) else {
+        return ProviderOutcome::Error("prometheus answer is not JSON".into());
+    };
+    if j["status"] != "success" {
+        return ProviderOutcome::Error(format!(
+            "prometheus: {}",
+            j["error"].as_str().unwrap_or("query failed")
+        ));
+    }
+    let num = |v: &Json| {
+        v.get(1)
+            .and_then(Json::as_str)
+            .and_then(|s| s.parse::<f64>().ok())
+    };
+    match j["data"]["resultType"].as_str() {
+        Some("vector") => {
+            let values: Option<Vec<f64>> = j["data"]["result"]
+                .as_array()
+                .map(|rs| rs.iter().filter_map(|r| num(&r["value"])).collect());
+            ProviderOutcome::Value(Value::Vector(values.unwrap_or_default()))
+        }
+        Some("scalar") => match num(&j["data"]["result"]) {
+            Some(n) => ProviderOutcome::Value(Value::Number(n)),
+            None => ProviderOutcome::Error("prometheus scalar without a value".into()),
+        },
+        other => ProviderOutcome::Error(format!(
+            "prometheus result type {other:?} is not a vector or scalar"
+        )),
+    }
+}
+
+/// Follows a path like `{$.data.items[0].ok}` (braces and `$.` optional).
+pub fn json_path<'j>(j: &'j Json, path: &str) -> Option<&'j Json> {
+    let p = path.trim().trim_start_matches('{').trim_end_matches('}');
+    let p = p.strip_prefix('$').unwrap_or(p);
+    let mut cur = j;
+    for seg in p.split('.').filter(|s| !s.is_empty()) {
+        let (key, rest) = match seg.find('[') {
+            Some(i) => (&seg[..i], &seg[i..]),
+            None => (seg, ""),
+        };
+        if !key.is_empty() {
+            cur = cur.get(key)?;
+        }
+        for idx in rest.split('[').filter(|s| !s.is_empty()) {
+            let i: usize = idx.trim_end_matches(']').parse().ok()?;
+            cur = cur.get(i)?;
+        }
+    }
+    Some(cur)
+}
+
+fn to_value(j: &Json) -> Option<Value> {
+    match j {
+        Json::Number(n) => n.as_f64().map(Value::Number),
+        Json::Bool(b) => Some(Value::Bool(*b)),
+        Json::String(s) => s.parse().ok().map(Value::Number),
+        Json::Array(items) => items
+            .iter()
+            .map(|i| match to_value(i) {
+                Some(Value::Number(n)) => Some(n),
+                _ => None,
+            })
+            .collect::<Option<Vec<f64>>>()
+            .map(Value::Vector),
+        _ => None,
+    }
+}
+
+/// A web answer as a value: the JSON path's target (or the whole body).
+pub fn web_value(body: &[u8], path: Option<&str>) -> ProviderOutcome {
+    let Ok(j) = serde_json::from_slice::<Json>(body) else {
+        return ProviderOutcome::Error("the answer is not JSON".into());
+    };
+    let target = match path {
+        Some(p) => match json_path(&j, p) {
+            Some(t) => t,
+            None => return ProviderOutcome::Error(format!("{p} is not in the answer")),
+        },
+        None => &j,
+    };
+    match to_value(target) {
+        Some(v) => ProviderOutcome::Value(v),
+        None => ProviderOutcome::Error(format!(
+            "{target} is not a number, boolean or list of numbers"
+        )),
+    }
+}
+
+async fn http(
+    method: Method,
+    url: &str,
+    headers: &[(String, String)],
+    body: Bytes,
+    timeout: Duration,
+) -> Result<(u16, Bytes), String> {
+    if !url.starts_with("http://") {
+        return Err("only http:// URLs are supported by the local runtime".into());
+    }
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(timeout));
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(connector);
+    let mut req = Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    let req = req.body(Full::new(body)).map_err(|e| e.to_string())?;
+    let exchange = async {
+        let resp = client.request(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let b = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok((status, b))
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| format!("no answer within {timeout:?}"))?
+}
+
+async fn run_command(command: &[String], timeout: Duration) -> ProviderOutcome {
+    let Some((program, args)) = command.split_first() else {
+        return ProviderOutcome::Error("empty command".into());
+    };
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    match tokio::time::timeout(timeout, child).await {
+        Err(_) => ProviderOutcome::Error(format!("{program} did not finish within {timeout:?}")),
+        Ok(Err(e)) => ProviderOutcome::Error(format!("cannot run {program}: {e}")),
+        Ok(Ok(out)) => {
+            let mut detail = String::from_utf8_lossy(&out.stdout).into_owned();
+            detail.push_str(&String::from_utf8_lossy(&out.stderr));
+            let detail: String = detail
+                .chars()
+                .rev()
+                .take(2000)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            ProviderOutcome::Decided {
+                success: out.status.success(),
+                detail: format!(
+                    "exit {}: {}",
+                    out.status.code().map_or("signal".into(), |c| c.to_string()),
+                    detail.trim()
+                ),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_vectors_and_scalars_become_values() {
+        let v = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"0.97"]}]}}"#;
+        assert_eq!(
+            prometheus_value(v),
+            ProviderOutcome::Value(Value::Vector(vec![0.97]))
+        );
+        let s = br#"{"status":"success","data":{"resultType":"scalar","result":[1,"2"]}}"#;
+        assert_eq!(
+            prometheus_value(s),
+            ProviderOutcome::Value(Value::Number(2.0))
+        );
+        let empty = br#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+        assert_eq!(
+            prometheus_value(empty),
+            ProviderOutcome::Value(Value::Vector(vec![]))
+        );
+        assert!(matches!(
+            prometheus_value(br#"{"status":"error","error":"bad"}"#),
+            ProviderOutcome::Error(_)
+        ));
+        assert!(matches!(
+            prometheus_value(b"nope"),
+            ProviderOutcome::Error(_)
+        ));
+    }
+
+    #[test]
+    fn json_paths_reach_into_answers() {
+        let j: Json = serde_json::json!({"data": {"items": [{"ok": 0.99}, {"ok": true}]}});
+        assert_eq!(
+            json_path(&j, "{$.data.items[0].ok}"),
+            Some(&serde_json::json!(0.99))
+        );
+        assert_eq!(
+            json_path(&j, "$.data.items[1].ok"),
+            Some(&serde_json::json!(true))
+        );
+        assert_eq!(json_path(&j, "data.missing"), None);
+        let body = serde_json::to_vec(&j).unwrap();
+        assert_eq!(
+            web_value(&body, Some("$.data.items[0].ok")),
+            ProviderOutcome::Value(Value::Number(0.99))
+        );
+        assert!(matches!(
+            web_value(&body, Some("$.data")),
+            ProviderOutcome::Error(_)
+        ));
+    }
+
+    #[test]
+    fn proxy_figures_need_min_requests() {
+        let mut t = sluice_proxy::stats::Totals::default();
+        t.by_class[1] = 95;
+        t.by_class[4] = 5;
+        t.buckets[10] = 100;
+        let w = Duration::from_secs(10);
+        assert_eq!(
+            proxy_value(ProxyQuery::ErrorRate, 0.99, &t, w, w, 20),
+            ProviderOutcome::Value(Value::Number(0.05))
+        );
+        assert_eq!(
+            proxy_value(ProxyQuery::RequestRate, 0.99, &t, w, w, 20),
+            ProviderOutcome::Value(Value::Number(10.0))
+        );
+        assert!(matches!(
+            proxy_value(ProxyQuery::SuccessRate, 0.99, &t, w, w, 101),
+            ProviderOutcome::NotEnoughData(_)
+        ));
+        assert!(matches!(
+            proxy_value(ProxyQuery::Latency, 0.99, &t, w, w, 1),
+            ProviderOutcome::Value(Value::Number(_))
+        ));
+    }
+
+    #[test]
+    fn queries_are_percent_encoded() {
+        assert_eq!(
+            percent_encode("sum(rate(x{a=\"b\"}[5m]))"),
+            "sum%28rate%28x%7Ba%3D%22b%22%7D%5B5m%5D%29%29"
+        );
+    }
+
+    #[tokio::test]
+    async fn commands_decide_by_exit_status() {
+        let ok = run_command(
+            &["sh".into(), "-c".into(), "echo fine".into()],
+            Duration::from_secs(5),
+        )
+        .await;
+        assert!(
+            matches!(ok, ProviderOutcome::Decided { success: true, ref detail } if detail.contains("fine"))
+        );
+        let bad = run_command(
+            &["sh".into(), "-c".into(), "exit 3".into()],
+            Duration::from_secs(5),
+        )
+        .await;
+        assert!(
+            matches!(bad, ProviderOutcome::Decided { success: false, ref detail } if detail.starts_with("exit 3"))
+        );
+        let slow = run_command(&["sleep".into(), "5".into()], Duration::from_millis(100)).await;
+        assert!(matches!(slow, ProviderOutcome::Error(_)));
+    }
+}
