@@ -656,7 +656,8 @@ mod tests {
                 .iter()
                 .any(|e| e.reason == "ProxyLeaseExpired" && e.message.contains("p2"))
         );
-        // unsubscribing leaves at once; the required proxy stays expected
+        // unsubscribing leaves at once, but a required proxy stays expected: it applied 5,
+        // and nobody will apply 6 for it
         hub.unsubscribe(
             &Unsubscribe {
                 proxy: "p3".into(),
@@ -664,7 +665,10 @@ mod tests {
             },
             later,
         );
-        assert_eq!(hub.acknowledgements("r", 5, later), (2, 1));
+        assert_eq!(hub.acknowledgements("r", 5, later), (2, 2));
+        assert_eq!(hub.acknowledgements("r", 6, later), (2, 0));
+        hub.report(report("p1", "i1", 6, 0, 0), later);
+        assert_eq!(hub.acknowledgements("r", 6, later), (2, 1));
     }
 
     #[test]

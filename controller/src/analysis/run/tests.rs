@@ -430,8 +430,9 @@ proptest! {
     ) {
         let m = metric(count, fl, il, el);
         let before = metric_phase(&m, &state_of(&ms), terminating);
+        // a measurement that succeeded fails instead
         let mut worse = ms.clone();
-        if let Some(x) = worse.get_mut(flip) {
+        if let Some(x) = worse.get_mut(flip).filter(|x| **x == S) {
             *x = F;
         }
         let after = metric_phase(&m, &state_of(&worse), terminating);
