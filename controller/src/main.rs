@@ -41,6 +41,24 @@ enum Command {
         /// Log filter.
         #[arg(long, env = "RUST_LOG", default_value = "info")]
         log: String,
+        /// Write the control API address as JSON to this file once listening.
+        #[arg(long)]
+        addr_file: Option<PathBuf>,
+    },
+    /// The whole story on loopback: a canary that succeeds, then one that analysis aborts.
+    Demo {
+        /// Short pauses (about 30 s in all).
+        #[arg(long)]
+        fast: bool,
+        /// Leave everything running after the summary.
+        #[arg(long)]
+        keep: bool,
+        /// Proxies to start.
+        #[arg(long, default_value_t = 2)]
+        proxies: usize,
+        /// Requests per second of the request loop.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
     },
     /// Run a proxy (the same as sluice-proxy).
     Proxy(Box<sluice_proxy::cli::ProxyArgs>),
@@ -146,11 +164,43 @@ fn main() -> ExitCode {
     match args.command {
         Command::Lint { files, quiet } => lint_files(&files, quiet),
         Command::Proxy(p) => sluice_proxy::cli::main_with(*p),
+        Command::Demo {
+            fast,
+            keep,
+            proxies,
+            rate,
+        } => {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+                )
+                .with_writer(std::io::stderr)
+                .try_init();
+            let opts = sluice_controller::demo::DemoOptions {
+                fast,
+                keep,
+                proxies,
+                rate,
+            };
+            match runtime().block_on(sluice_controller::demo::run(opts)) {
+                Ok(s) if s.aborted_by_analysis => ExitCode::SUCCESS,
+                Ok(_) => {
+                    eprintln!("sluice demo: the bad version was not aborted by the analysis");
+                    ExitCode::from(1)
+                }
+                Err(e) => {
+                    eprintln!("sluice demo: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Controller {
             config,
             listen,
             log,
-        } => run_controller(&config, listen, &log, args.client.token_file),
+            addr_file,
+        } => run_controller(&config, listen, &log, args.client.token_file, addr_file),
         other => {
             let client = match args.client.client() {
                 Ok(c) => c,
@@ -187,9 +237,10 @@ fn main() -> ExitCode {
                     Command::Set {
                         what: SetWhat::Image { name, assignment },
                     } => cli::set_image(&client, &name, &assignment).await,
-                    Command::Lint { .. } | Command::Proxy(_) | Command::Controller { .. } => {
-                        ExitCode::from(2)
-                    }
+                    Command::Lint { .. }
+                    | Command::Proxy(_)
+                    | Command::Controller { .. }
+                    | Command::Demo { .. } => ExitCode::from(2),
                 }
             })
         }
@@ -228,6 +279,7 @@ fn run_controller(
     listen: Option<String>,
     log: &str,
     token_file: Option<PathBuf>,
+    addr_file: Option<PathBuf>,
 ) -> ExitCode {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -255,6 +307,13 @@ fn run_controller(
             }
         };
         eprintln!("sluice controller: control API on http://{}", running.addr);
+        if let Some(f) = addr_file {
+            let json = serde_json::json!({"listen": running.addr}).to_string();
+            if let Err(e) = sluice_controller::persist::write_atomically(&f, json.as_bytes()) {
+                eprintln!("sluice controller: writing {}: {e}", f.display());
+                return ExitCode::from(1);
+            }
+        }
         wait_for_stop_signal().await;
         running.stop().await;
         ExitCode::SUCCESS

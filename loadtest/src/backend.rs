@@ -1,5 +1,6 @@
 //! A tiny versioned HTTP backend: answers its name (body and `x-sluice-version`), optionally
-//! after a delay or with a share of 5xx answers, and echoes what it received on `/echo`. It is
+//! after a delay or with a share of 5xx answers (or per request: `?delay_ms=N&status=S`), and
+//! echoes what it received on `/echo`. It is
 //! the backend of the tests, of the README's first command and of the demo.
 
 use std::collections::BTreeMap;
@@ -88,13 +89,31 @@ pub async fn serve(listener: TcpListener, cfg: BackendConfig) {
     }
 }
 
+/// Per-request overrides from the query string: `delay_ms=N` and `status=S`.
+fn overrides(query: Option<&str>) -> (Option<Duration>, Option<StatusCode>) {
+    let mut delay = None;
+    let mut status = None;
+    for pair in query.unwrap_or_default().split('&') {
+        match pair.split_once('=') {
+            Some(("delay_ms", v)) => delay = v.parse().ok().map(Duration::from_millis),
+            Some(("status", v)) => {
+                status = v.parse().ok().and_then(|s| StatusCode::from_u16(s).ok())
+            }
+            _ => {}
+        }
+    }
+    (delay, status)
+}
+
 async fn answer(
     state: Arc<State>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let k = state.counter.fetch_add(1, Relaxed);
-    if !state.cfg.delay.is_zero() {
-        tokio::time::sleep(state.cfg.delay).await;
+    let (delay, forced_status) = overrides(req.uri().query());
+    let delay = delay.unwrap_or(state.cfg.delay);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
     let (parts, body) = req.into_parts();
     // Read the whole request body, counting it, so uploads are really received.
@@ -139,7 +158,9 @@ async fn answer(
     } else {
         Response::new(Full::new(state.body.clone()))
     };
-    if is_error(k, state.cfg.error_rate) {
+    if let Some(s) = forced_status {
+        *resp.status_mut() = s;
+    } else if is_error(k, state.cfg.error_rate) {
         *resp.status_mut() = state.cfg.error_status;
     }
     resp.headers_mut()
@@ -150,6 +171,20 @@ async fn answer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_overrides_delay_and_status() {
+        assert_eq!(
+            overrides(Some("delay_ms=20&status=503")),
+            (
+                Some(Duration::from_millis(20)),
+                Some(StatusCode::SERVICE_UNAVAILABLE)
+            )
+        );
+        assert_eq!(overrides(Some("x=1")), (None, None));
+        assert_eq!(overrides(None), (None, None));
+        assert_eq!(overrides(Some("status=99")), (None, None));
+    }
 
     #[test]
     fn error_share_is_exact_over_any_window() {

@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod error;
 pub mod load;
+pub mod paced;
 pub mod report;
 
 pub use error::{Error, Result};

@@ -48,6 +48,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/unsubscribe", post(unsubscribe))
         .route("/v1/proxies", get(proxies))
         .route("/v1/events", get(events))
+        .route("/v1/acks", get(acks))
         .route("/v1/stats", get(stats))
         .route("/v1/rollouts", get(list))
         .route("/v1/rollouts/{name}", get(get_one))
@@ -133,6 +134,10 @@ async fn unsubscribe(State(s): State<Arc<ApiState>>, headers: HeaderMap, body: B
 
 async fn proxies(State(s): State<Arc<ApiState>>) -> Response {
     axum::Json(s.hub.proxies(Time::now())).into_response()
+}
+
+async fn acks(State(s): State<Arc<ApiState>>) -> Response {
+    axum::Json(s.hub.ack_latencies()).into_response()
 }
 
 async fn events(State(s): State<Arc<ApiState>>) -> Response {

@@ -95,6 +95,11 @@ impl ControlClient {
         self.get_json("/v1/proxies").await
     }
 
+    /// How long recent generations took to reach every expected proxy.
+    pub async fn acks(&self) -> Result<Vec<super::hub::AckLatency>> {
+        self.get_json("/v1/acks").await
+    }
+
     /// Proxy events.
     pub async fn events(&self) -> Result<Vec<HubEvent>> {
         self.get_json("/v1/events").await

@@ -106,6 +106,24 @@ struct State {
     retired: BTreeMap<Pair, Totals>,
     samples: BTreeMap<Pair, VecDeque<(Time, Totals)>>,
     events: VecDeque<HubEvent>,
+    /// Generations published and not yet applied by every expected proxy: (route, when).
+    pending: BTreeMap<u64, (String, Time)>,
+    /// Time from publishing to the last expected proxy's acknowledgement, newest last.
+    ack_latencies: VecDeque<AckLatency>,
+}
+
+/// How long a generation took to reach every expected proxy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AckLatency {
+    /// Route.
+    pub route: String,
+    /// Generation.
+    pub generation: u64,
+    /// Proxies that acknowledged it.
+    pub proxies: u32,
+    /// Milliseconds from publishing to the last acknowledgement.
+    pub millis: u64,
 }
 
 /// The controller's side of every proxy subscription.
@@ -224,6 +242,7 @@ impl Hub {
             return Err(e);
         }
         s.generation = generation;
+        s.pending.insert(generation, (name, Time::now()));
         drop(s);
         self.table_tx.send_replace(generation);
         Ok(generation)
@@ -367,10 +386,54 @@ impl Hub {
                 stats,
             },
         );
+        self.settle_pending(&mut guard, now);
         drop(guard);
         if news {
             self.bump();
         }
+    }
+
+    /// Records the acknowledgement latency of generations every expected proxy applied.
+    fn settle_pending(&self, s: &mut State, now: Time) {
+        let expected = self.expected_ids(s, now);
+        if expected.is_empty() {
+            return;
+        }
+        let done: Vec<u64> = s
+            .pending
+            .iter()
+            .filter(|(g, (route, _))| {
+                expected.iter().all(|id| {
+                    s.proxies
+                        .get(id)
+                        .and_then(|p| p.applied.get(route))
+                        .is_some_and(|a| a >= g)
+                })
+            })
+            .map(|(g, _)| *g)
+            .collect();
+        for g in done {
+            if let Some((route, at)) = s.pending.remove(&g) {
+                s.ack_latencies.push_back(AckLatency {
+                    route,
+                    generation: g,
+                    proxies: expected.len() as u32,
+                    millis: u64::try_from(Time::now().0 - at.0).unwrap_or(0),
+                });
+                while s.ack_latencies.len() > EVENTS_KEPT {
+                    s.ack_latencies.pop_front();
+                }
+            }
+        }
+        // generations superseded long ago are no longer waited for
+        while s.pending.len() > 1000 {
+            s.pending.pop_first();
+        }
+    }
+
+    /// Acknowledgement latencies of recent generations, oldest first.
+    pub fn ack_latencies(&self) -> Vec<AckLatency> {
+        self.lock().ack_latencies.iter().cloned().collect()
     }
 
     /// A proxy leaving on purpose.

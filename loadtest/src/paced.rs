@@ -1,0 +1,265 @@
+//! A constant-rate request loop that records every answer: when it was meant to be sent, how
+//! long it took, which target and backend answered, the route generation and the status. The
+//! demo's request loop and the end-to-end tests' traffic; latency is measured from the
+//! intended send time, so a stall is not hidden by the loop waiting for it.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::HOST;
+use http::{HeaderName, HeaderValue, Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+/// One request and what came back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Answer {
+    /// Intended send time, since the loop started.
+    pub at: Duration,
+    /// From the intended send time to the end of the answer.
+    pub latency: Duration,
+    /// Index of the target.
+    pub target: usize,
+    /// Backend (or version) that answered; empty without an answer.
+    pub backend: String,
+    /// `x-sluice-generation`, if present.
+    pub generation: Option<u64>,
+    /// Status; `None` when no answer came (connection refused, reset, …).
+    pub status: Option<u16>,
+}
+
+impl Answer {
+    /// A 5xx or no answer.
+    pub fn failed(&self) -> bool {
+        self.status.is_none_or(|s| s >= 500)
+    }
+}
+
+/// What to send.
+#[derive(Debug, Clone)]
+pub struct PacedConfig {
+    /// Targets, `http://IP:PORT/PATH`; requests go round-robin.
+    pub targets: Vec<Uri>,
+    /// Requests per second, over all targets.
+    pub rate: f64,
+    /// Connections per target.
+    pub connections: usize,
+    /// Stop by itself after this long.
+    pub max_duration: Duration,
+    /// Extra headers.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// A running loop.
+pub struct PacedLoop {
+    answers: Arc<Mutex<Vec<Answer>>>,
+    stop: watch::Sender<bool>,
+    done: tokio::task::JoinHandle<()>,
+    started: Instant,
+}
+
+impl PacedLoop {
+    /// Everything answered so far.
+    pub fn answers(&self) -> Vec<Answer> {
+        self.answers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Answers since `from` (loop time).
+    pub fn answers_since(&self, from: Duration) -> Vec<Answer> {
+        self.answers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|a| a.at >= from)
+            .cloned()
+            .collect()
+    }
+
+    /// Time since the loop started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The loop's clock at an instant.
+    pub fn at(&self, t: Instant) -> Duration {
+        t.saturating_duration_since(self.started)
+    }
+
+    /// Stops sending, waits for requests in flight, returns every answer.
+    pub async fn stop(self) -> Vec<Answer> {
+        let _ = self.stop.send(true);
+        let _ = self.done.await;
+        let answers = self
+            .answers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut sorted = answers;
+        sorted.sort_by_key(|a| a.at);
+        sorted
+    }
+}
+
+/// Starts a loop.
+pub fn start(cfg: PacedConfig) -> PacedLoop {
+    let answers = Arc::new(Mutex::new(Vec::new()));
+    let (stop, stop_rx) = watch::channel(false);
+    let started = Instant::now();
+    let cfg = Arc::new(cfg);
+    let ans = answers.clone();
+    let done = tokio::spawn(async move {
+        let mut queues = Vec::new();
+        let mut workers = Vec::new();
+        for (t, uri) in cfg.targets.iter().enumerate() {
+            let (tx, rx) = mpsc::unbounded_channel::<Duration>();
+            let rx = Arc::new(tokio::sync::Mutex::new(rx));
+            for _ in 0..cfg.connections.max(1) {
+                workers.push(tokio::spawn(worker(
+                    uri.clone(),
+                    t,
+                    rx.clone(),
+                    cfg.clone(),
+                    ans.clone(),
+                    started,
+                )));
+            }
+            queues.push(tx);
+        }
+        let period = Duration::from_secs_f64(1.0 / cfg.rate.max(0.1));
+        let mut n: u64 = 0;
+        let mut stop_rx = stop_rx;
+        loop {
+            let at = period.mul_f64(n as f64);
+            if at >= cfg.max_duration || *stop_rx.borrow() {
+                break;
+            }
+            let due = started + at;
+            tokio::select! {
+                () = tokio::time::sleep_until(due.into()) => {}
+                _ = stop_rx.changed() => break,
+            }
+            if let Some(q) = queues.get((n as usize) % queues.len().max(1)) {
+                let _ = q.send(at);
+            }
+            n += 1;
+        }
+        drop(queues);
+        for w in workers {
+            let _ = w.await;
+        }
+    });
+    PacedLoop {
+        answers,
+        stop,
+        done,
+        started,
+    }
+}
+
+async fn connect(uri: &Uri) -> Option<http1::SendRequest<Full<Bytes>>> {
+    let authority = uri.authority()?;
+    let addr = format!(
+        "{}:{}",
+        authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']'),
+        authority.port_u16().unwrap_or(80)
+    );
+    let stream = TcpStream::connect(addr).await.ok()?;
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.ok()?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Some(sender)
+}
+
+async fn worker(
+    uri: Uri,
+    target: usize,
+    rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Duration>>>,
+    cfg: Arc<PacedConfig>,
+    answers: Arc<Mutex<Vec<Answer>>>,
+    started: Instant,
+) {
+    let mut sender: Option<http1::SendRequest<Full<Bytes>>> = None;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let host = uri
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+    loop {
+        let at = {
+            let mut guard = rx.lock().await;
+            match guard.recv().await {
+                Some(at) => at,
+                None => return,
+            }
+        };
+        if sender.as_ref().is_none_or(|s| s.is_closed()) {
+            sender = connect(&uri).await;
+        }
+        let mut answer = Answer {
+            at,
+            latency: Duration::ZERO,
+            target,
+            backend: String::new(),
+            generation: None,
+            status: None,
+        };
+        if let Some(s) = sender.as_mut() {
+            let mut req = Request::new(Full::new(Bytes::new()));
+            *req.uri_mut() = path.parse().unwrap_or_else(|_| Uri::from_static("/"));
+            if let Some(h) = &host {
+                req.headers_mut().insert(HOST, h.clone());
+            }
+            for (k, v) in &cfg.headers {
+                req.headers_mut().append(k.clone(), v.clone());
+            }
+            let result = async {
+                s.ready().await.ok()?;
+                let resp = s.send_request(req).await.ok()?;
+                let status = resp.status().as_u16();
+                let header = |n: &str| {
+                    resp.headers()
+                        .get(n)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                };
+                let backend = header("x-sluice-backend").or_else(|| header("x-sluice-version"));
+                let generation = header("x-sluice-generation").and_then(|g| g.parse().ok());
+                let body = resp.into_body().collect().await.ok()?.to_bytes();
+                let backend = backend.unwrap_or_else(|| {
+                    String::from_utf8_lossy(&body)
+                        .trim()
+                        .chars()
+                        .take(64)
+                        .collect()
+                });
+                Some((status, backend, generation))
+            }
+            .await;
+            match result {
+                Some((status, backend, generation)) => {
+                    answer.status = Some(status);
+                    answer.backend = backend;
+                    answer.generation = generation;
+                }
+                None => sender = None,
+            }
+        }
+        answer.latency = started.elapsed().saturating_sub(at);
+        answers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(answer);
+    }
+}
