@@ -6,6 +6,7 @@
 
 pub mod http_client;
 pub mod procs;
+pub mod world;
 
 pub use http_client::{Answer, Client};
 pub use procs::{Backend, Proxy, bin, two_backends};

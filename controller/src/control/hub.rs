@@ -485,11 +485,13 @@ impl Hub {
         }
     }
 
-    fn expected_ids(&self, s: &State, now: Time) -> BTreeSet<String> {
+    /// Proxies not left (leases are ended by [`Hub::expire`], which records an event) plus
+    /// the required ones.
+    fn expected_ids(&self, s: &State, _now: Time) -> BTreeSet<String> {
         let mut ids: BTreeSet<String> = s
             .proxies
             .iter()
-            .filter(|(_, p)| !p.left && p.lease_until >= now)
+            .filter(|(_, p)| !p.left)
             .map(|(id, _)| id.clone())
             .collect();
         ids.extend(self.config.required.iter().cloned());
@@ -498,6 +500,7 @@ impl Hub {
 
     /// (expected proxies, those that applied at least `generation` of `route`).
     pub fn acknowledgements(&self, route: &str, generation: u64, now: Time) -> (u32, u32) {
+        self.expire(now);
         let s = self.lock();
         let expected = self.expected_ids(&s, now);
         let acked = expected
@@ -514,6 +517,7 @@ impl Hub {
 
     /// Every proxy.
     pub fn proxies(&self, now: Time) -> Vec<ProxyView> {
+        self.expire(now);
         let s = self.lock();
         let expected = self.expected_ids(&s, now);
         let mut out: Vec<ProxyView> = s

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod control_plane;
 mod lint;
 mod proxy_admin;
 mod proxy_split;

@@ -1,0 +1,477 @@
+//! A whole local installation for a test: versioned backends, a controller in local mode,
+//! proxies subscribed to it, a client of its API, and helpers to wait for rollout states.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sluice_controller::control::client::ControlClient;
+use sluice_controller::control::service::RolloutView;
+
+use crate::procs::{Backend, bin};
+
+/// Sends a signal to a process we started.
+pub fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{sig} {pid} failed");
+}
+
+fn wait_for_file(child: &mut Child, path: &Path, what: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(t) = std::fs::read_to_string(path)
+            && let Ok(v) = serde_json::from_str(&t)
+        {
+            return v;
+        }
+        if let Ok(Some(s)) = child.try_wait() {
+            panic!("{what} exited before listening: {s}");
+        }
+        assert!(Instant::now() < deadline, "{what} did not start in 20 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A `sluice controller` process.
+pub struct Controller {
+    /// Control API address.
+    pub addr: SocketAddr,
+    child: Child,
+    config: PathBuf,
+    log: PathBuf,
+    extra: Vec<String>,
+}
+
+impl Controller {
+    /// Starts a controller on a config file.
+    pub fn start(config: &Path, extra: &[&str]) -> Self {
+        let dir = config.parent().expect("config in a directory");
+        let addr_file = dir.join(format!("controller-{}.addr", rand_suffix()));
+        let log = dir.join("controller.log");
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let mut child = Command::new(bin("sluice"))
+            .args(extra)
+            .arg("controller")
+            .arg("-c")
+            .arg(config)
+            .arg("--addr-file")
+            .arg(&addr_file)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start sluice controller");
+        let v = wait_for_file(&mut child, &addr_file, "controller");
+        Self {
+            addr: v["listen"].as_str().unwrap().parse().unwrap(),
+            child,
+            config: config.to_owned(),
+            log,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Its PID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What it logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills it with SIGKILL.
+    pub fn kill9(&mut self) {
+        signal(self.child.id(), "KILL");
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same config and state, on the same port.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let listen = self.addr.to_string();
+        let fresh = Self::start_on(&self.config, &self.extra, &listen);
+        *self = fresh;
+    }
+
+    fn start_on(config: &Path, extra: &[String], listen: &str) -> Self {
+        let dir = config.parent().expect("config in a directory");
+        let addr_file = dir.join(format!("controller-{}.addr", rand_suffix()));
+        let log = dir.join("controller.log");
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let mut child = Command::new(bin("sluice"))
+            .args(extra)
+            .arg("controller")
+            .arg("-c")
+            .arg(config)
+            .arg("--listen")
+            .arg(listen)
+            .arg("--addr-file")
+            .arg(&addr_file)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start sluice controller");
+        let v = wait_for_file(&mut child, &addr_file, "controller");
+        Self {
+            addr: v["listen"].as_str().unwrap().parse().unwrap(),
+            child,
+            config: config.to_owned(),
+            log,
+            extra: extra.to_vec(),
+        }
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed) + u64::from(std::process::id()) * 1000
+}
+
+/// A proxy subscribed to a controller.
+pub struct SubscribedProxy {
+    /// Traffic address.
+    pub addr: SocketAddr,
+    /// Admin address.
+    pub admin: SocketAddr,
+    /// Its id.
+    pub id: String,
+    child: Child,
+    dir: PathBuf,
+    control: String,
+    extra: Vec<String>,
+}
+
+impl SubscribedProxy {
+    /// Starts `sluice-proxy --control-plane URL --proxy-id ID`.
+    pub fn start(dir: &Path, control: &str, id: &str, extra: &[&str]) -> Self {
+        Self::start_on(dir, control, id, extra, "127.0.0.1:0", "127.0.0.1:0")
+    }
+
+    fn start_on(
+        dir: &Path,
+        control: &str,
+        id: &str,
+        extra: &[&str],
+        listen: &str,
+        admin: &str,
+    ) -> Self {
+        let addr_file = dir.join(format!("{id}-{}.addr", rand_suffix()));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("{id}.log")))
+            .unwrap();
+        let mut child = Command::new(bin("sluice-proxy"))
+            .args([
+                "--listen",
+                listen,
+                "--admin-listen",
+                admin,
+                "--control-plane",
+                control,
+                "--proxy-id",
+                id,
+                "--report-interval",
+                "200ms",
+            ])
+            .arg("--cache-dir")
+            .arg(dir.join(format!("{id}-cache")))
+            .arg("--addr-file")
+            .arg(&addr_file)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start sluice-proxy");
+        let v = wait_for_file(&mut child, &addr_file, "proxy");
+        Self {
+            addr: v["listen"].as_str().unwrap().parse().unwrap(),
+            admin: v["admin"].as_str().unwrap().parse().unwrap(),
+            id: id.to_owned(),
+            child,
+            dir: dir.to_owned(),
+            control: control.to_owned(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// Its PID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills it and starts it again on the same ports and cache.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        let fresh = Self::start_on(
+            &self.dir,
+            &self.control,
+            &self.id,
+            &extra,
+            &self.addr.to_string(),
+            &self.admin.to_string(),
+        );
+        *self = fresh;
+    }
+
+    /// The URL of a path on its traffic listener.
+    pub fn url(&self, path: &str) -> http::Uri {
+        format!("http://{}{path}", self.addr).parse().unwrap()
+    }
+}
+
+impl Drop for SubscribedProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A local installation: backends per version, a controller, proxies.
+pub struct World {
+    /// Files of this world.
+    pub dir: tempfile::TempDir,
+    /// Backends by version name.
+    pub backends: BTreeMap<String, Backend>,
+    /// The controller.
+    pub controller: Controller,
+    /// The proxies.
+    pub proxies: Vec<SubscribedProxy>,
+    /// A client of the controller's API (with the token, if any).
+    pub client: ControlClient,
+}
+
+/// How to build a world.
+pub struct WorldSpec<'a> {
+    /// Versions and their `sluice-load serve` flags, e.g. `("v3", &["--error-rate", "0.3"])`.
+    pub versions: Vec<(&'a str, Vec<&'a str>)>,
+    /// Documents after the LocalRuntime (Rollouts, AnalysisTemplates); `{vN}` is replaced
+    /// by the address of version vN.
+    pub documents: &'a str,
+    /// Extra LocalRuntime spec lines (indented by four spaces).
+    pub runtime_extra: &'a str,
+    /// Proxies to start.
+    pub proxies: usize,
+    /// A token for the API, if any.
+    pub token: Option<&'a str>,
+}
+
+impl Default for WorldSpec<'_> {
+    fn default() -> Self {
+        Self {
+            versions: vec![("v1", vec![]), ("v2", vec![])],
+            documents: "",
+            runtime_extra: "",
+            proxies: 1,
+            token: None,
+        }
+    }
+}
+
+/// A Rollout document named `chip` in namespace `shop`, on image `chip:v1`, with `strategy`
+/// (YAML indented under `spec:` by two spaces).
+pub fn rollout(strategy: &str) -> String {
+    format!(
+        "apiVersion: sluice.dev/v1alpha1
+kind: Rollout
+metadata: {{name: chip, namespace: shop}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: chip}}}}
+  template:
+    metadata: {{labels: {{app: chip}}}}
+    spec: {{containers: [{{name: chip, image: \"chip:v1\"}}]}}
+{strategy}"
+    )
+}
+
+impl World {
+    /// Builds and starts a world, and waits until revision 1 is Healthy at every proxy.
+    pub fn start(spec: WorldSpec<'_>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut backends = BTreeMap::new();
+        let mut images = String::new();
+        let mut docs = spec.documents.to_owned();
+        for (v, flags) in &spec.versions {
+            let b = Backend::start_with(v, flags);
+            images.push_str(&format!("    \"chip:{v}\": [\"{}\"]\n", b.addr));
+            docs = docs.replace(&format!("{{{v}}}"), &b.addr.to_string());
+            backends.insert((*v).to_owned(), b);
+        }
+        let token_line = match spec.token {
+            Some(t) => {
+                std::fs::write(dir.path().join("token"), t).unwrap();
+                format!("  tokenFile: {}\n", dir.path().join("token").display())
+            }
+            None => String::new(),
+        };
+        let config = format!(
+            "apiVersion: sluice.dev/v1alpha1
+kind: LocalRuntime
+metadata: {{name: test}}
+spec:
+  listen: 127.0.0.1:0
+  debugHeaders: true
+{lease}  healthCheck: {{intervalMillis: 200}}
+{token_line}{extra}  images:
+{images}---
+{docs}",
+            extra = spec.runtime_extra,
+            lease = if spec.runtime_extra.contains("leaseSeconds") {
+                ""
+            } else {
+                "  leaseSeconds: 5\n"
+            },
+        );
+        let cfg_path = dir.path().join("sluice.yaml");
+        std::fs::write(&cfg_path, config).unwrap();
+        let controller = Controller::start(&cfg_path, &[]);
+        let mut proxies = Vec::new();
+        let token_args: Vec<String> = match spec.token {
+            Some(_) => vec![
+                "--token-file".into(),
+                dir.path().join("token").display().to_string(),
+            ],
+            None => vec![],
+        };
+        let token_refs: Vec<&str> = token_args.iter().map(String::as_str).collect();
+        for i in 1..=spec.proxies {
+            proxies.push(SubscribedProxy::start(
+                dir.path(),
+                &controller.url(),
+                &format!("proxy-{i}"),
+                &token_refs,
+            ));
+        }
+        let client = ControlClient::new(&controller.url(), spec.token.map(str::to_owned));
+        let world = Self {
+            dir,
+            backends,
+            controller,
+            proxies,
+            client,
+        };
+        if spec.proxies > 0 && spec.documents.contains("kind: Rollout") {
+            world.wait(
+                "revision 1 Healthy at every proxy",
+                Duration::from_secs(20),
+                |v| {
+                    v.status.phase == sluice_controller::status::Phase::Healthy
+                        && v.status
+                            .canary
+                            .weights
+                            .as_ref()
+                            .is_some_and(|w| w.verified && w.expected as usize == spec.proxies)
+                },
+            );
+        }
+        world
+    }
+
+    /// The config file.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("sluice.yaml")
+    }
+
+    /// Blocks (on a helper runtime) for a view of rollout `chip`.
+    pub fn view(&self) -> RolloutView {
+        block(self.client.get("chip")).expect("get rollout chip")
+    }
+
+    /// Waits until `done` holds for rollout `chip`; panics with the last view after `timeout`.
+    pub fn wait(
+        &self,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&RolloutView) -> bool,
+    ) -> RolloutView {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let v = self.view();
+            if done(&v) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last status: {:?}: {}\n{}",
+                v.status.phase,
+                v.status.message,
+                self.controller
+                    .log()
+                    .lines()
+                    .rev()
+                    .take(30)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The hash of version `v`'s template.
+    pub fn hash(&self, v: &str) -> String {
+        let t: sluice_controller::spec::PodTemplate = serde_json::from_value(serde_json::json!({
+            "metadata": {"labels": {"app": "chip"}},
+            "spec": {"containers": [{"name": "chip", "image": format!("chip:{v}")}]}
+        }))
+        .unwrap();
+        sluice_controller::revision::pod_template_hash(&t)
+    }
+
+    /// Runs a `sluice` CLI command against this world's controller.
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let mut cmd = Command::new(bin("sluice"));
+        cmd.arg("--server").arg(self.controller.url()).args(args);
+        if self.dir.path().join("token").exists() {
+            cmd.arg("--token-file").arg(self.dir.path().join("token"));
+        }
+        let out = cmd.output().expect("run sluice");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+/// Runs a future to completion on a fresh current-thread runtime (for sync test code).
+pub fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
