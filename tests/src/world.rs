@@ -475,3 +475,49 @@ pub fn block<F: std::future::Future>(f: F) -> F::Output {
         .unwrap()
         .block_on(f)
 }
+
+/// A constant-rate request loop running on its own runtime, for sync tests.
+pub struct Traffic {
+    runtime: tokio::runtime::Runtime,
+    lp: Option<sluice_loadtest::paced::PacedLoop>,
+}
+
+impl Traffic {
+    /// Starts `rate` requests a second, round-robin over `targets`.
+    pub fn start(targets: Vec<http::Uri>, rate: f64) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let lp = runtime.block_on(async {
+            sluice_loadtest::paced::start(sluice_loadtest::paced::PacedConfig {
+                targets,
+                rate,
+                connections: 2,
+                max_duration: Duration::from_secs(240),
+                headers: Vec::new(),
+            })
+        });
+        Self {
+            runtime,
+            lp: Some(lp),
+        }
+    }
+
+    /// Answers so far.
+    pub fn answers(&self) -> Vec<sluice_loadtest::paced::Answer> {
+        self.lp.as_ref().map(|l| l.answers()).unwrap_or_default()
+    }
+
+    /// The loop's clock now.
+    pub fn now(&self) -> Duration {
+        self.lp.as_ref().map(|l| l.elapsed()).unwrap_or_default()
+    }
+
+    /// Stops and returns every answer, in send order.
+    pub fn stop(mut self) -> Vec<sluice_loadtest::paced::Answer> {
+        let lp = self.lp.take().expect("running");
+        self.runtime.block_on(lp.stop())
+    }
+}

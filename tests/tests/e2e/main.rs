@@ -5,5 +5,6 @@
 
 mod control_plane;
 mod lint;
+mod local_runtime;
 mod proxy_admin;
 mod proxy_split;
