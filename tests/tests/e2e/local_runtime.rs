@@ -469,7 +469,7 @@ fn status_exit_codes_and_the_watch_output() {
     assert_eq!(code, 2, "{err}");
     // the watch shows the step, the weights and per-revision figures
     std::thread::sleep(Duration::from_secs(2));
-    let mut watch = Command::new(sluice_tests::bin("sluice"))
+    let watch = Command::new(sluice_tests::bin("sluice"))
         .args([
             "--server",
             &w.controller.url(),
