@@ -53,8 +53,11 @@ pub struct Entry {
     pub paused_override: Option<bool>,
     /// Status.
     pub status: RolloutStatus,
-    /// The route last published.
+    /// The route last decided (what the engine observes as published).
     pub published: Option<RouteIntent>,
+    /// The route the hub serves, with its generation (what views show).
+    #[serde(default)]
+    pub live: Option<(RouteIntent, u64)>,
     /// Replicas recorded per revision (scale effects are recorded, not performed).
     pub replicas: BTreeMap<String, i32>,
     /// Recent events.
@@ -475,8 +478,13 @@ impl Runtime {
         for (name, intent) in publishes {
             let addrs = |hash: &str| self.addresses_of_revision_or_spec(&name, hash);
             match translate::to_proxy(&intent, addrs, cfg.runtime.debug_headers) {
-                Ok((route, backends)) => {
-                    if let Err(e) = self.hub.publish(route, backends) {
+                Ok((route, backends)) => match self.hub.publish(route, backends) {
+                    Ok(generation) => {
+                        if let Some(en) = self.lock().rollouts.get_mut(&name) {
+                            en.live = Some((intent.clone(), generation));
+                        }
+                    }
+                    Err(e) => {
                         tracing::error!(rollout = %name, error = %e, "cannot publish the route");
                         let mut inner = self.lock();
                         if let Some(en) = inner.rollouts.get_mut(&name) {
@@ -484,7 +492,7 @@ impl Runtime {
                         }
                         inner.runtime_error = Some(e);
                     }
-                }
+                },
                 Err(e) => {
                     tracing::error!(rollout = %name, error = %e, "cannot build the route");
                     let mut inner = self.lock();
@@ -651,12 +659,8 @@ impl Runtime {
                 .map_or(0, |c| c.steps.len() as u32),
             status: e.status.clone(),
             paused: spec.paused,
-            generation: self
-                .hub
-                .route(&route)
-                .and_then(|(r, _)| r.generation)
-                .unwrap_or(0),
-            route: e.published.clone(),
+            generation: e.live.as_ref().map_or(0, |(_, g)| *g),
+            route: e.live.as_ref().map(|(r, _)| r.clone()),
             revisions,
             analysis_runs,
             events: e.events.iter().cloned().collect(),

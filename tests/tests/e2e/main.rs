@@ -8,3 +8,4 @@ mod lint;
 mod local_runtime;
 mod proxy_admin;
 mod proxy_split;
+mod scenarios;

@@ -1,0 +1,675 @@
+//! The article's scenarios (DESIGN §1) end to end in local mode, each with a request loop
+//! running through two or three proxies: the weights seen in the traffic per generation, the
+//! phases, and zero failed requests caused by a switch. Also the rollback-speed figures.
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sluice_controller::control::service::RolloutView;
+use sluice_controller::status::Phase;
+use sluice_loadtest::paced::Answer;
+use sluice_tests::world::{Traffic, World, WorldSpec, block, rollout, signal};
+
+/// Records the weight of every generation the rollout publishes, by polling its view.
+/// Generation → (canary revision, weight).
+type Weights = BTreeMap<u64, (Option<String>, u32)>;
+
+struct WeightLog {
+    weights: Arc<Mutex<Weights>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WeightLog {
+    fn start(w: &World) -> Self {
+        let weights = Arc::new(Mutex::new(BTreeMap::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let client = w.client.clone();
+        let (wt, st) = (weights.clone(), stop.clone());
+        let handle = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            while !st.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(v) = rt.block_on(client.get("chip"))
+                    && let Some(r) = &v.route
+                {
+                    wt.lock()
+                        .unwrap()
+                        .insert(v.generation, (r.canary.clone(), r.weight));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        Self {
+            weights,
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    fn finish(mut self) -> Weights {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        self.weights.lock().unwrap().clone()
+    }
+}
+
+/// Checks that each generation's answers split as its weight says (exact split: within ±1 per
+/// proxy), and returns the weights seen in order.
+fn check_split_per_generation(answers: &[Answer], weights: &Weights, proxies: usize) -> Vec<u32> {
+    let mut by_gen: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    for a in answers.iter().filter(|a| a.status.is_some()) {
+        let Some(g) = a.generation else { continue };
+        let e = by_gen.entry(g).or_default();
+        e.0 += 1;
+        if let Some((Some(c), _)) = weights.get(&g)
+            && a.backend.ends_with(c.as_str())
+        {
+            e.1 += 1;
+        }
+    }
+    let mut seen = Vec::new();
+    let mut checked = 0;
+    for (g, (n, canary)) in &by_gen {
+        let Some((c, w)) = weights.get(g) else {
+            continue;
+        };
+        let w = if c.is_some() { *w } else { 0 };
+        let ideal = *n as f64 * f64::from(w) / 100.0;
+        assert!(
+            (*canary as f64 - ideal).abs() <= proxies as f64,
+            "generation {g} at weight {w}: {canary} of {n} answers from the canary; weights seen: {weights:?}"
+        );
+        checked += n;
+        if seen.last() != Some(&w) {
+            seen.push(w);
+        }
+    }
+    let total: u64 = by_gen.values().map(|(n, _)| n).sum();
+    assert!(
+        checked * 10 >= total * 9,
+        "only {checked} of {total} answers had a known generation"
+    );
+    seen
+}
+
+fn no_failures(answers: &[Answer]) {
+    let failed: Vec<&Answer> = answers.iter().filter(|a| a.failed()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} requests failed, first: {:?}",
+        failed.len(),
+        failed.first()
+    );
+    assert!(answers.len() > 10, "too little traffic: {}", answers.len());
+}
+
+fn healthy_on(w: &World, v: &str) -> impl Fn(&RolloutView) -> bool {
+    let h = w.hash(v);
+    move |view| {
+        view.status.phase == Phase::Healthy
+            && view.status.stable_rs.as_deref() == Some(h.as_str())
+            && view
+                .status
+                .canary
+                .weights
+                .as_ref()
+                .is_some_and(|w| w.verified)
+    }
+}
+
+fn world(strategy: &str, proxies: usize) -> World {
+    let docs = rollout(strategy);
+    World::start(WorldSpec {
+        versions: vec![("v1", vec![]), ("v2", vec![]), ("v3", vec![])],
+        documents: &docs,
+        proxies,
+        ..Default::default()
+    })
+}
+
+fn loop_on(w: &World) -> Traffic {
+    Traffic::start(w.proxies.iter().map(|p| p.url("/version")).collect(), 200.0)
+}
+
+const C1: &str = "  revisionHistoryLimit: 2
+  strategy:
+    canary:
+      steps:
+      - setWeight: 20
+      - pause: {duration: 1}
+      - setWeight: 40
+      - pause: {duration: 1}
+      - setWeight: 60
+      - pause: {duration: 1}
+      - setWeight: 80
+      - pause: {duration: 1}
+      - setWeight: 100
+";
+
+#[test]
+fn c1_and_w1_the_canary_moves_by_itself_while_a_person_watches() {
+    let w = world(C1, 2);
+    let watch = Command::new(sluice_tests::bin("sluice"))
+        .args([
+            "--server",
+            &w.controller.url(),
+            "get",
+            "rollout",
+            "chip",
+            "--watch",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = WeightLog::start(&w);
+    let t = loop_on(&w);
+    std::thread::sleep(Duration::from_millis(300));
+    block(w.client.set_image("chip", "chip", "chip:v2")).unwrap();
+    let v = w.wait("v2 stable", Duration::from_secs(30), healthy_on(&w, "v2"));
+    std::thread::sleep(Duration::from_millis(300));
+    let answers = t.stop();
+    let weights = log.finish();
+    no_failures(&answers);
+    let seen = check_split_per_generation(&answers, &weights, 2);
+    for wgt in [20, 40, 60, 80] {
+        assert!(
+            seen.contains(&wgt),
+            "weight {wgt} never seen in the traffic: {seen:?}"
+        );
+    }
+    // revision 1 is kept for rollback
+    assert!(
+        v.revisions
+            .iter()
+            .any(|r| r.revision == 1 && r.role == "old")
+    );
+    signal(watch.id(), "TERM");
+    let out = watch.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for wgt in [20, 40, 60, 80] {
+        assert!(
+            text.contains(&format!("SetWeight:     {wgt}/100")),
+            "the watch never showed {wgt}: {text}"
+        );
+    }
+    assert!(text.contains("revision 2 is stable"), "{text}");
+}
+
+const C2: &str = "  strategy:
+    canary:
+      steps:
+      - setWeight: 20
+      - pause: {duration: 1}
+      - setWeight: 60
+      - pause: {duration: 1}
+      - setWeight: 80
+      - pause: {}
+";
+
+#[test]
+fn c2_stops_at_80_then_promote_goes_on_and_abort_goes_back() {
+    let w = world(C2, 2);
+    let log = WeightLog::start(&w);
+    let t = loop_on(&w);
+    block(w.client.set_image("chip", "chip", "chip:v2")).unwrap();
+    w.wait("80 % paused", Duration::from_secs(20), |v| {
+        v.status.phase == Phase::Paused
+            && v.status
+                .canary
+                .weights
+                .as_ref()
+                .is_some_and(|x| x.canary.as_ref().is_some_and(|c| c.weight == 80))
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        w.view().status.phase,
+        Phase::Paused,
+        "stays at 80 % until promoted"
+    );
+    block(w.client.command("chip", "promote", None)).unwrap();
+    w.wait("v2 stable", Duration::from_secs(20), healthy_on(&w, "v2"));
+    // and a second rollout aborted at 80 % sends everything back
+    block(w.client.set_image("chip", "chip", "chip:v3")).unwrap();
+    w.wait("80 % paused again", Duration::from_secs(20), |v| {
+        v.status.phase == Phase::Paused && v.status.current_step_index == Some(5)
+    });
+    let abort_at = t.now();
+    block(w.client.command("chip", "abort", None)).unwrap();
+    w.wait("aborted and verified", Duration::from_secs(10), |v| {
+        v.status.abort
+            && v.status
+                .canary
+                .weights
+                .as_ref()
+                .is_some_and(|x| x.verified && x.canary.is_none())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let answers = t.stop();
+    let weights = log.finish();
+    no_failures(&answers);
+    let seen = check_split_per_generation(&answers, &weights, 2);
+    assert!(seen.contains(&80), "{seen:?}");
+    let (v2, v3) = (w.hash("v2"), w.hash("v3"));
+    let late_v3 = answers
+        .iter()
+        .filter(|a| a.backend.ends_with(&v3) && a.at > abort_at + Duration::from_millis(500))
+        .count();
+    assert_eq!(
+        late_v3, 0,
+        "v3 still answered half a second after the abort"
+    );
+    assert!(
+        answers
+            .iter()
+            .filter(|a| a.at > abort_at + Duration::from_millis(500))
+            .all(|a| a.backend.ends_with(&v2))
+    );
+}
+
+#[test]
+fn c3_and_c4_promotions_by_hand() {
+    let c3 = "  strategy:\n    canary:\n      steps:\n      - setWeight: 20\n      - pause: {}\n      - setWeight: 40\n      - pause: {duration: 1}\n      - setWeight: 100\n";
+    let w = world(c3, 1);
+    let t = loop_on(&w);
+    block(w.client.set_image("chip", "chip", "chip:v2")).unwrap();
+    w.wait("paused at 20 %", Duration::from_secs(10), |v| {
+        v.status.phase == Phase::Paused
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        w.view().status.current_step_index,
+        Some(1),
+        "waits for a person at 20 %"
+    );
+    block(w.client.command("chip", "promote", None)).unwrap();
+    w.wait(
+        "the timed steps to run",
+        Duration::from_secs(15),
+        healthy_on(&w, "v2"),
+    );
+    no_failures(&t.stop());
+
+    let mut c4 = String::from("  strategy:\n    canary:\n      steps:\n");
+    for wgt in (10..=90).step_by(40) {
+        c4.push_str(&format!("      - setWeight: {wgt}\n      - pause: {{}}\n"));
+    }
+    let w = world(&c4, 1);
+    let t = loop_on(&w);
+    block(w.client.set_image("chip", "chip", "chip:v2")).unwrap();
+    for step in [1, 3, 5] {
+        w.wait("a pause", Duration::from_secs(10), |v| {
+            v.status.phase == Phase::Paused && v.status.current_step_index == Some(step)
+        });
+        block(w.client.command("chip", "promote", None)).unwrap();
+    }
+    w.wait("v2 stable", Duration::from_secs(10), healthy_on(&w, "v2"));
+    no_failures(&t.stop());
+}
+
+#[test]
+fn c5_abort_reaches_every_proxy_fast_twenty_times_under_load() {
+    let w = world(
+        "  strategy:\n    canary:\n      steps:\n      - setWeight: 50\n      - pause: {}\n",
+        3,
+    );
+    let t = Traffic::start(
+        w.proxies.iter().map(|p| p.url("/version")).collect(),
+        1000.0,
+    );
+    block(w.client.set_image("chip", "chip", "chip:v2")).unwrap();
+    let canary = w.hash("v2");
+    let mut millis = Vec::new();
+    let mut acks = Vec::new();
+    for i in 0..20 {
+        w.wait("50 % on the canary", Duration::from_secs(10), |v| {
+            v.status.phase == Phase::Paused
+                && v.status
+                    .canary
+                    .weights
+                    .as_ref()
+                    .is_some_and(|x| x.verified && x.canary.is_some())
+        });
+        std::thread::sleep(Duration::from_millis(150));
+        let at = t.now();
+        block(w.client.command("chip", "abort", None)).unwrap();
+        w.wait("abort acknowledged", Duration::from_secs(10), |v| {
+            v.status
+                .canary
+                .weights
+                .as_ref()
+                .is_some_and(|x| x.verified && x.canary.is_none())
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let answers = t.answers();
+        let last = answers
+            .iter()
+            .filter(|a| {
+                a.at >= at.saturating_sub(Duration::from_millis(100))
+                    && a.backend.ends_with(&canary)
+            })
+            .map(|a| a.at)
+            .max()
+            .unwrap_or(at);
+        millis.push(last.saturating_sub(at).as_secs_f64() * 1000.0);
+        let ack = block(w.client.acks())
+            .unwrap()
+            .into_iter()
+            .rfind(|a| a.route == "shop/chip")
+            .unwrap();
+        assert_eq!(ack.proxies, 3);
+        acks.push(ack.millis);
+        if i < 19 {
+            block(w.client.command("chip", "retry", None)).unwrap();
+        }
+    }
+    let answers = t.stop();
+    no_failures(&answers);
+    millis.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    acks.sort_unstable();
+    eprintln!(
+        "abort → last request sent to the canary at any of 3 proxies (1000 req/s), 20 aborts: median {:.1} ms, worst {:.1} ms; abort route published → applied by all 3: median {} ms, worst {} ms",
+        millis[millis.len() / 2],
+        millis[millis.len() - 1],
+        acks[acks.len() / 2],
+        acks[acks.len() - 1]
+    );
+    assert_eq!(millis.len(), 20);
+}
+
+#[test]
+fn c6_undo_after_full_promotion_fast_tracks_back() {
+    let w = world(
+        "  rollbackWindow: {revisions: 2}\n  strategy:\n    canary:\n      steps:\n      - setWeight: 30\n      - pause: {duration: 1}\n",
+        2,
+    );
+    let t = loop_on(&w);
+    block(w.client.set_image("chip", "chip", "chip:v2")).unwrap();
+    w.wait("v2 stable", Duration::from_secs(15), healthy_on(&w, "v2"));
+    let undo_at = t.now();
+    let (code, out, err) = w.cli(&["undo", "chip"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v = w.wait("back on v1", Duration::from_secs(10), healthy_on(&w, "v1"));
+    assert!(
+        v.events.iter().any(|e| e.reason == "RolloutFastTracked"),
+        "{:?}",
+        v.events
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let answers = t.stop();
+    no_failures(&answers);
+    // fast-tracked: no 30 % step on the way back
+    let back: Vec<&Answer> = answers.iter().filter(|a| a.at > undo_at).collect();
+    assert!(
+        back.iter()
+            .any(|a| a.backend.ends_with("v1") || a.backend.ends_with(&w.hash("v1")))
+    );
+}
+
+const B1: &str = "  strategy:
+    blueGreen:
+      activeService: chip-active
+      previewService: chip-preview
+      autoPromotionEnabled: false
+      trafficRouting:
+        sluice:
+          previewHosts: [chip-preview.example.com]
+";
+
+#[test]
+fn b1_preview_by_host_or_header_while_users_stay_on_active() {
+    let w = world(B1, 2);
+    let users = loop_on(&w);
+    block(w.client.set_image("chip", "chip", "chip:v2")).unwrap();
+    w.wait(
+        "the preview paused for a person",
+        Duration::from_secs(10),
+        |v| v.status.phase == Phase::Paused,
+    );
+    let client = sluice_tests::Client::new();
+    let v2 = w.hash("v2");
+    block(async {
+        for p in &w.proxies {
+            for _ in 0..20 {
+                let a = client
+                    .get(p.addr, "/", &[("x-sluice-preview", "always")])
+                    .await
+                    .unwrap();
+                assert!(a.header("x-sluice-backend").unwrap().ends_with(&v2));
+                let a = client
+                    .get(p.addr, "/", &[("host", "chip-preview.example.com")])
+                    .await
+                    .unwrap();
+                assert!(a.header("x-sluice-backend").unwrap().ends_with(&v2));
+            }
+        }
+    });
+    let before_promote = users.now();
+    block(w.client.command("chip", "promote", None)).unwrap();
+    w.wait("switched", Duration::from_secs(10), healthy_on(&w, "v2"));
+    std::thread::sleep(Duration::from_millis(300));
+    let answers = users.stop();
+    no_failures(&answers);
+    assert!(
+        answers
+            .iter()
+            .filter(|a| a.at < before_promote)
+            .all(|a| a.backend.ends_with(&w.hash("v1"))),
+        "a user reached the preview before promotion"
+    );
+    assert!(
+        answers
+            .iter()
+            .rev()
+            .take(20)
+            .all(|a| a.backend.ends_with(&v2))
+    );
+}
+
+#[test]
+fn b2_and_b3_promotion_only_after_warm_up_and_success_rate() {
+    let docs = format!(
+        "{}---
+apiVersion: sluice.dev/v1alpha1
+kind: AnalysisTemplate
+metadata: {{name: warm-up}}
+spec:
+  metrics:
+    - name: warm-up
+      successCondition: result >= 0.99
+      provider: {{load: {{requests: 1000, concurrency: 3, path: /version}}}}
+---
+apiVersion: sluice.dev/v1alpha1
+kind: AnalysisTemplate
+metadata: {{name: success-rate}}
+spec:
+  metrics:
+    - name: preview-success-rate
+      interval: 1s
+      count: 2
+      successCondition: result >= 0.95
+      provider: {{proxy: {{query: success-rate, window: 3s, minRequests: 10}}}}
+",
+        rollout(
+            "  strategy:\n    blueGreen:\n      activeService: chip-active\n      prePromotionAnalysis:\n        templates: [{templateName: warm-up}, {templateName: success-rate}]\n"
+        )
+    );
+    let w = World::start(WorldSpec {
+        versions: vec![
+            ("v1", vec![]),
+            ("v2", vec![]),
+            ("v3", vec!["--error-rate", "0.2"]),
+        ],
+        documents: &docs,
+        proxies: 2,
+        ..Default::default()
+    });
+    let users = loop_on(&w);
+    // testers reach the preview through the header, so the proxies measure it
+    let testers_with_header = {
+        let targets = w.proxies.iter().map(|p| p.url("/version")).collect();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let lp = rt.block_on(async {
+            sluice_loadtest::paced::start(sluice_loadtest::paced::PacedConfig {
+                targets,
+                rate: 50.0,
+                connections: 2,
+                max_duration: Duration::from_secs(120),
+                headers: vec![(
+                    "x-sluice-preview".parse().unwrap(),
+                    "always".parse().unwrap(),
+                )],
+            })
+        });
+        (rt, lp)
+    };
+    block(w.client.set_image("chip", "chip", "chip:v2")).unwrap();
+    let v = w.wait(
+        "v2 promoted after warm-up and success rate",
+        Duration::from_secs(40),
+        healthy_on(&w, "v2"),
+    );
+    let pre = v
+        .analysis_runs
+        .iter()
+        .find(|r| r.name.ends_with("-pre"))
+        .unwrap();
+    assert_eq!(pre.metrics.len(), 2);
+    block(w.client.set_image("chip", "chip", "chip:v3")).unwrap();
+    w.wait("v3 refused", Duration::from_secs(40), |v| {
+        v.status.phase == Phase::Degraded
+    });
+    let users_answers = users.stop();
+    let (rt, lp) = testers_with_header;
+    let _ = rt.block_on(lp.stop());
+    // users never reached v3, and no switch failed a user's request
+    no_failures(&users_answers);
+    assert!(
+        users_answers
+            .iter()
+            .all(|a| !a.backend.ends_with(&w.hash("v3")))
+    );
+}
+
+#[test]
+fn a1_a_bad_canary_is_aborted_by_itself_within_seconds() {
+    let docs = format!(
+        "{}---
+apiVersion: sluice.dev/v1alpha1
+kind: AnalysisTemplate
+metadata: {{name: error-rate}}
+spec:
+  metrics:
+    - name: error-rate
+      interval: 1s
+      failureCondition: result > 0.05
+      provider: {{proxy: {{query: error-rate, window: 2s, minRequests: 10}}}}
+",
+        rollout(
+            "  strategy:\n    canary:\n      analysis: {templates: [{templateName: error-rate}]}\n      steps:\n      - setWeight: 20\n      - pause: {duration: 60}\n"
+        )
+    );
+    let w = World::start(WorldSpec {
+        versions: vec![("v1", vec![]), ("v2", vec!["--error-rate", "0.3"])],
+        documents: &docs,
+        proxies: 3,
+        ..Default::default()
+    });
+    let t = loop_on(&w);
+    block(w.client.set_image("chip", "chip", "chip:v2")).unwrap();
+    w.wait("aborted by the analysis", Duration::from_secs(20), |v| {
+        v.status.abort
+            && v.status
+                .canary
+                .weights
+                .as_ref()
+                .is_some_and(|x| x.verified && x.canary.is_none())
+    });
+    let acked = t.now();
+    std::thread::sleep(Duration::from_millis(300));
+    let answers = t.stop();
+    let first_bad = answers
+        .iter()
+        .filter(|a| a.failed())
+        .map(|a| a.at + a.latency)
+        .min()
+        .expect("the canary failed some requests");
+    let failed = answers.iter().filter(|a| a.failed()).count();
+    eprintln!(
+        "first 5xx → abort acknowledged by 3 proxies: {:.2} s, user requests failed meanwhile: {failed} (of {} sent at 200/s)",
+        acked.saturating_sub(first_bad).as_secs_f64(),
+        answers.len()
+    );
+    assert!(
+        answers
+            .iter()
+            .filter(|a| a.failed())
+            .all(|a| a.backend.ends_with(&w.hash("v2"))),
+        "a failure came from stable"
+    );
+    assert!(w.view().status.message.contains("background analysis"));
+}
+
+#[test]
+fn p1_testers_reach_the_new_version_with_a_header() {
+    let w = world(
+        "  strategy:\n    canary:\n      steps:\n      - setHeaderRoute:\n          name: testers\n          match: [{headerName: x-canary, headerValue: {exact: always}}]\n      - setWeight: 10\n      - pause: {}\n",
+        2,
+    );
+    block(w.client.set_image("chip", "chip", "chip:v2")).unwrap();
+    w.wait("10 % paused", Duration::from_secs(10), |v| {
+        v.status.phase == Phase::Paused
+    });
+    let v2 = w.hash("v2");
+    let client = sluice_tests::Client::new();
+    let (mut tester_v2, mut user_v2, n) = (0, 0, 200);
+    block(async {
+        for i in 0..n {
+            let p = &w.proxies[i % 2];
+            let a = client
+                .get(p.addr, "/", &[("x-canary", "always")])
+                .await
+                .unwrap();
+            tester_v2 += usize::from(a.header("x-sluice-backend").unwrap().ends_with(&v2));
+            let a = client.get(p.addr, "/", &[]).await.unwrap();
+            user_v2 += usize::from(a.header("x-sluice-backend").unwrap().ends_with(&v2));
+        }
+    });
+    assert_eq!(tester_v2, n, "every tester request reaches v2");
+    assert!(
+        (16..=24).contains(&user_v2),
+        "{user_v2} of {n} user requests on v2 at 10 %"
+    );
+}
+
+#[test]
+fn the_demo_runs_and_reports_the_analysis_abort() {
+    let start = Instant::now();
+    let out = Command::new(sluice_tests::bin("sluice"))
+        .args(["demo", "--fast"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("aborted by analysis:    yes"), "{text}");
+    assert!(
+        text.contains("first bad answer → 100 % on stable at every proxy"),
+        "{text}"
+    );
+    assert!(text.contains("none caused by a switch: true"), "{text}");
+    assert!(start.elapsed() < Duration::from_secs(120));
+}
