@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The project's one test command: installs what the tests need, then runs the checks and every
-# test (unit, property and end-to-end against the real binaries on loopback).
+# The project's one test command: installs what the tests need, then runs the checks, every
+# test (unit, property and end-to-end against the real binaries on loopback) and the demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,4 +18,11 @@ fi
 echo "== build (one build shared by every test)"
 cargo build --workspace --bins
 echo "== tests"
-cargo test --workspace
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace 2>&1 | tee "$log"
+echo "== the README's first command, with short pauses"
+cargo run --quiet --bin sluice -- demo --fast
+passed=$(grep -Eo 'test result: [a-z]+\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
+failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s += $1} END {print s + 0}')
+echo "tests: ${passed} passed, ${failed} failed"
