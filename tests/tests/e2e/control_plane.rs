@@ -339,3 +339,52 @@ fn without_the_token_nothing_changes() {
         },
     );
 }
+
+#[test]
+fn a_subscribed_proxy_refuses_admin_writes_and_unsubscribes_on_sigterm() {
+    let docs = rollout("  strategy:\n    canary:\n      steps: [{setWeight: 10}]\n");
+    let w = World::start(WorldSpec {
+        documents: &docs,
+        proxies: 2,
+        ..Default::default()
+    });
+    let client = sluice_tests::Client::new();
+    let admin = w.proxies[0].admin;
+    let a = block(client.put(admin, "/routes", "{}", None)).unwrap();
+    assert_eq!(a.status, 409, "{}", a.text());
+    let a = block(client.put(
+        admin,
+        "/routes/shop%2Fchip/weight",
+        r#"{"weight": 5}"#,
+        None,
+    ))
+    .unwrap();
+    assert_eq!(a.status, 409, "{}", a.text());
+    let routes = block(client.get(admin, "/routes", &[])).unwrap().json();
+    assert_eq!(routes["routes"][0]["name"], "shop/chip");
+    assert_eq!(routes["routes"][0]["weight"], 0);
+
+    signal(w.proxies[1].pid(), "TERM");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let events = block(w.client.events()).unwrap();
+        if events
+            .iter()
+            .any(|e| e.reason == "ProxyUnsubscribed" && e.message.contains("proxy-2"))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no unsubscribe event: {events:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let proxies = block(w.client.proxies()).unwrap();
+    let expected: Vec<&str> = proxies
+        .iter()
+        .filter(|p| p.expected)
+        .map(|p| p.id.as_str())
+        .collect();
+    assert_eq!(expected, ["proxy-1"]);
+}

@@ -277,6 +277,7 @@ fn c2_stops_at_80_then_promote_goes_on_and_abort_goes_back() {
 fn c3_and_c4_promotions_by_hand() {
     let c3 = "  strategy:\n    canary:\n      steps:\n      - setWeight: 20\n      - pause: {}\n      - setWeight: 40\n      - pause: {duration: 1}\n      - setWeight: 100\n";
     let w = world(c3, 1);
+    let log = WeightLog::start(&w);
     let t = loop_on(&w);
     block(w.client.set_image("chip", "chip", "chip:v2")).unwrap();
     w.wait("paused at 20 %", Duration::from_secs(10), |v| {
@@ -294,23 +295,35 @@ fn c3_and_c4_promotions_by_hand() {
         Duration::from_secs(15),
         healthy_on(&w, "v2"),
     );
-    no_failures(&t.stop());
+    std::thread::sleep(Duration::from_millis(200));
+    let answers = t.stop();
+    no_failures(&answers);
+    let seen = check_split_per_generation(&answers, &log.finish(), 1);
+    assert!(seen.contains(&20) && seen.contains(&40), "{seen:?}");
 
     let mut c4 = String::from("  strategy:\n    canary:\n      steps:\n");
     for wgt in (10..=90).step_by(40) {
         c4.push_str(&format!("      - setWeight: {wgt}\n      - pause: {{}}\n"));
     }
     let w = world(&c4, 1);
+    let log = WeightLog::start(&w);
     let t = loop_on(&w);
     block(w.client.set_image("chip", "chip", "chip:v2")).unwrap();
     for step in [1, 3, 5] {
         w.wait("a pause", Duration::from_secs(10), |v| {
             v.status.phase == Phase::Paused && v.status.current_step_index == Some(step)
         });
+        std::thread::sleep(Duration::from_millis(300));
         block(w.client.command("chip", "promote", None)).unwrap();
     }
     w.wait("v2 stable", Duration::from_secs(10), healthy_on(&w, "v2"));
-    no_failures(&t.stop());
+    let answers = t.stop();
+    no_failures(&answers);
+    let seen = check_split_per_generation(&answers, &log.finish(), 1);
+    assert!(
+        seen.contains(&10) && seen.contains(&50) && seen.contains(&90),
+        "{seen:?}"
+    );
 }
 
 #[test]
@@ -319,6 +332,7 @@ fn c5_abort_reaches_every_proxy_fast_twenty_times_under_load() {
         "  strategy:\n    canary:\n      steps:\n      - setWeight: 50\n      - pause: {}\n",
         3,
     );
+    let log = WeightLog::start(&w);
     let t = Traffic::start(
         w.proxies.iter().map(|p| p.url("/version")).collect(),
         1000.0,
@@ -370,6 +384,8 @@ fn c5_abort_reaches_every_proxy_fast_twenty_times_under_load() {
         }
     }
     let answers = t.stop();
+    let seen = check_split_per_generation(&answers, &log.finish(), 3);
+    assert!(seen.contains(&50), "{seen:?}");
     no_failures(&answers);
     millis.sort_by(|a, b| a.partial_cmp(b).unwrap());
     acks.sort_unstable();
@@ -425,6 +441,7 @@ const B1: &str = "  strategy:
 #[test]
 fn b1_preview_by_host_or_header_while_users_stay_on_active() {
     let w = world(B1, 2);
+    let log = WeightLog::start(&w);
     let users = loop_on(&w);
     block(w.client.set_image("chip", "chip", "chip:v2")).unwrap();
     w.wait(
@@ -455,6 +472,12 @@ fn b1_preview_by_host_or_header_while_users_stay_on_active() {
     w.wait("switched", Duration::from_secs(10), healthy_on(&w, "v2"));
     std::thread::sleep(Duration::from_millis(300));
     let answers = users.stop();
+    let seen = check_split_per_generation(&answers, &log.finish(), 2);
+    assert_eq!(
+        seen.first(),
+        Some(&0),
+        "users got weight 0 while the preview ran: {seen:?}"
+    );
     no_failures(&answers);
     assert!(
         answers
