@@ -30,6 +30,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/routes/{name}/weight", put(put_weight))
         .route("/metrics", get(get_metrics))
         .route("/stats", get(get_stats))
+        .route("/log-level", put(put_log_level))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(shared)
@@ -172,6 +173,42 @@ async fn put_weight(
         )
     };
     result.await.unwrap_or_else(|e| ApiError(e).into_response())
+}
+
+/// Body of `PUT /log-level`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogLevel {
+    /// A tracing filter, e.g. `debug` or `info,sluice_proxy=trace`.
+    pub filter: String,
+}
+
+async fn put_log_level(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(denied) = refuse_unauthorized(&shared, &headers) {
+        return denied;
+    }
+    let level: LogLevel = match parse_json(&body) {
+        Ok(l) => l,
+        Err(e) => return ApiError(e).into_response(),
+    };
+    let Some(control) = shared.log_control.get() else {
+        return (
+            StatusCode::NOT_IMPLEMENTED,
+            axum::Json(json!({"error": "this process's logging cannot be changed at run time"})),
+        )
+            .into_response();
+    };
+    match control(&level.filter) {
+        Ok(()) => {
+            tracing::warn!(filter = %level.filter, "log filter changed through the admin API");
+            axum::Json(json!({"filter": level.filter})).into_response()
+        }
+        Err(e) => ApiError(Error::invalid("filter", e)).into_response(),
+    }
 }
 
 async fn get_metrics(State(shared): State<Arc<Shared>>) -> Response {

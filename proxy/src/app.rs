@@ -49,11 +49,20 @@ pub async fn start(
     prometheus: Option<PrometheusHandle>,
     token: Option<String>,
 ) -> Result<RunningProxy> {
-    let shared = Arc::new(Shared::new(
-        &(&config.upstream).into(),
-        prometheus.clone(),
-        token,
-    ));
+    let upstream: crate::upstream::UpstreamSettings = (&config.upstream).into();
+    let mut state = Shared::new(&upstream, prometheus.clone(), token);
+    state.settings = crate::state::RequestSettings {
+        ejection: upstream.ejection,
+        forwarded: config.downstream.forwarded,
+        trusted: config
+            .downstream
+            .trusted_proxies
+            .iter()
+            .filter_map(|c| crate::headers::Cidr::parse(c))
+            .collect(),
+        access_log: config.access_log,
+    };
+    let shared = Arc::new(state);
     if control.is_some() {
         if !config.routes.is_empty() || !config.backends.is_empty() {
             return Err(Error::invalid(
@@ -100,7 +109,9 @@ pub async fn start(
             })
             .await;
     });
+    tokio::spawn(probe_loop(shared.clone(), stop_rx.clone()));
     let drain = config.drain_timeout;
+    let downstream = config.downstream.clone();
     let serve_shared = shared.clone();
     let mut traffic_stop = stop_rx;
     let done = tokio::spawn(async move {
@@ -111,6 +122,7 @@ pub async fn start(
                 let _ = traffic_stop.wait_for(|s| *s).await;
             },
             drain,
+            downstream,
         )
         .await;
         let _ = admin_task.await;
@@ -127,6 +139,40 @@ pub async fn start(
         stop,
         done,
     })
+}
+
+/// Active health checks: probes every endpoint of every backend that asks for them, when due.
+async fn probe_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let table = shared.table();
+        let now = shared.now_ms();
+        for b in table.backends() {
+            let Some(hc) = b.spec.health_check.clone() else {
+                continue;
+            };
+            for e in &b.endpoints {
+                if !e.health.probe_due(now, hc.interval) {
+                    continue;
+                }
+                let (e, hc, name) = (e.clone(), hc.clone(), b.name.clone());
+                tokio::spawn(async move {
+                    let ok =
+                        crate::health::probe(e.authority.as_str(), hc.path.as_deref(), hc.timeout)
+                            .await;
+                    if e.health
+                        .probe(ok, hc.healthy_threshold, hc.unhealthy_threshold)
+                    {
+                        tracing::warn!(backend = %name, endpoint = %e.authority, healthy = ok, "endpoint health changed");
+                    }
+                });
+            }
+        }
+    }
 }
 
 async fn bind(addr: &str) -> Result<TcpListener> {

@@ -6,6 +6,29 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use crate::table::Endpoint;
 
+/// Like [`pick`], among the endpoints available at `now_ms` (not ejected, not failing their
+/// probes); among all of them when none is available.
+pub fn pick_available(
+    endpoints: &[Arc<Endpoint>],
+    now_ms: u64,
+    below: impl FnMut(usize) -> usize,
+) -> Option<&Arc<Endpoint>> {
+    let available = endpoints
+        .iter()
+        .filter(|e| e.health.available(now_ms))
+        .count();
+    if available == endpoints.len() || available == 0 {
+        return pick(endpoints, below);
+    }
+    let subset: Vec<Arc<Endpoint>> = endpoints
+        .iter()
+        .filter(|e| e.health.available(now_ms))
+        .cloned()
+        .collect();
+    let chosen = pick(&subset, below)?;
+    endpoints.iter().find(|e| Arc::ptr_eq(e, chosen))
+}
+
 /// The less loaded of two distinct endpoints drawn with `below(n)` (a uniform draw in `0..n`);
 /// `None` when there is no endpoint.
 pub fn pick(
@@ -61,6 +84,7 @@ mod tests {
                 Arc::new(Endpoint {
                     authority: format!("127.0.0.1:{}", 9000 + i).parse().unwrap(),
                     in_flight: AtomicUsize::new(*l),
+                    health: Default::default(),
                 })
             })
             .collect()
@@ -95,6 +119,26 @@ mod tests {
         assert_eq!(
             pick(&eps[..1], |_| 7).unwrap().authority.port_u16(),
             Some(9000)
+        );
+    }
+
+    #[test]
+    fn ejected_endpoints_are_left_out_unless_all_are() {
+        let eps = endpoints(&[0, 0, 0]);
+        let policy = crate::health::EjectionPolicy {
+            after_failures: 1,
+            ..Default::default()
+        };
+        eps[0].health.failure(0, &policy, true);
+        eps[1].health.failure(0, &policy, true);
+        for draw in 0..3 {
+            let p = pick_available(&eps, 1, |n| draw % n).unwrap();
+            assert_eq!(p.authority.port_u16(), Some(9002));
+        }
+        eps[2].health.failure(0, &policy, true);
+        assert!(
+            pick_available(&eps, 1, |_| 0).is_some(),
+            "all ejected: still one is picked"
         );
     }
 

@@ -58,16 +58,30 @@ pub enum LogFormat {
     Json,
 }
 
-fn init_logs(args: &ProxyArgs) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match args.log_format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+use crate::state::LogControl;
+
+fn init_logs(args: &ProxyArgs) -> Option<LogControl> {
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::{EnvFilter, fmt, reload};
+    let filter = EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, handle) = reload::Layer::new(filter);
+    let registry = tracing_subscriber::registry().with(filter);
+    use std::io::IsTerminal as _;
+    let ansi = std::io::stderr().is_terminal();
+    let installed = match args.log_format {
+        LogFormat::Text => registry
+            .with(fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
+            .try_init(),
+        LogFormat::Json => registry
+            .with(fmt::layer().json().with_writer(std::io::stderr))
+            .try_init(),
     };
+    installed.ok()?;
+    Some(Box::new(move |f: &str| {
+        let filter =
+            EnvFilter::try_new(f).map_err(|e| format!("{f:?} is not a log filter: {e}"))?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    }))
 }
 
 fn invalid(what: &str, e: impl std::fmt::Display) -> ExitCode {
@@ -77,7 +91,7 @@ fn invalid(what: &str, e: impl std::fmt::Display) -> ExitCode {
 
 /// Runs a proxy process to completion.
 pub fn main_with(args: ProxyArgs) -> ExitCode {
-    init_logs(&args);
+    let log_control = init_logs(&args);
     let what = args
         .config
         .as_ref()
@@ -165,6 +179,12 @@ pub fn main_with(args: ProxyArgs) -> ExitCode {
                 return ExitCode::from(1);
             }
         }
+        if let Some(control) = log_control {
+            let _ = running.shared.log_control.set(control);
+        }
+        if let Some(path) = args.config.clone() {
+            tokio::spawn(reload_on_sighup(running.shared.clone(), path));
+        }
         wait_for_stop_signal().await;
         tracing::info!("stop signal received: draining");
         running.stop();
@@ -175,6 +195,39 @@ pub fn main_with(args: ProxyArgs) -> ExitCode {
         tracing::info!("sluice-proxy stopped");
         ExitCode::SUCCESS
     })
+}
+
+/// Re-reads the config file on SIGHUP and applies its route table; a bad file is logged with
+/// its reason and the running table stays.
+async fn reload_on_sighup(shared: std::sync::Arc<crate::Shared>, path: PathBuf) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let result = match ProxyConfig::load(&path) {
+            Ok(_) if shared.is_controlled() => {
+                Err("the route table belongs to the controller".to_owned())
+            }
+            Ok(cfg) => shared
+                .apply(cfg.table())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(()) => {
+                metrics::counter!(telemetry::CONFIG_RELOADS_TOTAL, "result" => "ok").increment(1);
+                tracing::info!(file = %path.display(), "config reloaded on SIGHUP");
+            }
+            Err(e) => {
+                metrics::counter!(telemetry::CONFIG_RELOADS_TOTAL, "result" => "invalid")
+                    .increment(1);
+                tracing::error!(file = %path.display(), error = %e, "config reload refused; the running table stays");
+            }
+        }
+    }
 }
 
 async fn wait_for_stop_signal() {

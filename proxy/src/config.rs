@@ -31,6 +31,12 @@ pub struct ProxyConfig {
     /// How long in-flight requests may finish after SIGTERM.
     #[serde(default = "default_drain", with = "duration")]
     pub drain_timeout: Duration,
+    /// Limits and headers on the client side.
+    #[serde(default)]
+    pub downstream: DownstreamConfig,
+    /// Log one line per request (target `access`).
+    #[serde(default)]
+    pub access_log: bool,
     /// Backends of the route table.
     #[serde(default)]
     pub backends: Vec<BackendSpec>,
@@ -80,6 +86,104 @@ pub struct UpstreamConfig {
     /// Idle connections kept per endpoint.
     #[serde(default = "default_pool")]
     pub pool_max_idle_per_endpoint: usize,
+    /// Consecutive failures (connect errors, timeouts, resets, 502/503/504) that eject an
+    /// endpoint; 0 never ejects.
+    #[serde(default = "default_eject_after")]
+    pub eject_after_failures: u32,
+    /// First ejection time; doubles on each repeat.
+    #[serde(default = "d10s", with = "duration")]
+    pub ejection_time: Duration,
+    /// Longest ejection.
+    #[serde(default = "d300s", with = "duration")]
+    pub max_ejection_time: Duration,
+}
+
+/// What happens to a new connection when `max_connections` are open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnMaxConnections {
+    /// Close the connection idle the longest and serve the new one; wait if none is idle.
+    #[default]
+    EvictIdle,
+    /// Stop accepting until one closes.
+    Wait,
+    /// Close the new connection at once.
+    Refuse,
+}
+
+/// How `X-Forwarded-For` and `Forwarded` are set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardedMode {
+    /// Append the client's address when it is a trusted proxy; replace otherwise.
+    #[default]
+    Append,
+    /// Always replace with the client's address.
+    Replace,
+}
+
+/// Client-side limits and forwarding headers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DownstreamConfig {
+    /// A client must send a whole request head within this (also the idle keep-alive time).
+    #[serde(default = "d30s", with = "duration")]
+    pub header_read_timeout: Duration,
+    /// Largest request head, in bytes (at least 8192).
+    #[serde(default = "default_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Most request headers.
+    #[serde(default = "default_headers")]
+    pub max_headers: usize,
+    /// Most open client connections.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// What happens beyond `max_connections`.
+    #[serde(default)]
+    pub on_max_connections: OnMaxConnections,
+    /// `append` (default) or `replace`.
+    #[serde(default)]
+    pub forwarded: ForwardedMode,
+    /// Proxies in front of this one (`10.0.0.0/8`, `127.0.0.1`) whose forwarding headers are
+    /// kept and appended to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for DownstreamConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: d30s(),
+            max_header_bytes: default_header_bytes(),
+            max_headers: default_headers(),
+            max_connections: default_max_connections(),
+            on_max_connections: OnMaxConnections::default(),
+            forwarded: ForwardedMode::default(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+fn default_eject_after() -> u32 {
+    5
+}
+fn d10s() -> Duration {
+    Duration::from_secs(10)
+}
+fn d30s() -> Duration {
+    Duration::from_secs(30)
+}
+fn d300s() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_header_bytes() -> usize {
+    32 * 1024
+}
+fn default_headers() -> usize {
+    100
+}
+fn default_max_connections() -> usize {
+    10_000
 }
 
 impl Default for UpstreamConfig {
@@ -90,6 +194,9 @@ impl Default for UpstreamConfig {
             request_timeout: d.request_timeout,
             pool_idle_timeout: d.pool_idle_timeout,
             pool_max_idle_per_endpoint: d.pool_max_idle_per_endpoint,
+            eject_after_failures: d.ejection.after_failures,
+            ejection_time: d.ejection.base,
+            max_ejection_time: d.ejection.max,
         }
     }
 }
@@ -101,6 +208,11 @@ impl From<&UpstreamConfig> for UpstreamSettings {
             request_timeout: c.request_timeout,
             pool_idle_timeout: c.pool_idle_timeout,
             pool_max_idle_per_endpoint: c.pool_max_idle_per_endpoint,
+            ejection: crate::health::EjectionPolicy {
+                after_failures: c.eject_after_failures,
+                base: c.ejection_time,
+                max: c.max_ejection_time.max(c.ejection_time),
+            },
         }
     }
 }
@@ -158,6 +270,35 @@ impl ProxyConfig {
                 "upstream.connect_timeout",
                 "must be above 0",
             ));
+        }
+        if self.downstream.header_read_timeout.is_zero() {
+            errors.push(FieldError::new(
+                "downstream.header_read_timeout",
+                "must be above 0",
+            ));
+        }
+        if self.downstream.max_header_bytes < 8192 {
+            errors.push(FieldError::new(
+                "downstream.max_header_bytes",
+                "must be at least 8192",
+            ));
+        }
+        if self.downstream.max_headers == 0 {
+            errors.push(FieldError::new("downstream.max_headers", "must be above 0"));
+        }
+        if self.downstream.max_connections == 0 {
+            errors.push(FieldError::new(
+                "downstream.max_connections",
+                "must be above 0",
+            ));
+        }
+        for (i, t) in self.downstream.trusted_proxies.iter().enumerate() {
+            if crate::headers::Cidr::parse(t).is_none() {
+                errors.push(FieldError::new(
+                    format!("downstream.trusted_proxies[{i}]"),
+                    format!("{t:?} is not an address or CIDR"),
+                ));
+            }
         }
         if self.upstream.request_timeout.is_zero() {
             errors.push(FieldError::new(

@@ -1,5 +1,8 @@
-//! The request path: route, decide, pick an endpoint, forward, record. One table load per
-//! request, no locks, no panics; every failure becomes a response through [`Error::status`].
+//! The request path: check framing, route, decide, pick an endpoint, forward, record. One
+//! table load per request, no locks, no panics; every failure becomes a response through
+//! [`Error::status`]. A request with no body whose connection to an endpoint could not be
+//! made is tried once more on another endpoint of the same backend (nothing reached the
+//! first). Failures feed each endpoint's ejection state.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -7,10 +10,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{HOST, HeaderName, HeaderValue};
+use http::header::{CONNECTION, HOST, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
-use http_body_util::{Either, Full};
+use http_body::Body as _;
+use http_body_util::{Either, Empty, Full};
 use hyper::body::Incoming;
 
 use crate::balance::{self, InFlight};
@@ -18,6 +22,8 @@ use crate::error::{Error, UpstreamErrorKind};
 use crate::headers;
 use crate::router;
 use crate::state::Shared;
+use crate::table::{Endpoint, Target};
+use crate::upstream::UpstreamBody;
 
 /// The body of every response the proxy sends: the upstream's, streamed, or its own.
 pub type ProxyBody = Either<Incoming, Full<Bytes>>;
@@ -31,9 +37,16 @@ pub static GENERATION_HEADER: HeaderName = HeaderName::from_static("x-sluice-gen
 pub async fn handle(
     shared: Arc<Shared>,
     client: SocketAddr,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let started = Instant::now();
+    if let Err(why) = headers::check_framing(req.headers()) {
+        tracing::warn!(client = %client, why, "refused ambiguous request framing");
+        let mut resp = error_response(&Error::invalid("request", format!("refused: {why}")));
+        resp.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+        return Ok(resp);
+    }
     let table = shared.table();
     let host = router::request_host(req.uri(), req.headers());
     let Some(route) = router::select(&table, host, req.uri().path()) else {
@@ -44,12 +57,17 @@ pub async fn handle(
         return Ok(error_response(&Error::NoRoute));
     };
     let backend = &target.backend;
-    let endpoint = balance::pick(&backend.endpoints, |n| rand::random_range(0..n));
-    let Some(endpoint) = endpoint else {
+    let now_ms = shared.now_ms();
+    let Some(endpoint) =
+        balance::pick_available(&backend.endpoints, now_ms, |n| rand::random_range(0..n))
+    else {
         let e = Error::Upstream {
             kind: UpstreamErrorKind::NoEndpoint,
             detail: backend.name.clone(),
         };
+        target
+            .telemetry
+            .upstream_failed(UpstreamErrorKind::NoEndpoint);
         target.telemetry.record(
             shared.sec_of(started),
             e.status().as_u16(),
@@ -59,15 +77,67 @@ pub async fn handle(
         return Ok(error_response(&e));
     };
 
-    if let Err(e) = address(&mut req, &endpoint.authority) {
-        return Ok(error_response(&e));
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let (mut parts, body) = req.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers);
+    let s = &shared.settings;
+    let trusted = s.trusted.iter().any(|c| c.contains(client.ip()));
+    let append = trusted && s.forwarded == crate::config::ForwardedMode::Append;
+    headers::set_forwarded(&mut parts.headers, client.ip(), "http", append);
+    if !parts.headers.contains_key(HOST)
+        && let Some(a) = parts.uri.authority()
+        && let Ok(v) = HeaderValue::from_str(a.as_str())
+    {
+        parts.headers.insert(HOST, v);
     }
-    headers::strip_hop_by_hop(req.headers_mut());
-    headers::add_forwarded(req.headers_mut(), client.ip(), "http");
+    // a second attempt is possible for a request without a body, on a backend with another endpoint
+    let retry_head = (body.is_end_stream() && backend.endpoints.len() > 1).then(|| {
+        (
+            parts.method.clone(),
+            parts.uri.clone(),
+            parts.version,
+            parts.headers.clone(),
+        )
+    });
+    let first_body: UpstreamBody = if body.is_end_stream() {
+        Either::Right(Empty::new())
+    } else {
+        Either::Left(body)
+    };
+    let mut req = Request::from_parts(parts, first_body);
 
-    let in_flight = InFlight::start(endpoint);
-    let result = shared.upstreams.send(backend.protocol, req).await;
-    drop(in_flight);
+    let mut endpoint = endpoint.clone();
+    let mut result = attempt(&shared, target, &endpoint, &mut req).await;
+    if let (
+        Err(Error::Upstream {
+            kind: UpstreamErrorKind::Connect,
+            ..
+        }),
+        Some((m, u, v, h)),
+    ) = (&result, retry_head)
+        && let Some(other) = balance::pick_available(
+            &backend
+                .endpoints
+                .iter()
+                .filter(|e| !Arc::ptr_eq(e, &endpoint))
+                .cloned()
+                .collect::<Vec<_>>(),
+            shared.now_ms(),
+            |n| rand::random_range(0..n),
+        )
+        .cloned()
+    {
+        tracing::debug!(backend = %backend.name, from = %endpoint.authority, to = %other.authority, "connect failed; trying another endpoint");
+        let mut again = Request::new(Either::Right(Empty::new()));
+        *again.method_mut() = m;
+        *again.uri_mut() = u;
+        *again.version_mut() = v;
+        *again.headers_mut() = h;
+        endpoint = other;
+        result = attempt(&shared, target, &endpoint, &mut again).await;
+    }
+
     let elapsed = started.elapsed();
     let now = shared.sec_of(started + elapsed);
     let mut resp = match result {
@@ -95,17 +165,63 @@ pub async fn handle(
         h.insert(&BACKEND_HEADER, backend.name_header.clone());
         h.insert(&GENERATION_HEADER, route.generation_header.clone());
     }
+    if shared.settings.access_log {
+        tracing::info!(
+            target: "access",
+            client = %client.ip(),
+            method = %method,
+            path = %path,
+            status = resp.status().as_u16(),
+            route = %route.name,
+            backend = %backend.name,
+            endpoint = %endpoint.authority,
+            micros = elapsed.as_micros() as u64,
+            "request"
+        );
+    }
     Ok(resp)
 }
 
-/// Points the request at an endpoint, keeping its path, query and host.
-fn address(req: &mut Request<Incoming>, authority: &http::uri::Authority) -> Result<(), Error> {
-    if !req.headers().contains_key(HOST)
-        && let Some(a) = req.uri().authority()
-        && let Ok(v) = HeaderValue::from_str(a.as_str())
-    {
-        req.headers_mut().insert(HOST, v);
+/// One exchange with one endpoint; records its outcome in the endpoint's health.
+async fn attempt(
+    shared: &Shared,
+    target: &Target,
+    endpoint: &Arc<Endpoint>,
+    req: &mut Request<UpstreamBody>,
+) -> Result<Response<Incoming>, Error> {
+    address(req, &endpoint.authority)?;
+    let backend = &target.backend;
+    let taken = std::mem::replace(req, Request::new(Either::Right(Empty::new())));
+    let in_flight = InFlight::start(endpoint);
+    let result = shared.upstreams.send(backend.protocol, taken).await;
+    drop(in_flight);
+    let failed = match &result {
+        Ok(resp) => matches!(resp.status().as_u16(), 502..=504),
+        Err(_) => true,
+    };
+    if let Err(Error::Upstream { kind, .. }) = &result {
+        target.telemetry.upstream_failed(*kind);
     }
+    if failed {
+        let now_ms = shared.now_ms();
+        let others = backend
+            .endpoints
+            .iter()
+            .any(|e| !Arc::ptr_eq(e, endpoint) && e.health.available(now_ms));
+        if endpoint
+            .health
+            .failure(now_ms, &shared.settings.ejection, others)
+        {
+            tracing::warn!(backend = %backend.name, endpoint = %endpoint.authority, "endpoint ejected after consecutive failures");
+        }
+    } else {
+        endpoint.health.success();
+    }
+    result
+}
+
+/// Points the request at an endpoint, keeping its path and query.
+fn address(req: &mut Request<UpstreamBody>, authority: &http::uri::Authority) -> Result<(), Error> {
     let pq = req
         .uri()
         .path_and_query()

@@ -11,6 +11,7 @@ pub mod control;
 pub mod error;
 pub mod forward;
 pub mod headers;
+pub mod health;
 pub mod router;
 pub mod server;
 pub mod spec;

@@ -1,20 +1,113 @@
 //! The downstream side: accepts connections and serves HTTP/1.1 and HTTP/2 (h2c, by prior
-//! knowledge) on each with hyper-util's auto builder, upgrades included; stops accepting and
-//! drains in-flight requests on shutdown.
+//! knowledge) on each with hyper-util's auto builder, upgrades included. Limits the head size,
+//! the header count and the time to send a head (which is also the idle keep-alive time),
+//! caps open connections (evicting the connection idle the longest, waiting, or refusing),
+//! and on shutdown stops accepting and drains in-flight requests.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
+use crate::config::{DownstreamConfig, OnMaxConnections};
 use crate::forward;
 use crate::state::Shared;
 use crate::telemetry;
+
+/// One open connection, as the cap sees it.
+struct Conn {
+    evicted: std::sync::atomic::AtomicBool,
+    in_flight: AtomicU32,
+    last_active_ms: AtomicU64,
+    evict: Notify,
+}
+
+/// Open connections, for the cap and idle eviction. Touched on connect, close and eviction
+/// only; requests update their connection's atomics.
+#[derive(Default)]
+struct Conns {
+    open: Mutex<HashMap<u64, Arc<Conn>>>,
+    count: AtomicUsize,
+    next_id: AtomicU64,
+    closed: Notify,
+}
+
+impl Conns {
+    fn add(&self, now_ms: u64) -> (u64, Arc<Conn>) {
+        let id = self.next_id.fetch_add(1, Relaxed);
+        let c = Arc::new(Conn {
+            evicted: std::sync::atomic::AtomicBool::new(false),
+            in_flight: AtomicU32::new(0),
+            last_active_ms: AtomicU64::new(now_ms),
+            evict: Notify::new(),
+        });
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, c.clone());
+        self.count.fetch_add(1, Relaxed);
+        (id, c)
+    }
+
+    fn remove(&self, id: u64) {
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        self.count.fetch_sub(1, Relaxed);
+        self.closed.notify_waiters();
+    }
+
+    /// Asks the connection idle the longest to close; false when none is idle.
+    fn evict_idle(&self) -> bool {
+        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let victim = open
+            .values()
+            .filter(|c| c.in_flight.load(Relaxed) == 0 && !c.evicted.load(Relaxed))
+            .min_by_key(|c| c.last_active_ms.load(Relaxed));
+        match victim {
+            Some(c) => {
+                c.evicted.store(true, Relaxed);
+                c.evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    async fn wait_below(&self, max: usize) {
+        loop {
+            let closed = self.closed.notified();
+            if self.count.load(Relaxed) < max {
+                return;
+            }
+            closed.await;
+        }
+    }
+}
+
+fn builder(ds: &DownstreamConfig) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(ds.header_read_timeout)
+        .max_buf_size(ds.max_header_bytes.max(8192))
+        .max_headers(ds.max_headers);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(ds.max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(ds.header_read_timeout);
+    b
+}
 
 /// Serves `listener` until `shutdown` completes, then lets open connections finish their
 /// in-flight requests for up to `drain` (HTTP/1 connections close after their current
@@ -24,12 +117,22 @@ pub async fn serve(
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()>,
     drain: Duration,
+    ds: DownstreamConfig,
 ) -> bool {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let builder = builder(&ds);
     let graceful = GracefulShutdown::new();
     let open = metrics::gauge!(telemetry::OPEN_CONNECTIONS);
+    let conns = Arc::new(Conns::default());
     tokio::pin!(shutdown);
     loop {
+        if ds.on_max_connections == OnMaxConnections::Wait
+            && conns.count.load(Relaxed) >= ds.max_connections
+        {
+            tokio::select! {
+                () = conns.wait_below(ds.max_connections) => {}
+                () = &mut shutdown => break,
+            }
+        }
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, client) = match accepted {
@@ -41,19 +144,63 @@ pub async fn serve(
                         continue;
                     }
                 };
+                let evicting = conns
+                    .open
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .values()
+                    .filter(|c| c.evicted.load(Relaxed))
+                    .count();
+                if conns.count.load(Relaxed).saturating_sub(evicting) >= ds.max_connections {
+                    match ds.on_max_connections {
+                        OnMaxConnections::Refuse => {
+                            tracing::debug!(client = %client, "connection refused: at max_connections");
+                            drop(stream);
+                            continue;
+                        }
+                        OnMaxConnections::EvictIdle => {
+                            if !conns.evict_idle() {
+                                conns.wait_below(ds.max_connections).await;
+                            }
+                        }
+                        OnMaxConnections::Wait => {}
+                    }
+                }
                 let _ = stream.set_nodelay(true);
-                let shared = shared.clone();
-                let svc = service_fn(move |req| forward::handle(shared.clone(), client, req));
+                let (id, conn_state) = conns.add(shared.now_ms());
+                let svc_shared = shared.clone();
+                let svc_conn = conn_state.clone();
+                let svc = service_fn(move |req| {
+                    let shared = svc_shared.clone();
+                    let c = svc_conn.clone();
+                    c.in_flight.fetch_add(1, Relaxed);
+                    async move {
+                        let resp = forward::handle(shared.clone(), client, req).await;
+                        c.last_active_ms.store(shared.now_ms(), Relaxed);
+                        c.in_flight.fetch_sub(1, Relaxed);
+                        resp
+                    }
+                });
                 let conn = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), svc)
                     .into_owned();
                 let conn = graceful.watch(conn);
                 let open = open.clone();
+                let conns = conns.clone();
                 open.increment(1.0);
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(client = %client, error = %e, "connection ended with an error");
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        r = conn.as_mut() => {
+                            if let Err(e) = r {
+                                tracing::debug!(client = %client, error = %e, "connection ended with an error");
+                            }
+                        }
+                        () = conn_state.evict.notified() => {
+                            tracing::debug!(client = %client, "idle connection evicted: at max_connections");
+                        }
                     }
+                    conns.remove(id);
                     open.decrement(1.0);
                 });
             }

@@ -33,6 +33,44 @@ pub struct BackendSpec {
     /// The protocol spoken to the endpoints.
     #[serde(default)]
     pub protocol: UpstreamProtocol,
+    /// Active health checks of the endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheckSpec>,
+}
+
+/// Active health checks: an endpoint failing `unhealthy_threshold` probes in a row gets no
+/// requests until it passes `healthy_threshold` in a row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckSpec {
+    /// HTTP path to GET (2xx or 3xx is healthy); a TCP connect when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Time between probes.
+    #[serde(default = "default_probe_interval", with = "crate::config::duration")]
+    pub interval: std::time::Duration,
+    /// Time a probe may take.
+    #[serde(default = "default_probe_timeout", with = "crate::config::duration")]
+    pub timeout: std::time::Duration,
+    /// Passing probes in a row that bring an endpoint back.
+    #[serde(default = "one")]
+    pub healthy_threshold: u32,
+    /// Failing probes in a row that take an endpoint out.
+    #[serde(default = "two")]
+    pub unhealthy_threshold: u32,
+}
+
+fn default_probe_interval() -> std::time::Duration {
+    std::time::Duration::from_secs(5)
+}
+fn default_probe_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(1)
+}
+fn one() -> u32 {
+    1
+}
+fn two() -> u32 {
+    2
 }
 
 /// How the proxy talks to a backend's endpoints.

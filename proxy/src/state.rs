@@ -34,6 +34,26 @@ pub struct Shared {
     pub prometheus: Option<PrometheusHandle>,
     /// Bearer token required for admin writes, if configured.
     pub admin_token: Option<String>,
+    /// How requests are handled.
+    pub settings: RequestSettings,
+    /// Changes the log filter at run time, when logging allows it.
+    pub log_control: std::sync::OnceLock<LogControl>,
+}
+
+/// Changes the log filter of the running process.
+pub type LogControl = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// Settings of the request path.
+#[derive(Debug, Clone, Default)]
+pub struct RequestSettings {
+    /// When endpoints are ejected.
+    pub ejection: crate::health::EjectionPolicy,
+    /// How forwarding headers are set.
+    pub forwarded: crate::config::ForwardedMode,
+    /// Clients whose forwarding headers are kept.
+    pub trusted: Vec<crate::headers::Cidr>,
+    /// One log line per request.
+    pub access_log: bool,
 }
 
 impl Shared {
@@ -54,7 +74,14 @@ impl Shared {
             controlled: AtomicBool::new(false),
             prometheus,
             admin_token,
+            settings: RequestSettings::default(),
+            log_control: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Milliseconds since the process started: the clock of endpoint ejections.
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// The current table (one atomic load).

@@ -41,6 +41,8 @@ pub struct Endpoint {
     pub authority: Authority,
     /// Requests sent and not yet answered.
     pub in_flight: AtomicUsize,
+    /// Ejection and probe state.
+    pub health: crate::health::EndpointHealth,
 }
 
 /// A validated backend.
@@ -55,7 +57,8 @@ pub struct Backend {
     pub endpoints: Vec<Arc<Endpoint>>,
     /// The name as a header value, for `x-sluice-backend`.
     pub name_header: HeaderValue,
-    spec: BackendSpec,
+    /// The spec it was built from.
+    pub spec: BackendSpec,
 }
 
 /// A backend as a route uses it: the backend and the route's telemetry for it.
@@ -203,6 +206,11 @@ impl RouteTable {
     /// A backend by name.
     pub fn backend(&self, name: &str) -> Option<&Arc<Backend>> {
         self.backends.get(name)
+    }
+
+    /// Every backend.
+    pub fn backends(&self) -> impl Iterator<Item = &Arc<Backend>> {
+        self.backends.values()
     }
 
     /// Validates `spec` and compiles it. Every problem is reported, each with its field path.
@@ -387,12 +395,33 @@ fn build_backends(
                         Arc::new(Endpoint {
                             authority,
                             in_flight: AtomicUsize::new(0),
+                            health: Default::default(),
                         })
                     }));
                 }
                 Err(reason) => {
                     errors.push(FieldError::new(format!("{path}.endpoints[{j}]"), reason));
                 }
+            }
+        }
+        if let Some(hc) = &b.health_check {
+            if hc.path.as_ref().is_some_and(|p| !p.starts_with('/')) {
+                errors.push(FieldError::new(
+                    format!("{path}.health_check.path"),
+                    "must start with '/'",
+                ));
+            }
+            if hc.interval.is_zero() {
+                errors.push(FieldError::new(
+                    format!("{path}.health_check.interval"),
+                    "must be above 0",
+                ));
+            }
+            if hc.timeout.is_zero() {
+                errors.push(FieldError::new(
+                    format!("{path}.health_check.timeout"),
+                    "must be above 0",
+                ));
             }
         }
         if let Some(rev) = &b.revision

@@ -26,6 +26,8 @@ pub const ROUTE_WEIGHT: &str = "sluice_route_weight";
 pub const ROUTE_GENERATION: &str = "sluice_route_generation";
 /// Open downstream connections.
 pub const OPEN_CONNECTIONS: &str = "sluice_open_connections";
+/// Config file reloads (SIGHUP) by result (`ok` or `invalid`).
+pub const CONFIG_RELOADS_TOTAL: &str = "sluice_config_reloads_total";
 /// Route table applications by result (`ok` or `invalid`).
 pub const TABLE_UPDATES_TOTAL: &str = "sluice_table_updates_total";
 
@@ -72,6 +74,10 @@ pub fn describe() {
     );
     describe_gauge!(OPEN_CONNECTIONS, "Open downstream connections.");
     describe_counter!(
+        CONFIG_RELOADS_TOTAL,
+        "Config file reloads (SIGHUP) by result (ok or invalid)."
+    );
+    describe_counter!(
         TABLE_UPDATES_TOTAL,
         "Route table applications by result (ok or invalid)."
     );
@@ -112,7 +118,16 @@ impl PairTelemetry {
         }
     }
 
-    /// Records one answered request.
+    /// Counts one failed exchange with an upstream (a request may have two: a connect failure
+    /// retried on another endpoint).
+    pub fn upstream_failed(&self, kind: UpstreamErrorKind) {
+        if let Some(c) = self.errors.get(kind.index()) {
+            c.increment(1);
+        }
+    }
+
+    /// Records one answered request (its upstream errors are counted by
+    /// [`PairTelemetry::upstream_failed`]).
     pub fn record(
         &self,
         now_sec: u64,
@@ -126,9 +141,6 @@ impl PairTelemetry {
         }
         if let Some(l) = latency {
             self.duration.record(l.as_secs_f64());
-        }
-        if let Some(c) = error.and_then(|e| self.errors.get(e.index())) {
-            c.increment(1);
         }
         let micros = latency.map(|l| u64::try_from(l.as_micros()).unwrap_or(u64::MAX));
         self.stats.record(now_sec, status, micros, error);

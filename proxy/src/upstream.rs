@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Request, Response, Version};
+use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -23,6 +25,8 @@ pub struct UpstreamSettings {
     pub pool_idle_timeout: Duration,
     /// Idle connections kept per endpoint.
     pub pool_max_idle_per_endpoint: usize,
+    /// When endpoints are ejected.
+    pub ejection: crate::health::EjectionPolicy,
 }
 
 impl Default for UpstreamSettings {
@@ -32,14 +36,18 @@ impl Default for UpstreamSettings {
             request_timeout: Duration::from_secs(60),
             pool_idle_timeout: Duration::from_secs(90),
             pool_max_idle_per_endpoint: 256,
+            ejection: crate::health::EjectionPolicy::default(),
         }
     }
 }
 
+/// The body sent upstream: the client's, streamed, or none (a request that may be retried).
+pub type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+
 /// Pooled clients for every upstream protocol.
 pub struct Upstreams {
-    http1: Client<HttpConnector, Incoming>,
-    h2c: Client<HttpConnector, Incoming>,
+    http1: Client<HttpConnector, UpstreamBody>,
+    h2c: Client<HttpConnector, UpstreamBody>,
     request_timeout: Duration,
 }
 
@@ -70,7 +78,7 @@ impl Upstreams {
     pub async fn send(
         &self,
         protocol: UpstreamProtocol,
-        mut req: Request<Incoming>,
+        mut req: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, Error> {
         let fut = match protocol {
             UpstreamProtocol::Http1 => {

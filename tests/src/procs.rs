@@ -160,6 +160,11 @@ impl Proxy {
         self.child.id()
     }
 
+    /// The config file it was started with (rewrite it and send SIGHUP to reload).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("proxy.yaml")
+    }
+
     /// What the proxy logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("proxy.log")).unwrap_or_default()

@@ -5,9 +5,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
 /// Latest health of each address.
 #[derive(Default)]
 pub struct Health {
@@ -63,22 +60,9 @@ impl Health {
     }
 }
 
-/// One check.
+/// One check: the proxy's own probe (TCP connect, or HTTP GET answering 2xx/3xx).
 pub async fn check(address: &str, path: Option<&str>, timeout: Duration) -> bool {
-    let attempt = async {
-        let mut s = TcpStream::connect(address).await.ok()?;
-        let Some(path) = path else { return Some(true) };
-        let req = format!(
-            "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nUser-Agent: sluice-health\r\n\r\n"
-        );
-        s.write_all(req.as_bytes()).await.ok()?;
-        let mut head = [0u8; 12];
-        s.read_exact(&mut head).await.ok()?;
-        let line = std::str::from_utf8(&head).ok()?;
-        let code: u16 = line.get(9..12)?.parse().ok()?;
-        Some((200..400).contains(&code))
-    };
-    matches!(tokio::time::timeout(timeout, attempt).await, Ok(Some(true)))
+    sluice_proxy::health::probe(address, path, timeout).await
 }
 
 /// Runs checks forever at `interval`, calling `on_change` when a result changes.

@@ -42,6 +42,7 @@ pub fn to_proxy(
             revision: Some(hash.to_owned()),
             endpoints,
             protocol: Default::default(),
+            health_check: None,
         });
         Ok(name)
     };

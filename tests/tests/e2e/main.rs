@@ -7,5 +7,6 @@ mod control_plane;
 mod lint;
 mod local_runtime;
 mod proxy_admin;
+mod proxy_hardening;
 mod proxy_split;
 mod scenarios;

@@ -1,0 +1,444 @@
+//! The proxy failing the right way when backends, clients and operators misbehave: timeouts,
+//! ejection, slow and idle clients, smuggling attempts, hop-by-hop headers, reloads and stops.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sluice_tests::world::{block, signal};
+use sluice_tests::{Backend, Client, Proxy};
+
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
+}
+
+fn metrics(proxy: &Proxy) -> String {
+    block(Client::new().get(proxy.admin, "/metrics", &[]))
+        .unwrap()
+        .text()
+}
+
+/// A server that accepts connections and never answers.
+fn black_hole() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    addr
+}
+
+fn closed_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+#[test]
+fn a_silent_backend_gives_504_and_a_closed_port_502_told_apart_in_metrics() {
+    let (hole, dead) = (black_hole(), closed_port());
+    let proxy = Proxy::start(&format!(
+        "upstream: {{request_timeout: 500ms, connect_timeout: 500ms}}
+backends:
+  - {{name: hole, endpoints: [\"{hole}\"]}}
+  - {{name: dead, endpoints: [\"{dead}\"]}}
+routes:
+  - {{name: slow, path_prefix: /slow, stable: hole}}
+  - {{name: gone, path_prefix: /gone, stable: dead}}
+"
+    ));
+    let client = Client::new();
+    let t0 = Instant::now();
+    let a = block(client.get(proxy.addr, "/slow", &[])).unwrap();
+    let took = t0.elapsed();
+    assert_eq!(a.status, 504);
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    let a = block(client.get(proxy.addr, "/gone", &[])).unwrap();
+    assert_eq!(a.status, 502);
+    let m = metrics(&proxy);
+    assert_eq!(
+        metric(
+            &m,
+            "sluice_upstream_errors_total{route=\"slow\",backend=\"hole\",kind=\"timeout\"}"
+        ),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "sluice_upstream_errors_total{route=\"gone\",backend=\"dead\",kind=\"connect\"}"
+        ),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "sluice_upstream_errors_total{route=\"slow\",backend=\"hole\",kind=\"connect\"}"
+        ),
+        0.0
+    );
+}
+
+fn serve_on(name: &str, addr: SocketAddr) -> std::process::Child {
+    Command::new(sluice_tests::bin("sluice-load"))
+        .args(["serve", "--name", name, "--listen", &addr.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_dead_endpoint_is_ejected_without_failing_requests_and_comes_back() {
+    let live = Backend::start("a");
+    let dead_addr = closed_port();
+    let mut dead = serve_on("b", dead_addr);
+    std::thread::sleep(Duration::from_millis(300));
+    let proxy = Proxy::start(&format!(
+        "upstream: {{eject_after_failures: 3, ejection_time: 2s}}
+backends:
+  - {{name: app, endpoints: [\"{}\", \"{dead_addr}\"]}}
+routes:
+  - {{name: app, stable: app}}
+",
+        live.addr
+    ));
+    let client = Client::new();
+    let get = |n: usize| {
+        block(async {
+            let mut by = std::collections::BTreeMap::<String, usize>::new();
+            for _ in 0..n {
+                let a = client.get(proxy.addr, "/", &[]).await.unwrap();
+                assert_eq!(a.status, 200, "a request failed: {}", a.text());
+                *by.entry(a.text().trim().to_owned()).or_default() += 1;
+            }
+            by
+        })
+    };
+    let before = get(100);
+    assert!(before.get("b").copied().unwrap_or(0) > 10, "{before:?}");
+    let _ = dead.kill();
+    let _ = dead.wait();
+    // connection refused: retried on the other endpoint, so nothing fails; after three, ejected
+    let during = get(50);
+    assert_eq!(during.get("b"), None);
+    let connects = metric(
+        &metrics(&proxy),
+        "sluice_upstream_errors_total{route=\"app\",backend=\"app\",kind=\"connect\"}",
+    );
+    assert!(
+        (3.0..=4.0).contains(&connects),
+        "{connects} connect errors before ejection"
+    );
+    let after = get(200);
+    assert_eq!(after.get("a"), Some(&200));
+    let again = metric(
+        &metrics(&proxy),
+        "sluice_upstream_errors_total{route=\"app\",backend=\"app\",kind=\"connect\"}",
+    );
+    assert_eq!(
+        again, connects,
+        "requests still went to the ejected endpoint"
+    );
+    // back: after the ejection time it is tried again and serves
+    let mut back = serve_on("b", dead_addr);
+    std::thread::sleep(Duration::from_millis(2500));
+    let later = get(200);
+    assert!(later.get("b").copied().unwrap_or(0) > 20, "{later:?}");
+    let _ = back.kill();
+    let _ = back.wait();
+}
+
+#[test]
+fn a_slow_client_is_cut_off_while_others_are_served() {
+    let b = Backend::start("v1");
+    let proxy = Proxy::start(&format!(
+        "downstream: {{header_read_timeout: 2s}}
+backends: [{{name: v1, endpoints: [\"{}\"]}}]
+routes: [{{name: app, stable: v1}}]
+",
+        b.addr
+    ));
+    let addr = proxy.addr;
+    let slow = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        let t0 = Instant::now();
+        for byte in b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: yes\r\n\r\n" {
+            if s.write_all(&[*byte]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+            if t0.elapsed() > Duration::from_secs(8) {
+                break;
+            }
+        }
+        let mut rest = Vec::new();
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let _ = s.read_to_end(&mut rest);
+        (t0.elapsed(), String::from_utf8_lossy(&rest).into_owned())
+    });
+    let client = Client::new();
+    for _ in 0..20 {
+        let a = block(client.get(addr, "/", &[])).unwrap();
+        assert_eq!(a.status, 200);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (took, answer) = slow.join().unwrap();
+    assert!(
+        took < Duration::from_secs(6),
+        "the slow client was kept {took:?}"
+    );
+    assert!(!answer.contains("200 OK"), "{answer}");
+}
+
+#[test]
+fn ten_thousand_idle_connections_beyond_the_cap_do_not_stop_a_client() {
+    let b = Backend::start("v1");
+    let proxy = Proxy::start(&format!(
+        "downstream: {{max_connections: 200, header_read_timeout: 30s}}
+backends: [{{name: v1, endpoints: [\"{}\"]}}]
+routes: [{{name: app, stable: v1}}]
+",
+        b.addr
+    ));
+    let addr = proxy.addr;
+    let idle = block(async {
+        let mut held = Vec::new();
+        for _ in 0..10_000 {
+            if let Ok(Ok(s)) =
+                tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
+                    .await
+            {
+                held.push(s);
+            }
+        }
+        held
+    });
+    assert!(
+        idle.len() >= 9_000,
+        "only {} idle connections opened",
+        idle.len()
+    );
+    let t0 = Instant::now();
+    let a = block(Client::new().get(addr, "/", &[])).unwrap();
+    assert_eq!(a.status, 200);
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    let open = metric(&metrics(&proxy), "sluice_open_connections");
+    assert!(
+        open <= 202.0,
+        "{open} connections open beyond the cap of 200"
+    );
+    drop(idle);
+}
+
+fn raw(addr: SocketAddr, request: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[test]
+fn smuggling_forms_get_400_and_hop_by_hop_headers_never_reach_the_backend() {
+    let b = Backend::start("v1");
+    let proxy = Proxy::start(&format!(
+        "backends: [{{name: v1, endpoints: [\"{}\"]}}]\nroutes: [{{name: app, stable: v1}}]\n",
+        b.addr
+    ));
+    // both Content-Length and Transfer-Encoding: read as chunked (RFC 9112 §6.3), the length
+    // never reaches the backend, and the connection is closed after the answer
+    for form in [
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+    ] {
+        let answer = raw(proxy.addr, form);
+        let lower = answer.to_ascii_lowercase();
+        assert!(
+            lower.starts_with("http/1.1 200") && lower.contains("connection: close"),
+            "{answer}"
+        );
+        assert!(
+            !lower.contains("\"content-length\""),
+            "the length reached the backend: {answer}"
+        );
+        assert!(lower.contains("\"body_bytes\":0"), "{answer}");
+    }
+    let forms = [
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n",
+    ];
+    for form in forms {
+        let answer = raw(proxy.addr, form);
+        assert!(
+            answer.starts_with("HTTP/1.1 400"),
+            "{form:?} got {answer:?}"
+        );
+        let ok = raw(
+            proxy.addr,
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(
+            ok.starts_with("HTTP/1.1 200"),
+            "the next request failed: {ok}"
+        );
+    }
+    let echo = block(Client::new().get(
+        proxy.addr,
+        "/echo",
+        &[
+            ("connection", "keep-alive, x-secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("te", "gzip"),
+            ("x-kept", "yes"),
+            ("x-forwarded-for", "6.6.6.6"),
+        ],
+    ))
+    .unwrap()
+    .json();
+    let headers = echo["headers"].as_object().unwrap();
+    for gone in [
+        "connection",
+        "x-secret",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+    ] {
+        assert!(
+            !headers.contains_key(gone),
+            "{gone} reached the backend: {headers:?}"
+        );
+    }
+    assert_eq!(echo["headers"]["x-kept"][0], "yes");
+    // an untrusted client's X-Forwarded-For is replaced, not trusted
+    assert_eq!(echo["headers"]["x-forwarded-for"][0], "127.0.0.1");
+    assert_eq!(echo["headers"]["forwarded"][0], "for=127.0.0.1;proto=http");
+}
+
+#[test]
+fn sighup_reloads_a_valid_file_and_keeps_the_table_on_a_bad_one() {
+    let (v1, v2) = (Backend::start("v1"), Backend::start("v2"));
+    let table = |w: u32| {
+        format!(
+            "backends:\n  - {{name: v1, endpoints: [\"{}\"]}}\n  - {{name: v2, endpoints: [\"{}\"]}}\nroutes:\n  - {{name: app, stable: v1, canary: v2, weight: {w}, debug_headers: true}}\n",
+            v1.addr, v2.addr
+        )
+    };
+    let proxy = Proxy::start(&table(0));
+    let file = proxy.config_path();
+    let header = "listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n";
+    let client = Client::new();
+    let canary_share = || {
+        block(async {
+            let mut n = 0;
+            for _ in 0..100 {
+                let a = client.get(proxy.addr, "/", &[]).await.unwrap();
+                n += usize::from(a.text().trim() == "v2");
+            }
+            n
+        })
+    };
+    assert_eq!(canary_share(), 0);
+    std::fs::write(&file, format!("{header}{}", table(30))).unwrap();
+    signal(proxy.pid(), "HUP");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(canary_share(), 30);
+    std::fs::write(&file, format!("{header}{}", table(300))).unwrap();
+    signal(proxy.pid(), "HUP");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(canary_share(), 30, "a bad file changed the table");
+    let m = metrics(&proxy);
+    assert_eq!(
+        metric(&m, "sluice_config_reloads_total{result=\"ok\"}"),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "sluice_config_reloads_total{result=\"invalid\"}"),
+        1.0
+    );
+    assert!(
+        proxy.log().contains("weight: 300 exceeds total 100"),
+        "{}",
+        proxy.log()
+    );
+}
+
+#[test]
+fn sigterm_lets_a_request_in_flight_finish_and_exits_0() {
+    let slow = Backend::start_with("v1", &["--delay", "2s"]);
+    let mut proxy = Proxy::start(&format!(
+        "backends: [{{name: v1, endpoints: [\"{}\"]}}]\nroutes: [{{name: app, stable: v1}}]\n",
+        slow.addr
+    ));
+    let addr = proxy.addr;
+    let request = std::thread::spawn(move || block(Client::new().get(addr, "/", &[])));
+    std::thread::sleep(Duration::from_millis(400));
+    signal(proxy.pid(), "TERM");
+    let a = request
+        .join()
+        .unwrap()
+        .expect("the request in flight completed");
+    assert_eq!(a.status, 200);
+    assert_eq!(a.text().trim(), "v1");
+    assert_eq!(proxy.wait(Duration::from_secs(10)), Some(0));
+}
+
+#[test]
+fn the_log_level_changes_at_run_time_with_the_token() {
+    let b = Backend::start("v1");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t"), "tok").unwrap();
+    let proxy = Proxy::start(&format!(
+        "admin:\n  listen: 127.0.0.1:0\n  token_file: {}\naccess_log: true\nbackends: [{{name: v1, endpoints: [\"{}\"]}}]\nroutes: [{{name: app, stable: v1}}]\n",
+        dir.path().join("t").display(),
+        b.addr
+    ));
+    let client = Client::new();
+    let a = block(client.put(proxy.admin, "/log-level", r#"{"filter": "info"}"#, None)).unwrap();
+    assert_eq!(a.status, 401);
+    let a = block(client.put(
+        proxy.admin,
+        "/log-level",
+        r#"{"filter": "info"}"#,
+        Some("tok"),
+    ))
+    .unwrap();
+    assert_eq!(a.status, 200, "{}", a.text());
+    let _ = block(client.get(proxy.addr, "/hello", &[])).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let log = proxy.log();
+    assert!(
+        log.contains("path=/hello") && log.contains("status=200"),
+        "no access log line: {log}"
+    );
+    let a = block(client.put(
+        proxy.admin,
+        "/log-level",
+        r#"{"filter": "[bad"}"#,
+        Some("tok"),
+    ))
+    .unwrap();
+    assert_eq!(a.status, 400);
+}
