@@ -9,4 +9,5 @@ mod local_runtime;
 mod proxy_admin;
 mod proxy_hardening;
 mod proxy_split;
+mod readme;
 mod scenarios;
