@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{CONNECTION, HOST, HeaderName, HeaderValue};
+use http::header::{CONNECTION, HOST, HeaderName, HeaderValue, UPGRADE};
 use http::uri::{PathAndQuery, Scheme};
-use http::{Request, Response, Uri};
+use http::{Request, Response, StatusCode, Uri};
 use http_body::Body as _;
 use http_body_util::{Either, Empty, Full};
 use hyper::body::Incoming;
@@ -37,7 +37,7 @@ pub static GENERATION_HEADER: HeaderName = HeaderName::from_static("x-sluice-gen
 pub async fn handle(
     shared: Arc<Shared>,
     client: SocketAddr,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let started = Instant::now();
     if let Err(why) = headers::check_framing(req.headers()) {
@@ -79,8 +79,16 @@ pub async fn handle(
 
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let upgrade = upgrade_protocol(&req);
+    let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers);
+    if let Some(proto) = &upgrade {
+        parts
+            .headers
+            .insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        parts.headers.insert(UPGRADE, proto.clone());
+    }
     let s = &shared.settings;
     let trusted = s.trusted.iter().any(|c| c.contains(client.ip()));
     let append = trusted && s.forwarded == crate::config::ForwardedMode::Append;
@@ -92,14 +100,15 @@ pub async fn handle(
         parts.headers.insert(HOST, v);
     }
     // a second attempt is possible for a request without a body, on a backend with another endpoint
-    let retry_head = (body.is_end_stream() && backend.endpoints.len() > 1).then(|| {
-        (
-            parts.method.clone(),
-            parts.uri.clone(),
-            parts.version,
-            parts.headers.clone(),
-        )
-    });
+    let retry_head = (body.is_end_stream() && backend.endpoints.len() > 1 && upgrade.is_none())
+        .then(|| {
+            (
+                parts.method.clone(),
+                parts.uri.clone(),
+                parts.version,
+                parts.headers.clone(),
+            )
+        });
     let first_body: UpstreamBody = if body.is_end_stream() {
         Either::Right(Empty::new())
     } else {
@@ -141,6 +150,28 @@ pub async fn handle(
     let elapsed = started.elapsed();
     let now = shared.sec_of(started + elapsed);
     let mut resp = match result {
+        Ok(mut resp)
+            if resp.status() == StatusCode::SWITCHING_PROTOCOLS && client_upgrade.is_some() =>
+        {
+            target.telemetry.record(now, 101, None, None);
+            let upstream_upgrade = hyper::upgrade::on(&mut resp);
+            if let Some(client_upgrade) = client_upgrade {
+                tokio::spawn(tunnel(
+                    client_upgrade,
+                    upstream_upgrade,
+                    target.telemetry.clone(),
+                    route.name.clone(),
+                ));
+            }
+            // the 101 keeps its Connection and Upgrade headers
+            let mut resp = resp.map(Either::Left);
+            if route.debug_headers {
+                let h = resp.headers_mut();
+                h.insert(&BACKEND_HEADER, backend.name_header.clone());
+                h.insert(&GENERATION_HEADER, route.generation_header.clone());
+            }
+            return Ok(resp);
+        }
         Ok(resp) => {
             target
                 .telemetry
@@ -180,6 +211,45 @@ pub async fn handle(
         );
     }
     Ok(resp)
+}
+
+/// The protocol an HTTP/1.1 request asks to upgrade to (`Connection: upgrade` and `Upgrade`).
+fn upgrade_protocol(req: &Request<Incoming>) -> Option<HeaderValue> {
+    let h = req.headers();
+    let asks = h
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if asks && req.version() == http::Version::HTTP_11 {
+        h.get(UPGRADE).cloned()
+    } else {
+        None
+    }
+}
+
+/// Copies bytes both ways between an upgraded client connection and its upstream, counted as
+/// an open upgraded connection of the backend while it lasts.
+async fn tunnel(
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    telemetry: Arc<crate::telemetry::PairTelemetry>,
+    route: String,
+) {
+    let (client, upstream) = match tokio::try_join!(client, upstream) {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::debug!(route = %route, error = %e, "upgrade did not complete");
+            return;
+        }
+    };
+    let _open = telemetry.upgraded();
+    let mut client = hyper_util::rt::TokioIo::new(client);
+    let mut upstream = hyper_util::rt::TokioIo::new(upstream);
+    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        tracing::debug!(route = %route, error = %e, "upgraded connection ended with an error");
+    }
 }
 
 /// One exchange with one endpoint; records its outcome in the endpoint's health.

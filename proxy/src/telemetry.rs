@@ -24,6 +24,8 @@ pub const UPSTREAM_ERRORS_TOTAL: &str = "sluice_upstream_errors_total";
 pub const ROUTE_WEIGHT: &str = "sluice_route_weight";
 /// The generation of each route's applied table.
 pub const ROUTE_GENERATION: &str = "sluice_route_generation";
+/// Open upgraded connections (WebSocket and others) by route and backend.
+pub const UPGRADED_CONNECTIONS: &str = "sluice_upgraded_connections";
 /// Open downstream connections.
 pub const OPEN_CONNECTIONS: &str = "sluice_open_connections";
 /// Config file reloads (SIGHUP) by result (`ok` or `invalid`).
@@ -73,6 +75,10 @@ pub fn describe() {
         "Generation of each route's applied table."
     );
     describe_gauge!(OPEN_CONNECTIONS, "Open downstream connections.");
+    describe_gauge!(
+        UPGRADED_CONNECTIONS,
+        "Open upgraded connections (WebSocket and others) by route and backend."
+    );
     describe_counter!(
         CONFIG_RELOADS_TOTAL,
         "Config file reloads (SIGHUP) by result (ok or invalid)."
@@ -85,6 +91,7 @@ pub fn describe() {
 
 /// Everything recorded for one (route, backend) pair.
 pub struct PairTelemetry {
+    upgraded: metrics::Gauge,
     requests: [Counter; stats::CLASSES],
     duration: Histogram,
     errors: [Counter; UpstreamErrorKind::ALL.len()],
@@ -102,6 +109,10 @@ impl PairTelemetry {
             ]
         };
         Self {
+            upgraded: metrics::gauge!(
+                UPGRADED_CONNECTIONS,
+                &[("route", route.to_owned()), ("backend", backend.to_owned())]
+            ),
             requests: std::array::from_fn(|i| {
                 metrics::counter!(
                     REQUESTS_TOTAL,
@@ -116,6 +127,12 @@ impl PairTelemetry {
                 .map(|k| metrics::counter!(UPSTREAM_ERRORS_TOTAL, &labels(("kind", k.label())))),
             stats: RequestStats::new(),
         }
+    }
+
+    /// Counts an open upgraded connection until the guard is dropped.
+    pub fn upgraded(&self) -> UpgradedGuard {
+        self.upgraded.increment(1.0);
+        UpgradedGuard(self.upgraded.clone())
     }
 
     /// Counts one failed exchange with an upstream (a request may have two: a connect failure
@@ -144,6 +161,15 @@ impl PairTelemetry {
         }
         let micros = latency.map(|l| u64::try_from(l.as_micros()).unwrap_or(u64::MAX));
         self.stats.record(now_sec, status, micros, error);
+    }
+}
+
+/// Decrements the upgraded-connections gauge when dropped.
+pub struct UpgradedGuard(metrics::Gauge);
+
+impl Drop for UpgradedGuard {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
     }
 }
 

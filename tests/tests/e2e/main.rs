@@ -8,6 +8,7 @@ mod lint;
 mod local_runtime;
 mod proxy_admin;
 mod proxy_hardening;
+mod proxy_protocols;
 mod proxy_split;
 mod readme;
 mod scenarios;

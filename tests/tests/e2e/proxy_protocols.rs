@@ -1,0 +1,127 @@
+//! Protocols through the proxy: WebSocket upgrades that stay on their backend.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use sluice_tests::world::block;
+use sluice_tests::{Client, Proxy};
+use tokio_tungstenite::tungstenite::Message;
+
+/// A WebSocket server answering every text message with `NAME:message`.
+fn ws_echo(name: &'static str) -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    l.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::from_std(l).unwrap();
+            loop {
+                let (s, _) = l.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let Ok(mut ws) = tokio_tungstenite::accept_async(s).await else {
+                        return;
+                    };
+                    while let Some(Ok(m)) = ws.next().await {
+                        if let Message::Text(t) = m
+                            && ws.send(Message::text(format!("{name}:{t}"))).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    });
+    addr
+}
+
+#[test]
+fn a_websocket_stays_on_its_backend_when_the_weights_move() {
+    let (v1, v2) = (ws_echo("v1"), ws_echo("v2"));
+    let proxy = Proxy::start(&format!(
+        "backends:\n  - {{name: v1, endpoints: [\"{v1}\"]}}\n  - {{name: v2, endpoints: [\"{v2}\"]}}\nroutes:\n  - {{name: ws, stable: v1, canary: v2, weight: 0}}\n"
+    ));
+    let url = format!("ws://{}/chat", proxy.addr);
+    block(async {
+        let (mut first, resp) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 101);
+        first.send(Message::text("hello")).await.unwrap();
+        assert_eq!(
+            first
+                .next()
+                .await
+                .unwrap()
+                .unwrap()
+                .into_text()
+                .unwrap()
+                .as_str(),
+            "v1:hello"
+        );
+
+        let client = Client::new();
+        let a = client
+            .put(proxy.admin, "/routes/ws/weight", r#"{"weight": 100}"#, None)
+            .await
+            .unwrap();
+        assert_eq!(a.status, 200);
+        let metrics = client
+            .get(proxy.admin, "/metrics", &[])
+            .await
+            .unwrap()
+            .text();
+        assert!(
+            metrics.contains("sluice_upgraded_connections{route=\"ws\",backend=\"v1\"} 1"),
+            "{metrics}"
+        );
+
+        // the open socket keeps talking to v1; a new one goes to v2
+        for i in 0..5 {
+            first.send(Message::text(format!("m{i}"))).await.unwrap();
+            assert_eq!(
+                first
+                    .next()
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .into_text()
+                    .unwrap()
+                    .as_str(),
+                format!("v1:m{i}")
+            );
+        }
+        let (mut second, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .unwrap();
+        second.send(Message::text("hi")).await.unwrap();
+        assert_eq!(
+            second
+                .next()
+                .await
+                .unwrap()
+                .unwrap()
+                .into_text()
+                .unwrap()
+                .as_str(),
+            "v2:hi"
+        );
+        first.close(None).await.unwrap();
+        drop(first);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let metrics = client
+            .get(proxy.admin, "/metrics", &[])
+            .await
+            .unwrap()
+            .text();
+        assert!(
+            metrics.contains("sluice_upgraded_connections{route=\"ws\",backend=\"v1\"} 0"),
+            "{metrics}"
+        );
+    });
+}
