@@ -1,6 +1,6 @@
 //! A tiny versioned HTTP backend: answers its name (body and `x-sluice-version`), optionally
-//! after a delay or with a share of 5xx answers (or per request: `?delay_ms=N&status=S`), and
-//! echoes what it received on `/echo`. It is
+//! after a delay or with a share of 5xx answers (or per request: `?delay_ms=N&status=S`),
+//! streams `?bytes=N` zero bytes, and echoes what it received on `/echo`. It is
 //! the backend of the tests, of the README's first command and of the demo.
 
 use std::collections::BTreeMap;
@@ -89,6 +89,80 @@ pub async fn serve(listener: TcpListener, cfg: BackendConfig) {
     }
 }
 
+/// `?bytes=N`: answer N bytes, streamed in 64 KiB chunks.
+fn bytes_wanted(query: Option<&str>) -> Option<u64> {
+    query?
+        .split('&')
+        .find_map(|p| p.strip_prefix("bytes=")?.parse().ok())
+}
+
+/// A body of `left` zero bytes, produced as it is read.
+pub struct Zeros {
+    left: u64,
+}
+
+impl Zeros {
+    /// A body of `n` zero bytes.
+    pub fn new(n: u64) -> Self {
+        Self { left: n }
+    }
+}
+
+impl http_body::Body for Zeros {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        const CHUNK: u64 = 64 * 1024;
+        static ZEROS: [u8; CHUNK as usize] = [0; CHUNK as usize];
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        let n = self.left.min(CHUNK);
+        self.left -= n;
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(
+            &ZEROS[..n as usize],
+        )))))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.left)
+    }
+}
+
+/// What the backend answers: a small body, or a streamed one.
+pub enum Answer {
+    /// A body held whole.
+    Full(Full<Bytes>),
+    /// Zero bytes streamed.
+    Stream(Zeros),
+}
+
+impl http_body::Body for Answer {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            Answer::Full(f) => std::pin::Pin::new(f).poll_frame(cx),
+            Answer::Stream(z) => std::pin::Pin::new(z).poll_frame(cx),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            Answer::Full(f) => f.size_hint(),
+            Answer::Stream(z) => z.size_hint(),
+        }
+    }
+}
+
 /// Per-request overrides from the query string: `delay_ms=N` and `status=S`.
 fn overrides(query: Option<&str>) -> (Option<Duration>, Option<StatusCode>) {
     let mut delay = None;
@@ -105,10 +179,7 @@ fn overrides(query: Option<&str>) -> (Option<Duration>, Option<StatusCode>) {
     (delay, status)
 }
 
-async fn answer(
-    state: Arc<State>,
-    req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Answer>, Infallible> {
     let k = state.counter.fetch_add(1, Relaxed);
     let (delay, forced_status) = overrides(req.uri().query());
     let delay = delay.unwrap_or(state.cfg.delay);
@@ -149,14 +220,17 @@ async fn answer(
             "headers": headers,
             "body_bytes": received,
         });
-        let mut r = Response::new(Full::new(Bytes::from(echo.to_string())));
+        let mut r = Response::new(Answer::Full(Full::new(Bytes::from(echo.to_string()))));
         r.headers_mut().insert(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
         r
     } else {
-        Response::new(Full::new(state.body.clone()))
+        match bytes_wanted(parts.uri.query()) {
+            Some(n) => Response::new(Answer::Stream(Zeros { left: n })),
+            None => Response::new(Answer::Full(Full::new(state.body.clone()))),
+        }
     };
     if let Some(s) = forced_status {
         *resp.status_mut() = s;

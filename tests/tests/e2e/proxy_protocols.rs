@@ -125,3 +125,61 @@ fn a_websocket_stays_on_its_backend_when_the_weights_move() {
         );
     });
 }
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_gibibyte_streams_up_and_down_in_little_memory() {
+    use http_body_util::BodyExt;
+    const GIB: u64 = 1 << 30;
+    let b = sluice_tests::Backend::start("v1");
+    let proxy = Proxy::start(&format!(
+        "backends: [{{name: v1, endpoints: [\"{}\"]}}]\nroutes: [{{name: big, stable: v1}}]\n",
+        b.addr
+    ));
+    block(async {
+        let client: hyper_util::client::legacy::Client<_, sluice_loadtest::backend::Zeros> =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http();
+        let req = http::Request::post(format!("http://{}/echo", proxy.addr))
+            .body(sluice_loadtest::backend::Zeros::new(GIB))
+            .unwrap();
+        let resp = client.request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let echo: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(echo["body_bytes"].as_u64(), Some(GIB), "{echo}");
+
+        let resp = client
+            .request(
+                http::Request::get(format!("http://{}/?bytes={GIB}", proxy.addr))
+                    .body(sluice_loadtest::backend::Zeros::new(0))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let mut body = resp.into_body();
+        let mut got = 0u64;
+        while let Some(frame) = body.frame().await {
+            if let Some(d) = frame.unwrap().data_ref() {
+                got += d.len() as u64;
+            }
+        }
+        assert_eq!(got, GIB);
+    });
+    let peak = peak_rss_kib(proxy.pid());
+    eprintln!(
+        "proxy peak RSS over a 1 GiB upload and download: {} MiB",
+        peak / 1024
+    );
+    assert!(peak < 64 * 1024, "peak RSS {peak} KiB");
+}
