@@ -22,6 +22,8 @@ pub struct RunningProxy {
     pub listen: SocketAddr,
     /// Admin listener address.
     pub admin: SocketAddr,
+    /// TLS listener address, when TLS is configured.
+    pub tls: Option<SocketAddr>,
     /// Its state.
     pub shared: Arc<Shared>,
     stop: watch::Sender<bool>,
@@ -74,6 +76,10 @@ pub async fn start(
         shared.apply(config.table()).await?;
         shared.set_ready(true);
     }
+    let tls = match &config.tls {
+        Some(t) => Some((Arc::new(crate::tls::Tls::load(t)?), bind(&t.listen).await?)),
+        None => None,
+    };
     let listener = bind(&config.listen).await?;
     let admin_listener = bind(&config.admin.listen).await?;
     let listen = listener.local_addr().map_err(|source| Error::Bind {
@@ -110,6 +116,35 @@ pub async fn start(
             .await;
     });
     tokio::spawn(probe_loop(shared.clone(), stop_rx.clone()));
+    let tls_addr = match &tls {
+        Some((_, l)) => Some(l.local_addr().map_err(|source| Error::Bind {
+            addr: "tls".into(),
+            source,
+        })?),
+        None => None,
+    };
+    let tls_task = tls.map(|(t, l)| {
+        let watch = tokio::spawn(t.clone().watch());
+        let shared = shared.clone();
+        let mut stop = stop_rx.clone();
+        let ds = config.downstream.clone();
+        let drain = config.drain_timeout;
+        tokio::spawn(async move {
+            let drained = server::serve(
+                l,
+                Some(t.acceptor.clone()),
+                shared,
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+                drain,
+                ds,
+            )
+            .await;
+            watch.abort();
+            drained
+        })
+    });
     let drain = config.drain_timeout;
     let downstream = config.downstream.clone();
     let serve_shared = shared.clone();
@@ -117,6 +152,7 @@ pub async fn start(
     let done = tokio::spawn(async move {
         let drained = server::serve(
             listener,
+            None,
             serve_shared,
             async move {
                 let _ = traffic_stop.wait_for(|s| *s).await;
@@ -125,16 +161,21 @@ pub async fn start(
             downstream,
         )
         .await;
+        let tls_drained = match tls_task {
+            Some(t) => t.await.unwrap_or(false),
+            None => true,
+        };
         let _ = admin_task.await;
         if let Some(s) = subscription {
             let _ = tokio::time::timeout(Duration::from_secs(3), s).await;
         }
-        drained
+        drained && tls_drained
     });
     tracing::info!(listen = %listen, admin = %admin_addr, "sluice-proxy started");
     Ok(RunningProxy {
         listen,
         admin: admin_addr,
+        tls: tls_addr,
         shared,
         stop,
         done,

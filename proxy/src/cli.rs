@@ -173,7 +173,7 @@ pub fn main_with(args: ProxyArgs) -> ExitCode {
             }
         };
         if let Some(path) = &args.addr_file {
-            let json = serde_json::json!({"listen": running.listen, "admin": running.admin});
+            let json = serde_json::json!({"listen": running.listen, "admin": running.admin, "tls": running.tls});
             if let Err(e) = app::write_atomically(path, &json.to_string()) {
                 eprintln!("sluice-proxy: writing {}: {e}", path.display());
                 return ExitCode::from(1);

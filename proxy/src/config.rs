@@ -34,6 +34,9 @@ pub struct ProxyConfig {
     /// Limits and headers on the client side.
     #[serde(default)]
     pub downstream: DownstreamConfig,
+    /// TLS termination on a second listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::tls::TlsConfig>,
     /// Log one line per request (target `access`).
     #[serde(default)]
     pub access_log: bool,
@@ -269,6 +272,14 @@ impl ProxyConfig {
             errors.push(FieldError::new(
                 "upstream.connect_timeout",
                 "must be above 0",
+            ));
+        }
+        if let Some(t) = &self.tls
+            && t.listen.parse::<SocketAddr>().is_err()
+        {
+            errors.push(FieldError::new(
+                "tls.listen",
+                format!("{:?} is not an IP:port address", t.listen),
             ));
         }
         if self.downstream.header_read_timeout.is_zero() {

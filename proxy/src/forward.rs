@@ -37,6 +37,7 @@ pub static GENERATION_HEADER: HeaderName = HeaderName::from_static("x-sluice-gen
 pub async fn handle(
     shared: Arc<Shared>,
     client: SocketAddr,
+    proto: &'static str,
     mut req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let started = Instant::now();
@@ -92,7 +93,7 @@ pub async fn handle(
     let s = &shared.settings;
     let trusted = s.trusted.iter().any(|c| c.contains(client.ip()));
     let append = trusted && s.forwarded == crate::config::ForwardedMode::Append;
-    headers::set_forwarded(&mut parts.headers, client.ip(), "http", append);
+    headers::set_forwarded(&mut parts.headers, client.ip(), proto, append);
     if !parts.headers.contains_key(HOST)
         && let Some(a) = parts.uri.authority()
         && let Ok(v) = HeaderValue::from_str(a.as_str())

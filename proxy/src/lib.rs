@@ -19,6 +19,7 @@ pub mod state;
 pub mod stats;
 pub mod table;
 pub mod telemetry;
+pub mod tls;
 pub mod upstream;
 
 pub use error::{Error, FieldError, Result};

@@ -94,6 +94,44 @@ impl Conns {
     }
 }
 
+/// Serves one connection until it ends or is evicted.
+async fn run_conn<IO>(
+    io: TokioIo<IO>,
+    proto: &'static str,
+    client: std::net::SocketAddr,
+    shared: Arc<Shared>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: hyper_util::server::graceful::Watcher,
+    conn_state: Arc<Conn>,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc_conn = conn_state.clone();
+    let svc = service_fn(move |req| {
+        let shared = shared.clone();
+        let c = svc_conn.clone();
+        c.in_flight.fetch_add(1, Relaxed);
+        async move {
+            let resp = forward::handle(shared.clone(), client, proto, req).await;
+            c.last_active_ms.store(shared.now_ms(), Relaxed);
+            c.in_flight.fetch_sub(1, Relaxed);
+            resp
+        }
+    });
+    let conn = watcher.watch(builder.serve_connection_with_upgrades(io, svc).into_owned());
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(client = %client, error = %e, "connection ended with an error");
+            }
+        }
+        () = conn_state.evict.notified() => {
+            tracing::debug!(client = %client, "idle connection evicted: at max_connections");
+        }
+    }
+}
+
 fn builder(ds: &DownstreamConfig) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
@@ -114,12 +152,13 @@ fn builder(ds: &DownstreamConfig) -> auto::Builder<TokioExecutor> {
 /// response, HTTP/2 connections get GOAWAY). Returns whether everything drained in time.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()>,
     drain: Duration,
     ds: DownstreamConfig,
 ) -> bool {
-    let builder = builder(&ds);
+    let builder = Arc::new(builder(&ds));
     let graceful = GracefulShutdown::new();
     let open = metrics::gauge!(telemetry::OPEN_CONNECTIONS);
     let conns = Arc::new(Conns::default());
@@ -168,36 +207,27 @@ pub async fn serve(
                 }
                 let _ = stream.set_nodelay(true);
                 let (id, conn_state) = conns.add(shared.now_ms());
-                let svc_shared = shared.clone();
-                let svc_conn = conn_state.clone();
-                let svc = service_fn(move |req| {
-                    let shared = svc_shared.clone();
-                    let c = svc_conn.clone();
-                    c.in_flight.fetch_add(1, Relaxed);
-                    async move {
-                        let resp = forward::handle(shared.clone(), client, req).await;
-                        c.last_active_ms.store(shared.now_ms(), Relaxed);
-                        c.in_flight.fetch_sub(1, Relaxed);
-                        resp
-                    }
-                });
-                let conn = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                    .into_owned();
-                let conn = graceful.watch(conn);
+                let (shared, builder, tls, conns) = (shared.clone(), builder.clone(), tls.clone(), conns.clone());
+                let watcher = graceful.watcher();
                 let open = open.clone();
-                let conns = conns.clone();
+                let handshake_timeout = ds.header_read_timeout;
                 open.increment(1.0);
                 tokio::spawn(async move {
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        r = conn.as_mut() => {
-                            if let Err(e) = r {
-                                tracing::debug!(client = %client, error = %e, "connection ended with an error");
+                    match tls {
+                        None => run_conn(TokioIo::new(stream), "http", client, shared, builder, watcher, conn_state).await,
+                        Some(acceptor) => {
+                            let mut stream = stream;
+                            if crate::tls::refuse_outdated(&mut stream).await {
+                                tracing::debug!(client = %client, "refused a client older than TLS 1.2");
+                                conns.remove(id);
+                                open.decrement(1.0);
+                                return;
                             }
-                        }
-                        () = conn_state.evict.notified() => {
-                            tracing::debug!(client = %client, "idle connection evicted: at max_connections");
+                            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                                Ok(Ok(s)) => run_conn(TokioIo::new(s), "https", client, shared, builder, watcher, conn_state).await,
+                                Ok(Err(e)) => tracing::debug!(client = %client, error = %e, "TLS handshake failed"),
+                                Err(_) => tracing::debug!(client = %client, "TLS handshake timed out"),
+                            }
                         }
                     }
                     conns.remove(id);

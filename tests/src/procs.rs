@@ -115,6 +115,8 @@ pub struct Proxy {
     pub addr: SocketAddr,
     /// Admin listener.
     pub admin: SocketAddr,
+    /// TLS listener, when configured.
+    pub tls: Option<SocketAddr>,
     child: Child,
     dir: tempfile::TempDir,
 }
@@ -150,6 +152,7 @@ impl Proxy {
         Self {
             addr: addr(&v, "listen"),
             admin: addr(&v, "admin"),
+            tls: v["tls"].as_str().and_then(|s| s.parse().ok()),
             child,
             dir,
         }

@@ -10,5 +10,6 @@ mod proxy_admin;
 mod proxy_hardening;
 mod proxy_protocols;
 mod proxy_split;
+mod proxy_tls;
 mod readme;
 mod scenarios;

@@ -1,0 +1,184 @@
+//! TLS termination with real clients (`openssl s_client`, `curl`): certificates chosen by SNI,
+//! replaced without a restart, TLS 1.1 refused, HTTP/2 by ALPN.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use sluice_tests::{Backend, Proxy};
+
+fn write_cert(dir: &Path, stem: &str, cn: &str, names: &[&str]) {
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    // write to temporary files and rename, so that a reload never sees half a file
+    for (ext, text) in [("crt", cert.pem()), ("key", key.serialize_pem())] {
+        let tmp = dir.join(format!(".{stem}.{ext}.tmp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, dir.join(format!("{stem}.{ext}"))).unwrap();
+    }
+}
+
+fn tls_proxy(dir: &Path, backend: SocketAddr) -> (Proxy, SocketAddr) {
+    write_cert(dir, "a", "a.test", &["a.test"]);
+    write_cert(dir, "b", "b.test", &["b.test"]);
+    let proxy = Proxy::start(&format!(
+        "tls:
+  listen: 127.0.0.1:0
+  reload_interval: 200ms
+  certificates:
+    - {{cert: {d}/a.crt, key: {d}/a.key, server_names: [a.test]}}
+    - {{cert: {d}/b.crt, key: {d}/b.key, server_names: [b.test]}}
+backends: [{{name: v1, endpoints: [\"{backend}\"]}}]
+routes: [{{name: app, stable: v1}}]
+",
+        d = dir.display()
+    ));
+    let tls = proxy.tls.expect("a TLS listener");
+    (proxy, tls)
+}
+
+fn s_client(addr: SocketAddr, extra: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args(["s_client", "-connect", &addr.to_string()])
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .expect("openssl is installed");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn subject(addr: SocketAddr, name: &str) -> String {
+    let out = s_client(addr, &["-servername", name]);
+    out.lines()
+        .find(|l| l.starts_with("subject="))
+        .unwrap_or_else(|| panic!("no certificate for {name}: {out}"))
+        .to_owned()
+}
+
+#[test]
+fn sni_picks_the_certificate_and_a_replaced_one_is_used_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Backend::start("v1");
+    let (_proxy, tls) = tls_proxy(dir.path(), b.addr);
+    assert!(subject(tls, "a.test").contains("CN = a.test"));
+    assert!(subject(tls, "b.test").contains("CN = b.test"));
+    assert!(
+        subject(tls, "unknown.test").contains("CN = a.test"),
+        "the first certificate is the default"
+    );
+
+    // a long download on an old connection, while the certificate is replaced
+    let download = Command::new("curl")
+        .args([
+            "-sk",
+            "--limit-rate",
+            "40M",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{size_download}",
+        ])
+        .args(["--resolve", &format!("a.test:{}:127.0.0.1", tls.port())])
+        .arg(format!("https://a.test:{}/?bytes=120000000", tls.port()))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    write_cert(dir.path(), "a", "a.test renewed", &["a.test"]);
+    let mut renewed = false;
+    for _ in 0..50 {
+        if subject(tls, "a.test").contains("CN = a.test renewed") {
+            renewed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(renewed, "the replaced certificate was not picked up");
+    let out = download.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "200 120000000",
+        "the download on the old connection broke"
+    );
+}
+
+#[test]
+fn a_tls_1_1_client_is_refused_while_the_same_client_works_against_a_tls_1_1_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Backend::start("v1");
+    let (_proxy, tls) = tls_proxy(dir.path(), b.addr);
+    let old_client = ["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"];
+
+    // first: the client can speak TLS 1.1 at all (so the check below can fail)
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new("openssl")
+        .args([
+            "s_server",
+            "-tls1_1",
+            "-cipher",
+            "DEFAULT@SECLEVEL=0",
+            "-accept",
+            &port.to_string(),
+        ])
+        .arg("-cert")
+        .arg(dir.path().join("a.crt"))
+        .arg("-key")
+        .arg(dir.path().join("a.key"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let against_old = s_client(format!("127.0.0.1:{port}").parse().unwrap(), &old_client);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        against_old.contains("Protocol  : TLSv1.1") || against_old.contains("Protocol: TLSv1.1"),
+        "{against_old}"
+    );
+
+    let against_proxy = s_client(tls, &old_client);
+    assert!(
+        against_proxy.contains("alert protocol version"),
+        "{against_proxy}"
+    );
+    assert!(
+        against_proxy.contains("no peer certificate available"),
+        "{against_proxy}"
+    );
+}
+
+#[test]
+fn alpn_gives_http2_over_tls_and_forwarding_headers_say_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Backend::start("v1");
+    let (_proxy, tls) = tls_proxy(dir.path(), b.addr);
+    let out = Command::new("curl")
+        .args(["-sk", "--http2", "-w", "\n%{http_version}"])
+        .args(["--resolve", &format!("b.test:{}:127.0.0.1", tls.port())])
+        .arg(format!("https://b.test:{}/echo", tls.port()))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (body, version) = text.rsplit_once('\n').unwrap();
+    assert_eq!(version, "2", "{text}");
+    let echo: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(echo["headers"]["x-forwarded-proto"][0], "https");
+}
