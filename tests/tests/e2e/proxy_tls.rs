@@ -182,3 +182,102 @@ fn alpn_gives_http2_over_tls_and_forwarding_headers_say_https() {
     let echo: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(echo["headers"]["x-forwarded-proto"][0], "https");
 }
+
+/// Sends `n` concurrent requests on one HTTP/2 connection and counts answers by version.
+async fn h2_burst<IO>(
+    io: IO,
+    authority: &str,
+    n: usize,
+) -> std::collections::BTreeMap<String, usize>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use http_body_util::{BodyExt, Empty};
+    let (sender, conn) = hyper::client::conn::http2::handshake::<_, _, Empty<bytes::Bytes>>(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(io),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let mut s = sender.clone();
+        let uri = format!("http://{authority}/");
+        tasks.push(tokio::spawn(async move {
+            let req = http::Request::get(uri).body(Empty::new()).unwrap();
+            let resp = s.send_request(req).await.unwrap();
+            assert_eq!(resp.status(), 200);
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            String::from_utf8_lossy(&body).trim().to_owned()
+        }));
+    }
+    let mut by = std::collections::BTreeMap::new();
+    for t in tasks {
+        *by.entry(t.await.unwrap()).or_insert(0) += 1;
+    }
+    by
+}
+
+#[test]
+fn http2_with_a_hundred_concurrent_streams_splits_80_20_in_clear_and_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v1, v2) = (Backend::start("v1"), Backend::start("v2"));
+    write_cert(dir.path(), "a", "a.test", &["a.test"]);
+    let proxy = Proxy::start(&format!(
+        "tls:
+  listen: 127.0.0.1:0
+  certificates: [{{cert: {d}/a.crt, key: {d}/a.key, server_names: [a.test]}}]
+backends:
+  - {{name: v1, endpoints: [\"{}\"]}}
+  - {{name: v2, endpoints: [\"{}\"], protocol: h2c}}
+routes: [{{name: app, stable: v1, canary: v2, weight: 20}}]
+",
+        v1.addr,
+        v2.addr,
+        d = dir.path().display()
+    ));
+    let tls = proxy.tls.unwrap();
+    sluice_tests::world::block(async {
+        // h2c with prior knowledge
+        let tcp = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+        let by = h2_burst(tcp, "a.test", 100).await;
+        assert_eq!(
+            (by.get("v1"), by.get("v2")),
+            (Some(&80), Some(&20)),
+            "{by:?}"
+        );
+
+        // h2 over TLS, chosen by ALPN
+        let pem = std::fs::read(dir.path().join("a.crt")).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        use rustls_pki_types::pem::PemObject as _;
+        for c in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let mut cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        cfg.alpn_protocols = vec![b"h2".to_vec()];
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
+        let tcp = tokio::net::TcpStream::connect(tls).await.unwrap();
+        let stream = connector
+            .connect(
+                rustls_pki_types::ServerName::try_from("a.test").unwrap(),
+                tcp,
+            )
+            .await
+            .unwrap();
+        assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let by = h2_burst(stream, "a.test", 100).await;
+        assert_eq!(
+            (by.get("v1"), by.get("v2")),
+            (Some(&80), Some(&20)),
+            "{by:?}"
+        );
+    });
+}
