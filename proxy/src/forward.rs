@@ -14,7 +14,7 @@ use http::header::{CONNECTION, HOST, HeaderName, HeaderValue, UPGRADE};
 use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri};
 use http_body::Body as _;
-use http_body_util::{Either, Empty, Full};
+use http_body_util::{BodyExt as _, Either, Full};
 use hyper::body::Incoming;
 
 use crate::balance::{self, InFlight};
@@ -100,32 +100,65 @@ pub async fn handle(
     {
         parts.headers.insert(HOST, v);
     }
-    // a second attempt is possible for a request without a body, on a backend with another endpoint
-    let retry_head = (body.is_end_stream() && backend.endpoints.len() > 1 && upgrade.is_none())
-        .then(|| {
-            (
-                parts.method.clone(),
-                parts.uri.clone(),
-                parts.version,
-                parts.headers.clone(),
-            )
-        });
-    let first_body: UpstreamBody = if body.is_end_stream() {
-        Either::Right(Empty::new())
+    // the body is held (empty, or small on a failover route) when the request may be sent again
+    let to_canary = route.failover.is_some() && Some(decision.target) == route.canary_index();
+    let (replay, streamed): (Option<Bytes>, Option<Incoming>) = if body.is_end_stream() {
+        (Some(Bytes::new()), None)
+    } else if to_canary
+        && upgrade.is_none()
+        && content_length(&parts.headers)
+            .zip(route.failover.as_ref())
+            .is_some_and(|(n, f)| n <= f.max_replay_bytes)
+    {
+        match body.collect().await {
+            Ok(b) => (Some(b.to_bytes()), None),
+            Err(e) => {
+                tracing::debug!(client = %client, error = %e, "request body ended early");
+                return Ok(error_response(&Error::invalid(
+                    "body",
+                    "the request body ended early",
+                )));
+            }
+        }
     } else {
-        Either::Left(body)
+        (None, Some(body))
+    };
+    let may_resend = upgrade.is_none() && (backend.endpoints.len() > 1 || to_canary);
+    let head = (replay.is_some() && may_resend).then(|| {
+        (
+            parts.method.clone(),
+            parts.uri.clone(),
+            parts.version,
+            parts.headers.clone(),
+        )
+    });
+    let again = |body: &Bytes| {
+        head.as_ref().map(|(m, u, v, h)| {
+            let mut r = Request::new(Either::Right(Full::new(body.clone())));
+            *r.method_mut() = m.clone();
+            *r.uri_mut() = u.clone();
+            *r.version_mut() = *v;
+            *r.headers_mut() = h.clone();
+            r
+        })
+    };
+    let first_body: UpstreamBody = match (streamed, &replay) {
+        (Some(body), _) => Either::Left(body),
+        (None, Some(b)) => Either::Right(Full::new(b.clone())),
+        (None, None) => Either::Right(Full::new(Bytes::new())),
     };
     let mut req = Request::from_parts(parts, first_body);
 
     let mut endpoint = endpoint.clone();
     let mut result = attempt(&shared, target, &endpoint, &mut req).await;
-    if let (
+    // a connection that could not be made: another endpoint of the same backend
+    if matches!(
+        &result,
         Err(Error::Upstream {
             kind: UpstreamErrorKind::Connect,
             ..
-        }),
-        Some((m, u, v, h)),
-    ) = (&result, retry_head)
+        })
+    ) && let Some(mut retry) = replay.as_ref().and_then(again)
         && let Some(other) = balance::pick_available(
             &backend
                 .endpoints
@@ -139,14 +172,52 @@ pub async fn handle(
         .cloned()
     {
         tracing::debug!(backend = %backend.name, from = %endpoint.authority, to = %other.authority, "connect failed; trying another endpoint");
-        let mut again = Request::new(Either::Right(Empty::new()));
-        *again.method_mut() = m;
-        *again.uri_mut() = u;
-        *again.version_mut() = v;
-        *again.headers_mut() = h;
         endpoint = other;
-        result = attempt(&shared, target, &endpoint, &mut again).await;
+        result = attempt(&shared, target, &endpoint, &mut retry).await;
     }
+    // failover: the canary failed the request; stable gets it, the canary keeps the failure
+    let mut target = target;
+    if to_canary
+        && let Some(fo) = &route.failover
+        && let Some(stable) = route.stable_target()
+    {
+        let canary_failed = match &result {
+            Err(Error::Upstream {
+                kind: UpstreamErrorKind::Connect,
+                ..
+            }) => true,
+            Ok(r) => {
+                fo.statuses.contains(&r.status().as_u16()) && fo.safe_methods.contains(&method)
+            }
+            Err(_) => false,
+        };
+        if canary_failed
+            && let Some(mut retry) = replay.as_ref().and_then(again)
+            && let Some(stable_endpoint) =
+                balance::pick_available(&stable.backend.endpoints, shared.now_ms(), |n| {
+                    rand::random_range(0..n)
+                })
+                .cloned()
+        {
+            let elapsed = started.elapsed();
+            let (status, kind) = match &result {
+                Ok(r) => (r.status().as_u16(), None),
+                Err(e @ Error::Upstream { kind, .. }) => (e.status().as_u16(), Some(*kind)),
+                Err(e) => (e.status().as_u16(), None),
+            };
+            target.telemetry.record(
+                shared.sec_of(started + elapsed),
+                status,
+                Some(elapsed),
+                kind,
+            );
+            tracing::info!(route = %route.name, canary = %backend.name, status, "canary failed; request sent to stable");
+            target = stable;
+            endpoint = stable_endpoint;
+            result = attempt(&shared, target, &endpoint, &mut retry).await;
+        }
+    }
+    let backend = &target.backend;
 
     let elapsed = started.elapsed();
     let now = shared.sec_of(started + elapsed);
@@ -214,6 +285,16 @@ pub async fn handle(
     Ok(resp)
 }
 
+/// The request's `Content-Length`, when it has one.
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// The protocol an HTTP/1.1 request asks to upgrade to (`Connection: upgrade` and `Upgrade`).
 fn upgrade_protocol(req: &Request<Incoming>) -> Option<HeaderValue> {
     let h = req.headers();
@@ -262,7 +343,7 @@ async fn attempt(
 ) -> Result<Response<Incoming>, Error> {
     address(req, &endpoint.authority)?;
     let backend = &target.backend;
-    let taken = std::mem::replace(req, Request::new(Either::Right(Empty::new())));
+    let taken = std::mem::replace(req, Request::new(Either::Right(Full::new(Bytes::new()))));
     let in_flight = InFlight::start(endpoint);
     let result = shared.upstreams.send(backend.protocol, taken).await;
     drop(in_flight);

@@ -122,6 +122,9 @@ pub struct RouteSpec {
     /// Add `x-sluice-backend` and `x-sluice-generation` to responses.
     #[serde(default)]
     pub debug_headers: bool,
+    /// Send requests the canary fails to stable instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<FailoverSpec>,
     /// Generation of this route. Set by a controller; when absent the proxy numbers changes
     /// itself. It only grows: an older generation than the one applied is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -134,6 +137,35 @@ fn default_path_prefix() -> String {
 
 fn default_total() -> u32 {
     100
+}
+
+/// Failover from the canary to stable. A request whose connection to the canary could not be
+/// made is sent to stable whatever its method (nothing reached the canary); a request of a safe
+/// method is also sent to stable when the canary answers one of `statuses`. Bodies up to
+/// `max_replay_bytes` are held so they can be sent again; larger ones stream and are not
+/// failed over. A failed-over request still counts as a canary failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverSpec {
+    /// Canary answers that send a safe request to stable (502 and 503 by default).
+    #[serde(default = "default_failover_statuses")]
+    pub statuses: Vec<u16>,
+    /// Methods safe to send twice (GET, HEAD and OPTIONS by default).
+    #[serde(default = "default_safe_methods")]
+    pub safe_methods: Vec<String>,
+    /// Largest body held for sending again (64 KiB by default).
+    #[serde(default = "default_replay_bytes")]
+    pub max_replay_bytes: u64,
+}
+
+fn default_failover_statuses() -> Vec<u16> {
+    vec![502, 503]
+}
+fn default_safe_methods() -> Vec<String> {
+    vec!["GET".into(), "HEAD".into(), "OPTIONS".into()]
+}
+fn default_replay_bytes() -> u64 {
+    64 * 1024
 }
 
 /// How weighted traffic is split.

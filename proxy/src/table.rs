@@ -145,6 +145,18 @@ pub struct Route {
     pub debug_headers: bool,
     /// Every backend this route can send to.
     pub targets: Vec<Target>,
+    /// Failover from the canary to stable, if enabled.
+    pub failover: Option<Failover>,
+}
+
+/// Failover settings, compiled.
+pub struct Failover {
+    /// Canary statuses that send a safe request to stable.
+    pub statuses: Vec<u16>,
+    /// Methods safe to send twice.
+    pub safe_methods: Vec<http::Method>,
+    /// Largest body held for sending again.
+    pub max_replay_bytes: u64,
 }
 
 impl Route {
@@ -700,6 +712,41 @@ fn build_route(
         host_rules.push((host, t));
     }
 
+    let mut failover = None;
+    if let Some(f) = &r.failover {
+        if canary.is_none() {
+            err(
+                errors,
+                "failover",
+                "needs a canary to fail over from".to_owned(),
+            );
+        }
+        for (j, s) in f.statuses.iter().enumerate() {
+            if !(500..=599).contains(s) {
+                err(
+                    errors,
+                    &format!("failover.statuses[{j}]"),
+                    format!("{s} is not a 5xx status"),
+                );
+            }
+        }
+        let mut methods = Vec::new();
+        for (j, m) in f.safe_methods.iter().enumerate() {
+            match http::Method::from_bytes(m.as_bytes()) {
+                Ok(m) => methods.push(m),
+                Err(_) => err(
+                    errors,
+                    &format!("failover.safe_methods[{j}]"),
+                    format!("{m:?} is not a method"),
+                ),
+            }
+        }
+        failover = Some(Failover {
+            statuses: f.statuses.clone(),
+            safe_methods: methods,
+            max_replay_bytes: f.max_replay_bytes,
+        });
+    }
     if !errors.is_empty() {
         return None;
     }
@@ -730,6 +777,7 @@ fn build_route(
         host_rules,
         debug_headers: r.debug_headers,
         targets,
+        failover,
     })
 }
 

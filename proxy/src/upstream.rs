@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, Version};
-use http_body_util::{Either, Empty};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -41,8 +41,9 @@ impl Default for UpstreamSettings {
     }
 }
 
-/// The body sent upstream: the client's, streamed, or none (a request that may be retried).
-pub type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+/// The body sent upstream: the client's, streamed, or one held whole (empty, or small and kept
+/// so that the request can be sent again).
+pub type UpstreamBody = Either<Incoming, Full<Bytes>>;
 
 /// Pooled clients for every upstream protocol.
 pub struct Upstreams {

@@ -639,6 +639,7 @@ mod tests {
             cookie_rules: vec![],
             host_rules: vec![],
             debug_headers: false,
+            failover: None,
             generation: None,
         }
     }

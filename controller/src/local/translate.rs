@@ -114,6 +114,7 @@ pub fn to_proxy(
             cookie_rules: Vec::new(),
             host_rules,
             debug_headers,
+            failover: None,
             generation: None,
         },
         backends,

@@ -183,3 +183,79 @@ fn a_gibibyte_streams_up_and_down_in_little_memory() {
     );
     assert!(peak < 64 * 1024, "peak RSS {peak} KiB");
 }
+
+#[test]
+fn failover_sends_what_the_canary_fails_to_stable_and_counts_it_against_the_canary() {
+    let stable = sluice_tests::Backend::start("v1");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let failing =
+        sluice_tests::Backend::start_with("v3", &["--error-rate", "1.0", "--error-status", "503"]);
+    let proxy = Proxy::start(&format!(
+        "backends:
+  - {{name: v1, endpoints: [\"{}\"]}}
+  - {{name: v2, endpoints: [\"{closed}\"]}}
+  - {{name: v3, endpoints: [\"{}\"]}}
+routes:
+  - {{name: down, path_prefix: /down, stable: v1, canary: v2, weight: 50, failover: {{}}}}
+  - {{name: bad, path_prefix: /bad, stable: v1, canary: v3, weight: 100, failover: {{}}}}
+",
+        stable.addr, failing.addr
+    ));
+    let client = Client::new();
+    block(async {
+        // the canary's port is closed: GETs and POSTs all end on stable
+        for i in 0..100 {
+            let a = client.get(proxy.addr, "/down", &[]).await.unwrap();
+            assert_eq!((a.status.as_u16(), a.text().trim()), (200, "v1"), "GET {i}");
+            let a = client
+                .send(
+                    http::Method::POST,
+                    proxy.addr,
+                    "/down",
+                    &[("content-type", "text/plain")],
+                    "payload",
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                (a.status.as_u16(), a.text().trim()),
+                (200, "v1"),
+                "POST {i}"
+            );
+        }
+        // the canary answers 503: GETs are sent again to stable, POSTs are not
+        let a = client.get(proxy.addr, "/bad", &[]).await.unwrap();
+        assert_eq!((a.status.as_u16(), a.text().trim()), (200, "v1"));
+        let a = client
+            .send(http::Method::POST, proxy.addr, "/bad", &[], "x")
+            .await
+            .unwrap();
+        assert_eq!(a.status.as_u16(), 503);
+        assert_eq!(a.text().trim(), "v3");
+    });
+    let stats = block(client.get(proxy.admin, "/stats", &[]))
+        .unwrap()
+        .json();
+    let pair = |route: &str, backend: &str| {
+        stats["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == route)
+            .unwrap()["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == backend)
+            .unwrap()["total"]
+            .clone()
+    };
+    // half of the 200 requests were decided for the canary: each is a canary failure
+    assert_eq!(pair("down", "v2")["by_class"]["5xx"], 100, "{stats}");
+    assert_eq!(pair("down", "v2")["errors"]["connect"], 100);
+    assert_eq!(pair("down", "v1")["by_class"]["2xx"], 200);
+    assert_eq!(pair("bad", "v3")["by_class"]["5xx"], 2);
+}
