@@ -25,8 +25,7 @@ use crate::state::Shared;
 use crate::table::{Endpoint, Target};
 use crate::upstream::UpstreamBody;
 
-/// The body of every response the proxy sends: the upstream's, streamed, or its own.
-pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+pub use crate::body::ProxyBody;
 
 /// `x-sluice-backend`: which backend served (opt-in per route).
 pub static BACKEND_HEADER: HeaderName = HeaderName::from_static("x-sluice-backend");
@@ -236,7 +235,7 @@ pub async fn handle(
                 ));
             }
             // the 101 keeps its Connection and Upgrade headers
-            let mut resp = resp.map(Either::Left);
+            let mut resp = resp.map(ProxyBody::Upstream);
             if route.debug_headers {
                 let h = resp.headers_mut();
                 h.insert(&BACKEND_HEADER, backend.name_header.clone());
@@ -244,11 +243,27 @@ pub async fn handle(
             }
             return Ok(resp);
         }
+        Ok(resp) if crate::body::is_grpc(resp.headers()) => {
+            // recorded when the gRPC status is known (trailers, or this head)
+            let head_status = crate::body::grpc_status(resp.headers());
+            let (telemetry, errors) = (target.telemetry.clone(), route.grpc_errors.clone());
+            let shared = shared.clone();
+            resp.map(|b| {
+                ProxyBody::Grpc(crate::body::GrpcBody::new(
+                    b,
+                    shared,
+                    telemetry,
+                    started,
+                    head_status,
+                    errors,
+                ))
+            })
+        }
         Ok(resp) => {
             target
                 .telemetry
                 .record(now, resp.status().as_u16(), Some(elapsed), None);
-            resp.map(Either::Left)
+            resp.map(ProxyBody::Upstream)
         }
         Err(e) => {
             let kind = match &e {
@@ -389,7 +404,7 @@ fn address(req: &mut Request<UpstreamBody>, authority: &http::uri::Authority) ->
 
 /// The proxy's own answer for an error.
 pub fn error_response(e: &Error) -> Response<ProxyBody> {
-    let mut resp = Response::new(Either::Right(Full::new(Bytes::from(format!(
+    let mut resp = Response::new(ProxyBody::Own(Full::new(Bytes::from(format!(
         "sluice: {}\n",
         match e {
             Error::Upstream { kind, .. } => format!("upstream {}", kind.label()),

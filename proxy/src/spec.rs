@@ -122,6 +122,9 @@ pub struct RouteSpec {
     /// Add `x-sluice-backend` and `x-sluice-generation` to responses.
     #[serde(default)]
     pub debug_headers: bool,
+    /// gRPC status codes that count as errors (2, 4, 12, 13, 14, 15 by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_error_codes: Option<Vec<u32>>,
     /// Send requests the canary fails to stable instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failover: Option<FailoverSpec>,

@@ -147,6 +147,8 @@ pub struct Route {
     pub targets: Vec<Target>,
     /// Failover from the canary to stable, if enabled.
     pub failover: Option<Failover>,
+    /// Which gRPC status codes (0..=16) are errors.
+    pub grpc_errors: Arc<[bool; 17]>,
 }
 
 /// Failover settings, compiled.
@@ -712,6 +714,21 @@ fn build_route(
         host_rules.push((host, t));
     }
 
+    let mut grpc_errors = [false; 17];
+    for c in r
+        .grpc_error_codes
+        .as_deref()
+        .unwrap_or(&crate::body::DEFAULT_GRPC_ERRORS)
+    {
+        match grpc_errors.get_mut(*c as usize) {
+            Some(e) => *e = true,
+            None => err(
+                errors,
+                "grpc_error_codes",
+                format!("{c} is not a gRPC status code (0 to 16)"),
+            ),
+        }
+    }
     let mut failover = None;
     if let Some(f) = &r.failover {
         if canary.is_none() {
@@ -778,6 +795,7 @@ fn build_route(
         debug_headers: r.debug_headers,
         targets,
         failover,
+        grpc_errors: Arc::new(grpc_errors),
     })
 }
 

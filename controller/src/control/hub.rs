@@ -640,6 +640,7 @@ mod tests {
             host_rules: vec![],
             debug_headers: false,
             failover: None,
+            grpc_error_codes: None,
             generation: None,
         }
     }

@@ -115,6 +115,7 @@ pub fn to_proxy(
             host_rules,
             debug_headers,
             failover: None,
+            grpc_error_codes: None,
             generation: None,
         },
         backends,

@@ -7,6 +7,7 @@ mod control_plane;
 mod lint;
 mod local_runtime;
 mod proxy_admin;
+mod proxy_grpc;
 mod proxy_hardening;
 mod proxy_protocols;
 mod proxy_split;
