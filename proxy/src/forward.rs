@@ -101,13 +101,23 @@ pub async fn handle(
     }
     // the body is held (empty, or small on a failover route) when the request may be sent again
     let to_canary = route.failover.is_some() && Some(decision.target) == route.canary_index();
+    let mirror = route
+        .mirror
+        .as_ref()
+        .filter(|m| upgrade.is_none() && m.wants(&method, &path, &parts.headers));
+    let hold_limit = [
+        to_canary.then(|| route.failover.as_ref().map_or(0, |f| f.max_replay_bytes)),
+        mirror.map(|m| m.max_body_bytes),
+    ]
+    .into_iter()
+    .flatten()
+    .max();
     let (replay, streamed): (Option<Bytes>, Option<Incoming>) = if body.is_end_stream() {
         (Some(Bytes::new()), None)
-    } else if to_canary
-        && upgrade.is_none()
+    } else if upgrade.is_none()
         && content_length(&parts.headers)
-            .zip(route.failover.as_ref())
-            .is_some_and(|(n, f)| n <= f.max_replay_bytes)
+            .zip(hold_limit)
+            .is_some_and(|(n, limit)| n <= limit)
     {
         match body.collect().await {
             Ok(b) => (Some(b.to_bytes()), None),
@@ -123,7 +133,7 @@ pub async fn handle(
         (None, Some(body))
     };
     let may_resend = upgrade.is_none() && (backend.endpoints.len() > 1 || to_canary);
-    let head = (replay.is_some() && may_resend).then(|| {
+    let head = (replay.is_some() && (may_resend || mirror.is_some())).then(|| {
         (
             parts.method.clone(),
             parts.uri.clone(),
@@ -147,6 +157,28 @@ pub async fn handle(
         (None, None) => Either::Right(Full::new(Bytes::new())),
     };
     let mut req = Request::from_parts(parts, first_body);
+    if let Some(m) = mirror
+        && let Some(bytes) = &replay
+        && content_length_ok(bytes.len() as u64, m.max_body_bytes)
+        && let Some(copy) = again(bytes)
+    {
+        match m.in_flight.clone().try_acquire_owned() {
+            Ok(permit) => {
+                if let Some(t) = route.targets.get(m.target) {
+                    tokio::spawn(mirror_copy(
+                        shared.clone(),
+                        t.backend.clone(),
+                        t.telemetry.clone(),
+                        copy,
+                        permit,
+                    ));
+                }
+            }
+            Err(_) => {
+                tracing::debug!(route = %route.name, "mirror copy skipped: too many in flight")
+            }
+        }
+    }
 
     let mut endpoint = endpoint.clone();
     let mut result = attempt(&shared, target, &endpoint, &mut req).await;
@@ -298,6 +330,59 @@ pub async fn handle(
         );
     }
     Ok(resp)
+}
+
+fn content_length_ok(len: u64, limit: u64) -> bool {
+    len <= limit
+}
+
+/// Sends a copy to the mirror backend; its answer is read to the end, measured and dropped.
+async fn mirror_copy(
+    shared: Arc<Shared>,
+    backend: Arc<crate::table::Backend>,
+    telemetry: Arc<crate::telemetry::PairTelemetry>,
+    mut req: Request<UpstreamBody>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let started = Instant::now();
+    let Some(endpoint) = balance::pick_available(&backend.endpoints, shared.now_ms(), |n| {
+        rand::random_range(0..n)
+    })
+    .cloned() else {
+        return;
+    };
+    if address(&mut req, &endpoint.authority).is_err() {
+        return;
+    }
+    let result = shared.upstreams.send(backend.protocol, req).await;
+    let elapsed = started.elapsed();
+    match result {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let _ = resp.into_body().collect().await;
+            telemetry.record(
+                shared.sec_of(started + elapsed),
+                status,
+                Some(elapsed),
+                None,
+            );
+        }
+        Err(e) => {
+            let kind = match &e {
+                Error::Upstream { kind, .. } => Some(*kind),
+                _ => None,
+            };
+            if let Some(k) = kind {
+                telemetry.upstream_failed(k);
+            }
+            telemetry.record(
+                shared.sec_of(started + elapsed),
+                e.status().as_u16(),
+                Some(elapsed),
+                kind,
+            );
+        }
+    }
 }
 
 /// The request's `Content-Length`, when it has one.

@@ -125,6 +125,9 @@ pub struct RouteSpec {
     /// gRPC status codes that count as errors (2, 4, 12, 13, 14, 15 by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grpc_error_codes: Option<Vec<u32>>,
+    /// Copy a share of requests to another backend (answers discarded, measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<MirrorSpec>,
     /// Send requests the canary fails to stable instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failover: Option<FailoverSpec>,
@@ -169,6 +172,38 @@ fn default_safe_methods() -> Vec<String> {
 }
 fn default_replay_bytes() -> u64 {
     64 * 1024
+}
+
+/// Mirroring (Argo's `setMirrorRoute`): `percentage` of the matching requests are copied to
+/// `backend`; the copy's answer is discarded (and measured under that backend); copies never
+/// delay or fail the real request, at most `max_in_flight` are in flight (more are skipped),
+/// and a body is copied only up to `max_body_bytes` (larger ones are not mirrored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorSpec {
+    /// Where copies go.
+    pub backend: String,
+    /// Share of matching requests copied, 0 to 100.
+    pub percentage: u32,
+    /// Only these methods (any when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+    /// Only paths with this prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_prefix: Option<String>,
+    /// Only requests with these headers (name → exact value).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Copies in flight at most.
+    #[serde(default = "default_mirror_in_flight")]
+    pub max_in_flight: usize,
+    /// Largest body copied.
+    #[serde(default = "default_replay_bytes")]
+    pub max_body_bytes: u64,
+}
+
+fn default_mirror_in_flight() -> usize {
+    100
 }
 
 /// How weighted traffic is split.

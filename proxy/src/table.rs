@@ -149,6 +149,47 @@ pub struct Route {
     pub failover: Option<Failover>,
     /// Which gRPC status codes (0..=16) are errors.
     pub grpc_errors: Arc<[bool; 17]>,
+    /// Mirroring, if enabled.
+    pub mirror: Option<Mirror>,
+}
+
+/// Mirroring, compiled.
+pub struct Mirror {
+    /// Index of the mirror backend in the route's targets.
+    pub target: usize,
+    /// Share copied, percent.
+    pub percentage: u32,
+    /// Methods copied (any when empty).
+    pub methods: Vec<http::Method>,
+    /// Path prefix copied.
+    pub path_prefix: Option<String>,
+    /// Headers that must match exactly.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Bound on copies in flight.
+    pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// Largest body copied.
+    pub max_body_bytes: u64,
+    /// Exact sampling counter.
+    pub counter: AtomicU64,
+}
+
+impl Mirror {
+    /// Whether this request is copied (matching, and picked by the exact share).
+    pub fn wants(&self, method: &http::Method, path: &str, headers: &http::HeaderMap) -> bool {
+        let matches = (self.methods.is_empty() || self.methods.contains(method))
+            && self
+                .path_prefix
+                .as_deref()
+                .is_none_or(|p| path.starts_with(p))
+            && self.headers.iter().all(|(k, v)| headers.get(k) == Some(v));
+        matches
+            && crate::router::exact_is_canary(
+                self.counter
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                self.percentage,
+                100,
+            )
+    }
 }
 
 /// Failover settings, compiled.
@@ -729,6 +770,55 @@ fn build_route(
             ),
         }
     }
+    let mut mirror = None;
+    if let Some(m) = &r.mirror {
+        if m.percentage > 100 {
+            err(
+                errors,
+                "mirror.percentage",
+                format!("{} must be 0 to 100", m.percentage),
+            );
+        }
+        if m.max_in_flight == 0 {
+            err(errors, "mirror.max_in_flight", "must be above 0".to_owned());
+        }
+        let mut methods = Vec::new();
+        for (j, x) in m.methods.iter().enumerate() {
+            match http::Method::from_bytes(x.as_bytes()) {
+                Ok(x) => methods.push(x),
+                Err(_) => err(
+                    errors,
+                    &format!("mirror.methods[{j}]"),
+                    format!("{x:?} is not a method"),
+                ),
+            }
+        }
+        let mut hs = Vec::new();
+        for (k, v) in &m.headers {
+            match (
+                HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(v),
+            ) {
+                (Ok(k), Ok(v)) => hs.push((k, v)),
+                _ => err(
+                    errors,
+                    &format!("mirror.headers.{k}"),
+                    "is not a valid header".to_owned(),
+                ),
+            }
+        }
+        let t = target_of(errors, "mirror.backend", &m.backend);
+        mirror = Some(Mirror {
+            target: t,
+            percentage: m.percentage.min(100),
+            methods,
+            path_prefix: m.path_prefix.clone(),
+            headers: hs,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(m.max_in_flight.max(1))),
+            max_body_bytes: m.max_body_bytes,
+            counter: AtomicU64::new(0),
+        });
+    }
     let mut failover = None;
     if let Some(f) = &r.failover {
         if canary.is_none() {
@@ -796,6 +886,7 @@ fn build_route(
         targets,
         failover,
         grpc_errors: Arc::new(grpc_errors),
+        mirror,
     })
 }
 

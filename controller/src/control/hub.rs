@@ -641,6 +641,7 @@ mod tests {
             debug_headers: false,
             failover: None,
             grpc_error_codes: None,
+            mirror: None,
             generation: None,
         }
     }

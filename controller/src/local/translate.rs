@@ -116,6 +116,7 @@ pub fn to_proxy(
             debug_headers,
             failover: None,
             grpc_error_codes: None,
+            mirror: None,
             generation: None,
         },
         backends,

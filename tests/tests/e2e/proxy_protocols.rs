@@ -259,3 +259,78 @@ routes:
     assert_eq!(pair("down", "v1")["by_class"]["2xx"], 200);
     assert_eq!(pair("bad", "v3")["by_class"]["5xx"], 2);
 }
+
+#[test]
+fn mirroring_copies_a_share_without_delaying_or_failing_the_real_requests() {
+    let (v1, v2) = (
+        sluice_tests::Backend::start("v1"),
+        sluice_tests::Backend::start("v2"),
+    );
+    let slow = sluice_tests::Backend::start_with("v3", &["--delay", "5s"]);
+    let proxy = Proxy::start(&format!(
+        "backends:
+  - {{name: v1, endpoints: [\"{}\"]}}
+  - {{name: v2, endpoints: [\"{}\"]}}
+  - {{name: v3, endpoints: [\"{}\"]}}
+routes:
+  - {{name: half, path_prefix: /half, stable: v1, mirror: {{backend: v2, percentage: 50}}}}
+  - {{name: slow, path_prefix: /slow, stable: v1, mirror: {{backend: v3, percentage: 100, max_in_flight: 10}}}}
+",
+        v1.addr, v2.addr, slow.addr
+    ));
+    let mut load =
+        sluice_loadtest::LoadConfig::new(format!("http://{}/half", proxy.addr).parse().unwrap(), 8);
+    load.requests = Some(2000);
+    let r = block(sluice_loadtest::run(load)).unwrap();
+    assert_eq!(
+        r.by_backend.get("v1"),
+        Some(&2000),
+        "the client saw a copy's answer: {:?}",
+        r.by_backend
+    );
+    // with a target that sleeps 5 s, every real request still ends fast
+    let client = Client::new();
+    let slowest = block(async {
+        let mut worst = Duration::ZERO;
+        for _ in 0..100 {
+            let t0 = std::time::Instant::now();
+            let a = client.get(proxy.addr, "/slow", &[]).await.unwrap();
+            assert_eq!(a.text().trim(), "v1");
+            worst = worst.max(t0.elapsed());
+        }
+        worst
+    });
+    assert!(
+        slowest < Duration::from_secs(1),
+        "a request took {slowest:?}"
+    );
+    std::thread::sleep(Duration::from_millis(5500));
+    let stats = block(client.get(proxy.admin, "/stats", &[]))
+        .unwrap()
+        .json();
+    let requests = |route: &str, backend: &str| {
+        stats["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == route)
+            .unwrap()["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == backend)
+            .unwrap()["total"]["requests"]
+            .as_u64()
+            .unwrap()
+    };
+    let copies = requests("half", "v2");
+    assert!(
+        (950..=1050).contains(&copies),
+        "{copies} copies of 2000 at 50 %"
+    );
+    let slow_copies = requests("slow", "v3");
+    assert!(
+        (1..=10).contains(&slow_copies),
+        "{slow_copies} copies sent with at most 10 in flight"
+    );
+}
