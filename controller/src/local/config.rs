@@ -88,15 +88,33 @@ impl LocalConfig {
             }
             let mut analyses: Vec<(String, &RolloutAnalysis)> = Vec::new();
             let mut background = None;
+            let mut mirror_steps = 0;
             if let Some(c) = &r.spec.strategy.canary {
                 for (i, s) in c.steps.iter().enumerate() {
                     if let Some(a) = &s.analysis {
                         analyses.push((format!("spec.strategy.canary.steps[{i}].analysis"), a));
                     }
-                    if s.set_mirror_route.is_some() {
-                        errors.push(format!(
-                            "{doc}: spec.strategy.canary.steps[{i}].setMirrorRoute: the proxies cannot mirror requests yet"
-                        ));
+                    if let Some(m) = &s.set_mirror_route {
+                        let path = format!("{doc}: spec.strategy.canary.steps[{i}].setMirrorRoute");
+                        if m.matches.len() > 1 {
+                            errors.push(format!(
+                                "{path}.match: sluice mirrors on one match per route"
+                            ));
+                        }
+                        for x in &m.matches {
+                            let exact_only = |s: &crate::spec::rollout::StringMatch| {
+                                s.regex.is_none() && s.prefix.is_none()
+                            };
+                            if x.method.as_ref().is_some_and(|s| !exact_only(s))
+                                || x.path.as_ref().is_some_and(|s| s.regex.is_some())
+                                || x.headers.values().any(|s| !exact_only(s))
+                            {
+                                errors.push(format!(
+                                    "{path}.match: sluice mirrors on exact methods, path prefixes and exact header values"
+                                ));
+                            }
+                        }
+                        mirror_steps += 1;
                     }
                     if let Some(h) = &s.set_header_route
                         && h.matches.len() > 1
@@ -105,6 +123,14 @@ impl LocalConfig {
                             "{doc}: spec.strategy.canary.steps[{i}].setHeaderRoute.match: sluice routes on one header per route; split it into several setHeaderRoute steps"
                         ));
                     }
+                }
+                let names: std::collections::BTreeSet<&str> = c
+                    .steps
+                    .iter()
+                    .filter_map(|s| s.set_mirror_route.as_ref().map(|m| m.name.as_str()))
+                    .collect();
+                if mirror_steps > 0 && names.len() > 1 {
+                    errors.push(format!("{doc}: spec.strategy.canary.steps: sluice mirrors one route at a time; use one setMirrorRoute name"));
                 }
                 if let Some(bg) = &c.analysis {
                     background = Some(

@@ -23,6 +23,36 @@ fn value_match(m: &StringMatch) -> Option<ValueMatch> {
     }
 }
 
+/// The proxy's mirror for the first mirror route (the local config refuses what the proxy
+/// cannot express: several mirror routes, or matches other than exact methods, path prefixes
+/// and exact headers).
+fn mirror(intent: &RouteIntent, canary: &str) -> Option<sluice_proxy::spec::MirrorSpec> {
+    let m = intent.mirror_routes.first()?;
+    let first = m.matches.first();
+    Some(sluice_proxy::spec::MirrorSpec {
+        backend: canary.to_owned(),
+        percentage: m.percentage.min(100),
+        methods: first
+            .and_then(|x| x.method.as_ref())
+            .and_then(|s| s.exact.clone())
+            .into_iter()
+            .collect(),
+        path_prefix: first
+            .and_then(|x| x.path.as_ref())
+            .and_then(|s| s.prefix.clone().or_else(|| s.exact.clone())),
+        headers: first
+            .map(|x| {
+                x.headers
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.exact.clone()?)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        max_in_flight: 100,
+        max_body_bytes: 64 * 1024,
+    })
+}
+
 /// Builds the proxy route and its backends; `addresses(hash)` gives a revision's endpoints.
 /// Fails when a revision has no address.
 pub fn to_proxy(
@@ -100,6 +130,7 @@ pub fn to_proxy(
             cookie: Some(c.clone()),
         },
     };
+    let mirror = canary.as_ref().and_then(|c| mirror(intent, c));
     Ok((
         RouteSpec {
             name: intent.route.clone(),
@@ -116,7 +147,7 @@ pub fn to_proxy(
             debug_headers,
             failover: None,
             grpc_error_codes: None,
-            mirror: None,
+            mirror,
             generation: None,
         },
         backends,

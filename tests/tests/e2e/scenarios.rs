@@ -696,3 +696,32 @@ fn the_demo_runs_and_reports_the_analysis_abort() {
     assert!(text.contains("none caused by a switch: true"), "{text}");
     assert!(start.elapsed() < Duration::from_secs(120));
 }
+
+#[test]
+fn set_mirror_route_copies_traffic_to_the_canary_while_users_stay_on_stable() {
+    let w = world(
+        "  strategy:\n    canary:\n      steps:\n      - setMirrorRoute:\n          name: shadow\n          percentage: 50\n          match: [{method: {exact: GET}}]\n      - pause: {}\n",
+        1,
+    );
+    block(w.client.set_image("chip", "chip", "chip:v2")).unwrap();
+    w.wait("paused with the mirror on", Duration::from_secs(10), |v| {
+        v.status.phase == Phase::Paused
+    });
+    let t = loop_on(&w);
+    std::thread::sleep(Duration::from_secs(2));
+    let answers = t.stop();
+    no_failures(&answers);
+    assert!(
+        answers.iter().all(|a| a.backend.ends_with(&w.hash("v1"))),
+        "a user got the canary's answer"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let copies = block(w.client.stats("shop/chip", &w.hash("v2"), None)).unwrap()["requests"]
+        .as_u64()
+        .unwrap();
+    let sent = answers.len() as u64;
+    assert!(
+        copies + 2 >= sent / 2 && copies <= sent / 2 + 2,
+        "{copies} copies of {sent} requests at 50 %"
+    );
+}
