@@ -314,26 +314,8 @@ fn run_controller(
                 return ExitCode::from(1);
             }
         }
-        wait_for_stop_signal().await;
+        sluice_proxy::cli::wait_for_stop_signal().await;
         running.stop().await;
         ExitCode::SUCCESS
     })
-}
-
-async fn wait_for_stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -169,14 +169,7 @@ async fn connection(
         match s.send_request(req).await {
             Ok(resp) => {
                 let status = resp.status().as_u16();
-                let header = |n: &str| {
-                    resp.headers()
-                        .get(n)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned)
-                };
-                let backend = header("x-sluice-backend").or_else(|| header("x-sluice-version"));
-                let generation = header("x-sluice-generation").and_then(|g| g.parse().ok());
+                let (backend, generation) = answered_by(resp.headers());
                 let body = resp.into_body().collect().await;
                 let latency = t0.elapsed();
                 match body {
@@ -198,6 +191,20 @@ async fn connection(
         }
     }
     tally
+}
+
+/// Who answered, from the response headers: the backend (`x-sluice-backend`, else
+/// `x-sluice-version`) and the route generation (`x-sluice-generation`).
+pub fn answered_by(headers: &http::HeaderMap) -> (Option<String>, Option<u64>) {
+    let header = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let backend = header("x-sluice-backend").or_else(|| header("x-sluice-version"));
+    let generation = header("x-sluice-generation").and_then(|g| g.parse().ok());
+    (backend, generation)
 }
 
 /// The body as a backend name when it is short text (the test backends answer their name).

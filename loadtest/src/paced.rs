@@ -228,14 +228,7 @@ async fn worker(
                 s.ready().await.ok()?;
                 let resp = s.send_request(req).await.ok()?;
                 let status = resp.status().as_u16();
-                let header = |n: &str| {
-                    resp.headers()
-                        .get(n)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned)
-                };
-                let backend = header("x-sluice-backend").or_else(|| header("x-sluice-version"));
-                let generation = header("x-sluice-generation").and_then(|g| g.parse().ok());
+                let (backend, generation) = crate::load::answered_by(resp.headers());
                 let body = resp.into_body().collect().await.ok()?.to_bytes();
                 let backend = backend.unwrap_or_else(|| {
                     String::from_utf8_lossy(&body)

@@ -59,15 +59,20 @@ impl From<Error> for ApiError {
     }
 }
 
-/// `None` when the request may write; otherwise the 401 to answer.
-fn refuse_unauthorized(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
-    let token = shared.admin_token.as_ref()?;
+/// Whether the request presents `Authorization: Bearer TOKEN`, compared in constant time.
+pub fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
+    bool::from(presented.as_bytes().ct_eq(token.as_bytes()))
+}
+
+/// `None` when the request may write; otherwise the 401 to answer.
+fn refuse_unauthorized(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+    let token = shared.admin_token.as_ref()?;
+    if bearer_matches(headers, token) {
         return None;
     }
     Some(

@@ -230,7 +230,8 @@ async fn reload_on_sighup(shared: std::sync::Arc<crate::Shared>, path: PathBuf) 
     }
 }
 
-async fn wait_for_stop_signal() {
+/// Waits for SIGTERM or SIGINT.
+pub async fn wait_for_stop_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match (
         signal(SignalKind::terminate()),

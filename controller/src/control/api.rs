@@ -19,7 +19,6 @@ use serde::Deserialize;
 use serde_json::json;
 use sluice_proxy::config::parse_json;
 use sluice_proxy::control::protocol::{Report, Unsubscribe};
-use subtle::ConstantTimeEq;
 
 use super::hub::Hub;
 use super::service::{RolloutService, ServiceError};
@@ -65,12 +64,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 /// `None` when allowed; the 401 otherwise.
 fn refuse_unauthorized(state: &ApiState, headers: &HeaderMap) -> Option<Response> {
     let token = state.token.as_ref()?;
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
+    if sluice_proxy::admin::bearer_matches(headers, token) {
         None
     } else {
         Some(

@@ -74,27 +74,16 @@ pub(super) fn run(ctx: &mut Ctx<'_>) {
         if !ctx.publish(preview) || ctx.input.spec.paused {
             return;
         }
-        if !ctx.st.promote_full
-            && let Some(a) = &spec.pre_promotion_analysis
-        {
-            let (run, phase) = ctx.run_analysis(RunKind::PrePromotion, a, &current);
-            match phase {
-                RunPhase::Successful => {}
-                RunPhase::Failed | RunPhase::Error => {
-                    ctx.abort(format!("pre-promotion analysis {run} is {phase:?}"));
-                    return abort(ctx, spec);
-                }
-                RunPhase::Inconclusive => {
-                    if !(ctx.st.controller_pause && ctx.st.pause_conditions.is_empty()) {
-                        ctx.pause(PauseReason::InconclusiveAnalysis);
-                        return;
-                    }
-                }
-                RunPhase::Pending | RunPhase::Running => {
-                    ctx.wait(format!("waiting for analysis {run}"));
-                    return;
-                }
-            }
+        match gate(
+            ctx,
+            RunKind::PrePromotion,
+            spec.pre_promotion_analysis.as_ref(),
+            &current,
+            "pre-promotion",
+        ) {
+            Gate::Open => {}
+            Gate::Closed => return,
+            Gate::Abort => return abort(ctx, spec),
         }
         if !ctx.st.promote_full {
             let promoted = ctx.st.controller_pause && ctx.st.pause_conditions.is_empty();
@@ -132,27 +121,16 @@ pub(super) fn run(ctx: &mut Ctx<'_>) {
     if !ctx.publish(active) {
         return;
     }
-    if !ctx.st.promote_full
-        && let Some(a) = &spec.post_promotion_analysis
-    {
-        let (run, phase) = ctx.run_analysis(RunKind::PostPromotion, a, &current);
-        match phase {
-            RunPhase::Successful => {}
-            RunPhase::Failed | RunPhase::Error => {
-                ctx.abort(format!("post-promotion analysis {run} is {phase:?}"));
-                return abort(ctx, spec);
-            }
-            RunPhase::Inconclusive => {
-                if !(ctx.st.controller_pause && ctx.st.pause_conditions.is_empty()) {
-                    ctx.pause(PauseReason::InconclusiveAnalysis);
-                    return;
-                }
-            }
-            RunPhase::Pending | RunPhase::Running => {
-                ctx.wait(format!("waiting for analysis {run}"));
-                return;
-            }
-        }
+    match gate(
+        ctx,
+        RunKind::PostPromotion,
+        spec.post_promotion_analysis.as_ref(),
+        &current,
+        "post-promotion",
+    ) {
+        Gate::Open => {}
+        Gate::Closed => return,
+        Gate::Abort => return abort(ctx, spec),
     }
     let n = ctx.revision_number(&current);
     ctx.st.stable_rs = Some(current.clone());
@@ -168,6 +146,49 @@ pub(super) fn run(ctx: &mut Ctx<'_>) {
     );
     ctx.settle_on(&current, delay);
     ctx.size_revisions(&[(current, replicas)]);
+}
+
+/// What an analysis before or after the switch lets happen.
+enum Gate {
+    /// Go on.
+    Open,
+    /// Wait (running, or paused as inconclusive).
+    Closed,
+    /// It failed: abort.
+    Abort,
+}
+
+/// Follows a pre- or post-promotion analysis: Successful opens, Failed or Error aborts,
+/// Inconclusive pauses until promoted, anything else waits. `promote --full` skips it.
+fn gate(
+    ctx: &mut Ctx<'_>,
+    kind: RunKind,
+    analysis: Option<&crate::spec::rollout::RolloutAnalysis>,
+    current: &str,
+    what: &str,
+) -> Gate {
+    let Some(a) = analysis.filter(|_| !ctx.st.promote_full) else {
+        return Gate::Open;
+    };
+    let (run, phase) = ctx.run_analysis(kind, a, current);
+    match phase {
+        RunPhase::Successful => Gate::Open,
+        RunPhase::Failed | RunPhase::Error => {
+            ctx.abort(format!("{what} analysis {run} is {phase:?}"));
+            Gate::Abort
+        }
+        RunPhase::Inconclusive if ctx.st.controller_pause && ctx.st.pause_conditions.is_empty() => {
+            Gate::Open
+        }
+        RunPhase::Inconclusive => {
+            ctx.pause(PauseReason::InconclusiveAnalysis);
+            Gate::Closed
+        }
+        RunPhase::Pending | RunPhase::Running => {
+            ctx.wait(format!("waiting for analysis {run}"));
+            Gate::Closed
+        }
+    }
 }
 
 fn abort(ctx: &mut Ctx<'_>, spec: &BlueGreenStrategy) {
