@@ -351,10 +351,13 @@ async fn mirror_copy(
     .cloned() else {
         return;
     };
-    if address(&mut req, &endpoint.authority).is_err() {
+    if address(&mut req, &endpoint.authority, backend.protocol).is_err() {
         return;
     }
-    let result = shared.upstreams.send(backend.protocol, req).await;
+    let result = shared
+        .upstreams
+        .send(backend.protocol, backend.spec.tls.as_ref(), req)
+        .await;
     let elapsed = started.elapsed();
     match result {
         Ok(resp) => {
@@ -441,11 +444,14 @@ async fn attempt(
     endpoint: &Arc<Endpoint>,
     req: &mut Request<UpstreamBody>,
 ) -> Result<Response<Incoming>, Error> {
-    address(req, &endpoint.authority)?;
+    address(req, &endpoint.authority, target.backend.protocol)?;
     let backend = &target.backend;
     let taken = std::mem::replace(req, Request::new(Either::Right(Full::new(Bytes::new()))));
     let in_flight = InFlight::start(endpoint);
-    let result = shared.upstreams.send(backend.protocol, taken).await;
+    let result = shared
+        .upstreams
+        .send(backend.protocol, backend.spec.tls.as_ref(), taken)
+        .await;
     drop(in_flight);
     let failed = match &result {
         Ok(resp) => matches!(resp.status().as_u16(), 502..=504),
@@ -473,14 +479,21 @@ async fn attempt(
 }
 
 /// Points the request at an endpoint, keeping its path and query.
-fn address(req: &mut Request<UpstreamBody>, authority: &http::uri::Authority) -> Result<(), Error> {
+fn address(
+    req: &mut Request<UpstreamBody>,
+    authority: &http::uri::Authority,
+    protocol: crate::spec::UpstreamProtocol,
+) -> Result<(), Error> {
     let pq = req
         .uri()
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
     let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(Scheme::HTTP);
+    parts.scheme = Some(match protocol {
+        crate::spec::UpstreamProtocol::Https | crate::spec::UpstreamProtocol::H2 => Scheme::HTTPS,
+        _ => Scheme::HTTP,
+    });
     parts.authority = Some(authority.clone());
     parts.path_and_query = Some(pq);
     *req.uri_mut() = Uri::from_parts(parts).map_err(|e| Error::invalid("uri", e.to_string()))?;

@@ -36,6 +36,21 @@ pub struct BackendSpec {
     /// Active health checks of the endpoints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheckSpec>,
+    /// TLS to the endpoints (with `protocol: https` or `h2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<UpstreamTlsSpec>,
+}
+
+/// How the proxy verifies a backend's TLS certificates.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTlsSpec {
+    /// PEM file of the certificate authorities to trust; the system's roots when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// The name to send (SNI) and verify; the endpoint's host when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
 }
 
 /// Active health checks: an endpoint failing `unhealthy_threshold` probes in a row gets no
@@ -82,6 +97,10 @@ pub enum UpstreamProtocol {
     Http1,
     /// HTTP/2 over cleartext TCP with prior knowledge; streams multiplexed on pooled connections.
     H2c,
+    /// HTTP/1.1 over TLS.
+    Https,
+    /// HTTP/2 over TLS (ALPN h2).
+    H2,
 }
 
 /// One route: which requests it takes, and how it splits them between `stable` and `canary`.

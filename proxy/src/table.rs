@@ -479,6 +479,25 @@ fn build_backends(
                 ));
             }
         }
+        if let Some(tls) = &b.tls {
+            use crate::spec::UpstreamProtocol as P;
+            if !matches!(b.protocol, P::Https | P::H2) {
+                errors.push(FieldError::new(
+                    format!("{path}.tls"),
+                    "needs protocol https or h2",
+                ));
+            } else if let Err(reason) = crate::upstream::client_tls_config(Some(tls), false) {
+                errors.push(FieldError::new(format!("{path}.tls.ca_file"), reason));
+            }
+            if let Some(n) = &tls.server_name
+                && rustls_pki_types::ServerName::try_from(n.as_str()).is_err()
+            {
+                errors.push(FieldError::new(
+                    format!("{path}.tls.server_name"),
+                    format!("{n:?} is not a server name"),
+                ));
+            }
+        }
         if let Some(rev) = &b.revision
             && (rev.is_empty() || rev.len() > 128)
         {

@@ -12,7 +12,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::error::{Error, UpstreamErrorKind};
-use crate::spec::UpstreamProtocol;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::spec::{UpstreamProtocol, UpstreamTlsSpec};
 
 /// Timeouts and pool sizes for upstream connections.
 #[derive(Debug, Clone)]
@@ -45,11 +48,53 @@ impl Default for UpstreamSettings {
 /// so that the request can be sent again).
 pub type UpstreamBody = Either<Incoming, Full<Bytes>>;
 
+type TlsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, UpstreamBody>;
+
 /// Pooled clients for every upstream protocol.
 pub struct Upstreams {
     http1: Client<HttpConnector, UpstreamBody>,
     h2c: Client<HttpConnector, UpstreamBody>,
+    /// Clients over TLS, one per (protocol, trust, server name), made on first use.
+    tls: std::sync::Mutex<HashMap<(UpstreamProtocol, Option<UpstreamTlsSpec>), Arc<TlsClient>>>,
+    settings: UpstreamSettings,
     request_timeout: Duration,
+}
+
+/// The client TLS config for a backend: its CA file or the system's roots.
+/// (`h2` is accepted for symmetry; the connector sets ALPN.)
+pub fn client_tls_config(
+    spec: Option<&UpstreamTlsSpec>,
+    h2: bool,
+) -> Result<rustls::ClientConfig, String> {
+    use rustls_pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    match spec.and_then(|s| s.ca_file.as_ref()) {
+        Some(file) => {
+            let certs = rustls_pki_types::CertificateDer::pem_file_iter(file)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            for c in certs {
+                let c = c.map_err(|e| format!("{}: {e}", file.display()))?;
+                roots
+                    .add(c)
+                    .map_err(|e| format!("{}: {e}", file.display()))?;
+            }
+            if roots.is_empty() {
+                return Err(format!("{} holds no certificate", file.display()));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for c in found.certs {
+                let _ = roots.add(c);
+            }
+        }
+    }
+    // ALPN is set by the connector (h2 or http/1.1, as the protocol says)
+    let _ = h2;
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
 }
 
 impl Upstreams {
@@ -71,14 +116,76 @@ impl Upstreams {
         Self {
             http1,
             h2c,
+            tls: std::sync::Mutex::new(HashMap::new()),
+            settings: s.clone(),
             request_timeout: s.request_timeout,
         }
+    }
+
+    fn tls_client(
+        &self,
+        protocol: UpstreamProtocol,
+        spec: Option<&UpstreamTlsSpec>,
+    ) -> Result<Arc<TlsClient>, Error> {
+        let key = (protocol, spec.cloned());
+        let mut clients = self.tls.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = clients.get(&key) {
+            return Ok(c.clone());
+        }
+        let h2 = protocol == UpstreamProtocol::H2;
+        let cfg = client_tls_config(spec, h2).map_err(|detail| Error::Upstream {
+            kind: UpstreamErrorKind::Protocol,
+            detail,
+        })?;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(self.settings.connect_timeout));
+        connector.enforce_http(false);
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(cfg)
+            .https_only();
+        let https = match spec.and_then(|s| s.server_name.clone()) {
+            Some(name) => {
+                let name = rustls_pki_types::ServerName::try_from(name.clone()).map_err(|e| {
+                    Error::Upstream {
+                        kind: UpstreamErrorKind::Protocol,
+                        detail: format!("{name:?}: {e}"),
+                    }
+                })?;
+                let b = builder
+                    .with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name));
+                if h2 {
+                    b.enable_http2().wrap_connector(connector)
+                } else {
+                    b.enable_http1().wrap_connector(connector)
+                }
+            }
+            None => {
+                if h2 {
+                    builder.enable_http2().wrap_connector(connector)
+                } else {
+                    builder.enable_http1().wrap_connector(connector)
+                }
+            }
+        };
+        let mut b = Client::builder(TokioExecutor::new());
+        b.pool_idle_timeout(self.settings.pool_idle_timeout)
+            .pool_max_idle_per_host(self.settings.pool_max_idle_per_endpoint)
+            .retry_canceled_requests(false)
+            .set_host(false);
+        if h2 {
+            b.http2_only(true);
+        }
+        let client = Arc::new(b.build(https));
+        clients.insert(key, client.clone());
+        Ok(client)
     }
 
     /// Sends `req` (already addressed to its endpoint) and waits for the response head.
     pub async fn send(
         &self,
         protocol: UpstreamProtocol,
+        tls: Option<&UpstreamTlsSpec>,
         mut req: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, Error> {
         let fut = match protocol {
@@ -89,6 +196,15 @@ impl Upstreams {
             UpstreamProtocol::H2c => {
                 *req.version_mut() = Version::HTTP_2;
                 self.h2c.request(req)
+            }
+            UpstreamProtocol::Https | UpstreamProtocol::H2 => {
+                *req.version_mut() = if protocol == UpstreamProtocol::H2 {
+                    Version::HTTP_2
+                } else {
+                    Version::HTTP_11
+                };
+                let client = self.tls_client(protocol, tls)?;
+                client.request(req)
             }
         };
         match tokio::time::timeout(self.request_timeout, fut).await {

@@ -73,6 +73,7 @@ pub fn to_proxy(
             endpoints,
             protocol: Default::default(),
             health_check: None,
+            tls: None,
         });
         Ok(name)
     };

@@ -281,3 +281,41 @@ routes: [{{name: app, stable: v1, canary: v2, weight: 20}}]
         );
     });
 }
+
+#[test]
+fn backends_over_tls_are_verified_with_their_ca_and_server_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Backend::start("v1");
+    // the "backend" speaking TLS is another proxy terminating TLS in front of v1
+    let (_front, tls) = tls_proxy(dir.path(), b.addr);
+    for protocol in ["https", "h2"] {
+        let proxy = Proxy::start(&format!(
+            "backends:
+  - name: secure
+    endpoints: [\"{tls}\"]
+    protocol: {protocol}
+    tls: {{ca_file: {d}/a.crt, server_name: a.test}}
+  - name: wrong
+    endpoints: [\"{tls}\"]
+    protocol: {protocol}
+    tls: {{ca_file: {d}/a.crt, server_name: c.test}}
+routes:
+  - {{name: good, hosts: [good.test], stable: secure}}
+  - {{name: bad, hosts: [bad.test], stable: wrong}}
+",
+            d = dir.path().display()
+        ));
+        let client = sluice_tests::Client::new();
+        let a =
+            sluice_tests::world::block(client.get(proxy.addr, "/echo", &[("host", "good.test")]))
+                .unwrap_or_else(|e| panic!("{protocol}: {e}\n{}", proxy.log()));
+        assert_eq!(a.status, 200, "{protocol}: {}", a.text());
+        let echo = a.json();
+        assert_eq!(echo["name"], "v1");
+        assert_eq!(echo["headers"]["x-forwarded-proto"][0], "https", "{echo}");
+        // a name the certificate does not carry is refused by verification
+        let a = sluice_tests::world::block(client.get(proxy.addr, "/", &[("host", "bad.test")]))
+            .unwrap();
+        assert_eq!(a.status, 502, "{protocol}: {}", a.text());
+    }
+}
