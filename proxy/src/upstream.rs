@@ -49,13 +49,14 @@ impl Default for UpstreamSettings {
 pub type UpstreamBody = Either<Incoming, Full<Bytes>>;
 
 type TlsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, UpstreamBody>;
+type TlsKey = (UpstreamProtocol, Option<UpstreamTlsSpec>);
 
 /// Pooled clients for every upstream protocol.
 pub struct Upstreams {
     http1: Client<HttpConnector, UpstreamBody>,
     h2c: Client<HttpConnector, UpstreamBody>,
     /// Clients over TLS, one per (protocol, trust, server name), made on first use.
-    tls: std::sync::Mutex<HashMap<(UpstreamProtocol, Option<UpstreamTlsSpec>), Arc<TlsClient>>>,
+    tls: std::sync::Mutex<HashMap<TlsKey, Arc<TlsClient>>>,
     settings: UpstreamSettings,
     request_timeout: Duration,
 }
