@@ -319,6 +319,10 @@ async fn metrics_pass_promtool_have_buckets_and_count_every_request() {
         Some(1.0)
     );
     assert!(sample(&text, "sluice_open_connections").is_some());
+    assert_eq!(
+        sample(&text, "sluice_table_updates_total{result=\"ok\"}"),
+        Some(1.0)
+    );
     assert!(text.contains("sluice_upstream_errors_total{"));
 
     // /stats agrees with the traffic
