@@ -80,7 +80,22 @@ pub async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let upgrade = upgrade_protocol(&req);
-    let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+    // HTTP/2 extended CONNECT (RFC 8441, WebSocket over HTTP/2): tunnelled to an HTTP/2 backend
+    let extended_connect = req.method() == http::Method::CONNECT
+        && req.extensions().get::<hyper::ext::Protocol>().is_some();
+    if extended_connect
+        && !matches!(
+            backend.protocol,
+            crate::spec::UpstreamProtocol::H2c | crate::spec::UpstreamProtocol::H2
+        )
+    {
+        return Ok(error_response(&Error::Upstream {
+            kind: UpstreamErrorKind::Protocol,
+            detail: "extended CONNECT needs an HTTP/2 backend".into(),
+        }));
+    }
+    let client_upgrade =
+        (upgrade.is_some() || extended_connect).then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers);
     if let Some(proto) = &upgrade {
@@ -101,10 +116,9 @@ pub async fn handle(
     }
     // the body is held (empty, or small on a failover route) when the request may be sent again
     let to_canary = route.failover.is_some() && Some(decision.target) == route.canary_index();
-    let mirror = route
-        .mirror
-        .as_ref()
-        .filter(|m| upgrade.is_none() && m.wants(&method, &path, &parts.headers));
+    let mirror = route.mirror.as_ref().filter(|m| {
+        upgrade.is_none() && !extended_connect && m.wants(&method, &path, &parts.headers)
+    });
     let hold_limit = [
         to_canary.then(|| route.failover.as_ref().map_or(0, |f| f.max_replay_bytes)),
         mirror.map(|m| m.max_body_bytes),
@@ -132,7 +146,8 @@ pub async fn handle(
     } else {
         (None, Some(body))
     };
-    let may_resend = upgrade.is_none() && (backend.endpoints.len() > 1 || to_canary);
+    let may_resend =
+        upgrade.is_none() && !extended_connect && (backend.endpoints.len() > 1 || to_canary);
     let head = (replay.is_some() && (may_resend || mirror.is_some())).then(|| {
         (
             parts.method.clone(),
@@ -254,9 +269,13 @@ pub async fn handle(
     let now = shared.sec_of(started + elapsed);
     let mut resp = match result {
         Ok(mut resp)
-            if resp.status() == StatusCode::SWITCHING_PROTOCOLS && client_upgrade.is_some() =>
+            if client_upgrade.is_some()
+                && (resp.status() == StatusCode::SWITCHING_PROTOCOLS
+                    || (extended_connect && resp.status() == StatusCode::OK)) =>
         {
-            target.telemetry.record(now, 101, None, None);
+            target
+                .telemetry
+                .record(now, resp.status().as_u16(), None, None);
             let upstream_upgrade = hyper::upgrade::on(&mut resp);
             if let Some(client_upgrade) = client_upgrade {
                 tokio::spawn(tunnel(

@@ -140,6 +140,7 @@ fn builder(ds: &DownstreamConfig) -> auto::Builder<TokioExecutor> {
         .max_buf_size(ds.max_header_bytes.max(8192))
         .max_headers(ds.max_headers);
     b.http2()
+        .enable_connect_protocol()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(ds.max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(Duration::from_secs(30)))

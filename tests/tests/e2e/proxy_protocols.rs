@@ -334,3 +334,101 @@ routes:
         "{slow_copies} copies sent with at most 10 in flight"
     );
 }
+
+/// An HTTP/2 server accepting extended CONNECT and echoing the tunnel's bytes with a prefix.
+fn h2_connect_echo(name: &'static str) -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    l.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::from_std(l).unwrap();
+            loop {
+                let (s, _) = l.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(
+                        move |mut req: http::Request<hyper::body::Incoming>| async move {
+                            let ok = req.method() == http::Method::CONNECT
+                                && req
+                                    .extensions()
+                                    .get::<hyper::ext::Protocol>()
+                                    .is_some_and(|p| p.as_str() == "websocket");
+                            if ok {
+                                let on = hyper::upgrade::on(&mut req);
+                                tokio::spawn(async move {
+                                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                                    let Ok(up) = on.await else { return };
+                                    let mut io = hyper_util::rt::TokioIo::new(up);
+                                    let mut buf = [0u8; 1024];
+                                    while let Ok(n) = io.read(&mut buf).await {
+                                        if n == 0 {
+                                            break;
+                                        }
+                                        let mut out = format!("{name}:").into_bytes();
+                                        out.extend_from_slice(&buf[..n]);
+                                        if io.write_all(&out).await.is_err() {
+                                            break;
+                                        }
+                                    }
+                                });
+                            }
+                            let status = if ok { 200 } else { 400 };
+                            Ok::<_, std::convert::Infallible>(
+                                http::Response::builder()
+                                    .status(status)
+                                    .body(http_body_util::Empty::<bytes::Bytes>::new())
+                                    .unwrap(),
+                            )
+                        },
+                    );
+                    let _ = hyper::server::conn::http2::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .enable_connect_protocol()
+                    .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                    .await;
+                });
+            }
+        });
+    });
+    addr
+}
+
+#[test]
+fn http2_extended_connect_tunnels_to_an_http2_backend() {
+    let backend = h2_connect_echo("v2");
+    let proxy = Proxy::start(&format!(
+        "backends: [{{name: v2, endpoints: [\"{backend}\"], protocol: h2c}}]\nroutes: [{{name: ws, stable: v2}}]\n"
+    ));
+    block(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let tcp = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake::<_, _, http_body_util::Empty<bytes::Bytes>>(
+                hyper_util::rt::TokioExecutor::new(),
+                hyper_util::rt::TokioIo::new(tcp),
+            )
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        // the proxy advertises extended CONNECT once its settings arrive
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut req = http::Request::connect(format!("http://{}/chat", proxy.addr))
+            .body(http_body_util::Empty::new())
+            .unwrap();
+        req.extensions_mut()
+            .insert(hyper::ext::Protocol::from_static("websocket"));
+        let mut resp = sender.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let up = hyper::upgrade::on(&mut resp).await.unwrap();
+        let mut io = hyper_util::rt::TokioIo::new(up);
+        io.write_all(b"hello").await.unwrap();
+        let mut buf = [0u8; 64];
+        let n = io.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"v2:hello");
+    });
+}
