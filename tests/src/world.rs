@@ -50,34 +50,8 @@ pub struct Controller {
 impl Controller {
     /// Starts a controller on a config file.
     pub fn start(config: &Path, extra: &[&str]) -> Self {
-        let dir = config.parent().expect("config in a directory");
-        let addr_file = dir.join(format!("controller-{}.addr", rand_suffix()));
-        let log = dir.join("controller.log");
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let mut child = Command::new(bin("sluice"))
-            .args(extra)
-            .arg("controller")
-            .arg("-c")
-            .arg(config)
-            .arg("--addr-file")
-            .arg(&addr_file)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("start sluice controller");
-        let v = wait_for_file(&mut child, &addr_file, "controller");
-        Self {
-            addr: v["listen"].as_str().unwrap().parse().unwrap(),
-            child,
-            config: config.to_owned(),
-            log,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-        }
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Self::start_on(config, &extra, None)
     }
 
     /// Its URL.
@@ -106,11 +80,11 @@ impl Controller {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let listen = self.addr.to_string();
-        let fresh = Self::start_on(&self.config, &self.extra, &listen);
+        let fresh = Self::start_on(&self.config, &self.extra, Some(&listen));
         *self = fresh;
     }
 
-    fn start_on(config: &Path, extra: &[String], listen: &str) -> Self {
+    fn start_on(config: &Path, extra: &[String], listen: Option<&str>) -> Self {
         let dir = config.parent().expect("config in a directory");
         let addr_file = dir.join(format!("controller-{}.addr", rand_suffix()));
         let log = dir.join("controller.log");
@@ -124,8 +98,7 @@ impl Controller {
             .arg("controller")
             .arg("-c")
             .arg(config)
-            .arg("--listen")
-            .arg(listen)
+            .args(listen.map(|l| ["--listen", l]).into_iter().flatten())
             .arg("--addr-file")
             .arg(&addr_file)
             .env("RUST_LOG", "info")
