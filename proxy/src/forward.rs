@@ -174,7 +174,7 @@ pub async fn handle(
     let mut req = Request::from_parts(parts, first_body);
     if let Some(m) = mirror
         && let Some(bytes) = &replay
-        && content_length_ok(bytes.len() as u64, m.max_body_bytes)
+        && bytes.len() as u64 <= m.max_body_bytes
         && let Some(copy) = again(bytes)
     {
         match m.in_flight.clone().try_acquire_owned() {
@@ -349,10 +349,6 @@ pub async fn handle(
         );
     }
     Ok(resp)
-}
-
-fn content_length_ok(len: u64, limit: u64) -> bool {
-    len <= limit
 }
 
 /// Sends a copy to the mirror backend; its answer is read to the end, measured and dropped.

@@ -486,7 +486,7 @@ fn build_backends(
                     format!("{path}.tls"),
                     "needs protocol https or h2",
                 ));
-            } else if let Err(reason) = crate::upstream::client_tls_config(Some(tls), false) {
+            } else if let Err(reason) = crate::upstream::client_tls_config(Some(tls)) {
                 errors.push(FieldError::new(format!("{path}.tls.ca_file"), reason));
             }
             if let Some(n) = &tls.server_name

@@ -62,11 +62,8 @@ pub struct Upstreams {
 }
 
 /// The client TLS config for a backend: its CA file or the system's roots.
-/// (`h2` is accepted for symmetry; the connector sets ALPN.)
-pub fn client_tls_config(
-    spec: Option<&UpstreamTlsSpec>,
-    h2: bool,
-) -> Result<rustls::ClientConfig, String> {
+/// ALPN is left to the connector, which sets h2 or http/1.1 as the protocol says.
+pub fn client_tls_config(spec: Option<&UpstreamTlsSpec>) -> Result<rustls::ClientConfig, String> {
     use rustls_pki_types::pem::PemObject as _;
     let mut roots = rustls::RootCertStore::empty();
     match spec.and_then(|s| s.ca_file.as_ref()) {
@@ -90,8 +87,6 @@ pub fn client_tls_config(
             }
         }
     }
-    // ALPN is set by the connector (h2 or http/1.1, as the protocol says)
-    let _ = h2;
     rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())
@@ -134,7 +129,7 @@ impl Upstreams {
             return Ok(c.clone());
         }
         let h2 = protocol == UpstreamProtocol::H2;
-        let cfg = client_tls_config(spec, h2).map_err(|detail| Error::Upstream {
+        let cfg = client_tls_config(spec).map_err(|detail| Error::Upstream {
             kind: UpstreamErrorKind::Protocol,
             detail,
         })?;
