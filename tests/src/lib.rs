@@ -6,6 +6,7 @@
 
 pub mod http_client;
 pub mod procs;
+pub mod servers;
 pub mod world;
 
 pub use http_client::{Answer, Client};

@@ -44,37 +44,22 @@ fn traffic(w: &World, rate: f64) -> Traffic {
 
 /// A web server answering `{"data": {"ok": N}}` with N from an atomic.
 fn web_server(ok: Arc<AtomicU32>) -> SocketAddr {
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = std_listener.local_addr().unwrap();
-    std_listener.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                let ok = ok.clone();
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |_req| {
-                        let body =
-                            format!("{{\"data\": {{\"ok\": {}}}}}", ok.load(Ordering::Relaxed));
-                        async move {
-                            Ok::<_, std::convert::Infallible>(hyper::Response::new(
-                                http_body_util::Full::new(bytes::Bytes::from(body)),
-                            ))
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
-    });
-    addr
+    sluice_tests::servers::spawn_loopback(move |stream| {
+        let ok = ok.clone();
+        async move {
+            let svc = hyper::service::service_fn(move |_req| {
+                let body = format!("{{\"data\": {{\"ok\": {}}}}}", ok.load(Ordering::Relaxed));
+                async move {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from(body)),
+                    ))
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+        }
+    })
 }
 
 const STEP_ANALYSIS: &str = "  strategy:

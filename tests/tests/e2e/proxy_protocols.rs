@@ -10,34 +10,18 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// A WebSocket server answering every text message with `NAME:message`.
 fn ws_echo(name: &'static str) -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    l.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::from_std(l).unwrap();
-            loop {
-                let (s, _) = l.accept().await.unwrap();
-                tokio::spawn(async move {
-                    let Ok(mut ws) = tokio_tungstenite::accept_async(s).await else {
-                        return;
-                    };
-                    while let Some(Ok(m)) = ws.next().await {
-                        if let Message::Text(t) = m
-                            && ws.send(Message::text(format!("{name}:{t}"))).await.is_err()
-                        {
-                            return;
-                        }
-                    }
-                });
+    sluice_tests::servers::spawn_loopback(move |s| async move {
+        let Ok(mut ws) = tokio_tungstenite::accept_async(s).await else {
+            return;
+        };
+        while let Some(Ok(m)) = ws.next().await {
+            if let Message::Text(t) = m
+                && ws.send(Message::text(format!("{name}:{t}"))).await.is_err()
+            {
+                return;
             }
-        });
-    });
-    addr
+        }
+    })
 }
 
 #[test]
@@ -337,65 +321,47 @@ routes:
 
 /// An HTTP/2 server accepting extended CONNECT and echoing the tunnel's bytes with a prefix.
 fn h2_connect_echo(name: &'static str) -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    l.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::from_std(l).unwrap();
-            loop {
-                let (s, _) = l.accept().await.unwrap();
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(
-                        move |mut req: http::Request<hyper::body::Incoming>| async move {
-                            let ok = req.method() == http::Method::CONNECT
-                                && req
-                                    .extensions()
-                                    .get::<hyper::ext::Protocol>()
-                                    .is_some_and(|p| p.as_str() == "websocket");
-                            if ok {
-                                let on = hyper::upgrade::on(&mut req);
-                                tokio::spawn(async move {
-                                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                                    let Ok(up) = on.await else { return };
-                                    let mut io = hyper_util::rt::TokioIo::new(up);
-                                    let mut buf = [0u8; 1024];
-                                    while let Ok(n) = io.read(&mut buf).await {
-                                        if n == 0 {
-                                            break;
-                                        }
-                                        let mut out = format!("{name}:").into_bytes();
-                                        out.extend_from_slice(&buf[..n]);
-                                        if io.write_all(&out).await.is_err() {
-                                            break;
-                                        }
-                                    }
-                                });
+    sluice_tests::servers::spawn_loopback(move |s| async move {
+        let svc = hyper::service::service_fn(
+            move |mut req: http::Request<hyper::body::Incoming>| async move {
+                let ok = req.method() == http::Method::CONNECT
+                    && req
+                        .extensions()
+                        .get::<hyper::ext::Protocol>()
+                        .is_some_and(|p| p.as_str() == "websocket");
+                if ok {
+                    let on = hyper::upgrade::on(&mut req);
+                    tokio::spawn(async move {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        let Ok(up) = on.await else { return };
+                        let mut io = hyper_util::rt::TokioIo::new(up);
+                        let mut buf = [0u8; 1024];
+                        while let Ok(n) = io.read(&mut buf).await {
+                            if n == 0 {
+                                break;
                             }
-                            let status = if ok { 200 } else { 400 };
-                            Ok::<_, std::convert::Infallible>(
-                                http::Response::builder()
-                                    .status(status)
-                                    .body(http_body_util::Empty::<bytes::Bytes>::new())
-                                    .unwrap(),
-                            )
-                        },
-                    );
-                    let _ = hyper::server::conn::http2::Builder::new(
-                        hyper_util::rt::TokioExecutor::new(),
-                    )
-                    .enable_connect_protocol()
-                    .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
-                    .await;
-                });
-            }
-        });
-    });
-    addr
+                            let mut out = format!("{name}:").into_bytes();
+                            out.extend_from_slice(&buf[..n]);
+                            if io.write_all(&out).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+                let status = if ok { 200 } else { 400 };
+                Ok::<_, std::convert::Infallible>(
+                    http::Response::builder()
+                        .status(status)
+                        .body(http_body_util::Empty::<bytes::Bytes>::new())
+                        .unwrap(),
+                )
+            },
+        );
+        let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .enable_connect_protocol()
+            .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+            .await;
+    })
 }
 
 #[test]
