@@ -32,6 +32,16 @@ pub static BACKEND_HEADER: HeaderName = HeaderName::from_static("x-sluice-backen
 /// `x-sluice-generation`: which route generation decided (opt-in per route).
 pub static GENERATION_HEADER: HeaderName = HeaderName::from_static("x-sluice-generation");
 
+/// The 400 for a request whose framing two parsers could read differently; the connection
+/// closes after it.
+pub fn refuse_framing(client: SocketAddr, why: &str) -> Response<ProxyBody> {
+    tracing::warn!(client = %client, why, "refused ambiguous request framing");
+    let mut resp = error_response(&Error::invalid("request", format!("refused: {why}")));
+    resp.headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
+
 /// Handles one request from `client`.
 pub async fn handle(
     shared: Arc<Shared>,
@@ -41,11 +51,7 @@ pub async fn handle(
 ) -> Result<Response<ProxyBody>, Infallible> {
     let started = Instant::now();
     if let Err(why) = headers::check_framing(req.headers()) {
-        tracing::warn!(client = %client, why, "refused ambiguous request framing");
-        let mut resp = error_response(&Error::invalid("request", format!("refused: {why}")));
-        resp.headers_mut()
-            .insert(CONNECTION, HeaderValue::from_static("close"));
-        return Ok(resp);
+        return Ok(refuse_framing(client, why));
     }
     let table = shared.table();
     let host = router::request_host(req.uri(), req.headers());

@@ -11,6 +11,7 @@ pub mod config;
 pub mod control;
 pub mod error;
 pub mod forward;
+pub mod framing;
 pub mod headers;
 pub mod health;
 pub mod router;

@@ -19,6 +19,7 @@ use tokio::sync::Notify;
 
 use crate::config::{DownstreamConfig, OnMaxConnections};
 use crate::forward;
+use crate::framing;
 use crate::state::Shared;
 use crate::telemetry;
 
@@ -95,8 +96,10 @@ impl Conns {
 }
 
 /// Serves one connection until it ends or is evicted.
+#[allow(clippy::too_many_arguments)]
 async fn run_conn<IO>(
-    io: TokioIo<IO>,
+    io: IO,
+    max_head_bytes: usize,
     proto: &'static str,
     client: std::net::SocketAddr,
     shared: Arc<Shared>,
@@ -106,13 +109,24 @@ async fn run_conn<IO>(
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let (io, verdicts) = framing::Watched::new(io, max_head_bytes);
+    let io = TokioIo::new(io);
     let svc_conn = conn_state.clone();
-    let svc = service_fn(move |req| {
+    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let shared = shared.clone();
         let c = svc_conn.clone();
         c.in_flight.fetch_add(1, Relaxed);
+        let both_lengths =
+            req.version() < http::Version::HTTP_2 && verdicts.next_has_both_lengths();
         async move {
-            let resp = forward::handle(shared.clone(), client, proto, req).await;
+            let resp = if both_lengths {
+                Ok(forward::refuse_framing(
+                    client,
+                    "both Content-Length and Transfer-Encoding",
+                ))
+            } else {
+                forward::handle(shared.clone(), client, proto, req).await
+            };
             c.last_active_ms.store(shared.now_ms(), Relaxed);
             c.in_flight.fetch_sub(1, Relaxed);
             resp
@@ -212,10 +226,11 @@ pub async fn serve(
                 let watcher = graceful.watcher();
                 let open = open.clone();
                 let handshake_timeout = ds.header_read_timeout;
+                let max_head_bytes = ds.max_header_bytes;
                 open.increment(1.0);
                 tokio::spawn(async move {
                     match tls {
-                        None => run_conn(TokioIo::new(stream), "http", client, shared, builder, watcher, conn_state).await,
+                        None => run_conn(stream, max_head_bytes, "http", client, shared, builder, watcher, conn_state).await,
                         Some(acceptor) => {
                             let mut stream = stream;
                             if crate::tls::refuse_outdated(&mut stream).await {
@@ -225,7 +240,7 @@ pub async fn serve(
                                 return;
                             }
                             match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                                Ok(Ok(s)) => run_conn(TokioIo::new(s), "https", client, shared, builder, watcher, conn_state).await,
+                                Ok(Ok(s)) => run_conn(s, max_head_bytes, "https", client, shared, builder, watcher, conn_state).await,
                                 Ok(Err(e)) => tracing::debug!(client = %client, error = %e, "TLS handshake failed"),
                                 Err(_) => tracing::debug!(client = %client, "TLS handshake timed out"),
                             }

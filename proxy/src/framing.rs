@@ -1,0 +1,427 @@
+//! Finds the HTTP/1 requests that carry both `Content-Length` and `Transfer-Encoding`.
+//!
+//! hyper's parser settles that conflict itself (RFC 9112 §6.3: the length is dropped, the
+//! body is read as chunked, the connection is closed after the answer) and hands the handler
+//! a head with no trace of the length, so the handler cannot refuse it. [`Watched`] sits
+//! under hyper and reads the same bytes: [`Scanner`] walks the stream request by request
+//! (heads with `httparse`, bodies by their length or their chunks) and records the index of
+//! the first request on the connection that had both; the handler counts its requests and
+//! answers that one with 400 instead of forwarding it.
+//!
+//! The scanner never decides anything on its own: when it sees something it does not follow
+//! (an HTTP/2 preface, an upgrade or CONNECT, a head it cannot parse or that is too big, a
+//! malformed chunk), it stops for the rest of the connection, and hyper's own handling (which
+//! is safe: it never forwards the length) applies from there.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Heads are parsed with room for this many headers; a head with more stops the scanner
+/// (hyper refuses it anyway beyond the configured `max_headers`).
+const MAX_HEADERS: usize = 128;
+
+/// What the scanner found, shared with the connection's request handler.
+#[derive(Debug, Default)]
+pub struct Verdicts {
+    /// 1 + the index of the first request that had both headers; 0 for none.
+    flagged: AtomicU64,
+    /// Requests handed to the handler so far (HTTP/1 only).
+    served: AtomicU64,
+}
+
+impl Verdicts {
+    /// Called by the handler once per HTTP/1 request, in order: whether this request carried
+    /// both `Content-Length` and `Transfer-Encoding`.
+    pub fn next_has_both_lengths(&self) -> bool {
+        let index = self.served.fetch_add(1, Relaxed);
+        self.flagged.load(Relaxed) == index + 1
+    }
+}
+
+/// An IO that lets a [`Scanner`] see every byte read from it.
+pub struct Watched<IO> {
+    inner: IO,
+    scanner: Scanner,
+    verdicts: Arc<Verdicts>,
+}
+
+impl<IO> Watched<IO> {
+    /// Wraps `inner`; heads longer than `max_head_bytes` stop the scanner.
+    pub fn new(inner: IO, max_head_bytes: usize) -> (Self, Arc<Verdicts>) {
+        let verdicts = Arc::new(Verdicts::default());
+        let w = Watched {
+            inner,
+            scanner: Scanner::new(max_head_bytes),
+            verdicts: verdicts.clone(),
+        };
+        (w, verdicts)
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(())))
+            && !this.scanner.is_off()
+            && let Some(index) = this.scanner.feed(&buf.filled()[before..])
+        {
+            this.verdicts.flagged.store(index + 1, Relaxed);
+        }
+        polled
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// Where the scanner is in the byte stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    /// Reading a request head (bytes so far are in `Scanner::head`).
+    Head,
+    /// Skipping this many body bytes.
+    Fixed(u64),
+    /// Inside a chunked body.
+    Chunk(Chunk),
+    /// Not following this connection any more.
+    Off,
+}
+
+/// Where the scanner is inside a chunked body (RFC 9112 §7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    /// Reading the hex size; `digits` says whether one was seen.
+    Size { size: u64, digits: bool },
+    /// Whitespace after the size.
+    SizeSpace { size: u64 },
+    /// A chunk extension, up to the CR.
+    Extension { size: u64 },
+    /// The LF after the size line.
+    SizeLf { size: u64 },
+    /// This many data bytes left.
+    Data(u64),
+    /// The CR after the data.
+    DataCr,
+    /// The LF after the data.
+    DataLf,
+    /// The start of a trailer line, or the final CRLF.
+    TrailerStart,
+    /// Inside a trailer field line.
+    Trailer,
+    /// The LF ending a trailer line.
+    TrailerLf,
+    /// The LF of the final empty line.
+    EndLf,
+}
+
+/// Follows an HTTP/1 request stream one byte slice at a time. Pure: no IO, no clock.
+#[derive(Debug)]
+pub struct Scanner {
+    state: State,
+    head: Vec<u8>,
+    max_head_bytes: usize,
+    /// Index of the next request head on the connection.
+    next_index: u64,
+}
+
+impl Scanner {
+    /// A scanner at the start of a connection.
+    pub fn new(max_head_bytes: usize) -> Self {
+        Scanner {
+            state: State::Head,
+            head: Vec::new(),
+            max_head_bytes,
+            next_index: 0,
+        }
+    }
+
+    /// Whether the scanner has stopped following the connection.
+    pub fn is_off(&self) -> bool {
+        self.state == State::Off
+    }
+
+    /// Feeds the next bytes read; returns the index of a request found to carry both
+    /// `Content-Length` and `Transfer-Encoding` (the scanner stops after one).
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Option<u64> {
+        while !bytes.is_empty() {
+            match &mut self.state {
+                State::Off => return None,
+                State::Head => {
+                    let (used, flagged) = self.head_bytes(bytes);
+                    bytes = &bytes[used..];
+                    if flagged.is_some() {
+                        return flagged;
+                    }
+                }
+                State::Fixed(left) => {
+                    let n = usize::try_from(*left)
+                        .unwrap_or(usize::MAX)
+                        .min(bytes.len());
+                    *left -= n as u64;
+                    bytes = &bytes[n..];
+                    if *left == 0 {
+                        self.state = State::Head;
+                    }
+                }
+                State::Chunk(chunk) => {
+                    let (used, next) = chunk_bytes(*chunk, bytes);
+                    bytes = &bytes[used..];
+                    self.state = next;
+                }
+            }
+        }
+        None
+    }
+
+    /// Adds head bytes; once the head is complete, decides what follows it. Returns how
+    /// many bytes were used and a flagged request index.
+    fn head_bytes(&mut self, bytes: &[u8]) -> (usize, Option<u64>) {
+        let start = self.head.len();
+        if start == 0 && bytes.starts_with(b"PRI * HTTP/2.0") {
+            self.state = State::Off;
+            return (bytes.len(), None);
+        }
+        let take = bytes
+            .len()
+            .min(self.max_head_bytes.saturating_sub(start) + 1);
+        self.head.extend_from_slice(&bytes[..take]);
+        let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut []);
+        let parsed = match req.parse_with_uninit_headers(&self.head, &mut headers) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => {
+                if self.head.len() > self.max_head_bytes {
+                    self.state = State::Off;
+                }
+                return (take, None);
+            }
+            Err(_) => {
+                self.state = State::Off;
+                return (take, None);
+            }
+        };
+        let framing = Framing::of(&req);
+        let index = self.next_index;
+        self.next_index += 1;
+        let used = parsed - start;
+        self.head.clear();
+        if framing.both_lengths {
+            self.state = State::Off;
+            return (used, Some(index));
+        }
+        self.state = match framing.body {
+            _ if framing.opaque_after => State::Off,
+            Body::None => State::Head,
+            Body::Fixed(n) => State::Fixed(n),
+            Body::Chunked => State::Chunk(Chunk::Size {
+                size: 0,
+                digits: false,
+            }),
+            Body::Unknown => State::Off,
+        };
+        (used, None)
+    }
+}
+
+/// How a request head frames what follows it.
+struct Framing {
+    both_lengths: bool,
+    body: Body,
+    /// After an upgrade request or CONNECT the bytes may stop being HTTP/1.
+    opaque_after: bool,
+}
+
+enum Body {
+    None,
+    Fixed(u64),
+    Chunked,
+    /// Framing hyper refuses (it closes the connection): nothing more to follow.
+    Unknown,
+}
+
+impl Framing {
+    fn of(req: &httparse::Request<'_, '_>) -> Framing {
+        let mut length: Option<Option<u64>> = None;
+        let mut te: Option<bool> = None;
+        let mut opaque_after = req.method == Some("CONNECT");
+        for h in req.headers.iter() {
+            if h.name.eq_ignore_ascii_case("content-length") {
+                let value = parse_length(h.value);
+                length = match length {
+                    None => Some(value),
+                    Some(prev) if prev == value => Some(prev),
+                    Some(_) => Some(None),
+                };
+            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                // hyper reads the last Transfer-Encoding line for "chunked"
+                te = Some(last_coding_is_chunked(h.value));
+            } else if h.name.eq_ignore_ascii_case("upgrade") {
+                opaque_after = true;
+            }
+        }
+        let body = match (te, length) {
+            (Some(true), _) if req.version == Some(1) => Body::Chunked,
+            (Some(_), _) => Body::Unknown,
+            (None, Some(Some(0))) | (None, None) => Body::None,
+            (None, Some(Some(n))) => Body::Fixed(n),
+            (None, Some(None)) => Body::Unknown,
+        };
+        Framing {
+            both_lengths: te.is_some() && length.is_some() && req.version == Some(1),
+            body,
+            opaque_after,
+        }
+    }
+}
+
+fn parse_length(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+fn last_coding_is_chunked(v: &[u8]) -> bool {
+    v.rsplit(|&b| b == b',')
+        .next()
+        .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+}
+
+/// Advances through a chunked body; returns the bytes used and the next state.
+fn chunk_bytes(mut chunk: Chunk, bytes: &[u8]) -> (usize, State) {
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        chunk = match chunk {
+            Chunk::Data(left) => {
+                let n = usize::try_from(left)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len() - i);
+                i += n;
+                let left = left - n as u64;
+                if left == 0 {
+                    Chunk::DataCr
+                } else {
+                    Chunk::Data(left)
+                }
+            }
+            other => {
+                i += 1;
+                match step(other, b) {
+                    Some(State::Chunk(next)) => next,
+                    Some(done) => return (i, done),
+                    None => return (i, State::Off),
+                }
+            }
+        };
+    }
+    (i, State::Chunk(chunk))
+}
+
+/// One byte of chunk framing; `None` for a byte hyper's decoder would not take either.
+fn step(chunk: Chunk, b: u8) -> Option<State> {
+    let next = match chunk {
+        Chunk::Size { size, digits } => match b {
+            b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
+                let digit = u64::from((b as char).to_digit(16)?);
+                Chunk::Size {
+                    size: size.checked_mul(16)?.checked_add(digit)?,
+                    digits: true,
+                }
+            }
+            b' ' | b'\t' if digits => Chunk::SizeSpace { size },
+            b';' if digits => Chunk::Extension { size },
+            b'\r' if digits => Chunk::SizeLf { size },
+            _ => return None,
+        },
+        Chunk::SizeSpace { size } => match b {
+            b' ' | b'\t' => Chunk::SizeSpace { size },
+            b';' => Chunk::Extension { size },
+            b'\r' => Chunk::SizeLf { size },
+            _ => return None,
+        },
+        Chunk::Extension { size } => match b {
+            b'\r' => Chunk::SizeLf { size },
+            b'\n' => return None,
+            _ => Chunk::Extension { size },
+        },
+        Chunk::SizeLf { size } => match (b, size) {
+            (b'\n', 0) => Chunk::TrailerStart,
+            (b'\n', n) => Chunk::Data(n),
+            _ => return None,
+        },
+        Chunk::Data(_) => return None,
+        Chunk::DataCr => match b {
+            b'\r' => Chunk::DataLf,
+            _ => return None,
+        },
+        Chunk::DataLf => match b {
+            b'\n' => Chunk::Size {
+                size: 0,
+                digits: false,
+            },
+            _ => return None,
+        },
+        Chunk::TrailerStart => match b {
+            b'\r' => Chunk::EndLf,
+            b'\n' => return None,
+            _ => Chunk::Trailer,
+        },
+        Chunk::Trailer => match b {
+            b'\r' => Chunk::TrailerLf,
+            b'\n' => return None,
+            _ => Chunk::Trailer,
+        },
+        Chunk::TrailerLf => match b {
+            b'\n' => Chunk::TrailerStart,
+            _ => return None,
+        },
+        Chunk::EndLf => match b {
+            b'\n' => return Some(State::Head),
+            _ => return None,
+        },
+    };
+    Some(State::Chunk(next))
+}
+
+#[cfg(test)]
+mod tests;
