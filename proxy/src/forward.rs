@@ -42,14 +42,33 @@ pub fn refuse_framing(client: SocketAddr, why: &str) -> Response<ProxyBody> {
     resp
 }
 
-/// Handles one request from `client`.
+/// Who a connection's requests come from, worked out once per connection.
+#[derive(Debug)]
+pub struct Downstream {
+    /// The client's address.
+    pub addr: SocketAddr,
+    /// The forwarding header values for this client.
+    pub forwarding: headers::Forwarding,
+}
+
+impl Downstream {
+    /// A client at `addr` speaking `proto` ("http" or "https").
+    pub fn new(addr: SocketAddr, proto: &'static str) -> Self {
+        Downstream {
+            addr,
+            forwarding: headers::Forwarding::new(addr.ip(), proto),
+        }
+    }
+}
+
+/// Handles one request from `downstream`.
 pub async fn handle(
     shared: Arc<Shared>,
-    client: SocketAddr,
-    proto: &'static str,
+    downstream: Arc<Downstream>,
     mut req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let started = Instant::now();
+    let client = downstream.addr;
     if let Err(why) = headers::check_framing(req.headers()) {
         return Ok(refuse_framing(client, why));
     }
@@ -84,7 +103,11 @@ pub async fn handle(
     };
 
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    // kept for the access log only: the request's URI is rewritten for the upstream
+    let path = shared
+        .settings
+        .access_log
+        .then(|| req.uri().path().to_owned());
     let upgrade = upgrade_protocol(&req);
     // HTTP/2 extended CONNECT (RFC 8441, WebSocket over HTTP/2): tunnelled to an HTTP/2 backend
     let extended_connect = req.method() == http::Method::CONNECT
@@ -113,7 +136,7 @@ pub async fn handle(
     let s = &shared.settings;
     let trusted = s.trusted.iter().any(|c| c.contains(client.ip()));
     let append = trusted && s.forwarded == crate::config::ForwardedMode::Append;
-    headers::set_forwarded(&mut parts.headers, client.ip(), proto, append);
+    downstream.forwarding.apply(&mut parts.headers, append);
     if !parts.headers.contains_key(HOST)
         && let Some(a) = parts.uri.authority()
         && let Ok(v) = HeaderValue::from_str(a.as_str())
@@ -123,7 +146,7 @@ pub async fn handle(
     // the body is held (empty, or small on a failover route) when the request may be sent again
     let to_canary = route.failover.is_some() && Some(decision.target) == route.canary_index();
     let mirror = route.mirror.as_ref().filter(|m| {
-        upgrade.is_none() && !extended_connect && m.wants(&method, &path, &parts.headers)
+        upgrade.is_none() && !extended_connect && m.wants(&method, parts.uri.path(), &parts.headers)
     });
     let hold_limit = [
         to_canary.then(|| route.failover.as_ref().map_or(0, |f| f.max_replay_bytes)),
@@ -345,7 +368,7 @@ pub async fn handle(
             target: "access",
             client = %client.ip(),
             method = %method,
-            path = %path,
+            path = path.as_deref().unwrap_or_default(),
             status = resp.status().as_u16(),
             route = %route.name,
             backend = %backend.name,

@@ -16,28 +16,41 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::UPGRADE,
 ];
 
-/// Removes hop-by-hop headers and every header the `Connection` header names. `TE: trailers`
-/// is kept (gRPC needs it); any other `TE` is removed.
+/// Removes hop-by-hop headers and every header the `Connection` headers name. `TE: trailers`
+/// is kept (gRPC needs it); any other `TE` is removed. Looks before it removes: most messages
+/// carry none of these, or only `Connection: keep-alive`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if let Some(conn) = headers.get(header::CONNECTION) {
-        let named: Vec<HeaderName> = conn
-            .to_str()
-            .unwrap_or_default()
-            .split(',')
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-            .collect();
-        for n in named {
-            headers.remove(n);
+    let mut doomed: Vec<HeaderName> = Vec::new();
+    for name in headers.keys() {
+        if HOP_BY_HOP.contains(name) {
+            doomed.push(name.clone());
+        } else if name == header::TE {
+            let trailers_only = headers
+                .get_all(header::TE)
+                .iter()
+                .all(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+            if !trailers_only {
+                doomed.push(name.clone());
+            }
         }
     }
-    for h in &HOP_BY_HOP {
-        headers.remove(h);
+    for value in headers.get_all(header::CONNECTION) {
+        for token in value.as_bytes().split(|&b| b == b',') {
+            let token = token.trim_ascii();
+            if token.is_empty()
+                || HOP_BY_HOP
+                    .iter()
+                    .any(|h| h.as_str().as_bytes().eq_ignore_ascii_case(token))
+            {
+                continue;
+            }
+            if let Ok(n) = HeaderName::from_bytes(token) {
+                doomed.push(n);
+            }
+        }
     }
-    let te_trailers = headers
-        .get(header::TE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    if !te_trailers {
-        headers.remove(header::TE);
+    for name in doomed {
+        headers.remove(name);
     }
 }
 
@@ -58,6 +71,20 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key("x-keep"));
+        // every Connection line counts; TE: trailers stays; nothing to strip changes nothing
+        let mut h = HeaderMap::new();
+        h.append(header::CONNECTION, "keep-alive".parse().unwrap());
+        h.append(header::CONNECTION, "X-One , close".parse().unwrap());
+        h.insert("x-one", "1".parse().unwrap());
+        h.insert(header::TE, "trailers".parse().unwrap());
+        h.insert("x-keep", "1".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        let mut names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["te", "x-keep"]);
+        let before = h.clone();
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h, before);
     }
 
     #[test]
@@ -114,42 +141,70 @@ impl Cidr {
     }
 }
 
-/// Sets `X-Forwarded-For`, `X-Forwarded-Proto` and `Forwarded`: the client's address is
-/// appended when `append` (the client is a trusted proxy), and replaces what came otherwise.
-pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static str, append: bool) {
-    static XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
-    static XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
-    static FWD: HeaderName = HeaderName::from_static("forwarded");
-    let ip = client.to_string();
-    let prev = |h: &HeaderMap, n: &HeaderName| -> Option<String> {
-        let parts: Vec<&str> = h
-            .get_all(n)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        (!parts.is_empty()).then(|| parts.join(", "))
-    };
-    let for_value = if client.is_ipv6() {
-        format!("for=\"[{ip}]\";proto={proto}")
-    } else {
-        format!("for={ip};proto={proto}")
-    };
-    let (xff, fwd) = if append {
-        (
-            prev(headers, &XFF).map_or(ip.clone(), |p| format!("{p}, {ip}")),
-            prev(headers, &FWD).map_or(for_value.clone(), |p| format!("{p}, {for_value}")),
-        )
-    } else {
-        (ip, for_value)
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(&XFF, v);
+/// One client connection's forwarding header values, made once per connection so that a
+/// request only copies them.
+#[derive(Debug, Clone)]
+pub struct Forwarding {
+    ip: String,
+    for_value: String,
+    xff: Option<HeaderValue>,
+    fwd: Option<HeaderValue>,
+    proto: &'static str,
+}
+
+impl Forwarding {
+    /// The values for a client at `client` speaking `proto` ("http" or "https").
+    pub fn new(client: IpAddr, proto: &'static str) -> Self {
+        let ip = client.to_string();
+        let for_value = if client.is_ipv6() {
+            format!("for=\"[{ip}]\";proto={proto}")
+        } else {
+            format!("for={ip};proto={proto}")
+        };
+        Forwarding {
+            xff: HeaderValue::from_str(&ip).ok(),
+            fwd: HeaderValue::from_str(&for_value).ok(),
+            ip,
+            for_value,
+            proto,
+        }
     }
-    if let Ok(v) = HeaderValue::from_str(&fwd) {
-        headers.insert(&FWD, v);
-    }
-    if !append || !headers.contains_key(&XFP) {
-        headers.insert(&XFP, HeaderValue::from_static(proto));
+
+    /// Sets `X-Forwarded-For`, `X-Forwarded-Proto` and `Forwarded`: the client's address is
+    /// appended when `append` (the client is a trusted proxy), and replaces what came
+    /// otherwise.
+    pub fn apply(&self, headers: &mut HeaderMap, append: bool) {
+        static XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+        static XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
+        static FWD: HeaderName = HeaderName::from_static("forwarded");
+        let joined = |h: &HeaderMap, n: &HeaderName, own: &str| -> Option<HeaderValue> {
+            let parts: Vec<&str> = h
+                .get_all(n)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            if parts.is_empty() {
+                return None;
+            }
+            HeaderValue::from_str(&format!("{}, {own}", parts.join(", "))).ok()
+        };
+        let (xff, fwd) = if append {
+            (
+                joined(headers, &XFF, &self.ip).or_else(|| self.xff.clone()),
+                joined(headers, &FWD, &self.for_value).or_else(|| self.fwd.clone()),
+            )
+        } else {
+            (self.xff.clone(), self.fwd.clone())
+        };
+        if let Some(v) = xff {
+            headers.insert(&XFF, v);
+        }
+        if let Some(v) = fwd {
+            headers.insert(&FWD, v);
+        }
+        if !append || !headers.contains_key(&XFP) {
+            headers.insert(&XFP, HeaderValue::from_static(self.proto));
+        }
     }
 }
 
@@ -211,10 +266,15 @@ mod forwarding_tests {
         h.insert("x-forwarded-for", "1.2.3.4".parse().unwrap());
         h.insert("forwarded", "for=1.2.3.4".parse().unwrap());
         let mut trusted = h.clone();
-        set_forwarded(&mut trusted, "10.0.0.9".parse().unwrap(), "http", true);
+        Forwarding::new("10.0.0.9".parse().unwrap(), "http").apply(&mut trusted, true);
         assert_eq!(trusted["x-forwarded-for"], "1.2.3.4, 10.0.0.9");
         assert_eq!(trusted["forwarded"], "for=1.2.3.4, for=10.0.0.9;proto=http");
-        set_forwarded(&mut h, "::1".parse().unwrap(), "http", false);
+        let mut first = HeaderMap::new();
+        Forwarding::new("10.0.0.9".parse().unwrap(), "https").apply(&mut first, true);
+        assert_eq!(first["x-forwarded-for"], "10.0.0.9");
+        assert_eq!(first["forwarded"], "for=10.0.0.9;proto=https");
+        assert_eq!(first["x-forwarded-proto"], "https");
+        Forwarding::new("::1".parse().unwrap(), "http").apply(&mut h, false);
         assert_eq!(h["x-forwarded-for"], "::1");
         assert_eq!(h["forwarded"], "for=\"[::1]\";proto=http");
         assert_eq!(h["x-forwarded-proto"], "http");

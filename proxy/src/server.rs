@@ -111,9 +111,11 @@ async fn run_conn<IO>(
 {
     let (io, verdicts) = framing::Watched::new(io, max_head_bytes);
     let io = TokioIo::new(io);
+    let downstream = Arc::new(forward::Downstream::new(client, proto));
     let svc_conn = conn_state.clone();
     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let shared = shared.clone();
+        let downstream = downstream.clone();
         let c = svc_conn.clone();
         c.in_flight.fetch_add(1, Relaxed);
         let both_lengths =
@@ -125,7 +127,7 @@ async fn run_conn<IO>(
                     "both Content-Length and Transfer-Encoding",
                 ))
             } else {
-                forward::handle(shared.clone(), client, proto, req).await
+                forward::handle(shared.clone(), downstream, req).await
             };
             c.last_active_ms.store(shared.now_ms(), Relaxed);
             c.in_flight.fetch_sub(1, Relaxed);
