@@ -21,7 +21,9 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Send requests over keep-alive connections and tally the answers by backend.
+    /// Send requests over keep-alive connections and tally the answers by backend. Closed
+    /// loop by default; open loop (constant rate, latency from each request's due time) with
+    /// --rate.
     Run {
         /// Target URL (http://IP:PORT/PATH).
         url: http::Uri,
@@ -40,6 +42,17 @@ enum Command {
         /// Method.
         #[arg(short = 'X', long, default_value = "GET")]
         method: Method,
+        /// Open loop: send this many requests per second over all connections, whatever the
+        /// answers do; latency counts from when each request was due.
+        #[arg(short, long)]
+        rate: Option<f64>,
+        /// Speak HTTP/2 (h2c, prior knowledge) with this many concurrent streams per
+        /// connection.
+        #[arg(long, value_name = "STREAMS")]
+        h2: Option<usize>,
+        /// No progress line on stderr.
+        #[arg(short, long)]
+        quiet: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -104,10 +117,16 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             duration,
             headers,
             method,
+            rate,
+            h2,
+            quiet,
             json,
         } => {
             let mut cfg = LoadConfig::new(url, connections);
             cfg.requests = requests;
+            cfg.rate = rate;
+            cfg.h2_streams = h2;
+            cfg.progress = !quiet;
             cfg.duration = duration.or(requests.is_none().then_some(Duration::from_secs(10)));
             cfg.method = method;
             for h in headers {

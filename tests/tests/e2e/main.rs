@@ -5,6 +5,7 @@
 
 mod control_plane;
 mod lint;
+mod load_tool;
 mod local_runtime;
 mod proxy_admin;
 mod proxy_grpc;
