@@ -261,7 +261,9 @@ impl Shared {
         if self.cfg.requests.is_some_and(|n| i >= n) {
             return None;
         }
-        (!self.deadline.is_some_and(|d| Instant::now() >= d)).then(Instant::now)
+        self.deadline
+            .is_none_or(|d| Instant::now() < d)
+            .then(Instant::now)
     }
 
     fn request(&self, host: Option<&HeaderValue>, path: &Uri) -> Request<Full<Bytes>> {
