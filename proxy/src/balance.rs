@@ -85,6 +85,7 @@ mod tests {
                     authority: format!("127.0.0.1:{}", 9000 + i).parse().unwrap(),
                     in_flight: AtomicUsize::new(*l),
                     health: Default::default(),
+                    h1: Default::default(),
                 })
             })
             .collect()

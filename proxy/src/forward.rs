@@ -368,7 +368,7 @@ pub async fn handle(
             target: "access",
             client = %client.ip(),
             method = %method,
-            path = path.as_deref().unwrap_or_default(),
+            path = %path.as_deref().unwrap_or_default(),
             status = resp.status().as_u16(),
             route = %route.name,
             backend = %backend.name,
@@ -385,7 +385,7 @@ async fn mirror_copy(
     shared: Arc<Shared>,
     backend: Arc<crate::table::Backend>,
     telemetry: Arc<crate::telemetry::PairTelemetry>,
-    mut req: Request<UpstreamBody>,
+    req: Request<UpstreamBody>,
     _permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     let started = Instant::now();
@@ -395,13 +395,7 @@ async fn mirror_copy(
     .cloned() else {
         return;
     };
-    if address(&mut req, &endpoint.authority, backend.protocol).is_err() {
-        return;
-    }
-    let result = shared
-        .upstreams
-        .send(backend.protocol, backend.spec.tls.as_ref(), req)
-        .await;
+    let result = send(&shared, &backend, &endpoint, req).await;
     let elapsed = started.elapsed();
     match result {
         Ok(resp) => {
@@ -488,14 +482,10 @@ async fn attempt(
     endpoint: &Arc<Endpoint>,
     req: &mut Request<UpstreamBody>,
 ) -> Result<Response<Incoming>, Error> {
-    address(req, &endpoint.authority, target.backend.protocol)?;
     let backend = &target.backend;
     let taken = std::mem::replace(req, Request::new(Either::Right(Full::new(Bytes::new()))));
     let in_flight = InFlight::start(endpoint);
-    let result = shared
-        .upstreams
-        .send(backend.protocol, backend.spec.tls.as_ref(), taken)
-        .await;
+    let result = send(shared, backend, endpoint, taken).await;
     drop(in_flight);
     let failed = match &result {
         Ok(resp) => matches!(resp.status().as_u16(), 502..=504),
@@ -520,6 +510,24 @@ async fn attempt(
         endpoint.health.success();
     }
     result
+}
+
+/// Sends a request to one endpoint of a backend: on the endpoint's own kept connections for
+/// HTTP/1.1, through the general client (addressed by URI) for the other protocols.
+async fn send(
+    shared: &Shared,
+    backend: &crate::table::Backend,
+    endpoint: &Endpoint,
+    mut req: Request<UpstreamBody>,
+) -> Result<Response<Incoming>, Error> {
+    if backend.protocol == crate::spec::UpstreamProtocol::Http1 {
+        return shared.upstreams.send_h1(endpoint, req).await;
+    }
+    address(&mut req, &endpoint.authority, backend.protocol)?;
+    shared
+        .upstreams
+        .send(backend.protocol, backend.spec.tls.as_ref(), req)
+        .await
 }
 
 /// Points the request at an endpoint, keeping its path and query.

@@ -43,6 +43,8 @@ pub struct Endpoint {
     pub in_flight: AtomicUsize,
     /// Ejection and probe state.
     pub health: crate::health::EndpointHealth,
+    /// Kept HTTP/1.1 connections (backends with `protocol: http1`).
+    pub h1: crate::h1pool::H1Pool<crate::upstream::UpstreamBody>,
 }
 
 /// A validated backend.
@@ -451,6 +453,7 @@ fn build_backends(
                             authority,
                             in_flight: AtomicUsize::new(0),
                             health: Default::default(),
+                            h1: Default::default(),
                         })
                     }));
                 }

@@ -1,7 +1,7 @@
 //! The upstream side: pooled keep-alive clients, one per protocol, so the pool is keyed by
 //! (endpoint, protocol). Bodies are streamed both ways, never buffered whole.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response, Version};
@@ -9,7 +9,7 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::error::{Error, UpstreamErrorKind};
 use std::collections::HashMap;
@@ -178,6 +178,84 @@ impl Upstreams {
     }
 
     /// Sends `req` (already addressed to its endpoint) and waits for the response head.
+    /// Sends a request to an HTTP/1.1 endpoint on one of its kept connections, or a new one.
+    /// The connection goes back to the endpoint's pool with the response head (not after a
+    /// protocol switch, which takes the connection).
+    pub async fn send_h1(
+        &self,
+        endpoint: &crate::table::Endpoint,
+        mut req: Request<UpstreamBody>,
+    ) -> Result<Response<Incoming>, Error> {
+        *req.version_mut() = Version::HTTP_11;
+        if req.uri().authority().is_some() {
+            // origin form on the wire (a request from an HTTP/2 client has an absolute URI)
+            let pq = req
+                .uri()
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+            *req.uri_mut() = http::Uri::from(pq);
+        }
+        let pooled = endpoint
+            .h1
+            .checkout(Instant::now(), self.settings.pool_idle_timeout);
+        let mut sender = match pooled {
+            Some(s) => s,
+            None => self.connect_h1(&endpoint.authority).await?,
+        };
+        match tokio::time::timeout(self.request_timeout, sender.send_request(req)).await {
+            Err(_) => Err(Error::Upstream {
+                kind: UpstreamErrorKind::Timeout,
+                detail: format!("no response head within {:?}", self.request_timeout),
+            }),
+            Ok(Err(e)) => Err(classify_hyper(&e)),
+            Ok(Ok(resp)) => {
+                if resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+                    endpoint.h1.put_back(
+                        sender,
+                        Instant::now(),
+                        self.settings.pool_max_idle_per_endpoint,
+                    );
+                }
+                Ok(resp)
+            }
+        }
+    }
+
+    async fn connect_h1(
+        &self,
+        authority: &http::uri::Authority,
+    ) -> Result<hyper::client::conn::http1::SendRequest<UpstreamBody>, Error> {
+        let failed = |detail: String| Error::Upstream {
+            kind: UpstreamErrorKind::Connect,
+            detail,
+        };
+        let connect = async {
+            let stream = tokio::net::TcpStream::connect(authority.as_str()).await?;
+            stream.set_nodelay(true)?;
+            Ok::<_, std::io::Error>(stream)
+        };
+        let stream = match tokio::time::timeout(self.settings.connect_timeout, connect).await {
+            Err(_) => {
+                return Err(failed(format!(
+                    "connect to {authority} timed out after {:?}",
+                    self.settings.connect_timeout
+                )));
+            }
+            Ok(Err(e)) => return Err(failed(format!("connect to {authority}: {e}"))),
+            Ok(Ok(s)) => s,
+        };
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| failed(format!("handshake with {authority}: {e}")))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+
     pub async fn send(
         &self,
         protocol: UpstreamProtocol,
@@ -215,6 +293,21 @@ impl Upstreams {
 }
 
 /// Maps a client error to its kind.
+/// What a failed exchange on an HTTP/1.1 connection of our own was.
+fn classify_hyper(e: &hyper::Error) -> Error {
+    let kind = if e.is_parse() || e.is_parse_status() {
+        UpstreamErrorKind::Protocol
+    } else if e.is_timeout() {
+        UpstreamErrorKind::Timeout
+    } else {
+        UpstreamErrorKind::Closed
+    };
+    Error::Upstream {
+        kind,
+        detail: e.to_string(),
+    }
+}
+
 fn classify(e: &hyper_util::client::legacy::Error) -> Error {
     use std::error::Error as _;
     let detail = match e.source() {
