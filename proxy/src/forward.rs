@@ -73,11 +73,9 @@ pub async fn handle(
         return Ok(refuse_framing(client, why));
     }
     let table = shared.table();
-    let host = router::request_host(req.uri(), req.headers());
-    let Some(route) = router::select(&table, host, req.uri().path()) else {
+    let Some((route, decision)) = router::route(&table, req.uri(), req.headers()) else {
         return Ok(error_response(&Error::NoRoute));
     };
-    let decision = router::decide(route, host, req.headers());
     let Some(target) = route.targets.get(decision.target) else {
         return Ok(error_response(&Error::NoRoute));
     };

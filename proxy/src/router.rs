@@ -40,6 +40,22 @@ pub struct Decision {
     pub reason: Reason,
 }
 
+/// The route of a request and its decision: `None` when no route takes it. The host is
+/// looked at only when some route matches or decides by host.
+pub fn route<'t>(
+    table: &'t RouteTable,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+) -> Option<(&'t std::sync::Arc<Route>, Decision)> {
+    let host = if table.uses_host {
+        request_host(uri, headers)
+    } else {
+        None
+    };
+    let route = select(table, host, uri.path())?;
+    Some((route, decide(route, host, headers)))
+}
+
 /// The host of a request without port, from the URI (HTTP/2, absolute form) or `Host`.
 pub fn request_host<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> Option<&'a str> {
     let raw = match uri.host() {
@@ -49,7 +65,11 @@ pub fn request_host<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> Option<&'
     if let Some(rest) = raw.strip_prefix('[') {
         return rest.split(']').next();
     }
-    Some(raw.rsplit_once(':').map_or(raw, |(h, _)| h))
+    // hosts are short: a plain scan beats the general substring search
+    Some(match raw.bytes().rposition(|b| b == b':') {
+        Some(i) => &raw[..i],
+        None => raw,
+    })
 }
 
 /// The route for a host and path: host-specific routes before any-host routes, then the
@@ -68,16 +88,11 @@ pub fn select<'t>(
 
 /// Chooses the backend of `route` for a request with this host and headers.
 pub fn decide(route: &Route, host: Option<&str>, headers: &HeaderMap) -> Decision {
-    for rule in &route.header_rules {
-        let Some(name) = &rule.header else { continue };
-        for value in headers.get_all(name) {
-            if let Some(target) = rule_target(route, rule, value.as_bytes()) {
-                return Decision {
-                    target,
-                    reason: Reason::Header,
-                };
-            }
-        }
+    if let Some(target) = header_rule(route, headers) {
+        return Decision {
+            target,
+            reason: Reason::Header,
+        };
     }
     if !route.cookie_rules.is_empty() {
         for rule in &route.cookie_rules {
@@ -103,6 +118,74 @@ pub fn decide(route: &Route, host: Option<&str>, headers: &HeaderMap) -> Decisio
         };
     }
     weighted(route, headers)
+}
+
+/// The target of the first header rule (in rule order) that one of the request's headers
+/// matches; for a rule, its header's values are tried in the order they came.
+///
+/// One pass over the request's headers, comparing names, instead of a map lookup per rule:
+/// a header-map lookup hashes and compares the name, which costs more than comparing it
+/// with the few rule names (a standard header differs from a rule's custom name by kind).
+fn header_rule(route: &Route, headers: &HeaderMap) -> Option<usize> {
+    if route.header_rules.is_empty() {
+        return None;
+    }
+    // (rule index, target) of the best match so far
+    let mut best: Option<(usize, usize)> = None;
+    for (name, value) in headers {
+        let name = name.as_str().as_bytes();
+        if route.header_rule_lengths & 1 << (name.len() % 64) == 0 {
+            continue;
+        }
+        let key = NameKey::of(name);
+        for (i, rule) in route.header_rules.iter().enumerate() {
+            if best.is_some_and(|(b, _)| b <= i) {
+                break;
+            }
+            if rule.key != key {
+                continue;
+            }
+            if name.len() > 16 && rule.header.as_ref().map(|h| h.as_str().as_bytes()) != Some(name)
+            {
+                continue;
+            }
+            if let Some(target) = rule_target(route, rule, value.as_bytes()) {
+                best = Some((i, target));
+                break;
+            }
+        }
+        if best.is_some_and(|(b, _)| b == 0) {
+            break;
+        }
+    }
+    best.map(|(_, target)| target)
+}
+
+/// A header name reduced to its length and its first and last eight (or four) bytes. Equal keys mean
+/// equal names up to 16 bytes (nearly every header name); longer names are compared in full
+/// once their keys agree.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NameKey {
+    len: usize,
+    head: u64,
+    tail: u64,
+}
+
+impl NameKey {
+    /// The key of a (lowercase) header name.
+    pub fn of(name: &[u8]) -> Self {
+        let n = name.len();
+        let eight = |b: &[u8]| <[u8; 8]>::try_from(b).map_or(0, u64::from_le_bytes);
+        let four =
+            |b: &[u8]| <[u8; 4]>::try_from(b).map_or(0, |x| u64::from(u32::from_le_bytes(x)));
+        // overlapping loads: with the length in the key, they cover every byte
+        let (head, tail) = match n {
+            8.. => (eight(&name[..8]), eight(&name[n - 8..])),
+            4..8 => (four(&name[..4]) | four(&name[n - 4..]) << 32, 0),
+            _ => (name.iter().fold(0, |v, &b| v << 8 | u64::from(b)), 0),
+        };
+        NameKey { len: n, head, tail }
+    }
 }
 
 fn weighted(route: &Route, headers: &HeaderMap) -> Decision {

@@ -33,6 +33,9 @@ pub struct RouteTable {
     spec: TableSpec,
     /// The highest generation any route has had in this process.
     max_generation: u64,
+    /// Whether any route matches or decides by host; when none does, a request's host is
+    /// never looked at.
+    pub(crate) uses_host: bool,
 }
 
 /// One endpoint of a backend, with its in-flight count (kept across swaps).
@@ -83,6 +86,8 @@ pub(crate) enum Matcher {
 pub(crate) struct Rule {
     pub(crate) name: String,
     pub(crate) header: Option<HeaderName>,
+    /// The header name's key, for comparing names quickly.
+    pub(crate) key: crate::router::NameKey,
     pub(crate) matcher: Matcher,
     /// Target index for value rules; unused for always-never.
     pub(crate) target: usize,
@@ -141,6 +146,9 @@ pub struct Route {
     /// weights.
     pub(crate) counter: Arc<AtomicU64>,
     pub(crate) header_rules: Vec<Rule>,
+    /// Bit `len % 64` is set for the length of every header rule's name: a request header
+    /// whose length has no bit names no rule.
+    pub(crate) header_rule_lengths: u64,
     pub(crate) cookie_rules: Vec<Rule>,
     pub(crate) host_rules: Vec<(String, usize)>,
     /// Whether responses carry `x-sluice-backend` and `x-sluice-generation`.
@@ -242,6 +250,7 @@ impl RouteTable {
             backends: HashMap::new(),
             spec: TableSpec::default(),
             max_generation: 0,
+            uses_host: false,
         }
     }
 
@@ -334,6 +343,9 @@ impl RouteTable {
                 .then(b.path_prefix.len().cmp(&a.path_prefix.len()))
         });
         Ok(Self {
+            uses_host: routes
+                .iter()
+                .any(|r| !r.hosts.is_empty() || !r.host_rules.is_empty()),
             routes,
             backends,
             spec: filled,
@@ -731,6 +743,9 @@ fn build_route(
             if errors.len() == before {
                 out.push(Rule {
                     name: rule.name.to_ascii_lowercase(),
+                    key: header.as_ref().map_or_else(Default::default, |h| {
+                        crate::router::NameKey::of(h.as_str().as_bytes())
+                    }),
                     header,
                     matcher,
                     target,
@@ -901,6 +916,10 @@ fn build_route(
         canary,
         split,
         counter,
+        header_rule_lengths: header_rules
+            .iter()
+            .filter_map(|r| r.header.as_ref())
+            .fold(0, |mask, h| mask | 1 << (h.as_str().len() % 64)),
         header_rules,
         cookie_rules,
         host_rules,

@@ -389,3 +389,87 @@ fn cookies_are_found_among_several() {
     assert_eq!(cookie(&h, "d"), None);
     assert_eq!(cookie(&headers(&[("cookie", "junk; ;=x")]), "x"), None);
 }
+
+/// The rule order as the rules read: each rule in turn, each of its header's values in turn.
+fn header_rule_by_lookup(route: &Route, headers: &HeaderMap) -> Option<usize> {
+    route.header_rules.iter().find_map(|rule| {
+        let name = rule.header.as_ref()?;
+        headers
+            .get_all(name)
+            .iter()
+            .find_map(|v| rule_target(route, rule, v.as_bytes()))
+    })
+}
+
+proptest::proptest! {
+    /// The one-pass header rule search decides exactly as trying each rule in order does,
+    /// whatever headers come, repeated or not, in any order.
+    #[test]
+    fn header_rules_decide_as_the_rule_order_says(
+        pairs in proptest::collection::vec(
+            (
+                proptest::sample::select(vec![
+                    "x-canary", "x-version", "x-group", "x-user", "accept", "x-other",
+                ]),
+                proptest::sample::select(vec![
+                    "always", "never", "3", "beta-1", "beta", "42-internal", "x-internal", "",
+                ]),
+            ),
+            0..8,
+        )
+    ) {
+        let t = rules_table(10);
+        let route = t.route("app").unwrap();
+        let h = headers(&pairs);
+        proptest::prop_assert_eq!(header_rule(route, &h), header_rule_by_lookup(route, &h));
+    }
+}
+
+proptest::proptest! {
+    /// Name keys are equal exactly when names of up to 16 bytes are equal.
+    #[test]
+    fn name_keys_tell_short_names_apart(
+        a in "[a-z0-9-]{1,20}",
+        b in "[a-z0-9-]{1,20}",
+    ) {
+        let (ka, kb) = (NameKey::of(a.as_bytes()), NameKey::of(b.as_bytes()));
+        if a.len() <= 16 && b.len() <= 16 {
+            proptest::prop_assert_eq!(ka == kb, a == b);
+        } else if a == b {
+            proptest::prop_assert_eq!(ka, kb);
+        }
+        proptest::prop_assert_eq!(NameKey::of(a.as_bytes()), ka);
+    }
+}
+
+#[test]
+fn name_keys_of_names_sharing_ends_differ_by_their_middle_only_past_16_bytes() {
+    assert_ne!(
+        NameKey::of(b"x-abcdefgh-12345"),
+        NameKey::of(b"x-abcdefgX-12345")
+    );
+    // 17 bytes: the ninth byte is in neither end; the full compare tells them apart
+    assert_eq!(
+        NameKey::of(b"x-abcdefg-1234567"),
+        NameKey::of(b"x-abcdefZ-1234567")
+    );
+}
+
+#[test]
+fn the_host_is_read_only_when_a_route_uses_it() {
+    let any_host = table(&format!(
+        "{BACKENDS}routes:\n  - {{name: app, stable: v1}}\n  - {{name: api, path_prefix: /api, stable: v2}}\n"
+    ));
+    assert!(!any_host.uses_host);
+    let by_host = rules_table(0);
+    assert!(by_host.uses_host);
+    let uri: http::Uri = "/api/x".parse().unwrap();
+    let (r, d) = route(&any_host, &uri, &headers(&[("host", "whatever.example")])).unwrap();
+    assert_eq!((r.name.as_str(), name_of(r, d)), ("api", "v2"));
+    let uri: http::Uri = "/".parse().unwrap();
+    let h = headers(&[("host", "beta.example.com:8443")]);
+    let (r, d) = route(&by_host, &uri, &h).unwrap();
+    assert_eq!((r.name.as_str(), name_of(r, d)), ("app", "v3"));
+    assert_eq!(d.reason, Reason::Host);
+    assert!(route(&by_host, &uri, &headers(&[("host", "other.example")])).is_none());
+}
