@@ -2,7 +2,10 @@
 # Side-by-side benchmark on loopback: the backends directly, sluice-proxy, nginx and HAProxy,
 # each proxy splitting 80/20 over the same two nginx backends with keep-alive upstreams.
 #
-#   scripts/bench.sh [--rounds N] [--duration SECONDS] [--quick]
+#   scripts/bench.sh [--rounds N] [--duration SECONDS] [--quick | --smoke]
+#
+# --quick: 2 rounds of 2 s. --smoke: 1 round of 1 s with the debug build (what scripts/test.sh
+# runs to keep the script and its checks working; its figures mean nothing).
 #
 # Installs nginx, HAProxy, wrk and curl from Debian when missing, builds sluice in release
 # mode, and uses the peer configurations in scripts/bench/peer-configs/ as they are (the
@@ -21,12 +24,14 @@ ROOT=$(pwd)
 
 ROUNDS=5
 DUR=10
+SMOKE=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2 ;;
     --duration) DUR=$2; shift 2 ;;
     --quick) ROUNDS=2; DUR=2; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --smoke) ROUNDS=1; DUR=1; SMOKE=1; shift ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -52,9 +57,15 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 export PATH="$PATH:/usr/sbin"
 
-cargo build --release -q -p sluice-proxy -p sluice-loadtest
-PROXY=$ROOT/target/release/sluice-proxy
-LOAD=$ROOT/target/release/sluice-load
+if [ "$SMOKE" = 1 ]; then
+  cargo build -q -p sluice-proxy -p sluice-loadtest
+  PROXY=$ROOT/target/debug/sluice-proxy
+  LOAD=$ROOT/target/debug/sluice-load
+else
+  cargo build --release -q -p sluice-proxy -p sluice-loadtest
+  PROXY=$ROOT/target/release/sluice-proxy
+  LOAD=$ROOT/target/release/sluice-load
+fi
 
 # --- ports and files -------------------------------------------------------------------------
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -202,6 +213,7 @@ RSS_AFTER_sluice=$(rss_kib "$PID_sluice"); RSS_AFTER_nginx=$(rss_kib "$PID_nginx
 
 # --- table -----------------------------------------------------------------------------------
 {
+  [ "$SMOKE" = 1 ] && echo "SMOKE RUN (debug build, 1 s runs): checks only, the figures mean nothing"
   echo "sluice bench $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $ROUNDS rounds × $DUR s, scripts/bench.sh --rounds $ROUNDS --duration $DUR"
   echo
   awk -F'\t' '

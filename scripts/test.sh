@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's one test command: installs what the tests need, then runs the checks, every
-# test (unit, property and end-to-end against the real binaries on loopback) and the demo.
+# test (unit, property and end-to-end against the real binaries on loopback), the demo and a
+# smoke run of the benchmark script (which installs nginx, HAProxy and wrk when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,8 @@ trap 'rm -f "$log"' EXIT
 cargo test --workspace 2>&1 | tee "$log"
 echo "== the README's first command, with short pauses"
 cargo run --quiet --bin sluice -- demo --fast
+echo "== the benchmark script as a smoke run: its checks (counts, the exact split), not its figures"
+scripts/bench.sh --smoke
 passed=$(grep -Eo 'test result: [a-z]+\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
 failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s += $1} END {print s + 0}')
 echo "tests: ${passed} passed, ${failed} failed"
