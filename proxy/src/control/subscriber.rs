@@ -294,7 +294,10 @@ impl Subscriber {
     }
 }
 
-/// Exponential backoff from 100 ms to 5 s, with ±50 % jitter.
+/// Exponential backoff from 100 ms to 1 s, with ±50 % jitter: a proxy is back on its
+/// controller within about a second and a half of the controller's return (a restarted
+/// controller needs its proxies' acknowledgements before a rollout moves on), at the cost of at
+/// most one or two attempts a second from each proxy while it is away.
 struct Backoff {
     next: Duration,
 }
@@ -312,7 +315,7 @@ impl Backoff {
 
     fn next(&mut self) -> Duration {
         let base = self.next;
-        self.next = (self.next * 2).min(Duration::from_secs(5));
+        self.next = (self.next * 2).min(Duration::from_secs(1));
         let jitter = rand::random_range(0.5..1.5);
         base.mul_f64(jitter)
     }
@@ -343,11 +346,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_grows_to_five_seconds_with_jitter() {
+    fn backoff_grows_to_one_second_with_jitter() {
         let mut b = Backoff::new();
         let waits: Vec<Duration> = (0..10).map(|_| b.next()).collect();
         assert!(waits[0] >= Duration::from_millis(50) && waits[0] <= Duration::from_millis(150));
-        assert!(waits[9] >= Duration::from_millis(2500) && waits[9] <= Duration::from_millis(7500));
+        assert!(waits[2] >= Duration::from_millis(200) && waits[2] <= Duration::from_millis(600));
+        assert!(waits[9] >= Duration::from_millis(500) && waits[9] <= Duration::from_millis(1500));
         b.reset();
         assert!(b.next() <= Duration::from_millis(150));
     }
