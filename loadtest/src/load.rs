@@ -417,7 +417,10 @@ async fn open_h2(addr: SocketAddr) -> Option<http2::SendRequest<Full<Bytes>>> {
     Some(sender)
 }
 
-async fn open(addr: SocketAddr) -> Option<http1::SendRequest<Full<Bytes>>> {
+/// An HTTP/1.1 connection to `addr`, driven by its own task.
+pub(crate) async fn open(
+    addr: impl tokio::net::ToSocketAddrs,
+) -> Option<http1::SendRequest<Full<Bytes>>> {
     let stream = TcpStream::connect(addr).await.ok()?;
     let _ = stream.set_nodelay(true);
     let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.ok()?;

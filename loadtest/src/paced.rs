@@ -11,9 +11,7 @@ use http::header::HOST;
 use http::{HeaderName, HeaderValue, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 /// One request and what came back.
@@ -174,13 +172,7 @@ async fn connect(uri: &Uri) -> Option<http1::SendRequest<Full<Bytes>>> {
             .trim_end_matches(']'),
         authority.port_u16().unwrap_or(80)
     );
-    let stream = TcpStream::connect(addr).await.ok()?;
-    let _ = stream.set_nodelay(true);
-    let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.ok()?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Some(sender)
+    crate::load::open(addr).await
 }
 
 async fn worker(

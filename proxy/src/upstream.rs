@@ -1,5 +1,7 @@
-//! The upstream side: pooled keep-alive clients, one per protocol, so the pool is keyed by
-//! (endpoint, protocol). Bodies are streamed both ways, never buffered whole.
+//! The upstream side. HTTP/1.1 backends are reached on each endpoint's own kept connections
+//! ([`crate::h1pool`]); h2c, HTTP/1.1 over TLS and HTTP/2 over TLS through pooled keep-alive
+//! clients, one per protocol, so those pools are keyed by (endpoint, protocol). Bodies are
+//! streamed both ways, never buffered whole.
 
 use std::time::{Duration, Instant};
 
@@ -177,7 +179,6 @@ impl Upstreams {
         Ok(client)
     }
 
-    /// Sends `req` (already addressed to its endpoint) and waits for the response head.
     /// Sends a request to an HTTP/1.1 endpoint on one of its kept connections, or a new one.
     /// The connection goes back to the endpoint's pool with the response head (not after a
     /// protocol switch, which takes the connection).
@@ -256,6 +257,7 @@ impl Upstreams {
         Ok(sender)
     }
 
+    /// Sends `req` (already addressed to its endpoint) and waits for the response head.
     pub async fn send(
         &self,
         protocol: UpstreamProtocol,
