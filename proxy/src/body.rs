@@ -11,11 +11,11 @@ use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
-use hyper::body::Incoming;
 
 use crate::error::UpstreamErrorKind;
 use crate::state::Shared;
 use crate::telemetry::PairTelemetry;
+use crate::upstream::ResponseBody;
 
 /// Errors a response body can end with.
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
@@ -23,7 +23,7 @@ pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 /// A response body.
 pub enum ProxyBody {
     /// The upstream's, streamed.
-    Upstream(Incoming),
+    Upstream(ResponseBody),
     /// The proxy's own.
     Own(Full<Bytes>),
     /// A gRPC answer, streamed and watched.
@@ -123,7 +123,7 @@ impl MessageCounter {
 /// a trailers-only answer. Answers with more than one message are streams and stay out of
 /// the latency histogram.
 pub struct GrpcBody {
-    inner: Incoming,
+    inner: ResponseBody,
     record: Option<GrpcRecord>,
 }
 
@@ -139,7 +139,7 @@ struct GrpcRecord {
 impl GrpcBody {
     /// Watches `inner`.
     pub fn new(
-        inner: Incoming,
+        inner: ResponseBody,
         shared: Arc<Shared>,
         telemetry: Arc<PairTelemetry>,
         started: Instant,

@@ -23,7 +23,7 @@ use crate::headers;
 use crate::router;
 use crate::state::Shared;
 use crate::table::{Endpoint, Target};
-use crate::upstream::UpstreamBody;
+use crate::upstream::{ResponseBody, UpstreamBody};
 
 pub use crate::body::ProxyBody;
 
@@ -479,7 +479,7 @@ async fn attempt(
     target: &Target,
     endpoint: &Arc<Endpoint>,
     req: &mut Request<UpstreamBody>,
-) -> Result<Response<Incoming>, Error> {
+) -> Result<Response<ResponseBody>, Error> {
     let backend = &target.backend;
     let taken = std::mem::replace(req, Request::new(Either::Right(Full::new(Bytes::new()))));
     let in_flight = InFlight::start(endpoint);
@@ -515,9 +515,9 @@ async fn attempt(
 async fn send(
     shared: &Shared,
     backend: &crate::table::Backend,
-    endpoint: &Endpoint,
+    endpoint: &Arc<Endpoint>,
     mut req: Request<UpstreamBody>,
-) -> Result<Response<Incoming>, Error> {
+) -> Result<Response<ResponseBody>, Error> {
     if backend.protocol == crate::spec::UpstreamProtocol::Http1 {
         return shared.upstreams.send_h1(endpoint, req).await;
     }

@@ -12,6 +12,7 @@ pub mod control;
 pub mod error;
 pub mod forward;
 pub mod framing;
+pub mod h1client;
 pub mod h1pool;
 pub mod headers;
 pub mod health;

@@ -47,7 +47,7 @@ pub struct Endpoint {
     /// Ejection and probe state.
     pub health: crate::health::EndpointHealth,
     /// Kept HTTP/1.1 connections (backends with `protocol: http1`).
-    pub h1: crate::h1pool::H1Pool<crate::upstream::UpstreamBody>,
+    pub h1: crate::h1pool::H1Pool,
 }
 
 /// A validated backend.

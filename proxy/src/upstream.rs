@@ -1,5 +1,5 @@
 //! The upstream side. HTTP/1.1 backends are reached on each endpoint's own kept connections
-//! ([`crate::h1pool`]); h2c, HTTP/1.1 over TLS and HTTP/2 over TLS through pooled keep-alive
+//! ([`crate::h1pool`], spoken to by [`crate::h1client`]); h2c, HTTP/1.1 over TLS and HTTP/2 over TLS through pooled keep-alive
 //! clients, one per protocol, so those pools are keyed by (endpoint, protocol). Bodies are
 //! streamed both ways, never buffered whole.
 
@@ -13,7 +13,15 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use http_body::{Body, Frame, SizeHint};
+
+use crate::body::BodyError;
 use crate::error::{Error, UpstreamErrorKind};
+use crate::h1client::{self, SendBody};
+use crate::table::Endpoint;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -52,6 +60,53 @@ pub type UpstreamBody = Either<Incoming, Full<Bytes>>;
 
 type TlsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, UpstreamBody>;
 type TlsKey = (UpstreamProtocol, Option<UpstreamTlsSpec>);
+
+/// A response body from upstream: read by hyper's clients, or by [`crate::h1client`].
+#[derive(Debug)]
+pub enum ResponseBody {
+    /// From one of hyper's clients (h2c, TLS, upgrades).
+    Hyper(Incoming),
+    /// From a kept HTTP/1.1 connection of our own.
+    H1(h1client::ResponseBody),
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.get_mut() {
+            Self::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Self::H1(b) => Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Hyper(b) => b.is_end_stream(),
+            Self::H1(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Hyper(b) => b.size_hint(),
+            Self::H1(b) => b.size_hint(),
+        }
+    }
+}
+
+/// The bytes of a body held whole (a `Full` gives them all in its one frame, at once).
+fn whole(mut full: Full<Bytes>) -> Bytes {
+    let mut cx = Context::from_waker(Waker::noop());
+    match Pin::new(&mut full).poll_frame(&mut cx) {
+        Poll::Ready(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
+        _ => Bytes::new(),
+    }
+}
 
 /// Pooled clients for every upstream protocol.
 pub struct Upstreams {
@@ -179,14 +234,59 @@ impl Upstreams {
         Ok(client)
     }
 
-    /// Sends a request to an HTTP/1.1 endpoint on one of its kept connections, or a new one.
-    /// The connection goes back to the endpoint's pool with the response head (not after a
-    /// protocol switch, which takes the connection).
+    /// Sends a request to an HTTP/1.1 endpoint on one of its kept connections, or a new one
+    /// ([`crate::h1client`]); the connection goes back to the endpoint's pool when the
+    /// response body has ended. A request asking for a protocol upgrade goes on a fresh
+    /// connection through hyper's client, which hands the connection over after a 101.
     pub async fn send_h1(
         &self,
-        endpoint: &crate::table::Endpoint,
+        endpoint: &Arc<Endpoint>,
+        req: Request<UpstreamBody>,
+    ) -> Result<Response<ResponseBody>, Error> {
+        if req.headers().contains_key(http::header::UPGRADE) {
+            return self.send_h1_upgrade(endpoint, req).await;
+        }
+        let (parts, body) = req.into_parts();
+        let head = Request::from_parts(parts, ());
+        let body = match body {
+            Either::Right(full) => SendBody::Full(whole(full)),
+            Either::Left(streamed) => {
+                let length = streamed.size_hint().exact();
+                SendBody::Streamed(streamed, length)
+            }
+        };
+        let pooled = endpoint
+            .h1
+            .checkout(Instant::now(), self.settings.pool_idle_timeout);
+        let conn = match pooled {
+            Some(c) => c,
+            None => h1client::Conn::new(self.connect_tcp(&endpoint.authority).await?),
+        };
+        let home = h1client::Home {
+            endpoint: endpoint.clone(),
+            max_idle: self.settings.pool_max_idle_per_endpoint,
+        };
+        let connect = || async {
+            Ok(h1client::Conn::new(
+                self.connect_tcp(&endpoint.authority).await?,
+            ))
+        };
+        let exchange = h1client::exchange(conn, connect, head, body, home);
+        match tokio::time::timeout(self.request_timeout, exchange).await {
+            Err(_) => Err(Error::Upstream {
+                kind: UpstreamErrorKind::Timeout,
+                detail: format!("no response head within {:?}", self.request_timeout),
+            }),
+            Ok(result) => result.map(|r| r.map(ResponseBody::H1)),
+        }
+    }
+
+    /// An upgrade request on a fresh connection of hyper's client.
+    async fn send_h1_upgrade(
+        &self,
+        endpoint: &Endpoint,
         mut req: Request<UpstreamBody>,
-    ) -> Result<Response<Incoming>, Error> {
+    ) -> Result<Response<ResponseBody>, Error> {
         *req.version_mut() = Version::HTTP_11;
         if req.uri().authority().is_some() {
             // origin form on the wire (a request from an HTTP/2 client has an absolute URI)
@@ -197,36 +297,34 @@ impl Upstreams {
                 .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
             *req.uri_mut() = http::Uri::from(pq);
         }
-        let pooled = endpoint
-            .h1
-            .checkout(Instant::now(), self.settings.pool_idle_timeout);
-        let mut sender = match pooled {
-            Some(s) => s,
-            None => self.connect_h1(&endpoint.authority).await?,
-        };
+        let authority = &endpoint.authority;
+        let stream = self.connect_tcp(authority).await?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| Error::Upstream {
+                kind: UpstreamErrorKind::Connect,
+                detail: format!("handshake with {authority}: {e}"),
+            })?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "upstream connection ended with an error");
+            }
+        });
         match tokio::time::timeout(self.request_timeout, sender.send_request(req)).await {
             Err(_) => Err(Error::Upstream {
                 kind: UpstreamErrorKind::Timeout,
                 detail: format!("no response head within {:?}", self.request_timeout),
             }),
             Ok(Err(e)) => Err(classify_hyper(&e)),
-            Ok(Ok(resp)) => {
-                if resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
-                    endpoint.h1.put_back(
-                        sender,
-                        Instant::now(),
-                        self.settings.pool_max_idle_per_endpoint,
-                    );
-                }
-                Ok(resp)
-            }
+            Ok(Ok(resp)) => Ok(resp.map(ResponseBody::Hyper)),
         }
     }
 
-    async fn connect_h1(
+    /// A TCP connection to an endpoint, within the connect timeout, with Nagle off.
+    async fn connect_tcp(
         &self,
         authority: &http::uri::Authority,
-    ) -> Result<hyper::client::conn::http1::SendRequest<UpstreamBody>, Error> {
+    ) -> Result<tokio::net::TcpStream, Error> {
         let failed = |detail: String| Error::Upstream {
             kind: UpstreamErrorKind::Connect,
             detail,
@@ -236,25 +334,14 @@ impl Upstreams {
             stream.set_nodelay(true)?;
             Ok::<_, std::io::Error>(stream)
         };
-        let stream = match tokio::time::timeout(self.settings.connect_timeout, connect).await {
-            Err(_) => {
-                return Err(failed(format!(
-                    "connect to {authority} timed out after {:?}",
-                    self.settings.connect_timeout
-                )));
-            }
-            Ok(Err(e)) => return Err(failed(format!("connect to {authority}: {e}"))),
-            Ok(Ok(s)) => s,
-        };
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| failed(format!("handshake with {authority}: {e}")))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!(error = %e, "upstream connection ended with an error");
-            }
-        });
-        Ok(sender)
+        match tokio::time::timeout(self.settings.connect_timeout, connect).await {
+            Err(_) => Err(failed(format!(
+                "connect to {authority} timed out after {:?}",
+                self.settings.connect_timeout
+            ))),
+            Ok(Err(e)) => Err(failed(format!("connect to {authority}: {e}"))),
+            Ok(Ok(s)) => Ok(s),
+        }
     }
 
     /// Sends `req` (already addressed to its endpoint) and waits for the response head.
@@ -263,7 +350,7 @@ impl Upstreams {
         protocol: UpstreamProtocol,
         tls: Option<&UpstreamTlsSpec>,
         mut req: Request<UpstreamBody>,
-    ) -> Result<Response<Incoming>, Error> {
+    ) -> Result<Response<ResponseBody>, Error> {
         let fut = match protocol {
             UpstreamProtocol::Http1 => {
                 *req.version_mut() = Version::HTTP_11;
@@ -288,7 +375,7 @@ impl Upstreams {
                 kind: UpstreamErrorKind::Timeout,
                 detail: format!("no response head within {:?}", self.request_timeout),
             }),
-            Ok(Ok(resp)) => Ok(resp),
+            Ok(Ok(resp)) => Ok(resp.map(ResponseBody::Hyper)),
             Ok(Err(e)) => Err(classify(&e)),
         }
     }

@@ -1,0 +1,459 @@
+//! HTTP/1.1 exchanges with upstreams on connections of our own, for the request path's most
+//! common case. The request task itself writes the request and reads the response head; the
+//! response body reads straight from the connection as the client side asks for it and puts
+//! the connection back in its endpoint's pool when the body has ended. No task per connection,
+//! no channel between tasks: one wake-up per readiness event, where a general client has two.
+//!
+//! What it does not do goes elsewhere: protocol upgrades (`Upgrade`, WebSocket) take hyper's
+//! client connection, which hands the connection over after a 101.
+
+mod codec;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker, ready};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use http::{Method, Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+pub use codec::{BodyLength, ProtocolError, RequestFraming};
+use codec::{Decoded, Decoder};
+
+use crate::error::{Error, UpstreamErrorKind};
+use crate::table::Endpoint;
+
+/// Bytes read from the upstream at a time.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// One connection to an endpoint, with what was read from it and not used yet.
+#[derive(Debug)]
+pub struct Conn {
+    stream: TcpStream,
+    buf: BytesMut,
+    /// Whether a response was read on it before (so it may have been closed while idle).
+    reused: bool,
+}
+
+impl Conn {
+    /// A fresh connection.
+    pub fn new(stream: TcpStream) -> Self {
+        Self {
+            stream,
+            buf: BytesMut::new(),
+            reused: false,
+        }
+    }
+
+    /// Whether a kept connection can carry a request: nothing arrived while it was idle
+    /// (an idle HTTP/1.1 connection hears nothing but its close). Reads only when the
+    /// reactor has seen the socket become readable.
+    pub fn idle_and_open(&self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.stream.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) => matches!(
+                self.stream.try_read(&mut [0u8; 1]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+impl Conn {
+    /// Waits until the reactor has seen the connection become readable.
+    pub(crate) async fn readable(&self) {
+        self.stream.readable().await.unwrap();
+    }
+}
+
+/// A request body as this client sends it.
+pub enum SendBody<B> {
+    /// Held whole (and so sent again if a kept connection turns out closed).
+    Full(Bytes),
+    /// Streamed from the client, `Some(n)` when its length is known.
+    Streamed(B, Option<u64>),
+}
+
+/// Where a connection goes back when its response has been read.
+#[derive(Clone)]
+pub struct Home {
+    /// The endpoint whose pool keeps it.
+    pub endpoint: Arc<Endpoint>,
+    /// The most idle connections that pool keeps.
+    pub max_idle: usize,
+}
+
+/// Why an exchange failed, and whether it may be tried again on a fresh connection.
+struct Failed {
+    error: Error,
+    /// The request may not have reached the upstream: a kept connection was closed under it
+    /// before any byte of a response.
+    stale: bool,
+}
+
+fn failed(kind: UpstreamErrorKind, detail: impl Into<String>) -> Failed {
+    Failed {
+        error: Error::Upstream {
+            kind,
+            detail: detail.into(),
+        },
+        stale: false,
+    }
+}
+
+/// Sends `req` on `conn` (or, when `conn` turns out closed before answering and the body is
+/// held whole, on a connection from `connect`) and reads the response head.
+pub async fn exchange<B, F, Fut>(
+    conn: Conn,
+    connect: F,
+    head: Request<()>,
+    body: SendBody<B>,
+    home: Home,
+) -> Result<Response<ResponseBody>, Error>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Conn, Error>>,
+{
+    let method = head.method().clone();
+    let (framing, whole) = match &body {
+        SendBody::Full(b)
+            if b.is_empty() && !head.headers().contains_key(http::header::CONTENT_LENGTH) =>
+        {
+            (RequestFraming::None, true)
+        }
+        SendBody::Full(b) => (RequestFraming::Sized(b.len() as u64), true),
+        SendBody::Streamed(_, Some(n)) => (RequestFraming::Sized(*n), false),
+        SendBody::Streamed(_, None) => (RequestFraming::Chunked, false),
+    };
+    let target = head
+        .uri()
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str);
+    let mut wire = Vec::with_capacity(256);
+    codec::encode_request_head(&method, target, head.headers(), framing, &mut wire);
+    let (wire, body) = match body {
+        SendBody::Full(b) => {
+            wire.extend_from_slice(&b);
+            (wire, None)
+        }
+        SendBody::Streamed(b, _) => (wire, Some(b)),
+    };
+    let mut conn = conn;
+    let first = match body {
+        None => one_exchange(&mut conn, &wire, None::<(B, RequestFraming)>, &method).await,
+        Some(b) => one_exchange(&mut conn, &wire, Some((b, framing)), &method).await,
+    };
+    let outcome = match first {
+        Err(f) if f.stale && whole => {
+            tracing::debug!(error = %f.error, "kept connection closed under the request; sending again");
+            conn = connect().await?;
+            one_exchange(&mut conn, &wire, None::<(B, RequestFraming)>, &method).await
+        }
+        other => other,
+    };
+    let (resp_head, length, keep) = outcome.map_err(|f| f.error)?;
+    let mut resp = Response::new(ResponseBody {
+        conn: Some(conn),
+        decoder: Decoder::new(length),
+        keep,
+        home,
+    });
+    *resp.status_mut() = resp_head.status;
+    *resp.version_mut() = resp_head.version;
+    *resp.headers_mut() = resp_head.headers;
+    if resp.body().decoder.is_done() {
+        resp.body_mut().finish();
+    }
+    Ok(resp)
+}
+
+/// Writes the request (head and held body in `wire`, then a streamed body if any) while
+/// watching for the response head, which may come before the body has all been sent.
+async fn one_exchange<B>(
+    conn: &mut Conn,
+    wire: &[u8],
+    streamed: Option<(B, RequestFraming)>,
+    method: &Method,
+) -> Result<(codec::ResponseHead, BodyLength, bool), Failed>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let reused = conn.reused;
+    let Conn { stream, buf, .. } = conn;
+    let (mut reader, mut writer) = stream.split();
+    let write = async {
+        writer.write_all(wire).await.map_err(|e| {
+            let mut f = failed(
+                UpstreamErrorKind::Closed,
+                format!("sending the request: {e}"),
+            );
+            f.stale = reused;
+            f
+        })?;
+        if let Some((body, framing)) = streamed {
+            write_body(&mut writer, body, framing).await?;
+        }
+        Ok::<(), Failed>(())
+    };
+    let mut write = std::pin::pin!(write);
+    let mut sent = false;
+    let head = loop {
+        if sent {
+            break read_head(&mut reader, buf, reused).await?;
+        }
+        tokio::select! {
+            biased;
+            done = &mut write => {
+                done?;
+                sent = true;
+            }
+            head = read_head(&mut reader, buf, reused) => {
+                // an answer before the whole body went: the connection is not kept after it
+                let mut head = head?;
+                let (length, _) = codec::response_body(method, &mut head)
+                    .map_err(|e| failed(UpstreamErrorKind::Protocol, e.0))?;
+                conn.reused = true;
+                return Ok((head, length, false));
+            }
+        }
+    };
+    let mut head = head;
+    let (length, keep) = codec::response_body(method, &mut head)
+        .map_err(|e| failed(UpstreamErrorKind::Protocol, e.0))?;
+    conn.reused = true;
+    Ok((head, length, keep))
+}
+
+/// Reads until a whole response head is in `buf`; cancel-safe (what was read stays in `buf`).
+async fn read_head(
+    reader: &mut tokio::net::tcp::ReadHalf<'_>,
+    buf: &mut BytesMut,
+    reused: bool,
+) -> Result<codec::ResponseHead, Failed> {
+    loop {
+        if !buf.is_empty()
+            && let Some(head) = codec::parse_response_head(buf)
+                .map_err(|e| failed(UpstreamErrorKind::Protocol, e.0))?
+        {
+            return Ok(head);
+        }
+        let nothing_yet = buf.is_empty();
+        buf.reserve(READ_CHUNK);
+        match reader.read_buf(buf).await {
+            Ok(0) => {
+                let mut f = failed(
+                    UpstreamErrorKind::Closed,
+                    "the upstream closed the connection before a response head",
+                );
+                f.stale = reused && nothing_yet;
+                return Err(f);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let mut f = failed(
+                    UpstreamErrorKind::Closed,
+                    format!("reading the response: {e}"),
+                );
+                f.stale = reused && nothing_yet;
+                return Err(f);
+            }
+        }
+    }
+}
+
+/// Streams a request body, sized or chunked.
+async fn write_body<B>(
+    writer: &mut tokio::net::tcp::WriteHalf<'_>,
+    mut body: B,
+    framing: RequestFraming,
+) -> Result<(), Failed>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let io = |e: std::io::Error| {
+        failed(
+            UpstreamErrorKind::Closed,
+            format!("sending the request body: {e}"),
+        )
+    };
+    let mut sent: u64 = 0;
+    let mut scratch = Vec::new();
+    let mut trailers = None;
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        let frame = frame.map_err(|e| {
+            failed(
+                UpstreamErrorKind::Closed,
+                format!("the request body ended early: {e}"),
+            )
+        })?;
+        let frame = match frame.into_data() {
+            Ok(data) => {
+                if data.is_empty() {
+                    continue;
+                }
+                sent += data.len() as u64;
+                if let RequestFraming::Sized(n) = framing {
+                    if sent > n {
+                        return Err(failed(
+                            UpstreamErrorKind::Closed,
+                            "the request body is longer than its content-length",
+                        ));
+                    }
+                    writer.write_all(&data).await.map_err(io)?;
+                } else {
+                    scratch.clear();
+                    codec::chunk_header(data.len(), &mut scratch);
+                    writer.write_all(&scratch).await.map_err(io)?;
+                    writer.write_all(&data).await.map_err(io)?;
+                    writer.write_all(b"\r\n").await.map_err(io)?;
+                }
+                continue;
+            }
+            Err(frame) => frame,
+        };
+        if let Ok(t) = frame.into_trailers() {
+            trailers = Some(t);
+        }
+    }
+    match framing {
+        RequestFraming::Sized(n) if sent != n => Err(failed(
+            UpstreamErrorKind::Closed,
+            "the request body is shorter than its content-length",
+        )),
+        RequestFraming::Chunked => {
+            scratch.clear();
+            codec::last_chunk(trailers.as_ref(), &mut scratch);
+            writer.write_all(&scratch).await.map_err(io)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A response body read from its connection as it is polled; the connection goes back to
+/// its endpoint's pool when the body has ended and the connection can carry another request.
+pub struct ResponseBody {
+    conn: Option<Conn>,
+    decoder: Decoder,
+    keep: bool,
+    home: Home,
+}
+
+impl std::fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("decoder", &self.decoder)
+            .field("keep", &self.keep)
+            .finish()
+    }
+}
+
+impl ResponseBody {
+    /// The body has ended: the connection goes home, unless it cannot be reused.
+    fn finish(&mut self) {
+        if let Some(conn) = self.conn.take()
+            && self.keep
+            && conn.buf.is_empty()
+        {
+            self.home
+                .endpoint
+                .h1
+                .put_back(conn, Instant::now(), self.home.max_idle);
+        }
+    }
+
+    fn error(kind: UpstreamErrorKind, detail: impl Into<String>) -> crate::body::BodyError {
+        Box::new(Error::Upstream {
+            kind,
+            detail: detail.into(),
+        })
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = crate::body::BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        loop {
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match this.decoder.decode(&mut conn.buf) {
+                Ok(Decoded::Data(d)) => {
+                    if this.decoder.is_done() {
+                        this.finish();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(d))));
+                }
+                Ok(Decoded::Trailers(t)) => {
+                    this.finish();
+                    return Poll::Ready(Some(Ok(Frame::trailers(t))));
+                }
+                Ok(Decoded::Done) => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Ok(Decoded::NeedMore) => {}
+                Err(e) => {
+                    this.conn = None;
+                    return Poll::Ready(Some(Err(Self::error(UpstreamErrorKind::Protocol, e.0))));
+                }
+            }
+            conn.buf.reserve(READ_CHUNK);
+            match conn.stream.try_read_buf(&mut conn.buf) {
+                Ok(0) => {
+                    this.keep = false;
+                    if let Err(e) = this.decoder.eof() {
+                        this.conn = None;
+                        return Poll::Ready(Some(Err(Self::error(UpstreamErrorKind::Closed, e.0))));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if let Err(e) = ready!(conn.stream.poll_read_ready(cx)) {
+                        this.conn = None;
+                        return Poll::Ready(Some(Err(Self::error(
+                            UpstreamErrorKind::Closed,
+                            e.to_string(),
+                        ))));
+                    }
+                }
+                Err(e) => {
+                    this.conn = None;
+                    return Poll::Ready(Some(Err(Self::error(
+                        UpstreamErrorKind::Closed,
+                        format!("reading the response body: {e}"),
+                    ))));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.decoder.is_done()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.decoder.remaining() {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,420 @@
+//! HTTP/1.1 on the upstream side, as bytes: the request head written, the response head read,
+//! how long the response body is, and the chunked body taken apart. Pure functions over
+//! buffers, no IO, so that every case is tested by feeding bytes.
+
+use bytes::{Buf as _, Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, HeaderName, HeaderValue, TRANSFER_ENCODING};
+use http::{HeaderMap, Method, StatusCode, Version};
+
+/// The most bytes a response head (or a chunked body's trailers) may take.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// The most header fields a response head may carry.
+pub const MAX_HEADERS: usize = 128;
+/// The longest chunk-size line accepted, extensions included.
+const MAX_CHUNK_LINE: usize = 4096;
+
+/// Something the upstream sent that is not HTTP/1.1 as this client reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolError(pub String);
+
+impl std::fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn bad<T>(why: impl Into<String>) -> Result<T, ProtocolError> {
+    Err(ProtocolError(why.into()))
+}
+
+/// How a request body goes on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestFraming {
+    /// No body and no length header.
+    None,
+    /// `Content-Length: n` and exactly n bytes.
+    Sized(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// Writes a request head: the request line in origin form, the headers as they are except
+/// for the framing ones, which `framing` decides.
+pub fn encode_request_head(
+    method: &Method,
+    path_and_query: &str,
+    headers: &HeaderMap,
+    framing: RequestFraming,
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path_and_query.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    match framing {
+        RequestFraming::None => {}
+        RequestFraming::Sized(n) => {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(itoa(n, &mut [0; 20]));
+            out.extend_from_slice(b"\r\n");
+        }
+        RequestFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The chunk-size line for a chunk of `len` bytes.
+pub fn chunk_header(len: usize, out: &mut Vec<u8>) {
+    out.extend_from_slice(format!("{len:x}\r\n").as_bytes());
+}
+
+/// The last chunk with its trailers.
+pub fn last_chunk(trailers: Option<&HeaderMap>, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"0\r\n");
+    for (name, value) in trailers.into_iter().flatten() {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// A response head read off the wire.
+#[derive(Debug)]
+pub struct ResponseHead {
+    /// The status.
+    pub status: StatusCode,
+    /// HTTP/1.0 or HTTP/1.1.
+    pub version: Version,
+    /// The header fields, in order.
+    pub headers: HeaderMap,
+}
+
+/// Reads a response head from the front of `buf`: `Ok(None)` when more bytes are needed; on
+/// success the head's bytes are taken out of `buf`. Interim (1xx) heads other than 101 are
+/// skipped, as a proxy that does not pass them on must.
+pub fn parse_response_head(buf: &mut BytesMut) -> Result<Option<ResponseHead>, ProtocolError> {
+    loop {
+        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Response::new(&mut fields);
+        let n = match parsed.parse(buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => {
+                if buf.len() > MAX_HEAD_BYTES {
+                    return bad(format!("response head over {MAX_HEAD_BYTES} bytes"));
+                }
+                return Ok(None);
+            }
+            Err(httparse::Error::TooManyHeaders) => {
+                return bad(format!("response head with over {MAX_HEADERS} fields"));
+            }
+            Err(e) => return bad(format!("invalid response head: {e}")),
+        };
+        if n > MAX_HEAD_BYTES {
+            return bad(format!("response head over {MAX_HEAD_BYTES} bytes"));
+        }
+        let code = parsed.code.unwrap_or(0);
+        let status =
+            StatusCode::from_u16(code).or_else(|_| bad(format!("invalid status code {code}")))?;
+        let version = if parsed.version == Some(0) {
+            Version::HTTP_10
+        } else {
+            Version::HTTP_11
+        };
+        let headers = header_map(parsed.headers)?;
+        buf.advance(n);
+        if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
+            continue;
+        }
+        return Ok(Some(ResponseHead {
+            status,
+            version,
+            headers,
+        }));
+    }
+}
+
+fn header_map(fields: &[httparse::Header<'_>]) -> Result<HeaderMap, ProtocolError> {
+    let mut headers = HeaderMap::with_capacity(fields.len());
+    for f in fields {
+        let name = HeaderName::from_bytes(f.name.as_bytes())
+            .or_else(|_| bad(format!("invalid header name {:?}", f.name)))?;
+        let value = HeaderValue::from_bytes(f.value)
+            .or_else(|_| bad(format!("invalid value for header {:?}", f.name)))?;
+        headers.append(name, value);
+    }
+    Ok(headers)
+}
+
+/// How long a response body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyLength {
+    /// No body.
+    Empty,
+    /// Exactly this many bytes.
+    Sized(u64),
+    /// Chunked.
+    Chunked,
+    /// Until the upstream closes the connection.
+    UntilClose,
+}
+
+/// The response body's length and whether the connection can carry another request after it
+/// (RFC 9112 §6.3). `Transfer-Encoding` wins over `Content-Length`, and the connection is not
+/// kept then; a `Content-Length` that is not one number is an error.
+pub fn response_body(
+    request_method: &Method,
+    head: &mut ResponseHead,
+) -> Result<(BodyLength, bool), ProtocolError> {
+    let mut keep =
+        head.version == Version::HTTP_11 && !has_token(&head.headers, CONNECTION, "close");
+    let no_body = request_method == Method::HEAD
+        || head.status.is_informational()
+        || head.status == StatusCode::NO_CONTENT
+        || head.status == StatusCode::NOT_MODIFIED;
+    if no_body {
+        return Ok((BodyLength::Empty, keep));
+    }
+    if head.headers.contains_key(TRANSFER_ENCODING) {
+        if head.headers.contains_key(CONTENT_LENGTH) {
+            head.headers.remove(CONTENT_LENGTH);
+            keep = false;
+        }
+        let last = head
+            .headers
+            .get_all(TRANSFER_ENCODING)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
+            .rfind(|t| !t.is_empty());
+        return Ok(match last {
+            Some(t) if t.eq_ignore_ascii_case(b"chunked") => (BodyLength::Chunked, keep),
+            _ => (BodyLength::UntilClose, false),
+        });
+    }
+    let mut length: Option<u64> = None;
+    for v in head.headers.get_all(CONTENT_LENGTH) {
+        for part in v.as_bytes().split(|&b| b == b',') {
+            let part = part.trim_ascii();
+            let n = (!part.is_empty() && part.len() <= 19 && part.iter().all(u8::is_ascii_digit))
+                .then(|| part.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+                .map_or_else(|| bad("invalid content-length"), Ok)?;
+            if length.is_some_and(|l| l != n) {
+                return bad("conflicting content-length values");
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match length {
+        Some(0) => (BodyLength::Empty, keep),
+        Some(n) => (BodyLength::Sized(n), keep),
+        None => (BodyLength::UntilClose, false),
+    })
+}
+
+fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// What the body decoder got out of the buffer.
+#[derive(Debug, PartialEq)]
+pub enum Decoded {
+    /// Body bytes.
+    Data(Bytes),
+    /// The trailers of a chunked body (its end follows).
+    Trailers(HeaderMap),
+    /// The body is complete.
+    Done,
+    /// More bytes are needed.
+    NeedMore,
+}
+
+/// Takes a response body apart as its bytes arrive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoder {
+    state: State,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Sized(u64),
+    UntilClose,
+    ChunkSize,
+    ChunkData(u64),
+    ChunkDataEnd,
+    Trailers,
+    Done,
+}
+
+impl Decoder {
+    /// A decoder for a body of this length.
+    pub fn new(length: BodyLength) -> Self {
+        let state = match length {
+            BodyLength::Empty | BodyLength::Sized(0) => State::Done,
+            BodyLength::Sized(n) => State::Sized(n),
+            BodyLength::Chunked => State::ChunkSize,
+            BodyLength::UntilClose => State::UntilClose,
+        };
+        Self { state }
+    }
+
+    /// Whether the body has been read to its end.
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// The bytes still to come, when the length is known.
+    pub fn remaining(&self) -> Option<u64> {
+        match self.state {
+            State::Sized(n) => Some(n),
+            State::Done => Some(0),
+            _ => None,
+        }
+    }
+
+    /// Takes what it can from the front of `buf`.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, ProtocolError> {
+        loop {
+            match self.state {
+                State::Done => return Ok(Decoded::Done),
+                State::Sized(n) | State::ChunkData(n) => {
+                    if buf.is_empty() {
+                        return Ok(Decoded::NeedMore);
+                    }
+                    let take = usize::try_from(n).unwrap_or(usize::MAX).min(buf.len());
+                    let left = n - take as u64;
+                    self.state = match (self.state, left) {
+                        (State::Sized(_), 0) => State::Done,
+                        (State::Sized(_), _) => State::Sized(left),
+                        (_, 0) => State::ChunkDataEnd,
+                        _ => State::ChunkData(left),
+                    };
+                    return Ok(Decoded::Data(buf.split_to(take).freeze()));
+                }
+                State::UntilClose => {
+                    if buf.is_empty() {
+                        return Ok(Decoded::NeedMore);
+                    }
+                    return Ok(Decoded::Data(buf.split().freeze()));
+                }
+                State::ChunkSize => {
+                    let Some(end) = buf.iter().position(|&b| b == b'\n') else {
+                        if buf.len() > MAX_CHUNK_LINE {
+                            return bad("chunk-size line too long");
+                        }
+                        return Ok(Decoded::NeedMore);
+                    };
+                    if end > MAX_CHUNK_LINE {
+                        return bad("chunk-size line too long");
+                    }
+                    let size = chunk_size(&buf[..end])?;
+                    buf.advance(end + 1);
+                    self.state = if size == 0 {
+                        State::Trailers
+                    } else {
+                        State::ChunkData(size)
+                    };
+                }
+                State::ChunkDataEnd => match buf.get(..2) {
+                    None if buf.first().is_none_or(|&b| b == b'\r') => {
+                        return Ok(Decoded::NeedMore);
+                    }
+                    Some(b"\r\n") => {
+                        buf.advance(2);
+                        self.state = State::ChunkSize;
+                    }
+                    _ => return bad("chunk data not followed by CRLF"),
+                },
+                State::Trailers => {
+                    if buf.starts_with(b"\r\n") {
+                        buf.advance(2);
+                        self.state = State::Done;
+                        continue;
+                    }
+                    if buf.len() < 2 {
+                        return Ok(Decoded::NeedMore);
+                    }
+                    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                    match httparse::parse_headers(buf, &mut fields) {
+                        Ok(httparse::Status::Complete((n, fields))) => {
+                            let trailers = header_map(fields)?;
+                            buf.advance(n);
+                            self.state = State::Done;
+                            return Ok(Decoded::Trailers(trailers));
+                        }
+                        Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD_BYTES => {
+                            return Ok(Decoded::NeedMore);
+                        }
+                        Ok(httparse::Status::Partial) => return bad("trailers too long"),
+                        Err(e) => return bad(format!("invalid trailers: {e}")),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The upstream closed the connection: the end of a body read until close, an error for
+    /// any other body not yet complete.
+    pub fn eof(&mut self) -> Result<(), ProtocolError> {
+        match self.state {
+            State::Done => Ok(()),
+            State::UntilClose => {
+                self.state = State::Done;
+                Ok(())
+            }
+            _ => bad("the upstream closed the connection before the body ended"),
+        }
+    }
+}
+
+/// The size of a chunk-size line (`\r\n` or `\n` ended, extensions ignored).
+fn chunk_size(line: &[u8]) -> Result<u64, ProtocolError> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let digits = line
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    if digits.is_empty() || digits.len() > 15 {
+        return bad("invalid chunk size");
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        let v = match d {
+            b'0'..=b'9' => d - b'0',
+            b'a'..=b'f' => d - b'a' + 10,
+            b'A'..=b'F' => d - b'A' + 10,
+            _ => return bad("invalid chunk size"),
+        };
+        Ok(n * 16 + u64::from(v))
+    })
+}
+
+#[cfg(test)]
+#[path = "codec_tests.rs"]
+mod tests;
