@@ -522,10 +522,13 @@ async fn send(
         return shared.upstreams.send_h1(endpoint, req).await;
     }
     address(&mut req, &endpoint.authority, backend.protocol)?;
-    shared
-        .upstreams
-        .send(backend.protocol, backend.spec.tls.as_ref(), req)
-        .await
+    // boxed, so that its state does not weigh on the HTTP/1.1 path's futures
+    Box::pin(
+        shared
+            .upstreams
+            .send(backend.protocol, backend.spec.tls.as_ref(), req),
+    )
+    .await
 }
 
 /// Points the request at an endpoint, keeping its path and query.

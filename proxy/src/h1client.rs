@@ -26,14 +26,26 @@ use codec::{Decoded, Decoder};
 use crate::error::{Error, UpstreamErrorKind};
 use crate::table::Endpoint;
 
-/// Bytes read from the upstream at a time.
+/// Room made in a connection's read buffer when less than half of it is left: reads take
+/// what has come, up to the room there is.
 const READ_CHUNK: usize = 8 * 1024;
+/// The largest request-head buffer a connection keeps for its next request.
+const KEPT_WIRE_BYTES: usize = 16 * 1024;
+
+/// Makes room to read into, reusing the buffer's allocation when nothing else holds it.
+fn make_room(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+        buf.reserve(READ_CHUNK);
+    }
+}
 
 /// One connection to an endpoint, with what was read from it and not used yet.
 #[derive(Debug)]
 pub struct Conn {
     stream: TcpStream,
     buf: BytesMut,
+    /// The request head as written last, its allocation kept for the next one.
+    wire: Vec<u8>,
     /// Whether a response was read on it before (so it may have been closed while idle).
     reused: bool,
 }
@@ -44,6 +56,7 @@ impl Conn {
         Self {
             stream,
             buf: BytesMut::new(),
+            wire: Vec::new(),
             reused: false,
         }
     }
@@ -137,16 +150,17 @@ where
         .uri()
         .path_and_query()
         .map_or("/", http::uri::PathAndQuery::as_str);
-    let mut wire = Vec::with_capacity(256);
+    let mut conn = conn;
+    let mut wire = std::mem::take(&mut conn.wire);
+    wire.clear();
     codec::encode_request_head(&method, target, head.headers(), framing, &mut wire);
-    let (wire, body) = match body {
+    let body = match body {
         SendBody::Full(b) => {
             wire.extend_from_slice(&b);
-            (wire, None)
+            None
         }
-        SendBody::Streamed(b, _) => (wire, Some(b)),
+        SendBody::Streamed(b, _) => Some(b),
     };
-    let mut conn = conn;
     let first = match body {
         None => one_exchange(&mut conn, &wire, None::<(B, RequestFraming)>, &method).await,
         Some(b) => one_exchange(&mut conn, &wire, Some((b, framing)), &method).await,
@@ -159,6 +173,9 @@ where
         }
         other => other,
     };
+    if wire.capacity() <= KEPT_WIRE_BYTES {
+        conn.wire = wire;
+    }
     let (resp_head, length, keep) = outcome.map_err(|f| f.error)?;
     let mut resp = Response::new(ResponseBody {
         conn: Some(conn),
@@ -247,7 +264,7 @@ async fn read_head(
             return Ok(head);
         }
         let nothing_yet = buf.is_empty();
-        buf.reserve(READ_CHUNK);
+        make_room(buf);
         match reader.read_buf(buf).await {
             Ok(0) => {
                 let mut f = failed(
@@ -413,7 +430,7 @@ impl Body for ResponseBody {
                     return Poll::Ready(Some(Err(Self::error(UpstreamErrorKind::Protocol, e.0))));
                 }
             }
-            conn.buf.reserve(READ_CHUNK);
+            make_room(&mut conn.buf);
             match conn.stream.try_read_buf(&mut conn.buf) {
                 Ok(0) => {
                     this.keep = false;

@@ -20,20 +20,21 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 /// is kept (gRPC needs it); any other `TE` is removed. Looks before it removes: most messages
 /// carry none of these, or only `Connection: keep-alive`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let mut doomed: Vec<HeaderName> = Vec::new();
+    // which hop-by-hop names are present, one bit each; nothing is allocated unless the
+    // Connection header names other headers
+    let mut present: u8 = 0;
+    let mut te = false;
     for name in headers.keys() {
-        if HOP_BY_HOP.contains(name) {
-            doomed.push(name.clone());
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present |= 1 << i;
         } else if name == header::TE {
-            let trailers_only = headers
-                .get_all(header::TE)
-                .iter()
-                .all(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-            if !trailers_only {
-                doomed.push(name.clone());
-            }
+            te = true;
         }
     }
+    if present == 0 && !te {
+        return;
+    }
+    let mut nominated: Vec<HeaderName> = Vec::new();
     for value in headers.get_all(header::CONNECTION) {
         for token in value.as_bytes().split(|&b| b == b',') {
             let token = token.trim_ascii();
@@ -45,11 +46,24 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
                 continue;
             }
             if let Ok(n) = HeaderName::from_bytes(token) {
-                doomed.push(n);
+                nominated.push(n);
             }
         }
     }
-    for name in doomed {
+    if te
+        && !headers
+            .get_all(header::TE)
+            .iter()
+            .all(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"))
+    {
+        headers.remove(header::TE);
+    }
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
+    }
+    for name in nominated {
         headers.remove(name);
     }
 }

@@ -13,7 +13,6 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
@@ -23,12 +22,13 @@ use crate::framing;
 use crate::state::Shared;
 use crate::telemetry;
 
-/// One open connection, as the cap sees it.
+/// One open connection, as the cap and shutdown see it.
 struct Conn {
     evicted: std::sync::atomic::AtomicBool,
     in_flight: AtomicU32,
     last_active_ms: AtomicU64,
-    evict: Notify,
+    /// What the connection is asked to do: go on, finish gracefully, or close now.
+    signal: Signal,
 }
 
 /// Open connections, for the cap and idle eviction. Touched on connect, close and eviction
@@ -48,7 +48,7 @@ impl Conns {
             evicted: std::sync::atomic::AtomicBool::new(false),
             in_flight: AtomicU32::new(0),
             last_active_ms: AtomicU64::new(now_ms),
-            evict: Notify::new(),
+            signal: Signal::default(),
         });
         self.open
             .lock()
@@ -77,10 +77,17 @@ impl Conns {
         match victim {
             Some(c) => {
                 c.evicted.store(true, Relaxed);
-                c.evict.notify_one();
+                c.signal.raise(Signal::CLOSE);
                 true
             }
             None => false,
+        }
+    }
+
+    /// Asks every open connection to finish its in-flight requests and close.
+    fn finish_all(&self) {
+        for c in self.open.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            c.signal.raise(Signal::FINISH);
         }
     }
 
@@ -104,7 +111,6 @@ async fn run_conn<IO>(
     client: std::net::SocketAddr,
     shared: Arc<Shared>,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    watcher: hyper_util::server::graceful::Watcher,
     conn_state: Arc<Conn>,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -134,27 +140,85 @@ async fn run_conn<IO>(
             resp
         }
     });
-    let conn = watcher.watch(builder.serve_connection_with_upgrades(io, svc).into_owned());
-    tokio::pin!(conn);
-    tokio::select! {
-        r = conn.as_mut() => {
-            if let Err(e) = r {
-                tracing::debug!(client = %client, error = %e, "connection ended with an error");
+    let mut conn = std::pin::pin!(builder.serve_connection_with_upgrades(io, svc));
+    let signal = &conn_state.signal;
+    let mut known: Option<std::task::Waker> = None;
+    let mut finishing = false;
+    let ended = std::future::poll_fn(|cx| {
+        signal.listen(&mut known, cx.waker());
+        match signal.raised.load(std::sync::atomic::Ordering::Acquire) {
+            Signal::CLOSE => return std::task::Poll::Ready(None),
+            Signal::FINISH if !finishing => {
+                finishing = true;
+                conn.as_mut().graceful_shutdown();
             }
+            _ => {}
         }
-        () = conn_state.evict.notified() => {
-            tracing::debug!(client = %client, "idle connection evicted: at max_connections");
+        conn.as_mut().poll(cx).map(Some)
+    })
+    .await;
+    match ended {
+        Some(Err(e)) => {
+            tracing::debug!(client = %client, error = %e, "connection ended with an error");
+        }
+        Some(Ok(())) => {}
+        None => tracing::debug!(client = %client, "idle connection evicted: at max_connections"),
+    }
+}
+
+/// A request to a connection from outside its task: one atomic word and the task's waker.
+/// Looked at on every wake of the connection, so the check is one load and a waker compare;
+/// the lock is taken only when the waker changes or a signal is raised. (A `Notify` and
+/// hyper-util's graceful watcher each took a lock on every wake.)
+#[derive(Default)]
+struct Signal {
+    raised: std::sync::atomic::AtomicU8,
+    waker: Mutex<Option<std::task::Waker>>,
+}
+
+impl Signal {
+    /// Finish the in-flight requests, then close (graceful shutdown).
+    const FINISH: u8 = 1;
+    /// Close now (eviction).
+    const CLOSE: u8 = 2;
+
+    /// Leaves the connection task's waker with the signal when it is not the one left
+    /// last (`known`); then a raised signal wakes the task.
+    fn listen(&self, known: &mut Option<std::task::Waker>, waker: &std::task::Waker) {
+        if !known.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *self.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(waker.clone());
+            *known = Some(waker.clone());
+        }
+    }
+
+    fn raise(&self, what: u8) {
+        self.raised
+            .fetch_max(what, std::sync::atomic::Ordering::AcqRel);
+        if let Some(w) = self
+            .waker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            w.wake_by_ref();
         }
     }
 }
+
+/// hyper's own limit on request header fields.
+const HYPER_MAX_HEADERS: usize = 100;
 
 fn builder(ds: &DownstreamConfig) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(ds.header_read_timeout)
-        .max_buf_size(ds.max_header_bytes.max(8192))
-        .max_headers(ds.max_headers);
+        .max_buf_size(ds.max_header_bytes.max(8192));
+    if ds.max_headers != HYPER_MAX_HEADERS {
+        // hyper parses into a stack array at its default limit; set, the limit costs a
+        // vector made (and filled) for every request head
+        b.http1().max_headers(ds.max_headers);
+    }
     b.http2()
         .enable_connect_protocol()
         .timer(TokioTimer::new())
@@ -176,7 +240,6 @@ pub async fn serve(
     ds: DownstreamConfig,
 ) -> bool {
     let builder = Arc::new(builder(&ds));
-    let graceful = GracefulShutdown::new();
     let open = metrics::gauge!(telemetry::OPEN_CONNECTIONS);
     let conns = Arc::new(Conns::default());
     tokio::pin!(shutdown);
@@ -225,14 +288,13 @@ pub async fn serve(
                 let _ = stream.set_nodelay(true);
                 let (id, conn_state) = conns.add(shared.now_ms());
                 let (shared, builder, tls, conns) = (shared.clone(), builder.clone(), tls.clone(), conns.clone());
-                let watcher = graceful.watcher();
                 let open = open.clone();
                 let handshake_timeout = ds.header_read_timeout;
                 let max_head_bytes = ds.max_header_bytes;
                 open.increment(1.0);
                 tokio::spawn(async move {
                     match tls {
-                        None => run_conn(stream, max_head_bytes, "http", client, shared, builder, watcher, conn_state).await,
+                        None => run_conn(stream, max_head_bytes, "http", client, shared, builder, conn_state).await,
                         Some(acceptor) => {
                             let mut stream = stream;
                             if crate::tls::refuse_outdated(&mut stream).await {
@@ -242,7 +304,7 @@ pub async fn serve(
                                 return;
                             }
                             match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                                Ok(Ok(s)) => run_conn(s, max_head_bytes, "https", client, shared, builder, watcher, conn_state).await,
+                                Ok(Ok(s)) => run_conn(s, max_head_bytes, "https", client, shared, builder, conn_state).await,
                                 Ok(Err(e)) => tracing::debug!(client = %client, error = %e, "TLS handshake failed"),
                                 Err(_) => tracing::debug!(client = %client, "TLS handshake timed out"),
                             }
@@ -256,8 +318,9 @@ pub async fn serve(
         }
     }
     drop(listener);
+    conns.finish_all();
     tokio::select! {
-        () = graceful.shutdown() => true,
+        () = conns.wait_below(1) => true,
         () = tokio::time::sleep(drain) => false,
     }
 }

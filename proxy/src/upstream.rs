@@ -244,7 +244,8 @@ impl Upstreams {
         req: Request<UpstreamBody>,
     ) -> Result<Response<ResponseBody>, Error> {
         if req.headers().contains_key(http::header::UPGRADE) {
-            return self.send_h1_upgrade(endpoint, req).await;
+            // boxed, as the rare path: its state does not weigh on every request's future
+            return Box::pin(self.send_h1_upgrade(endpoint, req)).await;
         }
         let (parts, body) = req.into_parts();
         let head = Request::from_parts(parts, ());
@@ -260,7 +261,7 @@ impl Upstreams {
             .checkout(Instant::now(), self.settings.pool_idle_timeout);
         let conn = match pooled {
             Some(c) => c,
-            None => h1client::Conn::new(self.connect_tcp(&endpoint.authority).await?),
+            None => h1client::Conn::new(Box::pin(self.connect_tcp(&endpoint.authority)).await?),
         };
         let home = h1client::Home {
             endpoint: endpoint.clone(),
@@ -271,7 +272,9 @@ impl Upstreams {
                 self.connect_tcp(&endpoint.authority).await?,
             ))
         };
-        let exchange = h1client::exchange(conn, connect, head, body, home);
+        // boxed: the exchange's state is large, and every future that holds it inline is
+        // moved (copied) as it is built up the request path
+        let exchange = Box::pin(h1client::exchange(conn, connect, head, body, home));
         match tokio::time::timeout(self.request_timeout, exchange).await {
             Err(_) => Err(Error::Upstream {
                 kind: UpstreamErrorKind::Timeout,

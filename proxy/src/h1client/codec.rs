@@ -143,7 +143,18 @@ pub fn parse_response_head(buf: &mut BytesMut) -> Result<Option<ResponseHead>, P
         } else {
             Version::HTTP_11
         };
-        let headers = header_map(parsed.headers)?;
+        // one copy of the head, and every value a slice of it: one allocation, not one each
+        let head = Bytes::copy_from_slice(&buf[..n]);
+        let base = buf.as_ptr() as usize;
+        let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+        for f in parsed.headers.iter() {
+            let name = HeaderName::from_bytes(f.name.as_bytes())
+                .or_else(|_| bad(format!("invalid header name {:?}", f.name)))?;
+            let at = f.value.as_ptr() as usize - base;
+            let value = HeaderValue::from_maybe_shared(head.slice(at..at + f.value.len()))
+                .or_else(|_| bad(format!("invalid value for header {:?}", f.name)))?;
+            headers.append(name, value);
+        }
         buf.advance(n);
         if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
             continue;
@@ -156,6 +167,7 @@ pub fn parse_response_head(buf: &mut BytesMut) -> Result<Option<ResponseHead>, P
     }
 }
 
+/// The fields as a header map, the values copied.
 fn header_map(fields: &[httparse::Header<'_>]) -> Result<HeaderMap, ProtocolError> {
     let mut headers = HeaderMap::with_capacity(fields.len());
     for f in fields {
