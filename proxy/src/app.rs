@@ -76,16 +76,27 @@ pub async fn start(
         shared.apply(config.table()).await?;
         shared.set_ready(true);
     }
+    let workers = config.downstream.worker_count();
     let tls = match &config.tls {
-        Some(t) => Some((Arc::new(crate::tls::Tls::load(t)?), bind(&t.listen).await?)),
+        Some(t) => Some((
+            Arc::new(crate::tls::Tls::load(t)?),
+            bind_workers(&t.listen, workers).await?,
+        )),
         None => None,
     };
-    let listener = bind(&config.listen).await?;
+    let listeners = bind_workers(&config.listen, workers).await?;
     let admin_listener = bind(&config.admin.listen).await?;
-    let listen = listener.local_addr().map_err(|source| Error::Bind {
-        addr: config.listen.clone(),
-        source,
-    })?;
+    let local = |l: &std::net::TcpListener, addr: &str| {
+        l.local_addr().map_err(|source| Error::Bind {
+            addr: addr.to_owned(),
+            source,
+        })
+    };
+    let listen = local(&listeners[0], &config.listen)?;
+    let tls_addr = match (&tls, &config.tls) {
+        (Some((_, l)), Some(t)) => Some(local(&l[0], &t.listen)?),
+        _ => None,
+    };
     let admin_addr = admin_listener.local_addr().map_err(|source| Error::Bind {
         addr: config.admin.listen.clone(),
         source,
@@ -116,62 +127,37 @@ pub async fn start(
             .await;
     });
     tokio::spawn(probe_loop(shared.clone(), stop_rx.clone()));
-    let tls_addr = match &tls {
-        Some((_, l)) => Some(l.local_addr().map_err(|source| Error::Bind {
-            addr: "tls".into(),
-            source,
-        })?),
-        None => None,
+    let tls_watch = tls.as_ref().map(|(t, _)| tokio::spawn(t.clone().watch()));
+    let serving = Serving {
+        shared: shared.clone(),
+        stop: stop_rx,
+        drain: config.drain_timeout,
+        downstream: config.downstream.clone(),
+        conns: Arc::new(server::Conns::default()),
     };
-    let tls_task = tls.map(|(t, l)| {
-        let watch = tokio::spawn(t.clone().watch());
-        let shared = shared.clone();
-        let mut stop = stop_rx.clone();
-        let ds = config.downstream.clone();
-        let drain = config.drain_timeout;
-        tokio::spawn(async move {
-            let drained = server::serve(
-                l,
-                Some(t.acceptor.clone()),
-                shared,
-                async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                },
-                drain,
-                ds,
-            )
-            .await;
-            watch.abort();
-            drained
-        })
-    });
-    let drain = config.drain_timeout;
-    let downstream = config.downstream.clone();
-    let serve_shared = shared.clone();
-    let mut traffic_stop = stop_rx;
+    let mut tls_listeners = tls.map(|(t, l)| (t.acceptor.clone(), l.into_iter()));
+    let mut finished = Vec::with_capacity(workers);
+    for (i, plain) in listeners.into_iter().enumerate() {
+        let tls = tls_listeners
+            .as_mut()
+            .and_then(|(a, l)| Some((a.clone(), l.next()?)));
+        finished.push(serving.clone().spawn_worker(i + 1, plain, tls)?);
+    }
     let done = tokio::spawn(async move {
-        let drained = server::serve(
-            listener,
-            None,
-            serve_shared,
-            async move {
-                let _ = traffic_stop.wait_for(|s| *s).await;
-            },
-            drain,
-            downstream,
-        )
-        .await;
-        let tls_drained = match tls_task {
-            Some(t) => t.await.unwrap_or(false),
-            None => true,
-        };
+        let mut drained = true;
+        for f in finished {
+            drained &= f.await.unwrap_or(false);
+        }
+        if let Some(w) = tls_watch {
+            w.abort();
+        }
         let _ = admin_task.await;
         if let Some(s) = subscription {
             let _ = tokio::time::timeout(Duration::from_secs(3), s).await;
         }
-        drained && tls_drained
+        drained
     });
-    tracing::info!(listen = %listen, admin = %admin_addr, "sluice-proxy started");
+    tracing::info!(listen = %listen, admin = %admin_addr, workers, "sluice-proxy started");
     Ok(RunningProxy {
         listen,
         admin: admin_addr,
@@ -180,6 +166,122 @@ pub async fn start(
         stop,
         done,
     })
+}
+
+/// What every worker thread needs to serve clients.
+#[derive(Clone)]
+struct Serving {
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+    drain: Duration,
+    downstream: crate::config::DownstreamConfig,
+    conns: Arc<server::Conns>,
+}
+
+impl Serving {
+    /// Starts worker `n`: a thread with its own single-threaded event loop serving its own
+    /// listening sockets, until the stop; the receiver says whether its connections drained
+    /// in time.
+    fn spawn_worker(
+        self,
+        n: usize,
+        plain: std::net::TcpListener,
+        tls: Option<(tokio_rustls::TlsAcceptor, std::net::TcpListener)>,
+    ) -> Result<tokio::sync::oneshot::Receiver<bool>> {
+        let (done, finished) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("sluice-worker-{n}"))
+            .spawn(move || {
+                crate::worker::enter(n);
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(worker = n, error = %e, "worker event loop not started");
+                        let _ = done.send(false);
+                        return;
+                    }
+                };
+                let drained = runtime.block_on(self.serve(plain, tls));
+                let _ = done.send(drained);
+            })
+            .map_err(|source| Error::Bind {
+                addr: format!("worker thread {n}"),
+                source,
+            })?;
+        Ok(finished)
+    }
+
+    async fn serve(
+        self,
+        plain: std::net::TcpListener,
+        tls: Option<(tokio_rustls::TlsAcceptor, std::net::TcpListener)>,
+    ) -> bool {
+        let one = |listener: std::net::TcpListener, acceptor| {
+            let s = self.clone();
+            async move {
+                let listener = match TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(error = %e, "listener not served");
+                        return false;
+                    }
+                };
+                let mut stop = s.stop.clone();
+                server::serve(
+                    listener,
+                    acceptor,
+                    s.shared,
+                    async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    },
+                    s.drain,
+                    s.downstream,
+                    s.conns,
+                )
+                .await
+            }
+        };
+        let plain = one(plain, None);
+        match tls {
+            Some((acceptor, l)) => {
+                let (a, b) = tokio::join!(plain, one(l, Some(acceptor)));
+                a && b
+            }
+            None => plain.await,
+        }
+    }
+}
+
+/// `n` listening sockets on one address, sharing it through `SO_REUSEPORT`: the kernel spreads
+/// new connections over them, one per worker. A plain bind first checks that nobody else holds
+/// the address (another process in the same group would take a share of the connections).
+async fn bind_workers(addr: &str, n: usize) -> Result<Vec<std::net::TcpListener>> {
+    let failed = |source: std::io::Error| Error::Bind {
+        addr: addr.to_owned(),
+        source,
+    };
+    let probe = bind(addr).await?;
+    let mut at = probe.local_addr().map_err(failed)?;
+    drop(probe);
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n.max(1) {
+        let socket = if at.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+        .map_err(failed)?;
+        socket.set_reuseaddr(true).map_err(failed)?;
+        socket.set_reuseport(true).map_err(failed)?;
+        socket.bind(at).map_err(failed)?;
+        let listener = socket.listen(1024).map_err(failed)?;
+        at = listener.local_addr().map_err(failed)?;
+        out.push(listener.into_std().map_err(failed)?);
+    }
+    Ok(out)
 }
 
 /// Active health checks: probes every endpoint of every backend that asks for them, when due.

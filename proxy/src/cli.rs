@@ -145,7 +145,10 @@ pub fn main_with(args: ProxyArgs) -> ExitCode {
         }
         _ => None,
     };
+    // clients are served by the worker threads (see `downstream.workers`); this runtime has
+    // the admin API, the controller subscription, health checks and signals
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
     {

@@ -151,6 +151,10 @@ pub struct DownstreamConfig {
     /// kept and appended to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_proxies: Vec<String>,
+    /// Threads serving clients, each with its own event loop, listening socket
+    /// (`SO_REUSEPORT`) and upstream connections; 0 (the default) means one per core.
+    #[serde(default)]
+    pub workers: usize,
 }
 
 impl Default for DownstreamConfig {
@@ -163,7 +167,22 @@ impl Default for DownstreamConfig {
             on_max_connections: OnMaxConnections::default(),
             forwarded: ForwardedMode::default(),
             trusted_proxies: Vec::new(),
+            workers: 0,
         }
+    }
+}
+
+/// The most worker threads accepted.
+pub const MAX_WORKERS: usize = 256;
+
+impl DownstreamConfig {
+    /// The worker threads to start: `workers`, or one per core when it is 0.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+        .min(MAX_WORKERS)
     }
 }
 
@@ -296,6 +315,12 @@ impl ProxyConfig {
         }
         if self.downstream.max_headers == 0 {
             errors.push(FieldError::new("downstream.max_headers", "must be above 0"));
+        }
+        if self.downstream.workers > MAX_WORKERS {
+            errors.push(FieldError::new(
+                "downstream.workers",
+                format!("must be at most {MAX_WORKERS} (0 means one per core)"),
+            ));
         }
         if self.downstream.max_connections == 0 {
             errors.push(FieldError::new(

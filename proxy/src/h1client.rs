@@ -100,6 +100,8 @@ pub struct Home {
     pub endpoint: Arc<Endpoint>,
     /// The most idle connections that pool keeps.
     pub max_idle: usize,
+    /// The pool's slot for the worker whose event loop the connection is registered with.
+    pub slot: usize,
 }
 
 /// Why an exchange failed, and whether it may be tried again on a fresh connection.
@@ -381,10 +383,12 @@ impl ResponseBody {
             && self.keep
             && conn.buf.is_empty()
         {
-            self.home
-                .endpoint
-                .h1
-                .put_back(conn, Instant::now(), self.home.max_idle);
+            self.home.endpoint.h1.put_back(
+                self.home.slot,
+                conn,
+                Instant::now(),
+                self.home.max_idle,
+            );
         }
     }
 

@@ -1,7 +1,9 @@
 //! Keep-alive HTTP/1.1 connections to one endpoint, for the request path's most common case.
 //!
 //! Each endpoint owns its pool, so finding a connection is a pop from a small vector under an
-//! uncontended lock: no key to hash, no task per connection. A connection is in the pool only
+//! uncontended lock: no key to hash, no task per connection. The pool has a slot per worker
+//! thread ([`crate::worker`]): a connection is registered with the event loop of the worker that
+//! opened it, and goes back to that worker's slot only. A connection is in the pool only
 //! while idle: it is taken out for a request and put back when its response body has ended
 //! ([`crate::h1client`]). The newest goes out first; one idle too long, or closed by the
 //! upstream while idle, is dropped when a checkout meets it.
@@ -17,10 +19,18 @@ struct Kept {
     since: Instant,
 }
 
+/// Slots per pool; workers beyond this share slots (still correct, only slower).
+const SLOTS: usize = 32;
+
 /// The pool of one endpoint's idle HTTP/1.1 connections.
 #[derive(Default)]
 pub struct H1Pool {
-    kept: Mutex<Vec<Kept>>,
+    slots: [Mutex<Vec<Kept>>; SLOTS],
+}
+
+/// The current worker's slot.
+pub fn slot() -> usize {
+    crate::worker::index() % SLOTS
 }
 
 impl std::fmt::Debug for H1Pool {
@@ -33,7 +43,7 @@ impl H1Pool {
     /// An idle connection, newest first; drops the closed ones and those idle longer than
     /// `idle_timeout` on the way.
     pub fn checkout(&self, now: Instant, idle_timeout: Duration) -> Option<Conn> {
-        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        let mut kept = self.slots[slot()].lock().unwrap_or_else(|p| p.into_inner());
         while let Some(k) = kept.pop() {
             if now.saturating_duration_since(k.since) > idle_timeout {
                 // the rest are older still
@@ -47,17 +57,23 @@ impl H1Pool {
         None
     }
 
-    /// Keeps an idle connection; drops it when `max` are kept already.
-    pub fn put_back(&self, conn: Conn, now: Instant, max: usize) {
-        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+    /// Keeps an idle connection in slot `slot` (the worker's that opened it); drops it when
+    /// `max` are kept there already.
+    pub fn put_back(&self, slot: usize, conn: Conn, now: Instant, max: usize) {
+        let mut kept = self.slots[slot % SLOTS]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if kept.len() < max {
             kept.push(Kept { conn, since: now });
         }
     }
 
-    /// Idle connections kept.
+    /// Idle connections kept, in every slot.
     pub fn len(&self) -> usize {
-        self.kept.lock().map(|k| k.len()).unwrap_or(0)
+        self.slots
+            .iter()
+            .map(|s| s.lock().map(|k| k.len()).unwrap_or(0))
+            .sum()
     }
 
     /// Whether no connection is kept.
@@ -90,8 +106,8 @@ mod tests {
         let (b, _b) = pair(&l).await;
         let b_port = format!("{b:?}");
         let t0 = Instant::now();
-        pool.put_back(a, t0, 8);
-        pool.put_back(b, t0, 8);
+        pool.put_back(slot(), a, t0, 8);
+        pool.put_back(slot(), b, t0, 8);
         let out = pool.checkout(t0, idle).unwrap();
         assert_eq!(format!("{out:?}"), b_port);
         assert_eq!(pool.len(), 1);
@@ -105,7 +121,7 @@ mod tests {
         let mut theirs = Vec::new();
         for _ in 0..3 {
             let (c, t) = pair(&l).await;
-            pool.put_back(c, t0, 2);
+            pool.put_back(slot(), c, t0, 2);
             theirs.push(t);
         }
         assert_eq!(pool.len(), 2, "the third one is over the maximum");
@@ -123,9 +139,9 @@ mod tests {
         let open_port = format!("{open:?}");
         closed.readable().await;
         chatty.readable().await;
-        pool.put_back(open, t0, 8);
-        pool.put_back(closed, t0, 8);
-        pool.put_back(chatty, t0, 8);
+        pool.put_back(slot(), open, t0, 8);
+        pool.put_back(slot(), closed, t0, 8);
+        pool.put_back(slot(), chatty, t0, 8);
         let out = pool.checkout(t0, Duration::from_secs(60)).unwrap();
         assert_eq!(
             format!("{out:?}"),

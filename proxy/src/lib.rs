@@ -25,6 +25,7 @@ pub mod table;
 pub mod telemetry;
 pub mod tls;
 pub mod upstream;
+pub mod worker;
 
 pub use error::{Error, FieldError, Result};
 pub use spec::TableSpec;

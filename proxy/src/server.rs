@@ -31,10 +31,11 @@ struct Conn {
     signal: Signal,
 }
 
-/// Open connections, for the cap and idle eviction. Touched on connect, close and eviction
-/// only; requests update their connection's atomics.
+/// Open connections, for the cap and idle eviction, shared by every worker's listener so that
+/// the cap counts them all. Touched on connect, close and eviction only; requests update their
+/// connection's atomics.
 #[derive(Default)]
-struct Conns {
+pub struct Conns {
     open: Mutex<HashMap<u64, Arc<Conn>>>,
     count: AtomicUsize,
     next_id: AtomicU64,
@@ -228,8 +229,8 @@ fn builder(ds: &DownstreamConfig) -> auto::Builder<TokioExecutor> {
     b
 }
 
-/// Serves `listener` until `shutdown` completes, then lets open connections finish their
-/// in-flight requests for up to `drain` (HTTP/1 connections close after their current
+/// Serves `listener` until `shutdown` completes, then lets open connections (of every listener
+/// sharing `conns`) finish their in-flight requests for up to `drain` (HTTP/1 connections close after their current
 /// response, HTTP/2 connections get GOAWAY). Returns whether everything drained in time.
 pub async fn serve(
     listener: TcpListener,
@@ -238,10 +239,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     drain: Duration,
     ds: DownstreamConfig,
+    conns: Arc<Conns>,
 ) -> bool {
     let builder = Arc::new(builder(&ds));
     let open = metrics::gauge!(telemetry::OPEN_CONNECTIONS);
-    let conns = Arc::new(Conns::default());
     tokio::pin!(shutdown);
     loop {
         if ds.on_max_connections == OnMaxConnections::Wait
@@ -278,7 +279,11 @@ pub async fn serve(
                             continue;
                         }
                         OnMaxConnections::EvictIdle => {
-                            if !conns.evict_idle() {
+                            if conns.evict_idle() {
+                                // let the evicted connection's task (often one of this
+                                // worker's) run and close before accepting more
+                                tokio::task::yield_now().await;
+                            } else {
                                 conns.wait_below(ds.max_connections).await;
                             }
                         }

@@ -266,6 +266,7 @@ impl Upstreams {
         let home = h1client::Home {
             endpoint: endpoint.clone(),
             max_idle: self.settings.pool_max_idle_per_endpoint,
+            slot: crate::h1pool::slot(),
         };
         let connect = || async {
             Ok(h1client::Conn::new(

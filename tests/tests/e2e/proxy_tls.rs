@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sluice_tests::{Backend, Proxy};
 
@@ -145,7 +145,13 @@ fn a_tls_1_1_client_is_refused_while_the_same_client_works_against_a_tls_1_1_ser
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // s_server takes a moment to listen, longer on a loaded machine
+    let listening = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+        && listening.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let against_old = s_client(format!("127.0.0.1:{port}").parse().unwrap(), &old_client);
     let _ = server.kill();
     let _ = server.wait();
