@@ -207,6 +207,9 @@ where
     B::Error: std::fmt::Display,
 {
     let reused = conn.reused;
+    // a request that reached a connection closed under it may have been acted on: sent again
+    // only when doing it twice does no harm (or when it could not be written at all)
+    let resend_after_write = reused && method.is_idempotent();
     let Conn { stream, buf, .. } = conn;
     let (mut reader, mut writer) = stream.split();
     let write = async {
@@ -227,7 +230,7 @@ where
     let mut sent = false;
     let head = loop {
         if sent {
-            break read_head(&mut reader, buf, reused).await?;
+            break read_head(&mut reader, buf, resend_after_write).await?;
         }
         tokio::select! {
             biased;
@@ -235,7 +238,7 @@ where
                 done?;
                 sent = true;
             }
-            head = read_head(&mut reader, buf, reused) => {
+            head = read_head(&mut reader, buf, resend_after_write) => {
                 // an answer before the whole body went: the connection is not kept after it
                 let mut head = head?;
                 let (length, _) = codec::response_body(method, &mut head)
@@ -253,10 +256,11 @@ where
 }
 
 /// Reads until a whole response head is in `buf`; cancel-safe (what was read stays in `buf`).
+/// A close before any byte of it is `stale` when `resendable`.
 async fn read_head(
     reader: &mut tokio::net::tcp::ReadHalf<'_>,
     buf: &mut BytesMut,
-    reused: bool,
+    resendable: bool,
 ) -> Result<codec::ResponseHead, Failed> {
     loop {
         if !buf.is_empty()
@@ -273,7 +277,7 @@ async fn read_head(
                     UpstreamErrorKind::Closed,
                     "the upstream closed the connection before a response head",
                 );
-                f.stale = reused && nothing_yet;
+                f.stale = resendable && nothing_yet;
                 return Err(f);
             }
             Ok(_) => {}
@@ -282,7 +286,7 @@ async fn read_head(
                     UpstreamErrorKind::Closed,
                     format!("reading the response: {e}"),
                 );
-                f.stale = reused && nothing_yet;
+                f.stale = resendable && nothing_yet;
                 return Err(f);
             }
         }

@@ -231,6 +231,68 @@ async fn a_kept_connection_closed_under_a_request_sends_it_again_on_a_new_one() 
     assert_eq!(accepted.load(Ordering::SeqCst), 2, "not sent again");
 }
 
+#[tokio::test]
+async fn a_request_that_may_have_been_acted_on_is_not_sent_twice() {
+    // answers once, then takes the next request and closes unanswered
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut pending = Vec::new();
+                read_request(&mut s, &mut pending).await.unwrap();
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n1")
+                    .await
+                    .unwrap();
+                read_request(&mut s, &mut pending).await.unwrap();
+            });
+        }
+    });
+    let e = endpoint(addr);
+    send(&e, addr)
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap();
+    let conn =
+        e.h1.checkout(Instant::now(), Duration::from_secs(60))
+            .unwrap();
+    let post = Request::builder()
+        .method("POST")
+        .uri("/pay")
+        .body(())
+        .unwrap();
+    let err = exchange(
+        conn,
+        || fresh(addr),
+        post,
+        SendBody::<NoBody>::Full(Bytes::from_static(b"once")),
+        home(&e),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Upstream {
+                kind: UpstreamErrorKind::Closed,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "a POST that was written is not sent again"
+    );
+}
+
 /// A request body fed through a channel, frame by frame, as a client sends it.
 struct ChannelBody(tokio::sync::mpsc::Receiver<Frame<Bytes>>);
 

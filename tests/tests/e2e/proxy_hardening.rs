@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sluice_tests::world::{block, signal};
-use sluice_tests::{Backend, Client, Proxy};
+use sluice_tests::{Backend, Client, Proxy, bin};
 
 fn metric(text: &str, series: &str) -> f64 {
     text.lines()
@@ -467,4 +467,90 @@ fn the_log_level_changes_at_run_time_with_the_token() {
     ))
     .unwrap();
     assert_eq!(a.status, 400);
+}
+
+/// The names of a process's threads.
+fn thread_names(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_owned())
+        .collect()
+}
+
+#[test]
+fn workers_serve_on_threads_of_their_own_and_a_taken_address_is_refused() {
+    let b = Backend::start("v1");
+    let table = format!(
+        "backends: [{{name: v1, endpoints: [\"{}\"]}}]\nroutes: [{{name: app, stable: v1}}]\n",
+        b.addr
+    );
+    let proxy = Proxy::start(&format!("downstream: {{workers: 3}}\n{table}"));
+    let mut workers: Vec<String> = thread_names(proxy.pid())
+        .into_iter()
+        .filter(|n| n.starts_with("sluice-worker-"))
+        .collect();
+    workers.sort();
+    assert_eq!(
+        workers,
+        ["sluice-worker-1", "sluice-worker-2", "sluice-worker-3"]
+    );
+    // connections spread over the workers' sockets are all served, keep-alive included
+    let addr = proxy.addr;
+    let answered = block(async move {
+        let mut tasks = Vec::new();
+        for _ in 0..24 {
+            tasks.push(tokio::spawn(async move {
+                let client = Client::new();
+                let mut ok = 0;
+                for _ in 0..5 {
+                    if client
+                        .get(addr, "/", &[])
+                        .await
+                        .is_ok_and(|a| a.status == 200)
+                    {
+                        ok += 1;
+                    }
+                }
+                ok
+            }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            ok += t.await.unwrap();
+        }
+        ok
+    });
+    assert_eq!(answered, 120);
+
+    // another proxy on the same address: refused, not let in to share the connections
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("second.yaml");
+    std::fs::write(
+        &cfg,
+        format!("listen: {addr}\nadmin: {{listen: 127.0.0.1:0}}\n{table}"),
+    )
+    .unwrap();
+    let out = Command::new(bin("sluice-proxy"))
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+
+    // too many workers: a clear error, nothing started
+    std::fs::write(&cfg, format!("downstream: {{workers: 999}}\n{table}")).unwrap();
+    let out = Command::new(bin("sluice-proxy"))
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("downstream.workers: must be at most 256"),
+        "{err}"
+    );
 }
