@@ -146,9 +146,10 @@ pub fn main_with(args: ProxyArgs) -> ExitCode {
         _ => None,
     };
     // clients are served by the worker threads (see `downstream.workers`); this runtime has
-    // the admin API, the controller subscription, health checks and signals
+    // the admin API, the controller subscription, health checks and signals, on two threads so
+    // that none of them waits on another
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(2)
         .enable_all()
         .build()
     {

@@ -162,10 +162,17 @@ impl Subscriber {
                 self.shared.set_ready(true);
                 tracing::info!(generation, "applied the controller's table");
                 self.report_now.notify_one();
-                if let Some(dir) = &self.opts.cache_dir
-                    && let Err(e) = write_cache(dir, &snapshot)
-                {
-                    tracing::warn!(error = %e, dir = %dir.display(), "cannot cache the table");
+                if let Some(dir) = &self.opts.cache_dir {
+                    // written (and synced) off the runtime's threads: the acknowledgement
+                    // must not wait on the disk
+                    let (dir, snapshot) = (dir.clone(), snapshot.clone());
+                    let written = tokio::task::spawn_blocking(move || {
+                        write_cache(&dir, &snapshot).map_err(|e| (e, dir))
+                    })
+                    .await;
+                    if let Ok(Err((e, dir))) = written {
+                        tracing::warn!(error = %e, dir = %dir.display(), "cannot cache the table");
+                    }
                 }
             }
             Err(e) => {
