@@ -256,8 +256,8 @@ impl Serving {
 }
 
 /// `n` listening sockets on one address, sharing it through `SO_REUSEPORT`: the kernel spreads
-/// new connections over them, one per worker. A plain bind first checks that nobody else holds
-/// the address (another process in the same group would take a share of the connections).
+/// new connections over them, one per worker. A plain bind first checks that nobody holds the
+/// address (a second proxy joining the group would take a share of the connections).
 async fn bind_workers(addr: &str, n: usize) -> Result<Vec<std::net::TcpListener>> {
     let failed = |source: std::io::Error| Error::Bind {
         addr: addr.to_owned(),
