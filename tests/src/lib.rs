@@ -10,4 +10,4 @@ pub mod servers;
 pub mod world;
 
 pub use http_client::{Answer, Client};
-pub use procs::{Backend, Proxy, bin, two_backends};
+pub use procs::{Backend, Proxy, bin, proxy_exit, two_backends};

@@ -28,6 +28,23 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// Runs `sluice-proxy` on a config file given as text, expecting it to exit by itself (a bad
+/// file, a taken address): its exit code and what it wrote to stderr.
+pub fn proxy_exit(config: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("proxy.yaml");
+    std::fs::write(&cfg, config).unwrap();
+    let out = Command::new(bin("sluice-proxy"))
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Waits for a JSON address file written by a child, failing if the child exits first.
 fn wait_for_addr_file(child: &mut Child, path: &Path, what: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);

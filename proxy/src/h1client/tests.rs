@@ -71,6 +71,29 @@ async fn upstream(answer: &'static [u8]) -> (std::net::SocketAddr, Arc<AtomicUsi
     (addr, accepted)
 }
 
+/// An upstream whose every connection answers one request, then takes the next one and closes
+/// unanswered; counts its connections.
+async fn answers_once_then_closes() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut pending = Vec::new();
+                read_request(&mut s, &mut pending).await.unwrap();
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n1")
+                    .await
+                    .unwrap();
+                read_request(&mut s, &mut pending).await.unwrap();
+            });
+        }
+    });
+    (addr, accepted)
+}
+
 fn get() -> Request<()> {
     Request::builder()
         .uri("/p?q=1")
@@ -172,24 +195,7 @@ async fn a_body_until_close_ends_with_the_connection() {
 
 #[tokio::test]
 async fn a_kept_connection_closed_under_a_request_sends_it_again_on_a_new_one() {
-    // every connection answers once, then takes the next request and closes unanswered
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut pending = Vec::new();
-                read_request(&mut s, &mut pending).await.unwrap();
-                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n1")
-                    .await
-                    .unwrap();
-                read_request(&mut s, &mut pending).await.unwrap();
-            });
-        }
-    });
+    let (addr, accepted) = answers_once_then_closes().await;
     let e = endpoint(addr);
     let resp = send(&e, addr).await.unwrap();
     resp.into_body().collect().await.unwrap();
@@ -233,24 +239,7 @@ async fn a_kept_connection_closed_under_a_request_sends_it_again_on_a_new_one() 
 
 #[tokio::test]
 async fn a_request_that_may_have_been_acted_on_is_not_sent_twice() {
-    // answers once, then takes the next request and closes unanswered
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut pending = Vec::new();
-                read_request(&mut s, &mut pending).await.unwrap();
-                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n1")
-                    .await
-                    .unwrap();
-                read_request(&mut s, &mut pending).await.unwrap();
-            });
-        }
-    });
+    let (addr, accepted) = answers_once_then_closes().await;
     let e = endpoint(addr);
     send(&e, addr)
         .await

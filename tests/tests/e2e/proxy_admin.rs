@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use sluice_loadtest::LoadConfig;
-use sluice_tests::{Client, Proxy, bin, two_backends};
+use sluice_tests::{Client, Proxy, proxy_exit, two_backends};
 
 fn good_table(v1: &str, v2: &str) -> serde_json::Value {
     serde_json::json!({
@@ -208,20 +208,10 @@ async fn writes_need_the_token_when_one_is_configured() {
 
 #[test]
 fn a_bad_config_file_exits_2_naming_the_field() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("bad.yaml");
-    std::fs::write(
-        &cfg,
+    let (code, err) = proxy_exit(
         "backends:\n  - {name: v1, endpoints: [\"127.0.0.1:1\"]}\nroutes:\n  - {name: app, stable: v1, weight: 10}\n",
-    )
-    .unwrap();
-    let out = Command::new(bin("sluice-proxy"))
-        .arg("--config")
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    );
+    assert_eq!(code, Some(2));
     assert!(
         err.contains("routes[0].weight: 10 needs a canary backend"),
         "{err}"

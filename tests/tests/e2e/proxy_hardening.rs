@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sluice_tests::world::{block, signal};
-use sluice_tests::{Backend, Client, Proxy, bin};
+use sluice_tests::{Backend, Client, Proxy, proxy_exit};
 
 fn metric(text: &str, series: &str) -> f64 {
     text.lines()
@@ -530,31 +530,15 @@ fn workers_serve_on_threads_of_their_own_and_a_taken_address_is_refused() {
     assert_eq!(answered, 120);
 
     // another proxy on the same address: refused, not let in to share the connections
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("second.yaml");
-    std::fs::write(
-        &cfg,
-        format!("listen: {addr}\nadmin: {{listen: 127.0.0.1:0}}\n{table}"),
-    )
-    .unwrap();
-    let out = Command::new(bin("sluice-proxy"))
-        .arg("--config")
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err) = proxy_exit(&format!(
+        "listen: {addr}\nadmin: {{listen: 127.0.0.1:0}}\n{table}"
+    ));
+    assert_eq!(code, Some(1));
     assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
 
     // too many workers: a clear error, nothing started
-    std::fs::write(&cfg, format!("downstream: {{workers: 999}}\n{table}")).unwrap();
-    let out = Command::new(bin("sluice-proxy"))
-        .arg("--config")
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err) = proxy_exit(&format!("downstream: {{workers: 999}}\n{table}"));
+    assert_eq!(code, Some(2));
     assert!(
         err.contains("downstream.workers: must be at most 256"),
         "{err}"
