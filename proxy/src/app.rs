@@ -127,13 +127,24 @@ pub async fn start(
             .await;
     });
     tokio::spawn(probe_loop(shared.clone(), stop_rx.clone()));
+    let conns = Arc::new(server::Conns::default());
+    let (clock, mut stopped) = (shared.clone(), stop_rx.clone());
+    tokio::spawn(server::expire_idle(
+        conns.clone(),
+        config.downstream.header_read_timeout,
+        move || clock.now_ms(),
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        },
+    ));
     let tls_watch = tls.as_ref().map(|(t, _)| tokio::spawn(t.clone().watch()));
     let serving = Serving {
         shared: shared.clone(),
         stop: stop_rx,
         drain: config.drain_timeout,
         downstream: config.downstream.clone(),
-        conns: Arc::new(server::Conns::default()),
+        conns,
+        upstream_request_timeout: config.upstream.request_timeout,
     };
     let mut tls_listeners = tls.map(|(t, l)| (t.acceptor.clone(), l.into_iter()));
     let mut finished = Vec::with_capacity(workers);
@@ -176,6 +187,8 @@ struct Serving {
     drain: Duration,
     downstream: crate::config::DownstreamConfig,
     conns: Arc<server::Conns>,
+    /// The upstream's response-head timeout, which the worker's deadline ticker keeps.
+    upstream_request_timeout: Duration,
 }
 
 impl Serving {
@@ -244,14 +257,25 @@ impl Serving {
                 .await
             }
         };
+        // kept until the connections have drained: their requests' deadlines still count
+        let (ticker_stop, ticker_stopped) = tokio::sync::oneshot::channel::<()>();
+        let ticker = tokio::spawn(crate::deadline::run_ticker(
+            crate::deadline::tick_for(self.upstream_request_timeout),
+            async move {
+                let _ = ticker_stopped.await;
+            },
+        ));
         let plain = one(plain, None);
-        match tls {
+        let drained = match tls {
             Some((acceptor, l)) => {
                 let (a, b) = tokio::join!(plain, one(l, Some(acceptor)));
                 a && b
             }
             None => plain.await,
-        }
+        };
+        let _ = ticker_stop.send(());
+        let _ = ticker.await;
+        drained
     }
 }
 

@@ -134,7 +134,12 @@ pub async fn handle(
     let s = &shared.settings;
     let trusted = s.trusted.iter().any(|c| c.contains(client.ip()));
     let append = trusted && s.forwarded == crate::config::ForwardedMode::Append;
-    downstream.forwarding.apply(&mut parts.headers, append);
+    // set by the client that sends the request (the HTTP/1.1 one writes them as it writes
+    // the head)
+    let forward = headers::ToForward {
+        forwarding: &downstream.forwarding,
+        append,
+    };
     if !parts.headers.contains_key(HOST)
         && let Some(a) = parts.uri.authority()
         && let Ok(v) = HeaderValue::from_str(a.as_str())
@@ -212,6 +217,7 @@ pub async fn handle(
                         t.backend.clone(),
                         t.telemetry.clone(),
                         copy,
+                        (downstream.clone(), append),
                         permit,
                     ));
                 }
@@ -223,7 +229,7 @@ pub async fn handle(
     }
 
     let mut endpoint = endpoint.clone();
-    let mut result = attempt(&shared, target, &endpoint, &mut req).await;
+    let mut result = attempt(&shared, target, &endpoint, &mut req, forward).await;
     // a connection that could not be made: another endpoint of the same backend
     if matches!(
         &result,
@@ -246,7 +252,7 @@ pub async fn handle(
     {
         tracing::debug!(backend = %backend.name, from = %endpoint.authority, to = %other.authority, "connect failed; trying another endpoint");
         endpoint = other;
-        result = attempt(&shared, target, &endpoint, &mut retry).await;
+        result = attempt(&shared, target, &endpoint, &mut retry, forward).await;
     }
     // failover: the canary failed the request; stable gets it, the canary keeps the failure
     let mut target = target;
@@ -287,7 +293,7 @@ pub async fn handle(
             tracing::info!(route = %route.name, canary = %backend.name, status, "canary failed; request sent to stable");
             target = stable;
             endpoint = stable_endpoint;
-            result = attempt(&shared, target, &endpoint, &mut retry).await;
+            result = attempt(&shared, target, &endpoint, &mut retry, forward).await;
         }
     }
     let backend = &target.backend;
@@ -384,8 +390,13 @@ async fn mirror_copy(
     backend: Arc<crate::table::Backend>,
     telemetry: Arc<crate::telemetry::PairTelemetry>,
     req: Request<UpstreamBody>,
+    (downstream, append): (Arc<Downstream>, bool),
     _permit: tokio::sync::OwnedSemaphorePermit,
 ) {
+    let forward = headers::ToForward {
+        forwarding: &downstream.forwarding,
+        append,
+    };
     let started = Instant::now();
     let Some(endpoint) = balance::pick_available(&backend.endpoints, shared.now_ms(), |n| {
         rand::random_range(0..n)
@@ -393,7 +404,7 @@ async fn mirror_copy(
     .cloned() else {
         return;
     };
-    let result = send(&shared, &backend, &endpoint, req).await;
+    let result = send(&shared, &backend, &endpoint, req, forward).await;
     let elapsed = started.elapsed();
     match result {
         Ok(resp) => {
@@ -479,11 +490,12 @@ async fn attempt(
     target: &Target,
     endpoint: &Arc<Endpoint>,
     req: &mut Request<UpstreamBody>,
+    forward: headers::ToForward<'_>,
 ) -> Result<Response<ResponseBody>, Error> {
     let backend = &target.backend;
     let taken = std::mem::replace(req, Request::new(Either::Right(Full::new(Bytes::new()))));
     let in_flight = InFlight::start(endpoint);
-    let result = send(shared, backend, endpoint, taken).await;
+    let result = send(shared, backend, endpoint, taken, forward).await;
     drop(in_flight);
     let failed = match &result {
         Ok(resp) => matches!(resp.status().as_u16(), 502..=504),
@@ -517,10 +529,12 @@ async fn send(
     backend: &crate::table::Backend,
     endpoint: &Arc<Endpoint>,
     mut req: Request<UpstreamBody>,
+    forward: headers::ToForward<'_>,
 ) -> Result<Response<ResponseBody>, Error> {
     if backend.protocol == crate::spec::UpstreamProtocol::Http1 {
-        return shared.upstreams.send_h1(endpoint, req).await;
+        return shared.upstreams.send_h1(endpoint, req, forward).await;
     }
+    forward.apply(req.headers_mut());
     address(&mut req, &endpoint.authority, backend.protocol)?;
     // boxed, so that its state does not weigh on the HTTP/1.1 path's futures
     Box::pin(

@@ -17,7 +17,7 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -33,6 +33,8 @@ pub struct Verdicts {
     flagged: AtomicU64,
     /// Requests handed to the handler so far (HTTP/1 only).
     served: AtomicU64,
+    /// The connection began with the HTTP/2 preface.
+    http2: AtomicBool,
 }
 
 impl Verdicts {
@@ -41,6 +43,16 @@ impl Verdicts {
     pub fn next_has_both_lengths(&self) -> bool {
         let index = self.served.fetch_add(1, Relaxed);
         self.flagged.load(Relaxed) == index + 1
+    }
+
+    /// Whether the connection speaks HTTP/2 (it began with the preface).
+    pub fn is_http2(&self) -> bool {
+        self.http2.load(Relaxed)
+    }
+
+    /// Records that the connection began with the HTTP/2 preface.
+    pub fn mark_http2(&self) {
+        self.http2.store(true, Relaxed);
     }
 }
 
@@ -52,15 +64,14 @@ pub struct Watched<IO> {
 }
 
 impl<IO> Watched<IO> {
-    /// Wraps `inner`; heads longer than `max_head_bytes` stop the scanner.
-    pub fn new(inner: IO, max_head_bytes: usize) -> (Self, Arc<Verdicts>) {
-        let verdicts = Arc::new(Verdicts::default());
-        let w = Watched {
+    /// Wraps `inner`, telling what it finds to `verdicts`; heads longer than
+    /// `max_head_bytes` stop the scanner.
+    pub fn new(inner: IO, max_head_bytes: usize, verdicts: Arc<Verdicts>) -> Self {
+        Watched {
             inner,
             scanner: Scanner::new(max_head_bytes),
-            verdicts: verdicts.clone(),
-        };
-        (w, verdicts)
+            verdicts,
+        }
     }
 }
 
@@ -73,11 +84,13 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
         let this = self.get_mut();
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(())))
-            && !this.scanner.is_off()
-            && let Some(index) = this.scanner.feed(&buf.filled()[before..])
-        {
-            this.verdicts.flagged.store(index + 1, Relaxed);
+        if matches!(polled, Poll::Ready(Ok(()))) && !this.scanner.is_off() {
+            if let Some(index) = this.scanner.feed(&buf.filled()[before..]) {
+                this.verdicts.flagged.store(index + 1, Relaxed);
+            }
+            if this.scanner.is_http2() {
+                this.verdicts.mark_http2();
+            }
         }
         polled
     }
@@ -161,6 +174,8 @@ pub struct Scanner {
     max_head_bytes: usize,
     /// Index of the next request head on the connection.
     next_index: u64,
+    /// The stream began with the HTTP/2 preface.
+    http2: bool,
 }
 
 impl Scanner {
@@ -171,7 +186,13 @@ impl Scanner {
             head: Vec::new(),
             max_head_bytes,
             next_index: 0,
+            http2: false,
         }
+    }
+
+    /// Whether the stream began with the HTTP/2 preface (the scanner is off then).
+    pub fn is_http2(&self) -> bool {
+        self.http2
     }
 
     /// Whether the scanner has stopped following the connection.
@@ -216,14 +237,23 @@ impl Scanner {
     /// many bytes were used and a flagged request index.
     fn head_bytes(&mut self, bytes: &[u8]) -> (usize, Option<u64>) {
         let start = self.head.len();
-        if start == 0 && bytes.starts_with(b"PRI * HTTP/2.0") {
-            self.state = State::Off;
-            return (bytes.len(), None);
-        }
         let take = bytes
             .len()
             .min(self.max_head_bytes.saturating_sub(start) + 1);
         self.head.extend_from_slice(&bytes[..take]);
+        if self.next_index == 0 {
+            const PREFACE: &[u8] = b"PRI * HTTP/2.0";
+            let n = self.head.len().min(PREFACE.len());
+            if self.head[..n] == PREFACE[..n] {
+                if n == PREFACE.len() {
+                    self.http2 = true;
+                    self.state = State::Off;
+                    return (bytes.len(), None);
+                }
+                // may yet be the preface
+                return (take, None);
+            }
+        }
         let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut []);
         let parsed = match req.parse_with_uninit_headers(&self.head, &mut headers) {

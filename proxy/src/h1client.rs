@@ -7,7 +7,7 @@
 //! What it does not do goes elsewhere: protocol upgrades (`Upgrade`, WebSocket) take hyper's
 //! client connection, which hands the connection over after a 101.
 
-mod codec;
+pub mod codec;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -128,6 +128,7 @@ pub async fn exchange<B, F, Fut>(
     conn: Conn,
     connect: F,
     head: Request<()>,
+    replacing: codec::Replacing<'_>,
     body: SendBody<B>,
     home: Home,
 ) -> Result<Response<ResponseBody>, Error>
@@ -155,7 +156,14 @@ where
     let mut conn = conn;
     let mut wire = std::mem::take(&mut conn.wire);
     wire.clear();
-    codec::encode_request_head(&method, target, head.headers(), framing, &mut wire);
+    codec::encode_request_head(
+        &method,
+        target,
+        head.headers(),
+        replacing,
+        framing,
+        &mut wire,
+    );
     let body = match body {
         SendBody::Full(b) => {
             wire.extend_from_slice(&b);

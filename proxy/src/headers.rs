@@ -155,6 +155,13 @@ impl Cidr {
     }
 }
 
+/// The forwarding headers' names: `X-Forwarded-For`, `Forwarded`, `X-Forwarded-Proto`.
+pub static FORWARDING_NAMES: [HeaderName; 3] = [
+    HeaderName::from_static("x-forwarded-for"),
+    HeaderName::from_static("forwarded"),
+    HeaderName::from_static("x-forwarded-proto"),
+];
+
 /// One client connection's forwarding header values, made once per connection so that a
 /// request only copies them.
 #[derive(Debug, Clone)]
@@ -164,6 +171,8 @@ pub struct Forwarding {
     xff: Option<HeaderValue>,
     fwd: Option<HeaderValue>,
     proto: &'static str,
+    /// The three headers as HTTP/1.1 field lines, for a client that writes them itself.
+    lines: Vec<u8>,
 }
 
 impl Forwarding {
@@ -175,12 +184,17 @@ impl Forwarding {
         } else {
             format!("for={ip};proto={proto}")
         };
+        let lines = format!(
+            "x-forwarded-for: {ip}\r\nforwarded: {for_value}\r\nx-forwarded-proto: {proto}\r\n"
+        )
+        .into_bytes();
         Forwarding {
             xff: HeaderValue::from_str(&ip).ok(),
             fwd: HeaderValue::from_str(&for_value).ok(),
             ip,
             for_value,
             proto,
+            lines,
         }
     }
 
@@ -188,9 +202,7 @@ impl Forwarding {
     /// appended when `append` (the client is a trusted proxy), and replaces what came
     /// otherwise.
     pub fn apply(&self, headers: &mut HeaderMap, append: bool) {
-        static XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
-        static XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
-        static FWD: HeaderName = HeaderName::from_static("forwarded");
+        let [xff_name, fwd_name, xfp_name] = &FORWARDING_NAMES;
         let joined = |h: &HeaderMap, n: &HeaderName, own: &str| -> Option<HeaderValue> {
             let parts: Vec<&str> = h
                 .get_all(n)
@@ -204,21 +216,46 @@ impl Forwarding {
         };
         let (xff, fwd) = if append {
             (
-                joined(headers, &XFF, &self.ip).or_else(|| self.xff.clone()),
-                joined(headers, &FWD, &self.for_value).or_else(|| self.fwd.clone()),
+                joined(headers, xff_name, &self.ip).or_else(|| self.xff.clone()),
+                joined(headers, fwd_name, &self.for_value).or_else(|| self.fwd.clone()),
             )
         } else {
             (self.xff.clone(), self.fwd.clone())
         };
         if let Some(v) = xff {
-            headers.insert(&XFF, v);
+            headers.insert(xff_name, v);
         }
         if let Some(v) = fwd {
-            headers.insert(&FWD, v);
+            headers.insert(fwd_name, v);
         }
-        if !append || !headers.contains_key(&XFP) {
-            headers.insert(&XFP, HeaderValue::from_static(self.proto));
+        if !append || !headers.contains_key(xfp_name) {
+            headers.insert(xfp_name, HeaderValue::from_static(self.proto));
         }
+    }
+}
+
+/// The forwarding headers one request is to carry, set by whichever client sends it: the
+/// HTTP/1.1 client writes them as it writes the head ([`ToForward::replacing_lines`]), the
+/// others have them put in the header map ([`ToForward::apply`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ToForward<'a> {
+    /// The client connection's values.
+    pub forwarding: &'a Forwarding,
+    /// The client is a trusted proxy: its values are appended to.
+    pub append: bool,
+}
+
+impl ToForward<'_> {
+    /// Puts the headers in `headers`.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        self.forwarding.apply(headers, self.append);
+    }
+
+    /// The field lines that replace whatever forwarding headers came, for a client writing
+    /// the head itself (which leaves [`FORWARDING_NAMES`] out of the map); `None` when what
+    /// came is appended to, which needs [`ToForward::apply`].
+    pub fn replacing_lines(&self) -> Option<&[u8]> {
+        (!self.append).then_some(self.forwarding.lines.as_slice())
     }
 }
 
@@ -292,6 +329,36 @@ mod forwarding_tests {
         assert_eq!(h["x-forwarded-for"], "::1");
         assert_eq!(h["forwarded"], "for=\"[::1]\";proto=http");
         assert_eq!(h["x-forwarded-proto"], "http");
+    }
+
+    #[test]
+    fn the_replacing_lines_say_what_apply_puts_in_the_map() {
+        for (ip, proto) in [("10.0.0.9", "http"), ("::1", "https")] {
+            let f = Forwarding::new(ip.parse().unwrap(), proto);
+            let mut applied = HeaderMap::new();
+            applied.insert("x-forwarded-for", "1.2.3.4".parse().unwrap());
+            f.apply(&mut applied, false);
+            let to = ToForward {
+                forwarding: &f,
+                append: false,
+            };
+            let lines = String::from_utf8(to.replacing_lines().unwrap().to_vec()).unwrap();
+            let mut from_lines = HeaderMap::new();
+            for line in lines.split_terminator("\r\n") {
+                let (name, value) = line.split_once(": ").unwrap();
+                from_lines.append(
+                    HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    value.parse().unwrap(),
+                );
+            }
+            assert_eq!(from_lines, applied);
+            assert!(FORWARDING_NAMES.iter().all(|n| applied.contains_key(n)));
+            let appending = ToForward {
+                forwarding: &f,
+                append: true,
+            };
+            assert!(appending.replacing_lines().is_none());
+        }
     }
 
     #[test]

@@ -1,107 +1,30 @@
 //! The downstream side: accepts connections and serves HTTP/1.1 and HTTP/2 (h2c, by prior
-//! knowledge) on each with hyper-util's auto builder, upgrades included. Limits the head size,
-//! the header count and the time to send a head (which is also the idle keep-alive time),
-//! caps open connections (evicting the connection idle the longest, waiting, or refusing),
-//! and on shutdown stops accepting and drains in-flight requests.
+//! knowledge) on each with hyper-util's auto builder, upgrades included. Limits the head size
+//! and the header count, closes connections that take too long to send a head (which is also
+//! the idle keep-alive time; the deadline is kept by [`Conns`]), caps open connections
+//! (evicting the connection idle the longest, waiting, or refusing), and on shutdown stops
+//! accepting and drains in-flight requests.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 
 use crate::config::{DownstreamConfig, OnMaxConnections};
-use crate::forward;
+pub use crate::conns::Conns;
+use crate::conns::{Conn, Signal};
+use crate::forward::{self, ProxyBody};
 use crate::framing;
 use crate::state::Shared;
 use crate::telemetry;
-
-/// One open connection, as the cap and shutdown see it.
-struct Conn {
-    evicted: std::sync::atomic::AtomicBool,
-    in_flight: AtomicU32,
-    last_active_ms: AtomicU64,
-    /// What the connection is asked to do: go on, finish gracefully, or close now.
-    signal: Signal,
-}
-
-/// Open connections, for the cap and idle eviction, shared by every worker's listener so that
-/// the cap counts them all. Touched on connect, close and eviction only; requests update their
-/// connection's atomics.
-#[derive(Default)]
-pub struct Conns {
-    open: Mutex<HashMap<u64, Arc<Conn>>>,
-    count: AtomicUsize,
-    next_id: AtomicU64,
-    closed: Notify,
-}
-
-impl Conns {
-    fn add(&self, now_ms: u64) -> (u64, Arc<Conn>) {
-        let id = self.next_id.fetch_add(1, Relaxed);
-        let c = Arc::new(Conn {
-            evicted: std::sync::atomic::AtomicBool::new(false),
-            in_flight: AtomicU32::new(0),
-            last_active_ms: AtomicU64::new(now_ms),
-            signal: Signal::default(),
-        });
-        self.open
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, c.clone());
-        self.count.fetch_add(1, Relaxed);
-        (id, c)
-    }
-
-    fn remove(&self, id: u64) {
-        self.open
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
-        self.count.fetch_sub(1, Relaxed);
-        self.closed.notify_waiters();
-    }
-
-    /// Asks the connection idle the longest to close; false when none is idle.
-    fn evict_idle(&self) -> bool {
-        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let victim = open
-            .values()
-            .filter(|c| c.in_flight.load(Relaxed) == 0 && !c.evicted.load(Relaxed))
-            .min_by_key(|c| c.last_active_ms.load(Relaxed));
-        match victim {
-            Some(c) => {
-                c.evicted.store(true, Relaxed);
-                c.signal.raise(Signal::CLOSE);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Asks every open connection to finish its in-flight requests and close.
-    fn finish_all(&self) {
-        for c in self.open.lock().unwrap_or_else(|p| p.into_inner()).values() {
-            c.signal.raise(Signal::FINISH);
-        }
-    }
-
-    async fn wait_below(&self, max: usize) {
-        loop {
-            let closed = self.closed.notified();
-            if self.count.load(Relaxed) < max {
-                return;
-            }
-            closed.await;
-        }
-    }
-}
 
 /// Serves one connection until it ends or is evicted.
 #[allow(clippy::too_many_arguments)]
@@ -116,29 +39,32 @@ async fn run_conn<IO>(
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (io, verdicts) = framing::Watched::new(io, max_head_bytes);
+    let io = framing::Watched::new(io, max_head_bytes, conn_state.verdicts.clone());
     let io = TokioIo::new(io);
     let downstream = Arc::new(forward::Downstream::new(client, proto));
     let svc_conn = conn_state.clone();
     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let shared = shared.clone();
         let downstream = downstream.clone();
-        let c = svc_conn.clone();
-        c.in_flight.fetch_add(1, Relaxed);
+        let conn = svc_conn.clone();
+        conn.request_started();
         let both_lengths =
-            req.version() < http::Version::HTTP_2 && verdicts.next_has_both_lengths();
+            req.version() < http::Version::HTTP_2 && conn.verdicts.next_has_both_lengths();
         async move {
+            // the answer tells the connection when it has been sent whole (or dropped)
+            let guard = Answering(conn);
             let resp = if both_lengths {
-                Ok(forward::refuse_framing(
-                    client,
-                    "both Content-Length and Transfer-Encoding",
-                ))
+                forward::refuse_framing(client, "both Content-Length and Transfer-Encoding")
             } else {
-                forward::handle(shared.clone(), downstream, req).await
+                match forward::handle(shared, downstream, req).await {
+                    Ok(r) => r,
+                    Err(never) => match never {},
+                }
             };
-            c.last_active_ms.store(shared.now_ms(), Relaxed);
-            c.in_flight.fetch_sub(1, Relaxed);
-            resp
+            Ok::<_, std::convert::Infallible>(resp.map(|body| Answer {
+                body,
+                _guard: guard,
+            }))
         }
     });
     let mut conn = std::pin::pin!(builder.serve_connection_with_upgrades(io, svc));
@@ -147,61 +73,91 @@ async fn run_conn<IO>(
     let mut finishing = false;
     let ended = std::future::poll_fn(|cx| {
         signal.listen(&mut known, cx.waker());
-        match signal.raised.load(std::sync::atomic::Ordering::Acquire) {
-            Signal::CLOSE => return std::task::Poll::Ready(None),
-            Signal::FINISH if !finishing => {
-                finishing = true;
-                conn.as_mut().graceful_shutdown();
+        match signal.raised() {
+            Signal::NONE => {}
+            Signal::FINISH => {
+                if !finishing {
+                    finishing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
             }
-            _ => {}
+            closed => return Poll::Ready(Err(closed)),
         }
-        conn.as_mut().poll(cx).map(Some)
+        conn.as_mut().poll(cx).map(Ok)
     })
     .await;
     match ended {
-        Some(Err(e)) => {
+        Ok(Err(e)) => {
             tracing::debug!(client = %client, error = %e, "connection ended with an error");
         }
-        Some(Ok(())) => {}
-        None => tracing::debug!(client = %client, "idle connection evicted: at max_connections"),
-    }
-}
-
-/// A request to a connection from outside its task: one atomic word and the task's waker.
-/// Looked at on every wake of the connection, so the check is one load and a waker compare;
-/// the lock is taken only when the waker changes or a signal is raised. (A `Notify` and
-/// hyper-util's graceful watcher each took a lock on every wake.)
-#[derive(Default)]
-struct Signal {
-    raised: std::sync::atomic::AtomicU8,
-    waker: Mutex<Option<std::task::Waker>>,
-}
-
-impl Signal {
-    /// Finish the in-flight requests, then close (graceful shutdown).
-    const FINISH: u8 = 1;
-    /// Close now (eviction).
-    const CLOSE: u8 = 2;
-
-    /// Leaves the connection task's waker with the signal when it is not the one left
-    /// last (`known`); then a raised signal wakes the task.
-    fn listen(&self, known: &mut Option<std::task::Waker>, waker: &std::task::Waker) {
-        if !known.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            *self.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(waker.clone());
-            *known = Some(waker.clone());
+        Ok(Ok(())) => {}
+        Err(Signal::EVICT) => {
+            tracing::debug!(client = %client, "idle connection evicted: at max_connections");
+        }
+        Err(_) => {
+            tracing::debug!(client = %client, "closed: no request head within header_read_timeout");
         }
     }
+}
 
-    fn raise(&self, what: u8) {
-        self.raised
-            .fetch_max(what, std::sync::atomic::Ordering::AcqRel);
-        if let Some(w) = self
-            .waker
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
-            w.wake_by_ref();
+/// Ends its request on the connection when dropped: with the answer's body, once hyper has
+/// sent it whole or given it up; with the handler's future, if the connection ends first.
+struct Answering(Arc<Conn>);
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.0.request_ended();
+    }
+}
+
+/// An answer's body, holding its request open on the connection until it is dropped.
+struct Answer {
+    body: ProxyBody,
+    _guard: Answering,
+}
+
+impl Body for Answer {
+    type Data = Bytes;
+    type Error = crate::body::BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Closes the HTTP/1 connections that have had no request in flight for `limit` (idle, or
+/// sending a head too slowly), a few times per `limit`, until `stop` completes. `now_ms` is
+/// the clock.
+pub async fn expire_idle(
+    conns: Arc<Conns>,
+    limit: Duration,
+    now_ms: impl Fn() -> u64,
+    stop: impl Future<Output = ()>,
+) {
+    let limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+    let mut tick = tokio::time::interval(crate::conns::sweep_interval(limit));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let expired = conns.expire_idle(now_ms(), limit_ms);
+                if expired > 0 {
+                    tracing::debug!(expired, "connections closed: no request head within header_read_timeout");
+                }
+            }
+            () = &mut stop => return,
         }
     }
 }
@@ -211,9 +167,10 @@ const HYPER_MAX_HEADERS: usize = 100;
 
 fn builder(ds: &DownstreamConfig) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
+    // the head deadline is the connection sweep's (`expire_idle`), not a timer per request
     b.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(ds.header_read_timeout)
+        .header_read_timeout(None)
         .max_buf_size(ds.max_header_bytes.max(8192));
     if ds.max_headers != HYPER_MAX_HEADERS {
         // hyper parses into a stack array at its default limit; set, the limit costs a
@@ -245,9 +202,7 @@ pub async fn serve(
     let open = metrics::gauge!(telemetry::OPEN_CONNECTIONS);
     tokio::pin!(shutdown);
     loop {
-        if ds.on_max_connections == OnMaxConnections::Wait
-            && conns.count.load(Relaxed) >= ds.max_connections
-        {
+        if ds.on_max_connections == OnMaxConnections::Wait && conns.count() >= ds.max_connections {
             tokio::select! {
                 () = conns.wait_below(ds.max_connections) => {}
                 () = &mut shutdown => break,
@@ -264,14 +219,7 @@ pub async fn serve(
                         continue;
                     }
                 };
-                let evicting = conns
-                    .open
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .values()
-                    .filter(|c| c.evicted.load(Relaxed))
-                    .count();
-                if conns.count.load(Relaxed).saturating_sub(evicting) >= ds.max_connections {
+                if conns.staying() >= ds.max_connections {
                     match ds.on_max_connections {
                         OnMaxConnections::Refuse => {
                             tracing::debug!(client = %client, "connection refused: at max_connections");

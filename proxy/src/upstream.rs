@@ -21,6 +21,7 @@ use http_body::{Body, Frame, SizeHint};
 use crate::body::BodyError;
 use crate::error::{Error, UpstreamErrorKind};
 use crate::h1client::{self, SendBody};
+use crate::headers::{FORWARDING_NAMES, ToForward};
 use crate::table::Endpoint;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -241,12 +242,24 @@ impl Upstreams {
     pub async fn send_h1(
         &self,
         endpoint: &Arc<Endpoint>,
-        req: Request<UpstreamBody>,
+        mut req: Request<UpstreamBody>,
+        forward: ToForward<'_>,
     ) -> Result<Response<ResponseBody>, Error> {
         if req.headers().contains_key(http::header::UPGRADE) {
+            forward.apply(req.headers_mut());
             // boxed, as the rare path: its state does not weigh on every request's future
             return Box::pin(self.send_h1_upgrade(endpoint, req)).await;
         }
+        let replacing = match forward.replacing_lines() {
+            Some(lines) => h1client::codec::Replacing {
+                names: &FORWARDING_NAMES,
+                lines,
+            },
+            None => {
+                forward.apply(req.headers_mut());
+                h1client::codec::Replacing::default()
+            }
+        };
         let (parts, body) = req.into_parts();
         let head = Request::from_parts(parts, ());
         let body = match body {
@@ -275,8 +288,11 @@ impl Upstreams {
         };
         // boxed: the exchange's state is large, and every future that holds it inline is
         // moved (copied) as it is built up the request path
-        let exchange = Box::pin(h1client::exchange(conn, connect, head, body, home));
-        match tokio::time::timeout(self.request_timeout, exchange).await {
+        let exchange = Box::pin(h1client::exchange(
+            conn, connect, head, replacing, body, home,
+        ));
+        // the worker's coarse deadline list, not a timer per request
+        match crate::deadline::timeout(self.request_timeout, exchange).await {
             Err(_) => Err(Error::Upstream {
                 kind: UpstreamErrorKind::Timeout,
                 detail: format!("no response head within {:?}", self.request_timeout),

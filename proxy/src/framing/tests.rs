@@ -71,6 +71,24 @@ fn http2_upgrades_and_connect_stop_the_scanner() {
 }
 
 #[test]
+fn the_http2_preface_is_recognised_however_it_is_split_and_only_first() {
+    let h2 = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    for split in 1..h2.len() {
+        let mut s = Scanner::new(8192);
+        s.feed(&h2[..split]);
+        s.feed(&h2[split..]);
+        assert!(s.is_http2() && s.is_off(), "split at {split}");
+    }
+    let mut s = Scanner::new(8192);
+    s.feed(GET.as_bytes());
+    s.feed(h2);
+    assert!(!s.is_http2(), "a preface after a request is not HTTP/2");
+    let mut s = Scanner::new(8192);
+    s.feed(GET.as_bytes());
+    assert!(!s.is_http2() && !s.is_off());
+}
+
+#[test]
 fn what_hyper_refuses_stops_the_scanner_instead_of_guessing() {
     for stream in [
         // not HTTP
@@ -132,7 +150,8 @@ fn verdicts_answer_for_the_flagged_request_only() {
 async fn the_watched_io_passes_every_byte_through_and_records_the_verdict() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (mut client, server) = tokio::io::duplex(64);
-    let (mut watched, verdicts) = Watched::new(server, 8192);
+    let verdicts = Arc::new(Verdicts::default());
+    let mut watched = Watched::new(server, 8192, verdicts.clone());
     let stream = [GET, POST_CHUNKED, BOTH].concat();
     let sent = stream.clone();
     let writer = tokio::spawn(async move {

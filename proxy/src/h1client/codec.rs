@@ -38,12 +38,23 @@ pub enum RequestFraming {
     Chunked,
 }
 
+/// Field lines written in place of the map's fields of some names (the proxy's forwarding
+/// headers, written this way so that the map is not grown for them).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Replacing<'a> {
+    /// The names whose fields in the map are left out.
+    pub names: &'a [HeaderName],
+    /// Whole field lines (`name: value\r\n`), written after the map's fields.
+    pub lines: &'a [u8],
+}
+
 /// Writes a request head: the request line in origin form, the headers as they are except
-/// for the framing ones, which `framing` decides.
+/// for the framing ones, which `framing` decides, and the ones `replacing` replaces.
 pub fn encode_request_head(
     method: &Method,
     path_and_query: &str,
     headers: &HeaderMap,
+    replacing: Replacing<'_>,
     framing: RequestFraming,
     out: &mut Vec<u8>,
 ) {
@@ -52,7 +63,7 @@ pub fn encode_request_head(
     out.extend_from_slice(path_and_query.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in headers {
-        if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
+        if name == CONTENT_LENGTH || name == TRANSFER_ENCODING || replacing.names.contains(name) {
             continue;
         }
         out.extend_from_slice(name.as_str().as_bytes());
@@ -60,6 +71,7 @@ pub fn encode_request_head(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    out.extend_from_slice(replacing.lines);
     match framing {
         RequestFraming::None => {}
         RequestFraming::Sized(n) => {

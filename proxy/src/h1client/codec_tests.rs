@@ -9,7 +9,7 @@ fn head_bytes(method: Method, target: &str, headers: &[(&str, &str)], f: Request
         );
     }
     let mut out = Vec::new();
-    encode_request_head(&method, target, &h, f, &mut out);
+    encode_request_head(&method, target, &h, Replacing::default(), f, &mut out);
     String::from_utf8(out).unwrap()
 }
 
@@ -50,6 +50,33 @@ fn the_request_head_carries_the_headers_and_the_framing_chosen() {
     assert_eq!(
         head_bytes(Method::POST, "/", &[], RequestFraming::Sized(u64::MAX)),
         format!("POST / HTTP/1.1\r\ncontent-length: {}\r\n\r\n", u64::MAX)
+    );
+}
+
+#[test]
+fn replaced_fields_are_left_out_and_their_lines_written_after_the_rest() {
+    let mut h = HeaderMap::new();
+    h.append("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+    h.append("host", HeaderValue::from_static("x"));
+    h.append("x-forwarded-for", HeaderValue::from_static("7.7.7.7"));
+    h.append("x-other", HeaderValue::from_static("1"));
+    let names = [HeaderName::from_static("x-forwarded-for")];
+    let replacing = Replacing {
+        names: &names,
+        lines: b"x-forwarded-for: 10.0.0.1\r\n",
+    };
+    let mut out = Vec::new();
+    encode_request_head(
+        &Method::GET,
+        "/",
+        &h,
+        replacing,
+        RequestFraming::Sized(3),
+        &mut out,
+    );
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "GET / HTTP/1.1\r\nhost: x\r\nx-other: 1\r\nx-forwarded-for: 10.0.0.1\r\ncontent-length: 3\r\n\r\n"
     );
 }
 

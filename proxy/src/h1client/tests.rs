@@ -119,6 +119,7 @@ async fn send(
         conn,
         || fresh(addr),
         get(),
+        codec::Replacing::default(),
         SendBody::<NoBody>::Full(Bytes::new()),
         home(e),
     )
@@ -219,6 +220,7 @@ async fn a_kept_connection_closed_under_a_request_sends_it_again_on_a_new_one() 
         conn,
         || fresh(addr),
         post,
+        codec::Replacing::default(),
         SendBody::Streamed(body, Some(3)),
         home(&e),
     )
@@ -260,6 +262,7 @@ async fn a_request_that_may_have_been_acted_on_is_not_sent_twice() {
         conn,
         || fresh(addr),
         post,
+        codec::Replacing::default(),
         SendBody::<NoBody>::Full(Bytes::from_static(b"once")),
         home(&e),
     )
@@ -365,6 +368,7 @@ async fn a_streamed_body_of_unknown_length_goes_chunked_with_its_trailers() {
         conn,
         || fresh(addr),
         req,
+        codec::Replacing::default(),
         SendBody::Streamed(body, None),
         home(&e),
     )
@@ -399,6 +403,7 @@ async fn an_answer_before_the_whole_body_is_passed_on_and_the_connection_not_kep
         conn,
         || fresh(addr),
         req,
+        codec::Replacing::default(),
         SendBody::Streamed(body, Some(1000)),
         home(&e),
     )
