@@ -165,6 +165,104 @@ routes:
     let _ = back.wait();
 }
 
+/// A backend answering a 4-byte body one byte every 400 ms.
+fn dribbling_backend() -> SocketAddr {
+    sluice_tests::servers::spawn_loopback(|mut s| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        let _ = s
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n")
+            .await;
+        for b in b"abcd" {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            let _ = s.write_all(&[*b]).await;
+        }
+    })
+}
+
+#[test]
+fn the_head_deadline_closes_an_idle_http1_connection_but_not_a_slow_answer_or_http2() {
+    let b = Backend::start("v1");
+    let slow = dribbling_backend();
+    let proxy = Proxy::start(&format!(
+        "downstream: {{header_read_timeout: 1s}}
+backends: [{{name: v1, endpoints: [\"{}\"]}}, {{name: slow, endpoints: [\"{slow}\"]}}]
+routes: [{{name: slow, path_prefix: /slow, stable: slow}}, {{name: app, stable: v1}}]
+",
+        b.addr
+    ));
+    let addr = proxy.addr;
+    // an answer taking longer than the deadline is not cut: the deadline waits for requests
+    let answer = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        while !got.ends_with(b"abcd") {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    });
+    // an idle keep-alive connection is closed one deadline (and at most a sweep) after its
+    // last answer
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let answered = Instant::now();
+    assert_eq!(
+        s.read(&mut buf).unwrap(),
+        0,
+        "the idle connection was not closed"
+    );
+    let idle = answered.elapsed();
+    assert!(
+        idle >= Duration::from_millis(800) && idle < Duration::from_secs(4),
+        "closed after {idle:?}"
+    );
+    // HTTP/2 (prior knowledge) is left to its keep-alive pings
+    block(async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake::<_, _, http_body_util::Empty<bytes::Bytes>>(
+                hyper_util::rt::TokioExecutor::new(),
+                hyper_util::rt::TokioIo::new(tcp),
+            )
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        for round in 0..2 {
+            if round == 1 {
+                tokio::time::sleep(Duration::from_millis(2500)).await;
+            }
+            let req = http::Request::get(format!("http://{addr}/"))
+                .body(http_body_util::Empty::new())
+                .unwrap();
+            let resp = sender.send_request(req).await.unwrap();
+            assert_eq!(resp.status(), 200);
+        }
+    });
+    let answer = answer.join().unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("abcd"),
+        "{answer}"
+    );
+}
+
 #[test]
 fn a_slow_client_is_cut_off_while_others_are_served() {
     let b = Backend::start("v1");
