@@ -3,7 +3,7 @@
 //! buffers, no IO, so that every case is tested by feeding bytes.
 
 use bytes::{Buf as _, Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, HeaderName, HeaderValue, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, StatusCode, Version};
 
 /// The most bytes a response head (or a chunked body's trailers) may take.
@@ -122,6 +122,59 @@ pub struct ResponseHead {
     pub version: Version,
     /// The header fields, in order.
     pub headers: HeaderMap,
+    /// What its framing fields say, noted as it was parsed.
+    framing: FramingFields,
+}
+
+/// What a head's `Connection`, `Transfer-Encoding` and `Content-Length` fields say, noted
+/// field by field as the head is parsed, so that deciding the body's length looks nothing up.
+#[derive(Debug, Default, Clone, Copy)]
+struct FramingFields {
+    /// A `Connection` field has the `close` token.
+    close: bool,
+    /// `Transfer-Encoding` fields came; `Some(true)` when their last coding is `chunked`.
+    transfer_encoding: Option<bool>,
+    content_length: ContentLength,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum ContentLength {
+    #[default]
+    Absent,
+    Is(u64),
+    Invalid,
+    Conflicting,
+}
+
+impl FramingFields {
+    fn note(&mut self, name: &str, value: &[u8]) {
+        let tokens = || {
+            value
+                .split(|&b| b == b',')
+                .map(<[u8]>::trim_ascii)
+                .filter(|t| !t.is_empty())
+        };
+        if name.eq_ignore_ascii_case("connection") {
+            self.close |= tokens().any(|t| t.eq_ignore_ascii_case(b"close"));
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            let last = tokens().next_back().map(|t| t.eq_ignore_ascii_case(b"chunked"));
+            // a field with no coding leaves the last one as it was
+            self.transfer_encoding = last.or(self.transfer_encoding).or(Some(false));
+        } else if name.eq_ignore_ascii_case("content-length") {
+            for part in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                let n =
+                    (!part.is_empty() && part.len() <= 19 && part.iter().all(u8::is_ascii_digit))
+                        .then(|| part.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')));
+                self.content_length = match (self.content_length, n) {
+                    (ContentLength::Invalid | ContentLength::Conflicting, _) => self.content_length,
+                    (_, None) => ContentLength::Invalid,
+                    (ContentLength::Absent, Some(n)) => ContentLength::Is(n),
+                    (ContentLength::Is(l), Some(n)) if l == n => ContentLength::Is(n),
+                    (ContentLength::Is(_), Some(_)) => ContentLength::Conflicting,
+                };
+            }
+        }
+    }
 }
 
 /// Reads a response head from the front of `buf`: `Ok(None)` when more bytes are needed; on
@@ -159,7 +212,9 @@ pub fn parse_response_head(buf: &mut BytesMut) -> Result<Option<ResponseHead>, P
         let head = Bytes::copy_from_slice(&buf[..n]);
         let base = buf.as_ptr() as usize;
         let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+        let mut framing = FramingFields::default();
         for f in parsed.headers.iter() {
+            framing.note(f.name, f.value);
             let name = HeaderName::from_bytes(f.name.as_bytes())
                 .or_else(|_| bad(format!("invalid header name {:?}", f.name)))?;
             let at = f.value.as_ptr() as usize - base;
@@ -175,6 +230,7 @@ pub fn parse_response_head(buf: &mut BytesMut) -> Result<Option<ResponseHead>, P
             status,
             version,
             headers,
+            framing,
         }));
     }
 }
@@ -212,8 +268,8 @@ pub fn response_body(
     request_method: &Method,
     head: &mut ResponseHead,
 ) -> Result<(BodyLength, bool), ProtocolError> {
-    let mut keep =
-        head.version == Version::HTTP_11 && !has_token(&head.headers, CONNECTION, "close");
+    let fields = head.framing;
+    let mut keep = head.version == Version::HTTP_11 && !fields.close;
     let no_body = request_method == Method::HEAD
         || head.status.is_informational()
         || head.status == StatusCode::NO_CONTENT
@@ -221,49 +277,24 @@ pub fn response_body(
     if no_body {
         return Ok((BodyLength::Empty, keep));
     }
-    if head.headers.contains_key(TRANSFER_ENCODING) {
-        if head.headers.contains_key(CONTENT_LENGTH) {
+    if let Some(chunked) = fields.transfer_encoding {
+        if fields.content_length != ContentLength::Absent {
             head.headers.remove(CONTENT_LENGTH);
             keep = false;
         }
-        let last = head
-            .headers
-            .get_all(TRANSFER_ENCODING)
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-            .map(<[u8]>::trim_ascii)
-            .rfind(|t| !t.is_empty());
-        return Ok(match last {
-            Some(t) if t.eq_ignore_ascii_case(b"chunked") => (BodyLength::Chunked, keep),
-            _ => (BodyLength::UntilClose, false),
+        return Ok(if chunked {
+            (BodyLength::Chunked, keep)
+        } else {
+            (BodyLength::UntilClose, false)
         });
     }
-    let mut length: Option<u64> = None;
-    for v in head.headers.get_all(CONTENT_LENGTH) {
-        for part in v.as_bytes().split(|&b| b == b',') {
-            let part = part.trim_ascii();
-            let n = (!part.is_empty() && part.len() <= 19 && part.iter().all(u8::is_ascii_digit))
-                .then(|| part.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
-                .map_or_else(|| bad("invalid content-length"), Ok)?;
-            if length.is_some_and(|l| l != n) {
-                return bad("conflicting content-length values");
-            }
-            length = Some(n);
-        }
+    match fields.content_length {
+        ContentLength::Is(0) => Ok((BodyLength::Empty, keep)),
+        ContentLength::Is(n) => Ok((BodyLength::Sized(n), keep)),
+        ContentLength::Absent => Ok((BodyLength::UntilClose, false)),
+        ContentLength::Invalid => bad("invalid content-length"),
+        ContentLength::Conflicting => bad("conflicting content-length values"),
     }
-    Ok(match length {
-        Some(0) => (BodyLength::Empty, keep),
-        Some(n) => (BodyLength::Sized(n), keep),
-        None => (BodyLength::UntilClose, false),
-    })
-}
-
-fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
-    headers
-        .get_all(name)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
 /// What the body decoder got out of the buffer.

@@ -252,6 +252,51 @@ fn the_body_length_follows_rfc_9112() {
             "{bad_length:?}"
         );
     }
+    // the first fault found is the one told; a body-less answer is not measured at all
+    let told = |head: &[u8]| framing(Method::GET, head).unwrap_err().0;
+    assert_eq!(
+        told(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 4\r\ncontent-length: x\r\n\r\n"),
+        "conflicting content-length values"
+    );
+    assert_eq!(
+        told(b"HTTP/1.1 200 OK\r\ncontent-length: x\r\ncontent-length: 4\r\n\r\n"),
+        "invalid content-length"
+    );
+    let (l, _, _) = framing(
+        Method::HEAD,
+        b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(l, Empty);
+    // codings over several fields: the last one named counts, an empty field names none
+    for (fields, length) in [
+        (
+            "transfer-encoding: chunked\r\ntransfer-encoding: \r\n",
+            Chunked,
+        ),
+        (
+            "transfer-encoding: gzip\r\ntransfer-encoding: chunked\r\n",
+            Chunked,
+        ),
+        (
+            "transfer-encoding: chunked\r\ntransfer-encoding: gzip\r\n",
+            UntilClose,
+        ),
+        ("transfer-encoding: \r\n", UntilClose),
+        (
+            "Connection: Close\r\nTransfer-Encoding: CHUNKED\r\n",
+            Chunked,
+        ),
+    ] {
+        let head = format!("HTTP/1.1 200 OK\r\n{fields}\r\n");
+        let (l, keep, _) = framing(Method::GET, head.as_bytes()).unwrap();
+        assert_eq!(l, length, "{fields:?}");
+        assert_eq!(
+            keep,
+            length == Chunked && !fields.contains("Close"),
+            "{fields:?}"
+        );
+    }
 }
 
 /// Decodes `wire` fed in pieces of `step` bytes, then the end of the connection when `eof`.
