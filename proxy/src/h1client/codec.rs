@@ -157,7 +157,9 @@ impl FramingFields {
         if name.eq_ignore_ascii_case("connection") {
             self.close |= tokens().any(|t| t.eq_ignore_ascii_case(b"close"));
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            let last = tokens().next_back().map(|t| t.eq_ignore_ascii_case(b"chunked"));
+            let last = tokens()
+                .next_back()
+                .map(|t| t.eq_ignore_ascii_case(b"chunked"));
             // a field with no coding leaves the last one as it was
             self.transfer_encoding = last.or(self.transfer_encoding).or(Some(false));
         } else if name.eq_ignore_ascii_case("content-length") {
