@@ -61,6 +61,8 @@ impl Conn {
 pub struct Conns {
     open: Mutex<HashMap<u64, Arc<Conn>>>,
     count: AtomicUsize,
+    /// Of `count`, those asked to close.
+    closing: AtomicUsize,
     next_id: AtomicU64,
     closed: Notify,
     /// A coarse clock in milliseconds, moved on by connects and sweeps, read by requests.
@@ -90,10 +92,14 @@ impl Conns {
 
     /// Removes a connection that has ended.
     pub fn remove(&self, id: u64) {
-        self.open
+        let gone = self
+            .open
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&id);
+        if gone.is_some_and(|c| c.closing.load(Relaxed)) {
+            self.closing.fetch_sub(1, Relaxed);
+        }
         self.count.fetch_sub(1, Relaxed);
         self.closed.notify_waiters();
     }
@@ -105,14 +111,15 @@ impl Conns {
 
     /// Connections open and not asked to close.
     pub fn staying(&self) -> usize {
-        let closing = self
-            .open
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .filter(|c| c.closing.load(Relaxed))
-            .count();
-        self.count().saturating_sub(closing)
+        self.count().saturating_sub(self.closing.load(Relaxed))
+    }
+
+    /// Asks `c` to close now, for `why` ([`Signal::EVICT`] or [`Signal::EXPIRE`]).
+    fn close(&self, c: &Conn, why: u8) {
+        if !c.closing.swap(true, Relaxed) {
+            self.closing.fetch_add(1, Relaxed);
+        }
+        c.signal.raise(why);
     }
 
     /// The coarse clock: the latest time a connect or a sweep saw.
@@ -129,8 +136,7 @@ impl Conns {
             .min_by_key(|c| c.last_active_ms.load(Relaxed));
         match victim {
             Some(c) => {
-                c.closing.store(true, Relaxed);
-                c.signal.raise(Signal::EVICT);
+                self.close(c, Signal::EVICT);
                 true
             }
             None => false,
@@ -145,8 +151,7 @@ impl Conns {
         for c in self.open.lock().unwrap_or_else(|p| p.into_inner()).values() {
             let since = now_ms.saturating_sub(c.last_active_ms.load(Relaxed));
             if c.idle() && since >= limit_ms && !c.verdicts.is_http2() {
-                c.closing.store(true, Relaxed);
-                c.signal.raise(Signal::EXPIRE);
+                self.close(c, Signal::EXPIRE);
                 expired += 1;
             }
         }
@@ -271,7 +276,7 @@ mod tests {
         let conns = Conns::default();
         let (_, old_busy) = conns.add(100);
         old_busy.request_started();
-        let (_, old) = conns.add(200);
+        let (old_id, old) = conns.add(200);
         let (_, newer) = conns.add(300);
         assert!(conns.evict_idle());
         assert_eq!(old.signal.raised(), Signal::EVICT);
@@ -280,6 +285,8 @@ mod tests {
         assert!(!conns.evict_idle());
         assert_eq!(old_busy.signal.raised(), Signal::NONE);
         assert_eq!((conns.count(), conns.staying()), (3, 1));
+        conns.remove(old_id);
+        assert_eq!((conns.count(), conns.staying()), (2, 1));
         conns.finish_all();
         assert_eq!(old_busy.signal.raised(), Signal::FINISH);
         assert_eq!(old.signal.raised(), Signal::EVICT);

@@ -61,7 +61,8 @@ impl Deadlines {
     }
 
     /// Deadlines waiting (fired or not).
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.slots.len()
     }
 
@@ -246,7 +247,8 @@ impl<F> Drop for Timeout<F> {
 }
 
 /// Deadlines waiting on this thread.
-pub fn waiting() -> usize {
+#[cfg(test)]
+fn waiting() -> usize {
     LOCAL.with(|l| l.borrow().deadlines.len())
 }
 
@@ -262,6 +264,15 @@ mod tests {
         fn wake(self: Arc<Self>) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    /// A single-threaded runtime whose clock moves only when every task waits.
+    fn paused_runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap()
     }
 
     #[test]
@@ -316,11 +327,7 @@ mod tests {
     /// and a future that completes first leaves no slot behind.
     #[test]
     fn on_a_ticking_thread_deadlines_are_kept_by_the_list() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
+        let rt = paused_runtime();
         rt.block_on(async {
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let ticker = tokio::spawn(run_ticker(Duration::from_millis(100), async {
@@ -348,11 +355,7 @@ mod tests {
 
     #[test]
     fn without_a_ticker_a_tokio_timer_keeps_the_deadline() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
+        let rt = paused_runtime();
         rt.block_on(async {
             let never = Box::pin(std::future::pending::<()>());
             assert_eq!(

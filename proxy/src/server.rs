@@ -169,7 +169,6 @@ fn builder(ds: &DownstreamConfig) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     // the head deadline is the connection sweep's (`expire_idle`), not a timer per request
     b.http1()
-        .timer(TokioTimer::new())
         .header_read_timeout(None)
         .max_buf_size(ds.max_header_bytes.max(8192));
     if ds.max_headers != HYPER_MAX_HEADERS {

@@ -114,3 +114,19 @@ impl Client {
         self.send(Method::PUT, addr, path, &headers, body).await
     }
 }
+
+/// An HTTP/2 connection to `addr` by prior knowledge (h2c), driven on a task of its own; the
+/// sender of its requests.
+pub async fn h2c(
+    addr: SocketAddr,
+) -> hyper::client::conn::http2::SendRequest<http_body_util::Empty<Bytes>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    sender
+}

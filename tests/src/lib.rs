@@ -9,5 +9,5 @@ pub mod procs;
 pub mod servers;
 pub mod world;
 
-pub use http_client::{Answer, Client};
+pub use http_client::{Answer, Client, h2c};
 pub use procs::{Backend, Proxy, bin, proxy_exit, two_backends};

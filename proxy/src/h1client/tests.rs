@@ -106,6 +106,36 @@ async fn fresh(addr: std::net::SocketAddr) -> Result<Conn, Error> {
     Ok(Conn::new(TcpStream::connect(addr).await.unwrap()))
 }
 
+/// `exchange` on `conn` (a fresh connection to `addr` when it turns out closed), with no
+/// fields replaced, going back to `e`'s pool.
+async fn exchange_via<B>(
+    conn: Conn,
+    addr: std::net::SocketAddr,
+    req: Request<()>,
+    body: SendBody<B>,
+    e: &Arc<Endpoint>,
+) -> Result<Response<ResponseBody>, Error>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let replacing = codec::Replacing::default();
+    exchange(conn, || fresh(addr), req, replacing, body, home(e)).await
+}
+
+fn assert_closed(err: &Error) {
+    assert!(
+        matches!(
+            err,
+            Error::Upstream {
+                kind: UpstreamErrorKind::Closed,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
 /// One GET through the endpoint's pool, as the upstream module does it.
 async fn send(
     e: &Arc<Endpoint>,
@@ -115,15 +145,7 @@ async fn send(
         Some(c) => c,
         None => fresh(addr).await?,
     };
-    exchange(
-        conn,
-        || fresh(addr),
-        get(),
-        codec::Replacing::default(),
-        SendBody::<NoBody>::Full(Bytes::new()),
-        home(e),
-    )
-    .await
+    exchange_via(conn, addr, get(), SendBody::<NoBody>::Full(Bytes::new()), e).await
 }
 
 #[tokio::test]
@@ -216,26 +238,10 @@ async fn a_kept_connection_closed_under_a_request_sends_it_again_on_a_new_one() 
         e.h1.checkout(Instant::now(), Duration::from_secs(60))
             .unwrap();
     let post = Request::builder().method("POST").uri("/").body(()).unwrap();
-    let err = exchange(
-        conn,
-        || fresh(addr),
-        post,
-        codec::Replacing::default(),
-        SendBody::Streamed(body, Some(3)),
-        home(&e),
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Upstream {
-                kind: UpstreamErrorKind::Closed,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    let err = exchange_via(conn, addr, post, SendBody::Streamed(body, Some(3)), &e)
+        .await
+        .unwrap_err();
+    assert_closed(&err);
     assert_eq!(accepted.load(Ordering::SeqCst), 2, "not sent again");
 }
 
@@ -258,26 +264,16 @@ async fn a_request_that_may_have_been_acted_on_is_not_sent_twice() {
         .uri("/pay")
         .body(())
         .unwrap();
-    let err = exchange(
+    let err = exchange_via(
         conn,
-        || fresh(addr),
+        addr,
         post,
-        codec::Replacing::default(),
         SendBody::<NoBody>::Full(Bytes::from_static(b"once")),
-        home(&e),
+        &e,
     )
     .await
     .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Upstream {
-                kind: UpstreamErrorKind::Closed,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_closed(&err);
     assert_eq!(
         accepted.load(Ordering::SeqCst),
         1,
@@ -364,16 +360,9 @@ async fn a_streamed_body_of_unknown_length_goes_chunked_with_its_trailers() {
         .body(())
         .unwrap();
     let conn = fresh(addr).await.unwrap();
-    let resp = exchange(
-        conn,
-        || fresh(addr),
-        req,
-        codec::Replacing::default(),
-        SendBody::Streamed(body, None),
-        home(&e),
-    )
-    .await
-    .unwrap();
+    let resp = exchange_via(conn, addr, req, SendBody::Streamed(body, None), &e)
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 204);
     assert!(resp.body().is_end_stream());
     assert_eq!(e.h1.len(), 1, "an empty body: home at once");
@@ -399,16 +388,9 @@ async fn an_answer_before_the_whole_body_is_passed_on_and_the_connection_not_kep
     let req = Request::builder().method("PUT").uri("/").body(()).unwrap();
     let conn = fresh(addr).await.unwrap();
     // the rest of the body never comes
-    let resp = exchange(
-        conn,
-        || fresh(addr),
-        req,
-        codec::Replacing::default(),
-        SendBody::Streamed(body, Some(1000)),
-        home(&e),
-    )
-    .await
-    .unwrap();
+    let resp = exchange_via(conn, addr, req, SendBody::Streamed(body, Some(1000)), &e)
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 413);
     assert!(
         e.h1.is_empty(),

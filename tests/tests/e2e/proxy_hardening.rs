@@ -236,15 +236,7 @@ routes: [{{name: slow, path_prefix: /slow, stable: slow}}, {{name: app, stable: 
     );
     // HTTP/2 (prior knowledge) is left to its keep-alive pings
     block(async {
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (mut sender, conn) =
-            hyper::client::conn::http2::handshake::<_, _, http_body_util::Empty<bytes::Bytes>>(
-                hyper_util::rt::TokioExecutor::new(),
-                hyper_util::rt::TokioIo::new(tcp),
-            )
-            .await
-            .unwrap();
-        tokio::spawn(conn);
+        let mut sender = sluice_tests::h2c(addr).await;
         for round in 0..2 {
             if round == 1 {
                 tokio::time::sleep(Duration::from_millis(2500)).await;

@@ -372,15 +372,7 @@ fn http2_extended_connect_tunnels_to_an_http2_backend() {
     ));
     block(async {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let tcp = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
-        let (mut sender, conn) =
-            hyper::client::conn::http2::handshake::<_, _, http_body_util::Empty<bytes::Bytes>>(
-                hyper_util::rt::TokioExecutor::new(),
-                hyper_util::rt::TokioIo::new(tcp),
-            )
-            .await
-            .unwrap();
-        tokio::spawn(conn);
+        let mut sender = sluice_tests::h2c(proxy.addr).await;
         // the proxy advertises extended CONNECT once its settings arrive
         tokio::time::sleep(Duration::from_millis(100)).await;
         let mut req = http::Request::connect(format!("http://{}/chat", proxy.addr))
