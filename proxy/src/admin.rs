@@ -2,7 +2,9 @@
 //! change one route's weight, and read health, metrics and statistics.
 //!
 //! Writes need `Authorization: Bearer TOKEN` when a token is configured (compared in constant
-//! time). A bad body gets 400 with every invalid field named, and the running table is kept.
+//! time), checked from the head before any body is read. A bad body gets 400 with every
+//! invalid field named, and the running table is kept. The listener's limits are
+//! [`crate::api_server`]'s.
 
 use std::sync::Arc;
 
@@ -16,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
+use crate::api_server::ApiLimits;
 use crate::config::parse_json;
 use crate::error::{Error, UpstreamErrorKind};
 use crate::spec::TableSpec;
@@ -23,8 +26,9 @@ use crate::state::Shared;
 use crate::stats::{self, Totals, WINDOWS};
 use crate::table::RouteTable;
 
-/// The admin API as a router (tested without a socket).
-pub fn router(shared: Arc<Shared>) -> Router {
+/// The admin API as a router (tested without a socket). Every request that is not a read
+/// must present the token before its body is read; bodies are read within `limits`.
+pub fn router(shared: Arc<Shared>, limits: ApiLimits) -> Router {
     Router::new()
         .route("/routes", get(get_routes).put(put_routes))
         .route("/routes/{name}/weight", put(put_weight))
@@ -33,7 +37,34 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/log-level", put(put_log_level))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            crate::api_server::buffer_body,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            authorize,
+        ))
         .with_state(shared)
+}
+
+/// Whether a request head presents the admin token (for the listener's connection cap).
+pub fn credentialed(shared: &Shared) -> crate::api_server::Credentialed {
+    let token = shared.admin_token.clone();
+    Arc::new(move |headers| token.as_ref().is_some_and(|t| bearer_matches(headers, t)))
+}
+
+/// Middleware: a write without the token is refused from its head, its body never read.
+async fn authorize(
+    State(shared): State<Arc<Shared>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let read = matches!(*req.method(), http::Method::GET | http::Method::HEAD);
+    if !read && let Some(denied) = refuse_unauthorized(&shared, req.headers()) {
+        return denied;
+    }
+    next.run(req).await
 }
 
 /// An API error: status and a JSON body naming the problem.
@@ -106,12 +137,8 @@ fn applied(table: &RouteTable) -> Applied {
 
 async fn put_routes(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(denied) = refuse_unauthorized(&shared, &headers) {
-        return denied;
-    }
     if shared.is_controlled() {
         return ApiError(Error::Conflict(
             "this proxy is subscribed to a controller, which owns its route table".into(),
@@ -147,12 +174,8 @@ pub struct WeightUpdate {
 async fn put_weight(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(denied) = refuse_unauthorized(&shared, &headers) {
-        return denied;
-    }
     if shared.is_controlled() {
         return ApiError(Error::Conflict(
             "this proxy is subscribed to a controller, which owns its route table".into(),
@@ -190,12 +213,8 @@ pub struct LogLevel {
 
 async fn put_log_level(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(denied) = refuse_unauthorized(&shared, &headers) {
-        return denied;
-    }
     let level: LogLevel = match parse_json(&body) {
         Ok(l) => l,
         Err(e) => return ApiError(e).into_response(),

@@ -117,14 +117,21 @@ pub async fn start(
     }
     let subscription =
         control.map(|opts| tokio::spawn(subscriber::run(shared.clone(), opts, stop_rx.clone())));
-    let admin_app = admin::router(shared.clone());
+    let admin_app = admin::router(shared.clone(), config.admin.limits());
     let mut admin_stop = stop_rx.clone();
+    let credentialed = admin::credentialed(&shared);
+    let admin_limits = config.admin.limits().within_descriptors();
     let admin_task = tokio::spawn(async move {
-        let _ = axum::serve(admin_listener, admin_app)
-            .with_graceful_shutdown(async move {
+        crate::api_server::serve(
+            admin_listener,
+            admin_app,
+            admin_limits,
+            credentialed,
+            async move {
                 let _ = admin_stop.wait_for(|s| *s).await;
-            })
-            .await;
+            },
+        )
+        .await;
     });
     tokio::spawn(probe_loop(shared.clone(), stop_rx.clone()));
     let conns = Arc::new(server::Conns::default());

@@ -61,6 +61,15 @@ pub struct AdminConfig {
     /// An environment variable holding the bearer token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_env: Option<String>,
+    /// Admin connections open at most (64): one more evicts the one idle the longest.
+    #[serde(default = "default_admin_connections")]
+    pub max_connections: usize,
+    /// An admin connection that sends no request head for this long is closed (10s).
+    #[serde(default = "d10s", with = "duration")]
+    pub idle_timeout: Duration,
+    /// The largest body an admin write may carry (1 MiB).
+    #[serde(default = "default_admin_body")]
+    pub max_body_bytes: usize,
 }
 
 impl Default for AdminConfig {
@@ -69,6 +78,29 @@ impl Default for AdminConfig {
             listen: default_admin_listen(),
             token_file: None,
             token_env: None,
+            max_connections: default_admin_connections(),
+            idle_timeout: d10s(),
+            max_body_bytes: default_admin_body(),
+        }
+    }
+}
+
+fn default_admin_connections() -> usize {
+    crate::api_server::ApiLimits::default().max_connections
+}
+
+fn default_admin_body() -> usize {
+    crate::api_server::ApiLimits::default().max_body_bytes
+}
+
+impl AdminConfig {
+    /// The admin listener's limits.
+    pub fn limits(&self) -> crate::api_server::ApiLimits {
+        crate::api_server::ApiLimits {
+            max_connections: self.max_connections,
+            idle_timeout: self.idle_timeout,
+            max_body_bytes: self.max_body_bytes,
+            ..Default::default()
         }
     }
 }
@@ -390,8 +422,12 @@ pub fn parse_yaml<T: DeserializeOwned>(text: &str) -> Result<T> {
     from_tree(tree)
 }
 
-/// Parses a JSON body into `T`; errors name the field path.
+/// Parses a JSON body into `T`; errors name the field path. A key written twice in one
+/// object is refused ([`crate::json::duplicate_key`]).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    if let Some(e) = crate::json::duplicate_key(bytes) {
+        return Err(Error::Invalid(vec![e]));
+    }
     let tree: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| Error::invalid("", format!("not valid JSON: {e}")))?;
     from_tree(tree)

@@ -76,6 +76,36 @@ impl UpstreamErrorKind {
     }
 }
 
+/// How a client failed its own request; a closed set, used as the `kind` label of
+/// `sluice_client_errors_total`. These are never the backend's: they count neither as its
+/// 5xx nor as its upstream errors, and feed neither ejection nor analysis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientErrorKind {
+    /// The request body broke off: a malformed chunk, or the client closed or reset the
+    /// connection before the body's end.
+    BodyBroken,
+    /// The client was still sending its body when the request timeout came.
+    BodyTimeout,
+}
+
+impl ClientErrorKind {
+    /// Every kind, in label order.
+    pub const ALL: [ClientErrorKind; 2] = [Self::BodyBroken, Self::BodyTimeout];
+
+    /// The metrics label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::BodyBroken => "body_broken",
+            Self::BodyTimeout => "body_timeout",
+        }
+    }
+
+    /// Position in [`Self::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// Everything that can go wrong in the proxy.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -112,6 +142,14 @@ pub enum Error {
         /// Detail for logs (never a metrics label).
         detail: String,
     },
+    /// The client failed its own request (see [`ClientErrorKind`]).
+    #[error("client {}: {detail}", kind.label())]
+    Client {
+        /// What kind of failure.
+        kind: ClientErrorKind,
+        /// Detail for logs (never a metrics label).
+        detail: String,
+    },
     /// A write was refused because a controller owns the table.
     #[error("{0}")]
     Conflict(String),
@@ -144,6 +182,10 @@ impl Error {
                 | UpstreamErrorKind::Closed
                 | UpstreamErrorKind::Protocol => StatusCode::BAD_GATEWAY,
             },
+            Self::Client { kind, .. } => match kind {
+                ClientErrorKind::BodyBroken => StatusCode::BAD_REQUEST,
+                ClientErrorKind::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            },
             Self::Read { .. } | Self::Bind { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -167,6 +209,12 @@ mod tests {
         assert_eq!(e(UpstreamErrorKind::Closed).status(), 502);
         assert_eq!(e(UpstreamErrorKind::NoEndpoint).status(), 503);
         assert_eq!(Error::NoRoute.status(), 404);
+        let c = |kind| Error::Client {
+            kind,
+            detail: String::new(),
+        };
+        assert_eq!(c(ClientErrorKind::BodyBroken).status(), 400);
+        assert_eq!(c(ClientErrorKind::BodyTimeout).status(), 408);
         assert_eq!(Error::invalid("a", "b").status(), 400);
     }
 
@@ -185,6 +233,9 @@ mod tests {
     #[test]
     fn kind_indices_follow_all() {
         for (i, k) in UpstreamErrorKind::ALL.iter().enumerate() {
+            assert_eq!(k.index(), i);
+        }
+        for (i, k) in ClientErrorKind::ALL.iter().enumerate() {
             assert_eq!(k.index(), i);
         }
     }

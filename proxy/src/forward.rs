@@ -18,7 +18,8 @@ use http_body_util::{BodyExt as _, Either, Full};
 use hyper::body::Incoming;
 
 use crate::balance::{self, InFlight};
-use crate::error::{Error, UpstreamErrorKind};
+use crate::client_body::{BodyWatch, ClientBody};
+use crate::error::{ClientErrorKind, Error, UpstreamErrorKind};
 use crate::headers;
 use crate::router;
 use crate::state::Shared;
@@ -32,10 +33,10 @@ pub static BACKEND_HEADER: HeaderName = HeaderName::from_static("x-sluice-backen
 /// `x-sluice-generation`: which route generation decided (opt-in per route).
 pub static GENERATION_HEADER: HeaderName = HeaderName::from_static("x-sluice-generation");
 
-/// The 400 for a request whose framing two parsers could read differently; the connection
-/// closes after it.
+/// The 400 for a request whose framing or host two parsers could read differently; the
+/// connection closes after it.
 pub fn refuse_framing(client: SocketAddr, why: &str) -> Response<ProxyBody> {
-    tracing::warn!(client = %client, why, "refused ambiguous request framing");
+    tracing::warn!(client = %client, why, "refused an ambiguous request");
     let mut resp = error_response(&Error::invalid("request", format!("refused: {why}")));
     resp.headers_mut()
         .insert(CONNECTION, HeaderValue::from_static("close"));
@@ -69,7 +70,9 @@ pub async fn handle(
 ) -> Result<Response<ProxyBody>, Infallible> {
     let started = Instant::now();
     let client = downstream.addr;
-    if let Err(why) = headers::check_framing(req.headers()) {
+    if let Err(why) = headers::check_framing(req.headers())
+        .and_then(|()| headers::check_host(req.version(), req.uri(), req.headers()))
+    {
         return Ok(refuse_framing(client, why));
     }
     let table = shared.table();
@@ -140,8 +143,9 @@ pub async fn handle(
         forwarding: &downstream.forwarding,
         append,
     };
-    if !parts.headers.contains_key(HOST)
-        && let Some(a) = parts.uri.authority()
+    // the upstream is told the host the request was routed by: an absolute-form target's
+    // or HTTP/2's authority replaces `Host` (RFC 9112 §3.2.2)
+    if let Some(a) = parts.uri.authority()
         && let Ok(v) = HeaderValue::from_str(a.as_str())
     {
         parts.headers.insert(HOST, v);
@@ -165,19 +169,27 @@ pub async fn handle(
             .zip(hold_limit)
             .is_some_and(|(n, limit)| n <= limit)
     {
-        match body.collect().await {
-            Ok(b) => (Some(b.to_bytes()), None),
-            Err(e) => {
-                tracing::debug!(client = %client, error = %e, "request body ended early");
-                return Ok(error_response(&Error::invalid(
-                    "body",
-                    "the request body ended early",
-                )));
-            }
+        let limit = shared.upstreams.request_timeout();
+        let failed = match tokio::time::timeout(limit, body.collect()).await {
+            Ok(Ok(b)) => Ok(b.to_bytes()),
+            Ok(Err(e)) => Err(Error::Client {
+                kind: ClientErrorKind::BodyBroken,
+                detail: e.to_string(),
+            }),
+            Err(_) => Err(Error::Client {
+                kind: ClientErrorKind::BodyTimeout,
+                detail: format!("the body was not sent whole within {limit:?}"),
+            }),
+        };
+        match failed {
+            Ok(b) => (Some(b), None),
+            Err(e) => return Ok(client_failed(&shared, route, target, client, started, &e)),
         }
     } else {
         (None, Some(body))
     };
+    // a streamed body is watched, so that a failure it causes is blamed on the client
+    let watch = streamed.as_ref().map(|_| Arc::new(BodyWatch::default()));
     let may_resend =
         upgrade.is_none() && !extended_connect && (backend.endpoints.len() > 1 || to_canary);
     let head = (replay.is_some() && (may_resend || mirror.is_some())).then(|| {
@@ -199,7 +211,7 @@ pub async fn handle(
         })
     };
     let first_body: UpstreamBody = match (streamed, &replay) {
-        (Some(body), _) => Either::Left(body),
+        (Some(body), _) => Either::Left(ClientBody::new(body, watch.clone().unwrap_or_default())),
         (None, Some(b)) => Either::Right(Full::new(b.clone())),
         (None, None) => Either::Right(Full::new(Bytes::new())),
     };
@@ -229,7 +241,15 @@ pub async fn handle(
     }
 
     let mut endpoint = endpoint.clone();
-    let mut result = attempt(&shared, target, &endpoint, &mut req, forward).await;
+    let mut result = attempt(
+        &shared,
+        target,
+        &endpoint,
+        &mut req,
+        forward,
+        watch.as_deref(),
+    )
+    .await;
     // a connection that could not be made: another endpoint of the same backend
     if matches!(
         &result,
@@ -252,7 +272,7 @@ pub async fn handle(
     {
         tracing::debug!(backend = %backend.name, from = %endpoint.authority, to = %other.authority, "connect failed; trying another endpoint");
         endpoint = other;
-        result = attempt(&shared, target, &endpoint, &mut retry, forward).await;
+        result = attempt(&shared, target, &endpoint, &mut retry, forward, None).await;
     }
     // failover: the canary failed the request; stable gets it, the canary keeps the failure
     let mut target = target;
@@ -293,7 +313,7 @@ pub async fn handle(
             tracing::info!(route = %route.name, canary = %backend.name, status, "canary failed; request sent to stable");
             target = stable;
             endpoint = stable_endpoint;
-            result = attempt(&shared, target, &endpoint, &mut retry, forward).await;
+            result = attempt(&shared, target, &endpoint, &mut retry, forward, None).await;
         }
     }
     let backend = &target.backend;
@@ -349,6 +369,9 @@ pub async fn handle(
                 .record(now, resp.status().as_u16(), Some(elapsed), None);
             resp.map(ProxyBody::Upstream)
         }
+        Err(e @ Error::Client { .. }) => {
+            return Ok(client_failed(&shared, route, target, client, started, &e));
+        }
         Err(e) => {
             let kind = match &e {
                 Error::Upstream { kind, .. } => Some(*kind),
@@ -382,6 +405,26 @@ pub async fn handle(
         );
     }
     Ok(resp)
+}
+
+/// Counts a request the client failed itself under its own label, never as the backend's,
+/// and answers it (400 or 408); the connection closes after the answer.
+fn client_failed(
+    shared: &Shared,
+    route: &crate::table::Route,
+    target: &Target,
+    client: SocketAddr,
+    started: Instant,
+    e: &Error,
+) -> Response<ProxyBody> {
+    if let Error::Client { kind, .. } = e {
+        target.telemetry.client_failed(shared.sec_of(started), *kind);
+    }
+    tracing::debug!(client = %client, route = %route.name, error = %e, "the client failed its request");
+    let mut resp = error_response(e);
+    resp.headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 /// Sends a copy to the mirror backend; its answer is read to the end, measured and dropped.
@@ -484,19 +527,30 @@ async fn tunnel(
     }
 }
 
-/// One exchange with one endpoint; records its outcome in the endpoint's health.
+/// One exchange with one endpoint; records its outcome in the endpoint's health. A failure
+/// that `watch` (the streamed body's) blames on the client comes back as
+/// [`Error::Client`] and is not the endpoint's.
 async fn attempt(
     shared: &Shared,
     target: &Target,
     endpoint: &Arc<Endpoint>,
     req: &mut Request<UpstreamBody>,
     forward: headers::ToForward<'_>,
+    watch: Option<&BodyWatch>,
 ) -> Result<Response<ResponseBody>, Error> {
     let backend = &target.backend;
     let taken = std::mem::replace(req, Request::new(Either::Right(Full::new(Bytes::new()))));
     let in_flight = InFlight::start(endpoint);
     let result = send(shared, backend, endpoint, taken, forward).await;
     drop(in_flight);
+    if let (Err(e), Some(w)) = (&result, watch)
+        && let Some(kind) = w.blame(e)
+    {
+        return Err(Error::Client {
+            kind,
+            detail: e.to_string(),
+        });
+    }
     let failed = match &result {
         Ok(resp) => matches!(resp.status().as_u16(), 502..=504),
         Err(_) => true,

@@ -286,6 +286,163 @@ pub fn check_framing(headers: &HeaderMap) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Refuses a request whose host two readers could take differently (RFC 9112 §3.2 and
+/// §3.2.2, RFC 9113 §8.3.1): several `Host` fields, none on HTTP/1.1, one that is not a
+/// host and port, a `Connection` header naming `Host` (stripping it would forward a request
+/// without one), and an HTTP/2 `:authority` that differs from `host`. A request that passes
+/// is routed by its URI's authority when it has one (absolute form, HTTP/2) and by `Host`
+/// otherwise; the caller then sets `Host` to that authority, so the upstream is told the
+/// host the request was routed by.
+pub fn check_host(
+    version: http::Version,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+) -> Result<(), &'static str> {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err("several Host headers");
+    }
+    if let Some(h) = host
+        && !valid_host(h.as_bytes())
+    {
+        return Err("a Host header that is not a host and port");
+    }
+    if version == http::Version::HTTP_11 && host.is_none() {
+        return Err("an HTTP/1.1 request without a Host header");
+    }
+    let names_host = |v: &HeaderValue| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"host"))
+    };
+    if headers.get_all(header::CONNECTION).iter().any(names_host) {
+        return Err("a Connection header naming Host");
+    }
+    if version >= http::Version::HTTP_2
+        && let (Some(h), Some(a)) = (host, uri.authority())
+        && !h.as_bytes().eq_ignore_ascii_case(a.as_str().as_bytes())
+    {
+        return Err(":authority and Host disagree");
+    }
+    Ok(())
+}
+
+/// Whether a `Host` value is `host[:port]` (RFC 9110 §7.2): a registered name or IPv4 address
+/// of name characters, or an IPv6 literal in brackets, then digits after one colon. No user
+/// information, path, space or control character.
+fn valid_host(v: &[u8]) -> bool {
+    let (name, port) = if let Some(rest) = v.strip_prefix(b"[") {
+        let Some(end) = rest.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let (literal, after) = rest.split_at(end);
+        if literal.is_empty()
+            || !literal
+                .iter()
+                .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
+        {
+            return false;
+        }
+        match &after[1..] {
+            [] => return true,
+            [b':', port @ ..] => (&b"x"[..], port),
+            _ => return false,
+        }
+    } else {
+        match v.iter().position(|&b| b == b':') {
+            Some(i) => (&v[..i], &v[i + 1..]),
+            None => (v, &b""[..]),
+        }
+    };
+    let name_ok = !name.is_empty()
+        && name.iter().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*'
+                        | b'+' | b',' | b';' | b'=' | b'%'
+                )
+        });
+    name_ok && port.len() <= 5 && port.iter().all(u8::is_ascii_digit)
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::*;
+    use http::Version;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn check(version: Version, uri: &str, pairs: &[(&str, &str)]) -> Result<(), &'static str> {
+        check_host(version, &uri.parse().unwrap(), &map(pairs))
+    }
+
+    #[test]
+    fn one_valid_host_passes() {
+        let v11 = Version::HTTP_11;
+        assert_eq!(check(v11, "/", &[("host", "shop.example")]), Ok(()));
+        assert_eq!(check(v11, "/", &[("host", "127.0.0.1:8080")]), Ok(()));
+        assert_eq!(check(v11, "/", &[("host", "[::1]:8080")]), Ok(()));
+        assert_eq!(check(v11, "/", &[("host", "[::1]")]), Ok(()));
+        assert_eq!(
+            check(v11, "http://a.example/x", &[("host", "b.example")]),
+            Ok(()),
+            "absolute form: routed by the target, Host replaced by the caller"
+        );
+        assert_eq!(check(Version::HTTP_10, "/", &[]), Ok(()), "HTTP/1.0 may omit it");
+        assert_eq!(
+            check(Version::HTTP_11, "/", &[("host", "a"), ("connection", "keep-alive")]),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn ambiguous_hosts_are_refused() {
+        let v11 = Version::HTTP_11;
+        assert_eq!(
+            check(v11, "/", &[("host", "a.example"), ("host", "b.example")]),
+            Err("several Host headers")
+        );
+        assert_eq!(
+            check(v11, "/", &[]),
+            Err("an HTTP/1.1 request without a Host header")
+        );
+        assert_eq!(
+            check(v11, "/", &[("host", "a"), ("connection", "close, Host")]),
+            Err("a Connection header naming Host")
+        );
+        for bad in ["", "a b", "user@a", "a/b", "a:80:90", "a:http", "[::1", "[zz]", "[::1]x"] {
+            assert_eq!(
+                check(v11, "/", &[("host", bad)]),
+                Err("a Host header that is not a host and port"),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn http2_authority_and_host_must_agree() {
+        let v2 = Version::HTTP_2;
+        assert_eq!(check(v2, "http://a.example/", &[]), Ok(()));
+        assert_eq!(check(v2, "http://a.example/", &[("host", "A.example")]), Ok(()));
+        assert_eq!(
+            check(v2, "http://a.example/", &[("host", "b.example")]),
+            Err(":authority and Host disagree")
+        );
+        assert_eq!(check(v2, "/", &[]), Ok(()), "neither: routed by no host");
+    }
+}
+
 #[cfg(test)]
 mod forwarding_tests {
     use super::*;

@@ -3,10 +3,12 @@
 //! swapped atomically, an admin API and Prometheus metrics.
 
 pub mod admin;
+pub mod api_server;
 pub mod app;
 pub mod balance;
 pub mod body;
 pub mod cli;
+pub mod client_body;
 pub mod config;
 pub mod conns;
 pub mod control;
@@ -18,6 +20,7 @@ pub mod h1client;
 pub mod h1pool;
 pub mod headers;
 pub mod health;
+pub mod json;
 pub mod router;
 pub mod server;
 pub mod spec;

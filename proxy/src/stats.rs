@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use serde::Serialize;
 
-use crate::error::UpstreamErrorKind;
+use crate::error::{ClientErrorKind, UpstreamErrorKind};
 
 /// Number of latency buckets; the last one is the overflow bucket (+Inf).
 pub const BUCKETS: usize = 88;
@@ -30,6 +30,8 @@ const SLOTS: usize = 300;
 /// Status classes 1xx..5xx.
 pub const CLASSES: usize = 5;
 const KINDS: usize = UpstreamErrorKind::ALL.len();
+/// Kinds of client errors.
+pub const CLIENT_KINDS: usize = ClientErrorKind::ALL.len();
 
 /// Upper bound of bucket `i` in seconds (`f64::INFINITY` for the last one).
 pub fn bucket_upper_seconds(i: usize) -> f64 {
@@ -63,6 +65,7 @@ pub fn class_label(i: usize) -> &'static str {
 struct Counts {
     by_class: [AtomicU64; CLASSES],
     errors: [AtomicU64; KINDS],
+    client: [AtomicU64; CLIENT_KINDS],
     buckets: Box<[AtomicU64]>,
 }
 
@@ -71,7 +74,14 @@ impl Counts {
         Self {
             by_class: Default::default(),
             errors: Default::default(),
+            client: Default::default(),
             buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn add_client(&self, kind: ClientErrorKind) {
+        if let Some(c) = self.client.get(kind.index()) {
+            c.fetch_add(1, Relaxed);
         }
     }
 
@@ -92,6 +102,7 @@ impl Counts {
             .by_class
             .iter()
             .chain(&self.errors)
+            .chain(&self.client)
             .chain(&*self.buckets);
         for a in all {
             a.store(0, Relaxed);
@@ -103,6 +114,9 @@ impl Counts {
             *a += c.load(Relaxed);
         }
         for (a, c) in acc.errors.iter_mut().zip(&self.errors) {
+            *a += c.load(Relaxed);
+        }
+        for (a, c) in acc.client_errors.iter_mut().zip(&self.client) {
             *a += c.load(Relaxed);
         }
         for (a, c) in acc.buckets.iter_mut().zip(&*self.buckets) {
@@ -123,6 +137,10 @@ pub struct Totals {
     pub by_class: [u64; CLASSES],
     /// Upstream errors by kind, in [`UpstreamErrorKind::ALL`] order.
     pub errors: [u64; KINDS],
+    /// Requests the client failed itself, by kind, in [`ClientErrorKind::ALL`] order: not in
+    /// `by_class`, so never in a backend's requests, errors or rates.
+    #[serde(default)]
+    pub client_errors: [u64; CLIENT_KINDS],
     /// Latency bucket counts (only responses that were timed).
     pub buckets: Vec<u64>,
 }
@@ -132,6 +150,7 @@ impl Default for Totals {
         Self {
             by_class: [0; CLASSES],
             errors: [0; KINDS],
+            client_errors: [0; CLIENT_KINDS],
             buckets: vec![0; BUCKETS],
         }
     }
@@ -200,9 +219,22 @@ impl RequestStats {
         let class = class_index(status);
         let bucket = latency_micros.map(bucket_index);
         self.total.add(class, bucket, error);
-        let Some(slot) = self.ring.get((now_sec % SLOTS as u64) as usize) else {
-            return;
-        };
+        if let Some(slot) = self.slot(now_sec) {
+            slot.counts.add(class, bucket, error);
+        }
+    }
+
+    /// Records a request the client failed itself, at second `now_sec`.
+    pub fn record_client_error(&self, now_sec: u64, kind: ClientErrorKind) {
+        self.total.add_client(kind);
+        if let Some(slot) = self.slot(now_sec) {
+            slot.counts.add_client(kind);
+        }
+    }
+
+    /// The ring slot of `now_sec`, cleared first when it still held an older second.
+    fn slot(&self, now_sec: u64) -> Option<&Slot> {
+        let slot = self.ring.get((now_sec % SLOTS as u64) as usize)?;
         let seen = slot.second.load(Relaxed);
         if seen != now_sec
             && slot
@@ -212,7 +244,7 @@ impl RequestStats {
         {
             slot.counts.clear();
         }
-        slot.counts.add(class, bucket, error);
+        Some(slot)
     }
 
     /// Everything since start.
@@ -288,6 +320,22 @@ mod tests {
         assert_eq!(s.window(400, 300).requests(), 3);
         assert_eq!(s.totals().requests(), 4);
         assert_eq!(s.totals().buckets.iter().sum::<u64>(), 2);
+    }
+
+    #[test]
+    fn client_errors_are_kept_apart_from_the_backends_figures() {
+        let s = RequestStats::new();
+        s.record(10, 200, Some(1_000), None);
+        s.record_client_error(10, ClientErrorKind::BodyBroken);
+        s.record_client_error(11, ClientErrorKind::BodyTimeout);
+        s.record_client_error(11, ClientErrorKind::BodyBroken);
+        let t = s.totals();
+        assert_eq!(t.requests(), 1, "a client's failure is no response of the backend");
+        assert_eq!(t.by_class[4], 0);
+        assert_eq!(t.errors, [0; KINDS]);
+        assert_eq!(t.client_errors, [2, 1]);
+        assert_eq!(s.window(11, 1).client_errors, [1, 1]);
+        assert_eq!(s.window(11, 1).requests(), 0);
     }
 
     #[test]

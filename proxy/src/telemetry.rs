@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::error::UpstreamErrorKind;
+use crate::error::{ClientErrorKind, UpstreamErrorKind};
 use crate::stats::{self, RequestStats};
 
 /// Responses by route, backend and status class.
@@ -20,6 +20,9 @@ pub const REQUESTS_TOTAL: &str = "sluice_requests_total";
 pub const REQUEST_DURATION_SECONDS: &str = "sluice_request_duration_seconds";
 /// Failed upstream exchanges by route, backend and kind.
 pub const UPSTREAM_ERRORS_TOTAL: &str = "sluice_upstream_errors_total";
+/// Requests the client failed itself (a broken or too slow body) by route, backend and kind;
+/// never counted as the backend's.
+pub const CLIENT_ERRORS_TOTAL: &str = "sluice_client_errors_total";
 /// The weight of each backend of a route, out of the route's total.
 pub const ROUTE_WEIGHT: &str = "sluice_route_weight";
 /// The generation of each route's applied table.
@@ -66,6 +69,10 @@ pub fn describe() {
         UPSTREAM_ERRORS_TOTAL,
         "Failed upstream exchanges by route, backend and kind."
     );
+    describe_counter!(
+        CLIENT_ERRORS_TOTAL,
+        "Requests the client failed itself (a broken or too slow body) by route, backend and kind."
+    );
     describe_gauge!(
         ROUTE_WEIGHT,
         "Weight of each backend of a route, out of the route's total."
@@ -95,6 +102,7 @@ pub struct PairTelemetry {
     requests: [Counter; stats::CLASSES],
     duration: Histogram,
     errors: [Counter; UpstreamErrorKind::ALL.len()],
+    client_errors: [Counter; ClientErrorKind::ALL.len()],
     /// The pair's statistics, for `/stats` and reports.
     pub stats: RequestStats,
 }
@@ -125,6 +133,8 @@ impl PairTelemetry {
             ),
             errors: UpstreamErrorKind::ALL
                 .map(|k| metrics::counter!(UPSTREAM_ERRORS_TOTAL, &labels(("kind", k.label())))),
+            client_errors: ClientErrorKind::ALL
+                .map(|k| metrics::counter!(CLIENT_ERRORS_TOTAL, &labels(("kind", k.label())))),
             stats: RequestStats::new(),
         }
     }
@@ -141,6 +151,14 @@ impl PairTelemetry {
         if let Some(c) = self.errors.get(kind.index()) {
             c.increment(1);
         }
+    }
+
+    /// Records a request the client failed itself: kept out of the pair's responses.
+    pub fn client_failed(&self, now_sec: u64, kind: ClientErrorKind) {
+        if let Some(c) = self.client_errors.get(kind.index()) {
+            c.increment(1);
+        }
+        self.stats.record_client_error(now_sec, kind);
     }
 
     /// Records one answered request (its upstream errors are counted by

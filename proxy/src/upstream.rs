@@ -57,7 +57,7 @@ impl Default for UpstreamSettings {
 
 /// The body sent upstream: the client's, streamed, or one held whole (empty, or small and kept
 /// so that the request can be sent again).
-pub type UpstreamBody = Either<Incoming, Full<Bytes>>;
+pub type UpstreamBody = Either<crate::client_body::ClientBody, Full<Bytes>>;
 
 type TlsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, UpstreamBody>;
 type TlsKey = (UpstreamProtocol, Option<UpstreamTlsSpec>);
@@ -233,6 +233,11 @@ impl Upstreams {
         let client = Arc::new(b.build(https));
         clients.insert(key, client.clone());
         Ok(client)
+    }
+
+    /// How long an upstream may take to send a response head.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
     }
 
     /// Sends a request to an HTTP/1.1 endpoint on one of its kept connections, or a new one

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use sluice_proxy::api_server::ApiLimits;
+
 use crate::control::api::{self, ApiState};
+use crate::control::auth::{self, Credentials};
 use crate::control::hub::{Hub, HubConfig};
 use crate::local::config::LocalConfig;
 use crate::local::health;
@@ -67,6 +70,17 @@ pub async fn start(
             .or(config.runtime.token_file.as_deref()),
         config.runtime.token_env.as_deref(),
     )?;
+    let proxy_tokens = match &config.runtime.proxy_tokens_file {
+        None => Vec::new(),
+        Some(f) => {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| format!("spec.proxyTokensFile {}: {e}", f.display()))?;
+            auth::parse_proxy_tokens(&text).map_err(|errors| {
+                let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                format!("spec.proxyTokensFile {}: {}", f.display(), lines.join("; "))
+            })?
+        }
+    };
     let hub = Arc::new(Hub::open(HubConfig {
         lease: Duration::from_secs(u64::from(config.runtime.lease_seconds.unwrap_or(10))),
         required: config.runtime.required_proxies.iter().cloned().collect(),
@@ -107,18 +121,25 @@ pub async fn start(
             sampler_hub.expire(now);
         }
     });
-    let app = api::router(Arc::new(ApiState {
+    let state = Arc::new(ApiState {
         hub,
         rollouts: runtime.clone(),
-        token,
-    }));
+        credentials: Credentials::new(token, proxy_tokens),
+    });
+    let limits = ApiLimits {
+        max_connections: 1024,
+        max_body_bytes: 4 * 1024 * 1024,
+        ..ApiLimits::default()
+    }
+    .within_descriptors();
+    let app = api::router(state.clone(), limits);
+    let credentialed = api::credentialed(&state);
     let mut api_stop = stop_rx.clone();
     let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = api_stop.wait_for(|s| *s).await;
-            })
-            .await;
+        sluice_proxy::api_server::serve(listener, app, limits, credentialed, async move {
+            let _ = api_stop.wait_for(|s| *s).await;
+        })
+        .await;
     });
     let loop_task = tokio::spawn(runtime.clone().serve(stop_rx));
     let done = tokio::spawn(async move {

@@ -1,7 +1,10 @@
 //! The control API: proxies poll for routes and report; people and tools list, watch and
-//! command rollouts. Every state-changing call needs the bearer token (compared in constant
-//! time, never logged) when one is configured — reports included, since a forged report could
-//! promote a bad canary.
+//! command rollouts. Who may do what is [`super::auth`]'s: with credentials configured, a
+//! command needs the operator token, and a poll, a report or an unsubscribe needs a token
+//! covering the proxy id it names (the operator's covers every id) — a forged report could
+//! promote a bad canary, and a poll renews a lease. The credential is checked from the head
+//! before any body is read; bodies, connections and idle time are bounded by the listener
+//! ([`sluice_proxy::api_server`]). Reads that change nothing are open.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -9,8 +12,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{StatusCode, header};
+use sluice_proxy::api_server::ApiLimits;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,6 +24,7 @@ use serde_json::json;
 use sluice_proxy::config::parse_json;
 use sluice_proxy::control::protocol::{Report, Unsubscribe};
 
+use super::auth::{Caller, Credentials};
 use super::hub::Hub;
 use super::service::{RolloutService, ServiceError};
 use crate::commands::Command;
@@ -34,12 +39,13 @@ pub struct ApiState {
     pub hub: Arc<Hub>,
     /// The rollouts.
     pub rollouts: Arc<dyn RolloutService>,
-    /// Bearer token for state-changing calls.
-    pub token: Option<String>,
+    /// The operator and proxy credentials.
+    pub credentials: Credentials,
 }
 
-/// The API as a router (tested without a socket as well as on loopback).
-pub fn router(state: Arc<ApiState>) -> Router {
+/// The API as a router (tested without a socket as well as on loopback); bodies are read
+/// within `limits`, after the credential is checked.
+pub fn router(state: Arc<ApiState>, limits: ApiLimits) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/v1/routes", get(routes))
@@ -54,27 +60,71 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/rollouts/{name}/watch", get(watch))
         .route("/v1/rollouts/{name}/set-image", post(set_image))
         .route("/v1/rollouts/{name}/{command}", post(command))
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            sluice_proxy::api_server::buffer_body,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authorize,
+        ))
         .with_state(state)
+}
+
+/// Whether a request head presents a valid credential (for the listener's connection cap).
+pub fn credentialed(state: &Arc<ApiState>) -> sluice_proxy::api_server::Credentialed {
+    let state = state.clone();
+    Arc::new(move |headers| state.credentials.identify(headers).is_known())
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({"error": message.into()}))).into_response()
 }
 
-/// `None` when allowed; the 401 otherwise.
-fn refuse_unauthorized(state: &ApiState, headers: &HeaderMap) -> Option<Response> {
-    let token = state.token.as_ref()?;
-    if sluice_proxy::admin::bearer_matches(headers, token) {
-        None
-    } else {
-        Some(
-            (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                axum::Json(json!({"error": "a valid bearer token is required"})),
-            )
-                .into_response(),
-        )
+fn unauthorized(message: &str) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        axum::Json(json!({"error": message})),
+    )
+        .into_response()
+}
+
+/// Middleware: names the caller for the handlers, and refuses from the head (before any body
+/// is read) a write without a credential, and a command without the operator's.
+async fn authorize(
+    State(s): State<Arc<ApiState>>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let caller = s.credentials.identify(req.headers());
+    let read = matches!(*req.method(), http::Method::GET | http::Method::HEAD);
+    if !read {
+        if !caller.is_known() {
+            return unauthorized("a valid bearer token is required");
+        }
+        if req.uri().path().starts_with("/v1/rollouts/") && caller != Caller::Operator {
+            return error(
+                StatusCode::FORBIDDEN,
+                "a proxy token cannot command rollouts: the operator token is required",
+            );
+        }
+    }
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+/// `None` when `caller` may act as proxy `id`; the 401 or 403 otherwise.
+fn refuse_as_proxy(caller: &Caller, id: &str) -> Option<Response> {
+    match caller {
+        _ if caller.may_act_as(id) => None,
+        Caller::Anonymous => Some(unauthorized(&format!(
+            "acting as proxy {id:?} needs a token that covers it"
+        ))),
+        _ => Some(error(
+            StatusCode::FORBIDDEN,
+            format!("this token does not cover proxy {id:?}"),
+        )),
     }
 }
 
@@ -87,8 +137,16 @@ struct RoutesQuery {
     wait: Option<u64>,
 }
 
-async fn routes(State(s): State<Arc<ApiState>>, Query(q): Query<RoutesQuery>) -> Response {
+async fn routes(
+    State(s): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<RoutesQuery>,
+) -> Response {
+    // polling as a proxy renews its lease: only with a credential that covers it
     if let Some(p) = &q.proxy {
+        if let Some(refused) = refuse_as_proxy(&caller, p) {
+            return refused;
+        }
         s.hub.polled(p, Time::now());
     }
     let wait = q
@@ -100,30 +158,64 @@ async fn routes(State(s): State<Arc<ApiState>>, Query(q): Query<RoutesQuery>) ->
     }
 }
 
-async fn report(State(s): State<Arc<ApiState>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(denied) = refuse_unauthorized(&s, &headers) {
-        return denied;
-    }
-    match parse_json::<Report>(&body) {
-        Ok(r) => {
-            s.hub.report(r, Time::now());
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+/// A 400 naming every invalid field.
+fn invalid(fields: &[sluice_proxy::FieldError]) -> Response {
+    let message = fields
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    let fields: Vec<_> = fields
+        .iter()
+        .map(|f| json!({"path": f.path, "reason": f.reason}))
+        .collect();
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({"error": message, "fields": fields})),
+    )
+        .into_response()
+}
+
+/// The 400 for a body that did not parse.
+fn unparsed(e: sluice_proxy::Error) -> Response {
+    match e {
+        sluice_proxy::Error::Invalid(fields) => invalid(&fields),
+        other => error(StatusCode::BAD_REQUEST, other.to_string()),
     }
 }
 
-async fn unsubscribe(State(s): State<Arc<ApiState>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(denied) = refuse_unauthorized(&s, &headers) {
-        return denied;
+async fn report(
+    State(s): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Response {
+    let r: Report = match parse_json(&body) {
+        Ok(r) => r,
+        Err(e) => return unparsed(e),
+    };
+    if let Some(refused) = refuse_as_proxy(&caller, &r.proxy) {
+        return refused;
     }
-    match parse_json::<Unsubscribe>(&body) {
-        Ok(u) => {
-            s.hub.unsubscribe(&u, Time::now());
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    match s.hub.report(r, Time::now()) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(fields) => invalid(&fields),
     }
+}
+
+async fn unsubscribe(
+    State(s): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Response {
+    let u: Unsubscribe = match parse_json(&body) {
+        Ok(u) => u,
+        Err(e) => return unparsed(e),
+    };
+    if let Some(refused) = refuse_as_proxy(&caller, &u.proxy) {
+        return refused;
+    }
+    s.hub.unsubscribe(&u, Time::now());
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn proxies(State(s): State<Arc<ApiState>>) -> Response {
@@ -261,12 +353,8 @@ fn service_error(e: ServiceError) -> Response {
 async fn command(
     State(s): State<Arc<ApiState>>,
     Path((name, command)): Path<(String, String)>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(denied) = refuse_unauthorized(&s, &headers) {
-        return denied;
-    }
     let cmd = match command.as_str() {
         "promote" => Command::Promote,
         "promote-full" => Command::PromoteFull,
@@ -280,7 +368,7 @@ async fn command(
             } else {
                 match parse_json::<UndoBody>(&body) {
                     Ok(b) => b.to_revision,
-                    Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+                    Err(e) => return unparsed(e),
                 }
             };
             Command::Undo { to_revision }
@@ -303,15 +391,11 @@ async fn command(
 async fn set_image(
     State(s): State<Arc<ApiState>>,
     Path(name): Path<String>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(denied) = refuse_unauthorized(&s, &headers) {
-        return denied;
-    }
     let b: SetImageBody = match parse_json(&body) {
         Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => return unparsed(e),
     };
     match s.rollouts.set_image(&name, &b.container, &b.image).await {
         Ok(message) => axum::Json(json!({"message": message})).into_response(),

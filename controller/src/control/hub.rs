@@ -9,7 +9,11 @@
 //!   plus the required ones; a proxy leaves it by unsubscribing or when its lease expires,
 //!   and each is recorded as an event;
 //! - merged counters are the sum over proxies; a proxy that restarts (new instance) starts
-//!   again from zero without losing what its previous instance counted.
+//!   again from zero without losing what its previous instance counted;
+//! - a report is taken whole or not at all: it must have exactly the shape the proxies send
+//!   (the bucket count, routes and revisions this hub published, each pair once, counters
+//!   that never go down within one instance), so nothing a reporter sends grows memory
+//!   beyond what the published routes allow, and sums saturate instead of wrapping.
 //!
 //! Every method takes the time as an argument; the API layer passes the wall clock.
 
@@ -19,6 +23,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use sluice_proxy::FieldError;
 use sluice_proxy::control::protocol::{Report, Snapshot, Unsubscribe};
 use sluice_proxy::spec::{BackendSpec, RouteSpec, TableSpec};
 use sluice_proxy::stats::Totals;
@@ -30,6 +35,9 @@ use crate::time::Time;
 const SAMPLE_HISTORY: Duration = Duration::from_secs(15 * 60);
 /// Events kept in memory.
 const EVENTS_KEPT: usize = 500;
+/// Revisions of a route whose counters a report may carry: the current ones and those
+/// published before them, so that a proxy a generation behind is not refused.
+const KNOWN_REVISIONS: usize = 16;
 
 /// A (route, revision) pair.
 pub type Pair = (String, String);
@@ -110,6 +118,23 @@ struct State {
     pending: BTreeMap<u64, (String, Time)>,
     /// Time from publishing to the last expected proxy's acknowledgement, newest last.
     ack_latencies: VecDeque<AckLatency>,
+    /// Per route, the revisions a report may count, newest last.
+    known: BTreeMap<String, VecDeque<String>>,
+}
+
+impl State {
+    /// Remembers the revisions of a route's backends as ones a report may count.
+    fn learn(&mut self, route: &str, backends: &[BackendSpec]) {
+        let known = self.known.entry(route.to_owned()).or_default();
+        for b in backends {
+            let rev = b.revision.clone().unwrap_or_else(|| b.name.clone());
+            known.retain(|r| *r != rev);
+            known.push_back(rev);
+        }
+        while known.len() > KNOWN_REVISIONS {
+            known.pop_front();
+        }
+    }
 }
 
 /// How long a generation took to reach every expected proxy.
@@ -134,19 +159,147 @@ pub struct Hub {
     activity: watch::Sender<u64>,
 }
 
+/// `into += t`, saturating: a sum of counters never wraps round to a small number.
 fn add(into: &mut Totals, t: &Totals) {
     for (a, b) in into.by_class.iter_mut().zip(&t.by_class) {
-        *a += b;
+        *a = a.saturating_add(*b);
     }
     for (a, b) in into.errors.iter_mut().zip(&t.errors) {
-        *a += b;
+        *a = a.saturating_add(*b);
+    }
+    for (a, b) in into.client_errors.iter_mut().zip(&t.client_errors) {
+        *a = a.saturating_add(*b);
     }
     if into.buckets.len() < t.buckets.len() {
         into.buckets.resize(t.buckets.len(), 0);
     }
     for (a, b) in into.buckets.iter_mut().zip(&t.buckets) {
-        *a += b;
+        *a = a.saturating_add(*b);
     }
+}
+
+/// Longest proxy id or instance id a report may carry.
+const MAX_ID_BYTES: usize = 253;
+
+/// Every way `r` differs from what a proxy of this hub sends: ids, routes and revisions the
+/// hub never published, generations it never gave, a pair counted twice, a bucket count other
+/// than the proxies', more timed or failed responses than responses, and a counter that went
+/// down without a new instance.
+fn check_report(s: &State, r: &Report) -> Result<(), Vec<FieldError>> {
+    let mut e = Vec::new();
+    let id_ok = |id: &str| {
+        !id.is_empty()
+            && id.len() <= MAX_ID_BYTES
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    };
+    if !id_ok(&r.proxy) {
+        e.push(FieldError::new(
+            "proxy",
+            "must be 1 to 253 letters, digits, '-', '_', '.' or ':'",
+        ));
+    }
+    if !id_ok(&r.instance) {
+        e.push(FieldError::new(
+            "instance",
+            "must be 1 to 253 letters, digits, '-', '_', '.' or ':'",
+        ));
+    }
+    if r.table_generation >= s.next_generation {
+        e.push(FieldError::new(
+            "table_generation",
+            format!("{} was never published", r.table_generation),
+        ));
+    }
+    for (route, g) in &r.applied {
+        if !s.routes.contains_key(route) {
+            e.push(FieldError::new(
+                format!("applied.{route}"),
+                "no route of that name is published",
+            ));
+        } else if *g >= s.next_generation {
+            e.push(FieldError::new(
+                format!("applied.{route}"),
+                format!("generation {g} was never published"),
+            ));
+        }
+    }
+    let previous = s
+        .proxies
+        .get(&r.proxy)
+        .filter(|p| p.instance == r.instance);
+    let mut seen = BTreeSet::new();
+    for (i, p) in r.stats.iter().enumerate() {
+        let at = |field: &str| format!("stats[{i}].{field}");
+        let known = s.known.get(&p.route);
+        if known.is_none() {
+            e.push(FieldError::new(at("route"), "no route of that name is published"));
+            continue;
+        }
+        if !known.is_some_and(|k| k.contains(&p.revision)) {
+            e.push(FieldError::new(
+                at("revision"),
+                format!("{:?} is not a revision of route {:?}", p.revision, p.route),
+            ));
+            continue;
+        }
+        if !seen.insert((&p.route, &p.revision)) {
+            e.push(FieldError::new(at("revision"), "this pair is reported twice"));
+            continue;
+        }
+        let t = &p.totals;
+        if t.buckets.len() != sluice_proxy::stats::BUCKETS {
+            e.push(FieldError::new(
+                at("totals.buckets"),
+                format!(
+                    "{} entries; a report has exactly {}",
+                    t.buckets.len(),
+                    sluice_proxy::stats::BUCKETS
+                ),
+            ));
+            continue;
+        }
+        let requests = t.by_class.iter().fold(0u64, |a, b| a.saturating_add(*b));
+        let sum = |xs: &[u64]| xs.iter().fold(0u64, |a, b| a.saturating_add(*b));
+        if sum(&t.buckets) > requests {
+            e.push(FieldError::new(
+                at("totals.buckets"),
+                "more timed responses than responses",
+            ));
+        }
+        if sum(&t.errors) > requests {
+            e.push(FieldError::new(
+                at("totals.errors"),
+                "more upstream errors than responses",
+            ));
+        }
+        if let Some((old, _)) = previous.and_then(|o| o.stats.get(&(p.route.clone(), p.revision.clone())))
+            && let Some(field) = went_down(old, t)
+        {
+            e.push(FieldError::new(
+                at(&format!("totals.{field}")),
+                "went down without a new instance",
+            ));
+        }
+    }
+    if e.is_empty() { Ok(()) } else { Err(e) }
+}
+
+/// The first counter of `new` below its value in `old`, by field path.
+fn went_down(old: &Totals, new: &Totals) -> Option<String> {
+    let lists: [(&str, &[u64], &[u64]); 4] = [
+        ("by_class", &old.by_class, &new.by_class),
+        ("errors", &old.errors, &new.errors),
+        ("client_errors", &old.client_errors, &new.client_errors),
+        ("buckets", &old.buckets, &new.buckets),
+    ];
+    lists.iter().find_map(|(name, o, n)| {
+        o.iter()
+            .zip(n.iter())
+            .position(|(a, b)| b < a)
+            .map(|i| format!("{name}[{i}]"))
+    })
 }
 
 /// `a - b`, saturating (for windows).
@@ -156,6 +309,9 @@ pub fn minus(a: &Totals, b: &Totals) -> Totals {
         *x = x.saturating_sub(*y);
     }
     for (x, y) in out.errors.iter_mut().zip(&b.errors) {
+        *x = x.saturating_sub(*y);
+    }
+    for (x, y) in out.client_errors.iter_mut().zip(&b.client_errors) {
         *x = x.saturating_sub(*y);
     }
     for (x, y) in out.buckets.iter_mut().zip(&b.buckets) {
@@ -178,6 +334,14 @@ impl Hub {
                         .map_err(|e| format!("{} is not a routes file: {e}", path.display()))?;
                     state.next_generation = p.next_generation.max(1);
                     state.routes = p.routes;
+                    let routes: Vec<_> = state
+                        .routes
+                        .iter()
+                        .map(|(n, (_, b))| (n.clone(), b.clone()))
+                        .collect();
+                    for (name, backends) in routes {
+                        state.learn(&name, &backends);
+                    }
                     state.generation = state
                         .routes
                         .values()
@@ -230,6 +394,7 @@ impl Hub {
         let generation = s.next_generation;
         route.generation = Some(generation);
         let name = route.name.clone();
+        s.learn(&name, &backends);
         let previous = s.routes.insert(name.clone(), (route, backends));
         s.next_generation += 1;
         if let Err(e) = self.persist(&s) {
@@ -334,11 +499,13 @@ impl Hub {
         }
     }
 
-    /// A report: renews the lease, records what the proxy applied and counted.
-    pub fn report(&self, r: Report, now: Time) {
+    /// A report: renews the lease, records what the proxy applied and counted. A report
+    /// that is not of the known shape ([`check_report`]) changes nothing.
+    pub fn report(&self, r: Report, now: Time) -> Result<(), Vec<FieldError>> {
         let lease = self.config.lease;
         let mut guard = self.lock();
         let s = &mut *guard;
+        check_report(s, &r)?;
         let entry = s.proxies.get(&r.proxy).cloned();
         let news = entry
             .as_ref()
@@ -391,6 +558,7 @@ impl Hub {
         if news {
             self.bump();
         }
+        Ok(())
     }
 
     /// Records the acknowledgement latency of generations every expected proxy applied.
@@ -654,6 +822,26 @@ mod tests {
         t
     }
 
+    fn backend(rev: &str) -> BackendSpec {
+        BackendSpec {
+            name: format!("b-{rev}"),
+            revision: Some(rev.into()),
+            endpoints: vec!["127.0.0.1:1".into()],
+            protocol: Default::default(),
+            health_check: None,
+            tls: None,
+        }
+    }
+
+    /// A hub that published route `r` (revision `h`) six times: generations 1 to 6.
+    fn hub_with_route(config: HubConfig) -> Hub {
+        let hub = Hub::open(config).unwrap();
+        for w in 1..=6 {
+            hub.publish(route("r", w), vec![backend("h")]).unwrap();
+        }
+        hub
+    }
+
     fn report(proxy: &str, instance: &str, applied: u64, ok: u64, bad: u64) -> Report {
         Report {
             proxy: proxy.into(),
@@ -699,26 +887,25 @@ mod tests {
 
     #[test]
     fn expected_set_follows_leases_and_acknowledgements() {
-        let hub = Hub::open(HubConfig {
+        let hub = hub_with_route(HubConfig {
             required: BTreeSet::from(["p3".to_owned()]),
             ..Default::default()
-        })
-        .unwrap();
+        });
         let t0 = Time(1_000_000);
-        hub.report(report("p1", "i1", 5, 0, 0), t0);
-        hub.report(report("p2", "i2", 4, 0, 0), t0);
+        hub.report(report("p1", "i1", 5, 0, 0), t0).unwrap();
+        hub.report(report("p2", "i2", 4, 0, 0), t0).unwrap();
         assert_eq!(
             hub.acknowledgements("r", 5, t0),
             (3, 1),
             "p3 is required but silent"
         );
-        hub.report(report("p3", "i3", 5, 0, 0), t0);
+        hub.report(report("p3", "i3", 5, 0, 0), t0).unwrap();
         assert_eq!(hub.acknowledgements("r", 4, t0), (3, 3));
         assert_eq!(hub.acknowledgements("r", 5, t0), (3, 2));
         // p2 stops reporting: after its lease it leaves the expected set, with an event
         let later = t0.plus(Duration::from_secs(11));
-        hub.report(report("p1", "i1", 5, 0, 0), later);
-        hub.report(report("p3", "i3", 5, 0, 0), later);
+        hub.report(report("p1", "i1", 5, 0, 0), later).unwrap();
+        hub.report(report("p3", "i3", 5, 0, 0), later).unwrap();
         hub.expire(later);
         assert_eq!(hub.acknowledgements("r", 5, later), (2, 2));
         assert!(
@@ -737,22 +924,109 @@ mod tests {
         );
         assert_eq!(hub.acknowledgements("r", 5, later), (2, 2));
         assert_eq!(hub.acknowledgements("r", 6, later), (2, 0));
-        hub.report(report("p1", "i1", 6, 0, 0), later);
+        hub.report(report("p1", "i1", 6, 0, 0), later).unwrap();
         assert_eq!(hub.acknowledgements("r", 6, later), (2, 1));
     }
 
     #[test]
-    fn merged_counters_survive_a_proxy_restart() {
-        let hub = Hub::open(HubConfig::default()).unwrap();
+    fn reports_of_another_shape_are_refused_whole() {
+        let hub = hub_with_route(HubConfig::default());
         let t0 = Time(0);
-        hub.report(report("p1", "a", 1, 90, 10), t0);
-        hub.report(report("p2", "b", 1, 50, 0), t0);
+        hub.report(report("p1", "i1", 6, 10, 0), t0).unwrap();
+        let refused = |r: Report| -> Vec<String> {
+            let before = hub.merged("r", "h");
+            let e = hub.report(r, t0).unwrap_err();
+            assert_eq!(hub.merged("r", "h"), before, "a refused report changes nothing");
+            e.into_iter().map(|f| f.to_string()).collect()
+        };
+        // a million buckets (memory), or a few: exactly the proxies' count
+        let mut r = report("p1", "i1", 6, 10, 0);
+        r.stats[0].totals.buckets = vec![0; 1_000_000];
+        assert_eq!(
+            refused(r),
+            ["stats[0].totals.buckets: 1000000 entries; a report has exactly 88"]
+        );
+        // routes, revisions and generations the hub never published
+        let mut r = report("p1", "i1", 6, 10, 0);
+        r.stats[0].route = "other".into();
+        r.applied.insert("ghost".into(), 1);
+        r.applied.insert("r".into(), 99);
+        r.table_generation = 99;
+        assert_eq!(
+            refused(r),
+            [
+                "table_generation: 99 was never published",
+                "applied.ghost: no route of that name is published",
+                "applied.r: generation 99 was never published",
+                "stats[0].route: no route of that name is published",
+            ]
+        );
+        let mut r = report("p1", "i1", 6, 10, 0);
+        r.stats[0].revision = "forged".into();
+        r.stats.push(report("p1", "i1", 6, 10, 0).stats[0].clone());
+        r.stats.push(report("p1", "i1", 6, 10, 0).stats[0].clone());
+        assert_eq!(
+            refused(r),
+            [
+                "stats[0].revision: \"forged\" is not a revision of route \"r\"",
+                "stats[2].revision: this pair is reported twice",
+            ]
+        );
+        // absurd counters: more timed or failed responses than responses, ids of any text
+        let mut r = report("p1 x", "", 6, 10, 0);
+        r.stats[0].totals.buckets[3] = 1_000;
+        r.stats[0].totals.errors[0] = u64::MAX;
+        assert_eq!(
+            refused(r),
+            [
+                "proxy: must be 1 to 253 letters, digits, '-', '_', '.' or ':'",
+                "instance: must be 1 to 253 letters, digits, '-', '_', '.' or ':'",
+                "stats[0].totals.buckets: more timed responses than responses",
+                "stats[0].totals.errors: more upstream errors than responses",
+            ]
+        );
+        // a counter going down is refused, unless a new instance says it started again
+        assert_eq!(
+            refused(report("p1", "i1", 6, 3, 0)),
+            ["stats[0].totals.by_class[1]: went down without a new instance"]
+        );
+        hub.report(report("p1", "i2", 6, 3, 0), t0).unwrap();
+        assert_eq!(hub.merged("r", "h").0.requests(), 13);
+    }
+
+    #[test]
+    fn a_proxy_a_generation_behind_may_still_count_the_old_revision() {
+        let hub = hub_with_route(HubConfig::default());
+        hub.publish(route("r", 50), vec![backend("next")]).unwrap();
+        let mut r = report("p1", "i1", 6, 1, 0);
+        r.stats.push(PairReport {
+            revision: "next".into(),
+            ..r.stats[0].clone()
+        });
+        hub.report(r, Time(0)).unwrap();
+    }
+
+    #[test]
+    fn merged_counters_saturate_instead_of_wrapping() {
+        let hub = hub_with_route(HubConfig::default());
+        hub.report(report("p1", "a", 6, u64::MAX - 1, 0), Time(0))
+            .unwrap();
+        hub.report(report("p2", "b", 6, 5, 0), Time(0)).unwrap();
+        assert_eq!(hub.merged("r", "h").0.by_class[1], u64::MAX);
+    }
+
+    #[test]
+    fn merged_counters_survive_a_proxy_restart() {
+        let hub = hub_with_route(HubConfig::default());
+        let t0 = Time(0);
+        hub.report(report("p1", "a", 1, 90, 10), t0).unwrap();
+        hub.report(report("p2", "b", 1, 50, 0), t0).unwrap();
         hub.sample(t0);
         assert_eq!(hub.merged("r", "h").0.requests(), 150);
         assert_eq!(hub.merged("r", "h").1, 2);
         // p1 restarts: its counters start from zero; nothing it counted before is lost
         let t1 = Time(10_000);
-        hub.report(report("p1", "c", 1, 5, 0), t1);
+        hub.report(report("p1", "c", 1, 5, 0), t1).unwrap();
         let (t, _) = hub.merged("r", "h");
         assert_eq!(t.requests(), 155);
         assert_eq!(t.by_class[4], 10);

@@ -2,6 +2,7 @@
 //! and the dashboard use, and the client library for that API.
 
 pub mod api;
+pub mod auth;
 pub mod client;
 pub mod hub;
 pub mod service;

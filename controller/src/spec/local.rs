@@ -42,6 +42,10 @@ pub struct LocalRuntimeSpec {
     /// Environment variable holding the bearer token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_env: Option<String>,
+    /// File of proxy tokens, one `SCOPE TOKEN` a line: a proxy holding one may poll and
+    /// report only as an id its scope covers (`edge-1`, or a prefix like `edge-*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_tokens_file: Option<PathBuf>,
     /// Proxies always expected to acknowledge, even before they subscribe.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub required_proxies: Vec<String>,
