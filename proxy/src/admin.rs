@@ -20,7 +20,7 @@ use subtle::ConstantTimeEq;
 
 use crate::api_server::ApiLimits;
 use crate::config::parse_json;
-use crate::error::{Error, UpstreamErrorKind};
+use crate::error::{ClientErrorKind, Error, UpstreamErrorKind};
 use crate::spec::TableSpec;
 use crate::state::Shared;
 use crate::stats::{self, Totals, WINDOWS};
@@ -135,10 +135,7 @@ fn applied(table: &RouteTable) -> Applied {
     }
 }
 
-async fn put_routes(
-    State(shared): State<Arc<Shared>>,
-    body: Bytes,
-) -> Response {
+async fn put_routes(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     if shared.is_controlled() {
         return ApiError(Error::Conflict(
             "this proxy is subscribed to a controller, which owns its route table".into(),
@@ -211,10 +208,7 @@ pub struct LogLevel {
     pub filter: String,
 }
 
-async fn put_log_level(
-    State(shared): State<Arc<Shared>>,
-    body: Bytes,
-) -> Response {
+async fn put_log_level(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let level: LogLevel = match parse_json(&body) {
         Ok(l) => l,
         Err(e) => return ApiError(e).into_response(),
@@ -287,6 +281,7 @@ struct WindowView {
     requests: u64,
     by_class: std::collections::BTreeMap<&'static str, u64>,
     errors: std::collections::BTreeMap<&'static str, u64>,
+    client_errors: std::collections::BTreeMap<&'static str, u64>,
     latency_seconds: std::collections::BTreeMap<&'static str, Option<f64>>,
 }
 
@@ -299,6 +294,10 @@ fn window_view(t: &Totals) -> WindowView {
         errors: UpstreamErrorKind::ALL
             .iter()
             .map(|k| (k.label(), t.errors[k.index()]))
+            .collect(),
+        client_errors: ClientErrorKind::ALL
+            .iter()
+            .map(|k| (k.label(), t.client_errors[k.index()]))
             .collect(),
         latency_seconds: [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)]
             .into_iter()

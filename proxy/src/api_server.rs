@@ -83,6 +83,8 @@ pub type Credentialed = Arc<dyn Fn(&http::HeaderMap) -> bool + Send + Sync>;
 /// One connection, as the cap sees it.
 #[derive(Debug, Default)]
 struct Conn {
+    /// Asked to close for a newcomer: no longer counted, never picked again.
+    closing: AtomicBool,
     in_flight: AtomicU32,
     credentialed: AtomicBool,
     /// Milliseconds since the server started: the last answer ended, or the connection opened.
@@ -131,14 +133,17 @@ impl Registry {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Makes room for one more under `max`; false when there is none to make.
+    /// Makes room for one more under `max` (asking a connection to close); false when there
+    /// is none to make.
     fn make_room(&self, max: usize) -> bool {
         let open = self.lock();
-        if open.len() < max {
+        let staying = || open.values().filter(|c| !c.closing.load(Relaxed));
+        if staying().count() < max {
             return true;
         }
         let facts: Vec<ConnFacts> = open
             .iter()
+            .filter(|(_, c)| !c.closing.load(Relaxed))
             .map(|(id, c)| ConnFacts {
                 id: *id,
                 in_flight: c.in_flight.load(Relaxed),
@@ -148,6 +153,7 @@ impl Registry {
             .collect();
         match victim(&facts).and_then(|id| open.get(&id)) {
             Some(c) => {
+                c.closing.store(true, Relaxed);
                 c.close.notify_one();
                 true
             }
@@ -186,6 +192,8 @@ pub async fn serve(
             tracing::debug!(client = %client, "API connection closed: every connection is busy with a credential");
             continue;
         }
+        // let an evicted connection's task close before the next accept
+        tokio::task::yield_now().await;
         let id = registry.next_id.fetch_add(1, Relaxed);
         let conn = Arc::new(Conn::default());
         conn.last_active_ms.store(millis(started), Relaxed);
@@ -198,24 +206,25 @@ pub async fn serve(
         );
         tokio::spawn(async move {
             let svc_conn = conn.clone();
-            let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let conn = svc_conn.clone();
-                conn.in_flight.fetch_add(1, Relaxed);
-                if credentialed(req.headers()) {
-                    conn.credentialed.store(true, Relaxed);
-                }
-                let guard = Active { conn, started };
-                let answer = app.clone().oneshot(req.map(AxumBody::new));
-                async move {
-                    let resp = answer.await?;
-                    Ok::<_, std::convert::Infallible>(resp.map(|body| {
-                        AxumBody::new(Guarded {
-                            body,
-                            _guard: guard,
-                        })
-                    }))
-                }
-            });
+            let svc =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let conn = svc_conn.clone();
+                    conn.in_flight.fetch_add(1, Relaxed);
+                    if credentialed(req.headers()) {
+                        conn.credentialed.store(true, Relaxed);
+                    }
+                    let guard = Active { conn, started };
+                    let answer = app.clone().oneshot(req.map(AxumBody::new));
+                    async move {
+                        let resp = answer.await?;
+                        Ok::<_, std::convert::Infallible>(resp.map(|body| {
+                            AxumBody::new(Guarded {
+                                body,
+                                _guard: guard,
+                            })
+                        }))
+                    }
+                });
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
@@ -305,10 +314,7 @@ pub async fn buffer_body(State(limits): State<ApiLimits>, req: Request, next: Ne
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             return refuse(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "the body is larger than {} bytes",
-                    limits.max_body_bytes
-                ),
+                format!("the body is larger than {} bytes", limits.max_body_bytes),
             );
         }
         Ok(Err(e)) => {

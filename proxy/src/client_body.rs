@@ -133,7 +133,11 @@ mod tests {
         let w = BodyWatch::default();
         w.set(BodyWatch::WAITING);
         assert_eq!(w.blame(&timeout()), Some(ClientErrorKind::BodyTimeout));
-        assert_eq!(w.blame(&closed()), None, "the upstream closed while we waited");
+        assert_eq!(
+            w.blame(&closed()),
+            None,
+            "the upstream closed while we waited"
+        );
         for upstreams in [BodyWatch::FLOWING, BodyWatch::ENDED] {
             w.set(upstreams);
             assert_eq!(w.blame(&timeout()), None, "state {upstreams}");

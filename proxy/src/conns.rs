@@ -31,6 +31,8 @@ pub struct Conn {
     last_active_ms: AtomicU64,
     /// The [`Conns`] clock.
     clock_ms: Arc<AtomicU64>,
+    /// The connection's reads (see [`Verdicts::reads`]) when its last answer was sent whole.
+    reads_at_rest: AtomicU64,
     /// What the framing scanner saw of the connection's bytes (also whether it is HTTP/2).
     pub verdicts: Arc<Verdicts>,
     /// What the connection is asked to do: go on, finish gracefully, or close now.
@@ -47,10 +49,23 @@ impl Conn {
     pub fn request_ended(&self) {
         self.last_active_ms
             .store(self.clock_ms.load(Relaxed), Relaxed);
+        self.reads_at_rest.store(self.verdicts.reads(), Relaxed);
         self.in_flight.fetch_sub(1, Relaxed);
     }
 
+    /// Nothing in flight, and nothing received that a request could be made of: every byte
+    /// the client sent has been read (a connection not read yet may hold a request in the
+    /// socket's buffer), and none came since the last answer. Only such a connection may be
+    /// evicted, or closed at the head deadline, without losing a request already sent.
     fn idle(&self) -> bool {
+        self.in_flight.load(Relaxed) == 0
+            && !self.closing.load(Relaxed)
+            && self.verdicts.drained()
+            && self.verdicts.reads() == self.reads_at_rest.load(Relaxed)
+    }
+
+    /// Nothing in flight (the head deadline also closes a connection whose head is late).
+    fn unanswered(&self) -> bool {
         self.in_flight.load(Relaxed) == 0 && !self.closing.load(Relaxed)
     }
 }
@@ -79,6 +94,7 @@ impl Conns {
             in_flight: AtomicU32::new(0),
             last_active_ms: AtomicU64::new(now_ms),
             clock_ms: self.clock_ms.clone(),
+            reads_at_rest: AtomicU64::new(0),
             verdicts: Arc::default(),
             signal: Signal::default(),
         });
@@ -150,7 +166,7 @@ impl Conns {
         let mut expired = 0;
         for c in self.open.lock().unwrap_or_else(|p| p.into_inner()).values() {
             let since = now_ms.saturating_sub(c.last_active_ms.load(Relaxed));
-            if c.idle() && since >= limit_ms && !c.verdicts.is_http2() {
+            if c.unanswered() && since >= limit_ms && !c.verdicts.is_http2() {
                 self.close(c, Signal::EXPIRE);
                 expired += 1;
             }
@@ -272,12 +288,46 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_with_unread_bytes_is_never_evicted() {
+        let conns = Conns::default();
+        // accepted, not read yet: its request may be in the socket's buffer
+        let (_, fresh) = conns.add(100);
+        assert!(!conns.evict_idle());
+        // read part of a head: still receiving a request
+        fresh.verdicts.read(true);
+        fresh.verdicts.read(false);
+        assert!(!conns.evict_idle());
+        // its request answered, everything read: idle
+        fresh.request_started();
+        fresh.request_ended();
+        assert!(conns.evict_idle());
+        assert_eq!(fresh.signal.raised(), Signal::EVICT);
+        // an answered connection that has received more since is not idle
+        let (_, kept) = conns.add(200);
+        kept.verdicts.read(false);
+        kept.request_started();
+        kept.request_ended();
+        kept.verdicts.read(true);
+        kept.verdicts.read(false);
+        assert!(!conns.evict_idle());
+        assert_eq!(kept.signal.raised(), Signal::NONE);
+    }
+
+    /// A connection that has been read to the end, as an idle one is.
+    fn quiet(c: &Conn) -> &Conn {
+        c.verdicts.read(false);
+        c
+    }
+
+    #[test]
     fn eviction_takes_the_connection_idle_the_longest_and_never_a_busy_one() {
         let conns = Conns::default();
         let (_, old_busy) = conns.add(100);
-        old_busy.request_started();
+        quiet(&old_busy).request_started();
         let (old_id, old) = conns.add(200);
+        quiet(&old);
         let (_, newer) = conns.add(300);
+        quiet(&newer);
         assert!(conns.evict_idle());
         assert_eq!(old.signal.raised(), Signal::EVICT);
         assert!(conns.evict_idle());

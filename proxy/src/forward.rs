@@ -30,6 +30,8 @@ pub use crate::body::ProxyBody;
 
 /// `x-sluice-backend`: which backend served (opt-in per route).
 pub static BACKEND_HEADER: HeaderName = HeaderName::from_static("x-sluice-backend");
+/// `x-forwarded-host`: the client's host, for HTTP/2 upstreams.
+static FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 /// `x-sluice-generation`: which route generation decided (opt-in per route).
 pub static GENERATION_HEADER: HeaderName = HeaderName::from_static("x-sluice-generation");
 
@@ -418,7 +420,9 @@ fn client_failed(
     e: &Error,
 ) -> Response<ProxyBody> {
     if let Error::Client { kind, .. } = e {
-        target.telemetry.client_failed(shared.sec_of(started), *kind);
+        target
+            .telemetry
+            .client_failed(shared.sec_of(started), *kind);
     }
     tracing::debug!(client = %client, route = %route.name, error = %e, "the client failed its request");
     let mut resp = error_response(e);
@@ -589,6 +593,17 @@ async fn send(
         return shared.upstreams.send_h1(endpoint, req, forward).await;
     }
     forward.apply(req.headers_mut());
+    if matches!(
+        backend.protocol,
+        crate::spec::UpstreamProtocol::H2c | crate::spec::UpstreamProtocol::H2
+    ) {
+        // an HTTP/2 request carries its authority once, as `:authority` (the endpoint's,
+        // which the client connects and pools by); the client's host goes on as
+        // `X-Forwarded-Host`, never as a `host` that disagrees (RFC 9113 §8.3.1)
+        if let Some(host) = req.headers_mut().remove(HOST) {
+            req.headers_mut().entry(&FORWARDED_HOST).or_insert(host);
+        }
+    }
     address(&mut req, &endpoint.authority, backend.protocol)?;
     // boxed, so that its state does not weigh on the HTTP/1.1 path's futures
     Box::pin(

@@ -35,6 +35,10 @@ pub struct Verdicts {
     served: AtomicU64,
     /// The connection began with the HTTP/2 preface.
     http2: AtomicBool,
+    /// Reads that brought bytes, so far.
+    reads: AtomicU64,
+    /// The last read found nothing to read: every byte the client sent has been taken.
+    drained: AtomicBool,
 }
 
 impl Verdicts {
@@ -53,6 +57,24 @@ impl Verdicts {
     /// Records that the connection began with the HTTP/2 preface.
     pub fn mark_http2(&self) {
         self.http2.store(true, Relaxed);
+    }
+
+    /// Reads that brought bytes, so far.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Relaxed)
+    }
+
+    /// Whether the last read found nothing to read (a connection never read is not).
+    pub fn drained(&self) -> bool {
+        self.drained.load(Relaxed)
+    }
+
+    /// Records a read's outcome: bytes brought, or nothing there yet.
+    pub fn read(&self, brought: bool) {
+        if brought {
+            self.reads.fetch_add(1, Relaxed);
+        }
+        self.drained.store(!brought, Relaxed);
     }
 }
 
@@ -84,6 +106,11 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
         let this = self.get_mut();
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        match polled {
+            Poll::Pending => this.verdicts.read(false),
+            Poll::Ready(Ok(())) if buf.filled().len() > before => this.verdicts.read(true),
+            Poll::Ready(_) => {}
+        }
         if matches!(polled, Poll::Ready(Ok(()))) && !this.scanner.is_off() {
             if let Some(index) = this.scanner.feed(&buf.filled()[before..]) {
                 this.verdicts.flagged.store(index + 1, Relaxed);

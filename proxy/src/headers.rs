@@ -360,8 +360,21 @@ fn valid_host(v: &[u8]) -> bool {
             b.is_ascii_alphanumeric()
                 || matches!(
                     b,
-                    b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*'
-                        | b'+' | b',' | b';' | b'=' | b'%'
+                    b'-' | b'.'
+                        | b'_'
+                        | b'~'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                        | b'%'
                 )
         });
     name_ok && port.len() <= 5 && port.iter().all(u8::is_ascii_digit)
@@ -399,9 +412,17 @@ mod host_tests {
             Ok(()),
             "absolute form: routed by the target, Host replaced by the caller"
         );
-        assert_eq!(check(Version::HTTP_10, "/", &[]), Ok(()), "HTTP/1.0 may omit it");
         assert_eq!(
-            check(Version::HTTP_11, "/", &[("host", "a"), ("connection", "keep-alive")]),
+            check(Version::HTTP_10, "/", &[]),
+            Ok(()),
+            "HTTP/1.0 may omit it"
+        );
+        assert_eq!(
+            check(
+                Version::HTTP_11,
+                "/",
+                &[("host", "a"), ("connection", "keep-alive")]
+            ),
             Ok(())
         );
     }
@@ -421,7 +442,9 @@ mod host_tests {
             check(v11, "/", &[("host", "a"), ("connection", "close, Host")]),
             Err("a Connection header naming Host")
         );
-        for bad in ["", "a b", "user@a", "a/b", "a:80:90", "a:http", "[::1", "[zz]", "[::1]x"] {
+        for bad in [
+            "", "a b", "user@a", "a/b", "a:80:90", "a:http", "[::1", "[zz]", "[::1]x",
+        ] {
             assert_eq!(
                 check(v11, "/", &[("host", bad)]),
                 Err("a Host header that is not a host and port"),
@@ -434,7 +457,10 @@ mod host_tests {
     fn http2_authority_and_host_must_agree() {
         let v2 = Version::HTTP_2;
         assert_eq!(check(v2, "http://a.example/", &[]), Ok(()));
-        assert_eq!(check(v2, "http://a.example/", &[("host", "A.example")]), Ok(()));
+        assert_eq!(
+            check(v2, "http://a.example/", &[("host", "A.example")]),
+            Ok(())
+        );
         assert_eq!(
             check(v2, "http://a.example/", &[("host", "b.example")]),
             Err(":authority and Host disagree")

@@ -113,8 +113,8 @@ mod tests {
     fn a_key_written_twice_is_found_with_its_path() {
         let e = duplicate_key(br#"{"weight": 20, "weight": 90}"#).unwrap();
         assert_eq!(e.path, "weight");
-        let e = duplicate_key(br#"{"routes": [{"name": "a"}, {"name": "b", "name": "c"}]}"#)
-            .unwrap();
+        let e =
+            duplicate_key(br#"{"routes": [{"name": "a"}, {"name": "b", "name": "c"}]}"#).unwrap();
         assert_eq!(e.path, "routes[1].name");
         let e = duplicate_key(br#"{"a": {"b": [[{"x": 1, "y": 2, "x": 3}]]}}"#).unwrap();
         assert_eq!(e.path, "a.b[0][0].x");

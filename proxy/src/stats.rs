@@ -330,7 +330,11 @@ mod tests {
         s.record_client_error(11, ClientErrorKind::BodyTimeout);
         s.record_client_error(11, ClientErrorKind::BodyBroken);
         let t = s.totals();
-        assert_eq!(t.requests(), 1, "a client's failure is no response of the backend");
+        assert_eq!(
+            t.requests(),
+            1,
+            "a client's failure is no response of the backend"
+        );
         assert_eq!(t.by_class[4], 0);
         assert_eq!(t.errors, [0; KINDS]);
         assert_eq!(t.client_errors, [2, 1]);

@@ -72,6 +72,19 @@ fn addr(v: &Value, key: &str) -> SocketAddr {
         .unwrap_or_else(|| panic!("address file has no {key}: {v}"))
 }
 
+/// A command for `program`, run with at most `nofile` open descriptors when given (through
+/// util-linux's `prlimit`, which every Debian has).
+pub fn limited(program: &std::path::Path, nofile: Option<u64>) -> Command {
+    match nofile {
+        None => Command::new(program),
+        Some(n) => {
+            let mut c = Command::new("prlimit");
+            c.arg(format!("--nofile={n}:{n}")).arg(program);
+            c
+        }
+    }
+}
+
 /// A `sluice-load serve` backend.
 pub struct Backend {
     /// Where it listens.
@@ -142,6 +155,11 @@ impl Proxy {
     /// Starts a proxy on `config` (YAML); `listen` and `admin.listen` are set to port 0 unless
     /// the config sets them.
     pub fn start(config: &str) -> Self {
+        Self::start_limited(config, None)
+    }
+
+    /// Starts a proxy as [`Proxy::start`] does, with at most `nofile` open descriptors.
+    pub fn start_limited(config: &str, nofile: Option<u64>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let cfg_path = dir.path().join("proxy.yaml");
         let mut text = String::new();
@@ -155,7 +173,7 @@ impl Proxy {
         std::fs::write(&cfg_path, text).unwrap();
         let file = dir.path().join("addr.json");
         let log = std::fs::File::create(dir.path().join("proxy.log")).unwrap();
-        let mut child = Command::new(bin("sluice-proxy"))
+        let mut child = limited(&bin("sluice-proxy"), nofile)
             .arg("--config")
             .arg(&cfg_path)
             .arg("--addr-file")

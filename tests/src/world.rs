@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use sluice_controller::control::client::ControlClient;
 use sluice_controller::control::service::RolloutView;
 
-use crate::procs::{Backend, bin};
+use crate::procs::{Backend, bin, limited};
 
 /// Sends a signal to a process we started.
 pub fn signal(pid: u32, sig: &str) {
@@ -45,13 +45,19 @@ pub struct Controller {
     config: PathBuf,
     log: PathBuf,
     extra: Vec<String>,
+    nofile: Option<u64>,
 }
 
 impl Controller {
     /// Starts a controller on a config file.
     pub fn start(config: &Path, extra: &[&str]) -> Self {
+        Self::start_limited(config, extra, None)
+    }
+
+    /// Starts a controller with at most `nofile` open descriptors, when given.
+    pub fn start_limited(config: &Path, extra: &[&str], nofile: Option<u64>) -> Self {
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        Self::start_on(config, &extra, None)
+        Self::start_on(config, &extra, None, nofile)
     }
 
     /// Its URL.
@@ -80,11 +86,16 @@ impl Controller {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let listen = self.addr.to_string();
-        let fresh = Self::start_on(&self.config, &self.extra, Some(&listen));
+        let fresh = Self::start_on(&self.config, &self.extra, Some(&listen), self.nofile);
         *self = fresh;
     }
 
-    fn start_on(config: &Path, extra: &[String], listen: Option<&str>) -> Self {
+    fn start_on(
+        config: &Path,
+        extra: &[String],
+        listen: Option<&str>,
+        nofile: Option<u64>,
+    ) -> Self {
         let dir = config.parent().expect("config in a directory");
         let addr_file = dir.join(format!("controller-{}.addr", rand_suffix()));
         let log = dir.join("controller.log");
@@ -93,7 +104,7 @@ impl Controller {
             .append(true)
             .open(&log)
             .unwrap();
-        let mut child = Command::new(bin("sluice"))
+        let mut child = limited(&bin("sluice"), nofile)
             .args(extra)
             .arg("controller")
             .arg("-c")
@@ -113,6 +124,7 @@ impl Controller {
             config: config.to_owned(),
             log,
             extra: extra.to_vec(),
+            nofile,
         }
     }
 }
@@ -258,8 +270,13 @@ pub struct WorldSpec<'a> {
     pub runtime_extra: &'a str,
     /// Proxies to start.
     pub proxies: usize,
-    /// A token for the API, if any.
+    /// A token for the API, if any (the operator's; proxies use it too unless given theirs).
     pub token: Option<&'a str>,
+    /// Per proxy, in order, the file of its own proxy token (`proxyTokensFile` in
+    /// `runtime_extra` names them to the controller).
+    pub proxy_token_files: Vec<String>,
+    /// The controller's open-descriptor limit, if it has one.
+    pub controller_nofile: Option<u64>,
 }
 
 impl Default for WorldSpec<'_> {
@@ -270,6 +287,8 @@ impl Default for WorldSpec<'_> {
             runtime_extra: "",
             proxies: 1,
             token: None,
+            proxy_token_files: Vec::new(),
+            controller_nofile: None,
         }
     }
 }
@@ -331,7 +350,7 @@ spec:
         );
         let cfg_path = dir.path().join("sluice.yaml");
         std::fs::write(&cfg_path, config).unwrap();
-        let controller = Controller::start(&cfg_path, &[]);
+        let controller = Controller::start_limited(&cfg_path, &[], spec.controller_nofile);
         let mut proxies = Vec::new();
         let token_args: Vec<String> = match spec.token {
             Some(_) => vec![
@@ -340,13 +359,17 @@ spec:
             ],
             None => vec![],
         };
-        let token_refs: Vec<&str> = token_args.iter().map(String::as_str).collect();
         for i in 1..=spec.proxies {
+            let own: Vec<String> = match spec.proxy_token_files.get(i - 1) {
+                Some(f) => vec!["--token-file".into(), f.clone()],
+                None => token_args.clone(),
+            };
+            let args: Vec<&str> = own.iter().map(String::as_str).collect();
             proxies.push(SubscribedProxy::start(
                 dir.path(),
                 &controller.url(),
                 &format!("proxy-{i}"),
-                &token_refs,
+                &args,
             ));
         }
         let client = ControlClient::new(&controller.url(), spec.token.map(str::to_owned));

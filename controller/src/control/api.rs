@@ -14,13 +14,13 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{StatusCode, header};
-use sluice_proxy::api_server::ApiLimits;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::json;
+use sluice_proxy::api_server::ApiLimits;
 use sluice_proxy::config::parse_json;
 use sluice_proxy::control::protocol::{Report, Unsubscribe};
 

@@ -170,8 +170,7 @@ mod tests {
     fn creds() -> Credentials {
         Credentials::new(
             Some("op-secret".into()),
-            parse_proxy_tokens("# proxies\nedge-1 p1-secret\n\nedge-pool-* pool-secret\n")
-                .unwrap(),
+            parse_proxy_tokens("# proxies\nedge-1 p1-secret\n\nedge-pool-* pool-secret\n").unwrap(),
         )
     }
 

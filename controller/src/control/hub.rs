@@ -4,7 +4,8 @@
 //!
 //! Guarantees:
 //! - a route's generation only grows; the next generation is on disk before any proxy can
-//!   see it;
+//!   see it, except an abort's when the disk refuses it ([`Hub::publish_abort`]): a hub
+//!   opened again starts [`RESTART_GAP`] past the persisted one, so no generation is reused;
 //! - the expected set is the proxies with a live lease (renewed by every poll and report)
 //!   plus the required ones; a proxy leaves it by unsubscribing or when its lease expires,
 //!   and each is recorded as an event;
@@ -35,6 +36,10 @@ use crate::time::Time;
 const SAMPLE_HISTORY: Duration = Duration::from_secs(15 * 60);
 /// Events kept in memory.
 const EVENTS_KEPT: usize = 500;
+/// How far a hub opened on a persisted state starts past its last persisted generation: an
+/// abort is published even when the disk refuses to keep it ([`Hub::publish_abort`]), and
+/// the generation it used must never be given again to another table after a restart.
+pub const RESTART_GAP: u64 = 1_000;
 /// Revisions of a route whose counters a report may carry: the current ones and those
 /// published before them, so that a proxy a generation behind is not refused.
 const KNOWN_REVISIONS: usize = 16;
@@ -225,16 +230,16 @@ fn check_report(s: &State, r: &Report) -> Result<(), Vec<FieldError>> {
             ));
         }
     }
-    let previous = s
-        .proxies
-        .get(&r.proxy)
-        .filter(|p| p.instance == r.instance);
+    let previous = s.proxies.get(&r.proxy).filter(|p| p.instance == r.instance);
     let mut seen = BTreeSet::new();
     for (i, p) in r.stats.iter().enumerate() {
         let at = |field: &str| format!("stats[{i}].{field}");
         let known = s.known.get(&p.route);
         if known.is_none() {
-            e.push(FieldError::new(at("route"), "no route of that name is published"));
+            e.push(FieldError::new(
+                at("route"),
+                "no route of that name is published",
+            ));
             continue;
         }
         if !known.is_some_and(|k| k.contains(&p.revision)) {
@@ -245,7 +250,10 @@ fn check_report(s: &State, r: &Report) -> Result<(), Vec<FieldError>> {
             continue;
         }
         if !seen.insert((&p.route, &p.revision)) {
-            e.push(FieldError::new(at("revision"), "this pair is reported twice"));
+            e.push(FieldError::new(
+                at("revision"),
+                "this pair is reported twice",
+            ));
             continue;
         }
         let t = &p.totals;
@@ -274,7 +282,8 @@ fn check_report(s: &State, r: &Report) -> Result<(), Vec<FieldError>> {
                 "more upstream errors than responses",
             ));
         }
-        if let Some((old, _)) = previous.and_then(|o| o.stats.get(&(p.route.clone(), p.revision.clone())))
+        if let Some((old, _)) =
+            previous.and_then(|o| o.stats.get(&(p.route.clone(), p.revision.clone())))
             && let Some(field) = went_down(old, t)
         {
             e.push(FieldError::new(
@@ -332,7 +341,7 @@ impl Hub {
                 Ok(bytes) => {
                     let p: Persisted = serde_json::from_slice(&bytes)
                         .map_err(|e| format!("{} is not a routes file: {e}", path.display()))?;
-                    state.next_generation = p.next_generation.max(1);
+                    state.next_generation = p.next_generation.max(1).saturating_add(RESTART_GAP);
                     state.routes = p.routes;
                     let routes: Vec<_> = state
                         .routes
@@ -381,14 +390,35 @@ impl Hub {
 
     /// Sets a route (and the backends it uses). Returns its generation: the same as before
     /// when nothing changed, else a new one, persisted before any proxy can see it.
-    pub fn publish(&self, mut route: RouteSpec, backends: Vec<BackendSpec>) -> Result<u64, String> {
+    pub fn publish(&self, route: RouteSpec, backends: Vec<BackendSpec>) -> Result<u64, String> {
+        self.publish_with(route, backends, false).map(|(g, _)| g)
+    }
+
+    /// Sets an aborted rollout's route: like [`Hub::publish`], but the proxies get it even
+    /// when it cannot be persisted (an abort is never gated). Returns the generation and,
+    /// when the route could not be written, why.
+    pub fn publish_abort(
+        &self,
+        route: RouteSpec,
+        backends: Vec<BackendSpec>,
+    ) -> (u64, Option<String>) {
+        self.publish_with(route, backends, true)
+            .unwrap_or_else(|e| (self.generation(), Some(e)))
+    }
+
+    fn publish_with(
+        &self,
+        mut route: RouteSpec,
+        backends: Vec<BackendSpec>,
+        serve_unpersisted: bool,
+    ) -> Result<(u64, Option<String>), String> {
         let mut s = self.lock();
         route.generation = None;
         if let Some((old, old_backends)) = s.routes.get(&route.name) {
             let mut o = old.clone();
             let g = o.generation.take();
             if o == route && *old_backends == backends {
-                return Ok(g.unwrap_or(0));
+                return Ok((g.unwrap_or(0), None));
             }
         }
         let generation = s.next_generation;
@@ -397,20 +427,24 @@ impl Hub {
         s.learn(&name, &backends);
         let previous = s.routes.insert(name.clone(), (route, backends));
         s.next_generation += 1;
-        if let Err(e) = self.persist(&s) {
-            // undo: a generation that is not on disk must not be served
-            s.next_generation -= 1;
-            match previous {
-                Some(p) => s.routes.insert(name, p),
-                None => s.routes.remove(&name),
-            };
-            return Err(e);
-        }
+        let unpersisted = match self.persist(&s) {
+            Ok(()) => None,
+            Err(e) if serve_unpersisted => Some(e),
+            Err(e) => {
+                // undo: a generation that is not on disk must not be served
+                s.next_generation -= 1;
+                match previous {
+                    Some(p) => s.routes.insert(name, p),
+                    None => s.routes.remove(&name),
+                };
+                return Err(e);
+            }
+        };
         s.generation = generation;
         s.pending.insert(generation, (name, Time::now()));
         drop(s);
         self.table_tx.send_replace(generation);
-        Ok(generation)
+        Ok((generation, unpersisted))
     }
 
     /// The whole table now.
@@ -881,8 +915,40 @@ mod tests {
         let hub = Hub::open(cfg).unwrap();
         assert_eq!(hub.snapshot().generation, 3);
         assert_eq!(hub.snapshot().table.routes.len(), 2);
-        assert_eq!(hub.publish(route("r", 30), vec![]).unwrap(), 4);
+        assert_eq!(
+            hub.publish(route("r", 30), vec![]).unwrap(),
+            4 + RESTART_GAP,
+            "a reopened hub starts past any generation an unpersisted abort may have used"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_abort_is_served_when_the_disk_refuses_it_and_nothing_else_is() {
+        let dir = tempfile_dir("unwritable");
+        let state = dir.join("state");
+        let hub = Hub::open(HubConfig {
+            state_file: Some(state.join("routes.json")),
+            ..Default::default()
+        })
+        .unwrap();
+        // the state directory becomes a file: every write fails, whoever runs the test
+        std::fs::write(&state, b"").unwrap();
+        assert!(hub.publish(route("r", 20), vec![]).is_err());
+        assert_eq!(hub.generation(), 0, "a refused publish is not served");
+        let (g, unpersisted) = hub.publish_abort(route("r", 0), vec![]);
+        assert_eq!(g, 1);
+        assert!(unpersisted.is_some_and(|e| e.contains("cannot write")));
+        assert_eq!(hub.snapshot().generation, 1, "the proxies get the abort");
+        assert_eq!(hub.snapshot().table.routes[0].weight, 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn tempfile_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sluice-hub-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 
     #[test]
@@ -936,7 +1002,11 @@ mod tests {
         let refused = |r: Report| -> Vec<String> {
             let before = hub.merged("r", "h");
             let e = hub.report(r, t0).unwrap_err();
-            assert_eq!(hub.merged("r", "h"), before, "a refused report changes nothing");
+            assert_eq!(
+                hub.merged("r", "h"),
+                before,
+                "a refused report changes nothing"
+            );
             e.into_iter().map(|f| f.to_string()).collect()
         };
         // a million buckets (memory), or a few: exactly the proxies' count

@@ -453,15 +453,38 @@ impl Runtime {
         .unwrap_or_default();
         if bytes != inner.last_written {
             if let Err(e) = crate::persist::write_atomically(&self.state_file, &bytes) {
+                // nothing advances, but an abort is never gated: an aborted rollout keeps
+                // its decision in memory and its route goes to the proxies all the same
+                let aborting: Vec<String> = publishes
+                    .iter()
+                    .map(|(n, _)| n.clone())
+                    .filter(|n| inner.rollouts.get(n).is_some_and(|e| e.status.abort))
+                    .collect();
                 let msg = format!(
-                    "cannot write state {}: {e}; not advancing",
-                    self.state_file.display()
+                    "cannot write state {}: {e}; not advancing{}",
+                    self.state_file.display(),
+                    if aborting.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; abort of {} carried out but not persisted",
+                            aborting.join(", ")
+                        )
+                    }
                 );
                 tracing::error!("{msg}");
-                inner.rollouts = before_rollouts;
+                let mut restored = before_rollouts;
+                for n in &aborting {
+                    if let Some(e) = inner.rollouts.remove(n) {
+                        restored.insert(n.clone(), e);
+                    }
+                }
+                inner.rollouts = restored;
                 inner.runs = before_runs;
                 inner.runtime_error = Some(msg);
                 drop(inner);
+                publishes.retain(|(n, _)| aborting.contains(n));
+                self.carry_out(&cfg, publishes, true);
                 self.version.send_modify(|v| *v += 1);
                 return Some(now.plus(Duration::from_secs(1)));
             }
@@ -475,10 +498,30 @@ impl Runtime {
             }
         }
         drop(inner);
+        self.carry_out(&cfg, publishes, false);
+        for run in new_runs {
+            tokio::spawn(analysis::drive(self.clone(), run));
+        }
+        self.version.send_modify(|v| *v += 1);
+        next
+    }
+
+    /// Publishes the routes a tick decided; `aborts` when they are aborts the state file
+    /// could not keep (served all the same, see [`Hub::publish_abort`]).
+    fn carry_out(&self, cfg: &LocalConfig, publishes: Vec<(String, RouteIntent)>, aborts: bool) {
         for (name, intent) in publishes {
             let addrs = |hash: &str| self.addresses_of_revision_or_spec(&name, hash);
-            match translate::to_proxy(&intent, addrs, cfg.runtime.debug_headers) {
-                Ok((route, backends)) => match self.hub.publish(route, backends) {
+            let published = translate::to_proxy(&intent, addrs, cfg.runtime.debug_headers).map(
+                |(route, backends)| {
+                    if aborts {
+                        Ok(self.hub.publish_abort(route, backends).0)
+                    } else {
+                        self.hub.publish(route, backends)
+                    }
+                },
+            );
+            match published {
+                Ok(published) => match published {
                     Ok(generation) => {
                         if let Some(en) = self.lock().rollouts.get_mut(&name) {
                             en.live = Some((intent.clone(), generation));
@@ -503,11 +546,6 @@ impl Runtime {
                 }
             }
         }
-        for run in new_runs {
-            tokio::spawn(analysis::drive(self.clone(), run));
-        }
-        self.version.send_modify(|v| *v += 1);
-        next
     }
 
     fn addresses_of_revision_or_spec(&self, rollout: &str, hash: &str) -> Vec<String> {
@@ -668,9 +706,14 @@ impl Runtime {
         }
     }
 
+    /// Applies a command to a rollout's state and persists it before answering. When the
+    /// state cannot be written, the command is not carried out and says so, unless it is
+    /// `never_gated` (an abort): that one is carried out all the same, and says it was not
+    /// persisted.
     fn apply_command(
         &self,
         name: &str,
+        never_gated: bool,
         f: impl FnOnce(
             &mut crate::spec::rollout::RolloutSpec,
             &mut RolloutStatus,
@@ -687,9 +730,10 @@ impl Runtime {
             .rollouts
             .get_mut(name)
             .ok_or_else(|| ServiceError::NotFound(format!("no rollout named {name:?}")))?;
+        let before = e.clone();
         let mut spec = effective(r, e);
         let mut status = e.status.clone();
-        let msg = f(&mut spec, &mut status, &cfg)?;
+        let mut msg = f(&mut spec, &mut status, &cfg)?;
         if spec.template != effective(r, e).template {
             e.template_override = spec.template.clone();
         }
@@ -702,6 +746,23 @@ impl Runtime {
             reason: "Command".into(),
             message: msg.clone(),
         });
+        let bytes = serde_json::to_vec_pretty(&Persisted {
+            rollouts: inner.rollouts.clone(),
+            runs: inner.runs.clone(),
+        })
+        .unwrap_or_default();
+        match crate::persist::write_atomically(&self.state_file, &bytes) {
+            Ok(()) => inner.last_written = bytes,
+            Err(err) => {
+                let why = format!("cannot write state {}: {err}", self.state_file.display());
+                if !never_gated {
+                    inner.rollouts.insert(name.to_owned(), before);
+                    return Err(ServiceError::Failed(format!("not carried out: {why}")));
+                }
+                tracing::error!(rollout = %name, "{why}; the abort is carried out all the same");
+                msg = format!("{msg} (not persisted: {why})");
+            }
+        }
         drop(inner);
         self.wake();
         Ok(msg)
@@ -759,7 +820,7 @@ impl RolloutService for Runtime {
         let name = name.to_owned();
         Box::pin(async move {
             let now = Time::now();
-            self.apply_command(&name, |spec, status, cfg| {
+            self.apply_command(&name, command == Command::Abort, |spec, status, cfg| {
                 if let Command::Undo { .. } = command {
                     // the target revision's images must still have addresses
                     let mut s2 = spec.clone();
@@ -784,7 +845,7 @@ impl RolloutService for Runtime {
     ) -> BoxFuture<'_, Result<String, ServiceError>> {
         let (name, container, image) = (name.to_owned(), container.to_owned(), image.to_owned());
         Box::pin(async move {
-            self.apply_command(&name, |spec, _status, cfg| {
+            self.apply_command(&name, false, |spec, _status, cfg| {
                 let mut t = spec.template.clone().ok_or_else(|| {
                     ServiceError::Invalid("the rollout has no pod template".into())
                 })?;

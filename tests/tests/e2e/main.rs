@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod control_plane;
+mod hostile_clients;
 mod lint;
 mod load_tool;
 mod local_runtime;
