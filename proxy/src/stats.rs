@@ -132,6 +132,7 @@ struct Slot {
 
 /// Plain (non-atomic) counts: a snapshot, or a sum of snapshots from several proxies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Totals {
     /// Responses by status class, 1xx..5xx.
     pub by_class: [u64; CLASSES],

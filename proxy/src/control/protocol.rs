@@ -10,6 +10,7 @@ use crate::stats::Totals;
 
 /// `GET /v1/routes?proxy=ID&after=G`: the whole table, as soon as its generation passes G.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Snapshot {
     /// Generation of the table: the highest generation of its routes.
     pub generation: u64,
@@ -19,6 +20,7 @@ pub struct Snapshot {
 
 /// Counters of one (route, revision) pair in a report: cumulative since the proxy started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PairReport {
     /// Route name.
     pub route: String,
@@ -32,6 +34,7 @@ pub struct PairReport {
 
 /// `POST /v1/report`: sent every second and right after each apply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Report {
     /// The proxy's stable id (`--proxy-id`).
     pub proxy: String,
@@ -47,9 +50,34 @@ pub struct Report {
 
 /// `POST /v1/unsubscribe`: a proxy leaving on purpose (SIGTERM).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Unsubscribe {
     /// Proxy id.
     pub proxy: String,
     /// Instance id.
     pub instance: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_json;
+
+    #[test]
+    fn reports_with_unknown_fields_are_refused_with_the_path() {
+        let ok = r#"{"proxy": "p", "instance": "i", "table_generation": 1, "applied": {},
+            "stats": [{"route": "r", "revision": "h", "in_flight": 0,
+                "totals": {"by_class": [0,0,0,0,0], "errors": [0,0,0,0,0], "buckets": []}}]}"#;
+        assert!(parse_json::<Report>(ok.as_bytes()).is_ok());
+        let top = ok.replacen(r#""proxy": "p""#, r#""proxy": "p", "role": "admin""#, 1);
+        let e = parse_json::<Report>(top.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `role`"), "{e}");
+        let deep = ok.replacen(r#""buckets": []"#, r#""buckets": [], "extra": 1"#, 1);
+        let e = parse_json::<Report>(deep.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("stats[0].totals"), "{e}");
+    }
 }

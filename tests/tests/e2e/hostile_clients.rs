@@ -44,6 +44,19 @@ fn json_in(body: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
+/// A GET that must be answered within five seconds.
+fn get_within(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> sluice_tests::Answer {
+    block(async {
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            Client::new().get(addr, path, headers),
+        )
+        .await
+    })
+    .unwrap_or_else(|_| panic!("GET {path} on {addr}: no answer within 5 s"))
+    .unwrap()
+}
+
 fn get_json(addr: SocketAddr, path: &str) -> serde_json::Value {
     block(Client::new().get(addr, path, &[])).unwrap().json()
 }
@@ -176,18 +189,20 @@ routes:
         .map(|_| TcpStream::connect(proxy.admin).unwrap())
         .collect();
     std::thread::sleep(Duration::from_millis(200));
-    let client = Client::new();
-    let a = block(client.put(
+    let writer = Client::new();
+    let put = writer.put(
         proxy.admin,
         "/routes/app/weight",
         r#"{"weight": 0}"#,
         Some("admin-secret"),
-    ));
-    let a = a.unwrap();
+    );
+    let a = block(async { tokio::time::timeout(Duration::from_secs(5), put).await })
+        .expect("an authenticated write is answered within 5 s")
+        .unwrap();
     assert_eq!(a.status, 200, "{}", a.text());
-    let a = block(client.get(proxy.admin, "/healthz", &[])).unwrap();
+    let a = get_within(proxy.admin, "/healthz", &[]);
     assert_eq!(a.status, 200);
-    let a = block(client.get(proxy.addr, "/", &[("host", "app")])).unwrap();
+    let a = get_within(proxy.addr, "/", &[("host", "app")]);
     assert_eq!(a.status, 200);
 }
 
@@ -561,12 +576,11 @@ fn idle_admin_connections_past_the_descriptor_limit_never_stop_the_traffic() {
         .filter_map(|_| TcpStream::connect(proxy.admin).ok())
         .collect();
     std::thread::sleep(Duration::from_millis(300));
-    let client = Client::new();
     for _ in 0..5 {
-        let a = block(client.get(proxy.addr, "/", &[("host", "app")])).unwrap();
+        let a = get_within(proxy.addr, "/", &[("host", "app")]);
         assert_eq!(a.status, 200, "{}", a.text());
     }
-    let a = block(client.get(proxy.admin, "/readyz", &[])).unwrap();
+    let a = get_within(proxy.admin, "/readyz", &[]);
     assert_eq!(a.status, 200);
 }
 
