@@ -78,6 +78,8 @@ struct Inner {
     runs: BTreeMap<String, RunRecord>,
     runtime_error: Option<String>,
     last_written: Vec<u8>,
+    /// Ticks that have taken the state so far (the number of the latest).
+    ticks_started: u64,
 }
 
 /// The local runtime.
@@ -90,6 +92,8 @@ pub struct Runtime {
     inner: Mutex<Inner>,
     wake: Notify,
     version: watch::Sender<u64>,
+    /// The number of the latest tick that has finished (published what it decided).
+    ticks_done: watch::Sender<u64>,
 }
 
 fn effective(r: &Rollout, e: &Entry) -> crate::spec::rollout::RolloutSpec {
@@ -131,6 +135,7 @@ impl Runtime {
             }),
             wake: Notify::new(),
             version: watch::channel(0).0,
+            ticks_done: watch::channel(0).0,
         });
         rt.sync_config();
         Ok(rt)
@@ -354,6 +359,8 @@ impl Runtime {
         self.reload_if_changed();
         let cfg = self.config();
         let mut inner = self.lock();
+        inner.ticks_started += 1;
+        let this_tick = inner.ticks_started;
         let before_rollouts = inner.rollouts.clone();
         let before_runs = inner.runs.clone();
         let mut publishes: Vec<(String, RouteIntent)> = Vec::new();
@@ -486,6 +493,7 @@ impl Runtime {
                 publishes.retain(|(n, _)| aborting.contains(n));
                 self.carry_out(&cfg, publishes, true);
                 self.version.send_modify(|v| *v += 1);
+                self.ticks_done.send_replace(this_tick);
                 return Some(now.plus(Duration::from_secs(1)));
             }
             inner.last_written = bytes;
@@ -503,7 +511,16 @@ impl Runtime {
             tokio::spawn(analysis::drive(self.clone(), run));
         }
         self.version.send_modify(|v| *v += 1);
+        self.ticks_done.send_replace(this_tick);
         next
+    }
+
+    /// Waits (up to two seconds) until a tick that took the state after tick `seen` has
+    /// finished, so that a command answers once what it changed has been decided and
+    /// published.
+    async fn decided_after(&self, seen: u64) {
+        let mut done = self.ticks_done.subscribe();
+        let _ = tokio::time::timeout(Duration::from_secs(2), done.wait_for(|t| *t > seen)).await;
     }
 
     /// Publishes the routes a tick decided; `aborts` when they are aborts the state file
@@ -719,13 +736,14 @@ impl Runtime {
             &mut RolloutStatus,
             &LocalConfig,
         ) -> Result<String, ServiceError>,
-    ) -> Result<String, ServiceError> {
+    ) -> Result<(String, u64), ServiceError> {
         let cfg = self.config();
         let r = cfg
             .rollouts
             .get(name)
             .ok_or_else(|| ServiceError::NotFound(format!("no rollout named {name:?}")))?;
         let mut inner = self.lock();
+        let seen = inner.ticks_started;
         let e = inner
             .rollouts
             .get_mut(name)
@@ -765,7 +783,7 @@ impl Runtime {
         }
         drop(inner);
         self.wake();
-        Ok(msg)
+        Ok((msg, seen))
     }
 }
 
@@ -820,20 +838,23 @@ impl RolloutService for Runtime {
         let name = name.to_owned();
         Box::pin(async move {
             let now = Time::now();
-            self.apply_command(&name, command == Command::Abort, |spec, status, cfg| {
-                if let Command::Undo { .. } = command {
-                    // the target revision's images must still have addresses
-                    let mut s2 = spec.clone();
-                    let mut st2 = status.clone();
-                    commands::apply(command, &mut s2, &mut st2, now)
-                        .map_err(|e| ServiceError::Refused(e.to_string()))?;
-                    if let Some(t) = &s2.template {
-                        cfg.check_images(t).map_err(ServiceError::Refused)?;
+            let (message, seen) =
+                self.apply_command(&name, command == Command::Abort, |spec, status, cfg| {
+                    if let Command::Undo { .. } = command {
+                        // the target revision's images must still have addresses
+                        let mut s2 = spec.clone();
+                        let mut st2 = status.clone();
+                        commands::apply(command, &mut s2, &mut st2, now)
+                            .map_err(|e| ServiceError::Refused(e.to_string()))?;
+                        if let Some(t) = &s2.template {
+                            cfg.check_images(t).map_err(ServiceError::Refused)?;
+                        }
                     }
-                }
-                commands::apply(command, spec, status, now)
-                    .map_err(|e| ServiceError::Refused(e.to_string()))
-            })
+                    commands::apply(command, spec, status, now)
+                        .map_err(|e| ServiceError::Refused(e.to_string()))
+                })?;
+            self.decided_after(seen).await;
+            Ok(message)
         })
     }
 
@@ -845,7 +866,7 @@ impl RolloutService for Runtime {
     ) -> BoxFuture<'_, Result<String, ServiceError>> {
         let (name, container, image) = (name.to_owned(), container.to_owned(), image.to_owned());
         Box::pin(async move {
-            self.apply_command(&name, false, |spec, _status, cfg| {
+            let (message, seen) = self.apply_command(&name, false, |spec, _status, cfg| {
                 let mut t = spec.template.clone().ok_or_else(|| {
                     ServiceError::Invalid("the rollout has no pod template".into())
                 })?;
@@ -857,7 +878,9 @@ impl RolloutService for Runtime {
                 cfg.check_images(&t).map_err(ServiceError::Invalid)?;
                 spec.template = Some(t);
                 Ok(format!("{container} image set to {image}"))
-            })
+            })?;
+            self.decided_after(seen).await;
+            Ok(message)
         })
     }
 
