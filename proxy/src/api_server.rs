@@ -16,10 +16,8 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -27,14 +25,15 @@ use axum::body::Body as AxumBody;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use http::StatusCode;
-use http_body::{Body, Frame, SizeHint};
+use http_body::Body;
 use http_body_util::BodyExt as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tower::ServiceExt as _;
+
+use crate::body::Holding;
 
 /// How much of the process one API listener's clients may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,12 +216,9 @@ pub async fn serve(
                     let answer = app.clone().oneshot(req.map(AxumBody::new));
                     async move {
                         let resp = answer.await?;
-                        Ok::<_, std::convert::Infallible>(resp.map(|body| {
-                            AxumBody::new(Guarded {
-                                body,
-                                _guard: guard,
-                            })
-                        }))
+                        Ok::<_, std::convert::Infallible>(
+                            resp.map(|body| AxumBody::new(Holding::new(body, guard))),
+                        )
                     }
                 });
             let mut builder = hyper::server::conn::http1::Builder::new();
@@ -271,32 +267,6 @@ impl Drop for Active {
             .last_active_ms
             .store(millis(self.started), Relaxed);
         self.conn.in_flight.fetch_sub(1, Relaxed);
-    }
-}
-
-/// An answer's body, with its request's [`Active`] guard.
-struct Guarded {
-    body: AxumBody,
-    _guard: Active,
-}
-
-impl Body for Guarded {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }
 

@@ -6,13 +6,10 @@
 //! accepting and drains in-flight requests.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -61,10 +58,7 @@ async fn run_conn<IO>(
                     Err(never) => match never {},
                 }
             };
-            Ok::<_, std::convert::Infallible>(resp.map(|body| Answer {
-                body,
-                _guard: guard,
-            }))
+            Ok::<_, std::convert::Infallible>(resp.map(|body| Answer::new(body, guard)))
         }
     });
     let mut conn = std::pin::pin!(builder.serve_connection_with_upgrades(io, svc));
@@ -111,30 +105,7 @@ impl Drop for Answering {
 }
 
 /// An answer's body, holding its request open on the connection until it is dropped.
-struct Answer {
-    body: ProxyBody,
-    _guard: Answering,
-}
-
-impl Body for Answer {
-    type Data = Bytes;
-    type Error = crate::body::BodyError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
+type Answer = crate::body::Holding<ProxyBody, Answering>;
 
 /// Closes the HTTP/1 connections that have had no request in flight for `limit` (idle, or
 /// sending a head too slowly), a few times per `limit`, until `stop` completes. `now_ms` is
