@@ -355,30 +355,27 @@ fn valid_host(v: &[u8]) -> bool {
             None => (v, &b""[..]),
         }
     };
-    let name_ok = !name.is_empty()
-        && name.iter().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'-' | b'.'
-                        | b'_'
-                        | b'~'
-                        | b'!'
-                        | b'$'
-                        | b'&'
-                        | b'\''
-                        | b'('
-                        | b')'
-                        | b'*'
-                        | b'+'
-                        | b','
-                        | b';'
-                        | b'='
-                        | b'%'
-                )
-        });
+    let name_ok = !name.is_empty() && name.iter().all(|&b| HOST_NAME_BYTES[usize::from(b)]);
     name_ok && port.len() <= 5 && port.iter().all(u8::is_ascii_digit)
 }
+
+/// The bytes of a registered name or IPv4 address in a `Host` (RFC 3986 `reg-name`:
+/// unreserved, sub-delims and `%`), one lookup a byte on the request path.
+static HOST_NAME_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let others = b"-._~!$&'()*+,;=%";
+    let mut i = 0;
+    while i < others.len() {
+        t[others[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
 
 #[cfg(test)]
 mod host_tests {

@@ -87,12 +87,20 @@ async fn run_conn<IO>(
         Ok(Ok(())) => {}
         Err(Signal::EVICT) => {
             tracing::debug!(client = %client, "idle connection evicted: at max_connections");
+            // its last answer may still be in hyper's write buffer (a request ends when its
+            // body has been handed over): closed gracefully, which is at once for an idle
+            // connection, and never longer than a second for a client that does not read
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(EVICTED_FLUSH, conn.as_mut()).await;
         }
         Err(_) => {
             tracing::debug!(client = %client, "closed: no request head within header_read_timeout");
         }
     }
 }
+
+/// How long an evicted connection may take to finish writing its last answer.
+const EVICTED_FLUSH: Duration = Duration::from_secs(1);
 
 /// Ends its request on the connection when dropped: with the answer's body, once hyper has
 /// sent it whole or given it up; with the handler's future, if the connection ends first.
