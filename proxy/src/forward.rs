@@ -39,7 +39,14 @@ pub static GENERATION_HEADER: HeaderName = HeaderName::from_static("x-sluice-gen
 /// connection closes after it.
 pub fn refuse_framing(client: SocketAddr, why: &str) -> Response<ProxyBody> {
     tracing::warn!(client = %client, why, "refused an ambiguous request");
-    let mut resp = error_response(&Error::invalid("request", format!("refused: {why}")));
+    closing(error_response(&Error::invalid(
+        "request",
+        format!("refused: {why}"),
+    )))
+}
+
+/// An answer after which the connection closes.
+fn closing(mut resp: Response<ProxyBody>) -> Response<ProxyBody> {
     resp.headers_mut()
         .insert(CONNECTION, HeaderValue::from_static("close"));
     resp
@@ -425,10 +432,7 @@ fn client_failed(
             .client_failed(shared.sec_of(started), *kind);
     }
     tracing::debug!(client = %client, route = %route.name, error = %e, "the client failed its request");
-    let mut resp = error_response(e);
-    resp.headers_mut()
-        .insert(CONNECTION, HeaderValue::from_static("close"));
-    resp
+    closing(error_response(e))
 }
 
 /// Sends a copy to the mirror backend; its answer is read to the end, measured and dropped.

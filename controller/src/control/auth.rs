@@ -12,7 +12,6 @@
 //! credential that covers it.
 
 use sluice_proxy::FieldError;
-use subtle::ConstantTimeEq as _;
 
 /// The proxy ids a proxy token covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,20 +91,13 @@ impl Credentials {
         if self.is_open() {
             return Caller::Operator;
         }
-        let Some(presented) = headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-        else {
-            return Caller::Anonymous;
-        };
-        let same = |t: &str| bool::from(presented.as_bytes().ct_eq(t.as_bytes()));
-        if self.operator.as_deref().is_some_and(same) {
+        let presents = |t: &str| sluice_proxy::admin::bearer_matches(headers, t);
+        if self.operator.as_deref().is_some_and(presents) {
             return Caller::Operator;
         }
         self.proxies
             .iter()
-            .find(|(_, t)| same(t))
+            .find(|(_, t)| presents(t))
             .map_or(Caller::Anonymous, |(s, _)| Caller::Proxy(s.clone()))
     }
 }

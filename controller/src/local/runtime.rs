@@ -453,13 +453,9 @@ impl Runtime {
             }
         }
         // persist before acting; on failure, nothing advances
-        let bytes = serde_json::to_vec_pretty(&Persisted {
-            rollouts: inner.rollouts.clone(),
-            runs: inner.runs.clone(),
-        })
-        .unwrap_or_default();
-        if bytes != inner.last_written {
-            if let Err(e) = crate::persist::write_atomically(&self.state_file, &bytes) {
+        match self.write_state(&mut inner) {
+            Ok(false) => {}
+            Err(e) => {
                 // nothing advances, but an abort is never gated: an aborted rollout keeps
                 // its decision in memory and its route goes to the proxies all the same
                 let aborting: Vec<String> = publishes
@@ -496,13 +492,14 @@ impl Runtime {
                 self.ticks_done.send_replace(this_tick);
                 return Some(now.plus(Duration::from_secs(1)));
             }
-            inner.last_written = bytes;
-            if inner
-                .runtime_error
-                .as_deref()
-                .is_some_and(|m| m.starts_with("cannot write state"))
-            {
-                inner.runtime_error = None;
+            Ok(true) => {
+                if inner
+                    .runtime_error
+                    .as_deref()
+                    .is_some_and(|m| m.starts_with("cannot write state"))
+                {
+                    inner.runtime_error = None;
+                }
             }
         }
         drop(inner);
@@ -723,6 +720,22 @@ impl Runtime {
         }
     }
 
+    /// Writes the rollouts and runs to the state file when they changed since the last
+    /// write; `Ok(true)` when written.
+    fn write_state(&self, inner: &mut Inner) -> std::io::Result<bool> {
+        let bytes = serde_json::to_vec_pretty(&Persisted {
+            rollouts: inner.rollouts.clone(),
+            runs: inner.runs.clone(),
+        })
+        .unwrap_or_default();
+        if bytes == inner.last_written {
+            return Ok(false);
+        }
+        crate::persist::write_atomically(&self.state_file, &bytes)?;
+        inner.last_written = bytes;
+        Ok(true)
+    }
+
     /// Applies a command to a rollout's state and persists it before answering. When the
     /// state cannot be written, the command is not carried out and says so, unless it is
     /// `never_gated` (an abort): that one is carried out all the same, and says it was not
@@ -764,13 +777,8 @@ impl Runtime {
             reason: "Command".into(),
             message: msg.clone(),
         });
-        let bytes = serde_json::to_vec_pretty(&Persisted {
-            rollouts: inner.rollouts.clone(),
-            runs: inner.runs.clone(),
-        })
-        .unwrap_or_default();
-        match crate::persist::write_atomically(&self.state_file, &bytes) {
-            Ok(()) => inner.last_written = bytes,
+        match self.write_state(&mut inner) {
+            Ok(_) => {}
             Err(err) => {
                 let why = format!("cannot write state {}: {err}", self.state_file.display());
                 if !never_gated {
