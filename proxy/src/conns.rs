@@ -143,12 +143,16 @@ impl Conns {
         self.clock_ms.load(Relaxed)
     }
 
-    /// Asks the connection idle the longest to close; false when none is idle.
-    pub fn evict_idle(&self) -> bool {
+    /// Asks the connection idle the longest to close, at `now_ms`; false when none has been
+    /// idle for [`EVICT_AFTER_MS`].
+    pub fn evict_idle(&self, now_ms: u64) -> bool {
+        self.clock_ms.fetch_max(now_ms, Relaxed);
         let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let victim = open
             .values()
-            .filter(|c| c.idle())
+            .filter(|c| {
+                c.idle() && now_ms.saturating_sub(c.last_active_ms.load(Relaxed)) >= EVICT_AFTER_MS
+            })
             .min_by_key(|c| c.last_active_ms.load(Relaxed));
         match victim {
             Some(c) => {
@@ -192,6 +196,14 @@ impl Conns {
         }
     }
 }
+
+/// How long a connection must have been idle (since it opened, or since its last answer)
+/// before it may be evicted. "Every byte read" is what the connection's task last saw, and a
+/// connection just accepted, or just answered, is seen as drained until the event loop
+/// reports the bytes already in its socket (the runtime's first read of a new socket waits
+/// for that report rather than trying): on a busy machine that report can come many
+/// milliseconds later. A quarter of a second covers it; a newcomer meanwhile waits.
+pub const EVICT_AFTER_MS: u64 = 250;
 
 /// How often [`Conns::expire_idle`] runs for a head deadline of `limit`: an eighth of it,
 /// between 10 ms and 1 s, so a connection is closed at most that much after its deadline.
@@ -290,17 +302,18 @@ mod tests {
     #[test]
     fn a_connection_with_unread_bytes_is_never_evicted() {
         let conns = Conns::default();
+        let later = 100 + EVICT_AFTER_MS;
         // accepted, not read yet: its request may be in the socket's buffer
         let (_, fresh) = conns.add(100);
-        assert!(!conns.evict_idle());
+        assert!(!conns.evict_idle(later));
         // read part of a head: still receiving a request
         fresh.verdicts.read(true);
         fresh.verdicts.read(false);
-        assert!(!conns.evict_idle());
+        assert!(!conns.evict_idle(later));
         // its request answered, everything read: idle
         fresh.request_started();
         fresh.request_ended();
-        assert!(conns.evict_idle());
+        assert!(conns.evict_idle(later * 2));
         assert_eq!(fresh.signal.raised(), Signal::EVICT);
         // an answered connection that has received more since is not idle
         let (_, kept) = conns.add(200);
@@ -309,8 +322,30 @@ mod tests {
         kept.request_ended();
         kept.verdicts.read(true);
         kept.verdicts.read(false);
-        assert!(!conns.evict_idle());
+        assert!(!conns.evict_idle(later * 3));
         assert_eq!(kept.signal.raised(), Signal::NONE);
+    }
+
+    #[test]
+    fn a_connection_seen_drained_is_evicted_only_once_it_has_been_quiet_long_enough() {
+        let conns = Conns::default();
+        // just accepted and seen drained before the event loop reported its bytes
+        let (_, fresh) = conns.add(1_000);
+        fresh.verdicts.read(false);
+        assert!(!conns.evict_idle(1_000));
+        assert!(!conns.evict_idle(1_000 + EVICT_AFTER_MS - 1));
+        // just answered (the clock is at 1 000 + EVICT_AFTER_MS - 1): its next request may
+        // be on its way
+        let (_, answered) = conns.add(900);
+        quiet(&answered).request_started();
+        answered.request_ended();
+        let answered_at = 1_000 + EVICT_AFTER_MS - 1;
+        assert!(conns.evict_idle(1_000 + EVICT_AFTER_MS));
+        assert_eq!(fresh.signal.raised(), Signal::EVICT);
+        assert_eq!(answered.signal.raised(), Signal::NONE);
+        assert!(!conns.evict_idle(answered_at + EVICT_AFTER_MS - 1));
+        assert!(conns.evict_idle(answered_at + EVICT_AFTER_MS));
+        assert_eq!(answered.signal.raised(), Signal::EVICT);
     }
 
     /// A connection that has been read to the end, as an idle one is.
@@ -322,17 +357,18 @@ mod tests {
     #[test]
     fn eviction_takes_the_connection_idle_the_longest_and_never_a_busy_one() {
         let conns = Conns::default();
+        let now = 300 + EVICT_AFTER_MS;
         let (_, old_busy) = conns.add(100);
         quiet(&old_busy).request_started();
         let (old_id, old) = conns.add(200);
         quiet(&old);
         let (_, newer) = conns.add(300);
         quiet(&newer);
-        assert!(conns.evict_idle());
+        assert!(conns.evict_idle(now));
         assert_eq!(old.signal.raised(), Signal::EVICT);
-        assert!(conns.evict_idle());
+        assert!(conns.evict_idle(now));
         assert_eq!(newer.signal.raised(), Signal::EVICT);
-        assert!(!conns.evict_idle());
+        assert!(!conns.evict_idle(now * 10));
         assert_eq!(old_busy.signal.raised(), Signal::NONE);
         assert_eq!((conns.count(), conns.staying()), (3, 1));
         conns.remove(old_id);

@@ -99,6 +99,22 @@ async fn run_conn<IO>(
     }
 }
 
+/// Makes room under `max` for a connection just accepted: evicts the connection idle the
+/// longest, or waits until one closes or has been idle long enough to be evicted.
+async fn make_room(conns: &Conns, max: usize, now_ms: impl Fn() -> u64) {
+    /// How often a wait for room looks again for a connection to evict.
+    const LOOK_AGAIN: Duration = Duration::from_millis(crate::conns::EVICT_AFTER_MS / 5);
+    while conns.staying() >= max {
+        if conns.evict_idle(now_ms()) {
+            // let the evicted connection's task (often one of this worker's) run and close
+            // before accepting more
+            tokio::task::yield_now().await;
+            return;
+        }
+        let _ = tokio::time::timeout(LOOK_AGAIN, conns.wait_below(max)).await;
+    }
+}
+
 /// How long an evicted connection may take to finish writing its last answer.
 const EVICTED_FLUSH: Duration = Duration::from_secs(1);
 
@@ -205,13 +221,7 @@ pub async fn serve(
                             continue;
                         }
                         OnMaxConnections::EvictIdle => {
-                            if conns.evict_idle() {
-                                // let the evicted connection's task (often one of this
-                                // worker's) run and close before accepting more
-                                tokio::task::yield_now().await;
-                            } else {
-                                conns.wait_below(ds.max_connections).await;
-                            }
+                            make_room(&conns, ds.max_connections, || shared.now_ms()).await;
                         }
                         OnMaxConnections::Wait => {}
                     }

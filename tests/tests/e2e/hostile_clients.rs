@@ -281,11 +281,13 @@ routes:
         backend.addr
     ));
     for round in 0..3 {
-        // a burst of idle connections fills the cap
+        // a burst of idle connections fills the cap, and stays idle long enough to be evicted
         let _idle: Vec<TcpStream> = (0..16)
             .map(|_| TcpStream::connect(proxy.addr).unwrap())
             .collect();
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(
+            sluice_proxy::conns::EVICT_AFTER_MS + 150,
+        ));
         // then connections whose request is in the socket before the proxy reads it
         let mut sent: Vec<TcpStream> = (0..40)
             .map(|_| {
