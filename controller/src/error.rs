@@ -1,6 +1,6 @@
 //! The controller crate's one error type.
 
-use sluice_proxy::FieldError;
+use sluice_api::FieldError;
 
 /// Everything that can go wrong in the controller.
 #[derive(Debug, thiserror::Error)]

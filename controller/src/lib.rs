@@ -9,7 +9,6 @@ pub mod engine;
 pub mod error;
 pub mod lint;
 pub mod local;
-pub mod persist;
 pub mod revision;
 pub mod spec;
 pub mod status;

@@ -309,12 +309,12 @@ fn run_controller(
         eprintln!("sluice controller: control API on http://{}", running.addr);
         if let Some(f) = addr_file {
             let json = serde_json::json!({"listen": running.addr}).to_string();
-            if let Err(e) = sluice_controller::persist::write_atomically(&f, json.as_bytes()) {
+            if let Err(e) = sluice_io::files::write_atomically(&f, json.as_bytes()) {
                 eprintln!("sluice controller: writing {}: {e}", f.display());
                 return ExitCode::from(1);
             }
         }
-        sluice_proxy::cli::wait_for_stop_signal().await;
+        sluice_io::signal::wait_for_stop_signal().await;
         running.stop().await;
         ExitCode::SUCCESS
     })

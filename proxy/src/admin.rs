@@ -4,7 +4,7 @@
 //! Writes need `Authorization: Bearer TOKEN` when a token is configured (compared in constant
 //! time), checked from the head before any body is read. A bad body gets 400 with every
 //! invalid field named, and the running table is kept. The listener's limits are
-//! [`crate::api_server`]'s.
+//! [`sluice_io::listener`]'s.
 
 use std::sync::Arc;
 
@@ -16,15 +16,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use subtle::ConstantTimeEq;
 
-use crate::api_server::ApiLimits;
 use crate::config::parse_json;
 use crate::error::{ClientErrorKind, Error, UpstreamErrorKind};
-use crate::spec::TableSpec;
 use crate::state::Shared;
 use crate::stats::{self, Totals, WINDOWS};
 use crate::table::RouteTable;
+use sluice_api::table::TableSpec;
+use sluice_io::listener::ApiLimits;
 
 /// The admin API as a router (tested without a socket). Every request that is not a read
 /// must present the token before its body is read; bodies are read within `limits`.
@@ -39,7 +38,7 @@ pub fn router(shared: Arc<Shared>, limits: ApiLimits) -> Router {
         .route("/readyz", get(readyz))
         .layer(axum::middleware::from_fn_with_state(
             limits,
-            crate::api_server::buffer_body,
+            sluice_io::listener::buffer_body,
         ))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
@@ -49,7 +48,7 @@ pub fn router(shared: Arc<Shared>, limits: ApiLimits) -> Router {
 }
 
 /// Whether a request head presents the admin token (for the listener's connection cap).
-pub fn credentialed(shared: &Shared) -> crate::api_server::Credentialed {
+pub fn credentialed(shared: &Shared) -> sluice_io::listener::Credentialed {
     let token = shared.admin_token.clone();
     Arc::new(move |headers| token.as_ref().is_some_and(|t| bearer_matches(headers, t)))
 }
@@ -90,15 +89,7 @@ impl From<Error> for ApiError {
     }
 }
 
-/// Whether the request presents `Authorization: Bearer TOKEN`, compared in constant time.
-pub fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    bool::from(presented.as_bytes().ct_eq(token.as_bytes()))
-}
+pub use sluice_io::token::bearer_matches;
 
 /// `None` when the request may write; otherwise the 401 to answer.
 fn refuse_unauthorized(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
@@ -211,7 +202,7 @@ pub struct LogLevel {
 async fn put_log_level(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let level: LogLevel = match parse_json(&body) {
         Ok(l) => l,
-        Err(e) => return ApiError(e).into_response(),
+        Err(e) => return ApiError(e.into()).into_response(),
     };
     let Some(control) = shared.log_control.get() else {
         return (

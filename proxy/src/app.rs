@@ -2,7 +2,6 @@
 //! controller subscription, and a graceful stop. `sluice-proxy` and `sluice proxy` run it.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -122,7 +121,7 @@ pub async fn start(
     let credentialed = admin::credentialed(&shared);
     let admin_limits = config.admin.limits().within_descriptors();
     let admin_task = tokio::spawn(async move {
-        crate::api_server::serve(
+        sluice_io::listener::serve(
             admin_listener,
             admin_app,
             admin_limits,
@@ -354,11 +353,4 @@ async fn bind(addr: &str) -> Result<TcpListener> {
         addr: addr.to_owned(),
         source,
     })
-}
-
-/// Writes `text` to `path` through a temporary file and a rename.
-pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(tmp, path)
 }

@@ -17,42 +17,7 @@ use crate::state::Shared;
 use crate::telemetry::PairTelemetry;
 use crate::upstream::ResponseBody;
 
-/// A body that holds `G` (a request's in-flight guard) until the body is dropped: sent whole,
-/// or given up.
-pub struct Holding<B, G> {
-    body: B,
-    _guard: G,
-}
-
-impl<B, G> Holding<B, G> {
-    /// `body`, holding `guard` for as long as it lives.
-    pub fn new(body: B, guard: G) -> Self {
-        Self {
-            body,
-            _guard: guard,
-        }
-    }
-}
-
-impl<B: Body + Unpin, G: Unpin> Body for Holding<B, G> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
+pub use sluice_io::Holding;
 
 /// Errors a response body can end with.
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
@@ -104,10 +69,6 @@ impl Body for ProxyBody {
         }
     }
 }
-
-/// The default gRPC codes that count as errors: UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED,
-/// INTERNAL, UNAVAILABLE, DATA_LOSS.
-pub const DEFAULT_GRPC_ERRORS: [u32; 6] = [2, 4, 12, 13, 14, 15];
 
 /// The `grpc-status` of a header map.
 pub fn grpc_status(h: &HeaderMap) -> Option<u32> {

@@ -121,18 +121,9 @@ pub fn main_with(args: ProxyArgs) -> ExitCode {
     };
     let control = match (&args.control_plane, &args.proxy_id) {
         (Some(url), Some(id)) => {
-            let token = match &args.token_file {
-                Some(f) => match std::fs::read_to_string(f) {
-                    Ok(t) if !t.trim().is_empty() => Some(t.trim().to_owned()),
-                    Ok(_) => {
-                        return invalid(
-                            &what,
-                            format!("--token-file {}: the file is empty", f.display()),
-                        );
-                    }
-                    Err(e) => return invalid(&what, format!("--token-file {}: {e}", f.display())),
-                },
-                None => std::env::var("SLUICE_TOKEN").ok().filter(|t| !t.is_empty()),
+            let token = match sluice_io::token::file_or_env(args.token_file.as_deref()) {
+                Ok(t) => t,
+                Err(e) => return invalid(&what, format!("--token-file: {e}")),
             };
             Some(SubscribeOptions {
                 url: url.clone(),
@@ -178,7 +169,7 @@ pub fn main_with(args: ProxyArgs) -> ExitCode {
         };
         if let Some(path) = &args.addr_file {
             let json = serde_json::json!({"listen": running.listen, "admin": running.admin, "tls": running.tls});
-            if let Err(e) = app::write_atomically(path, &json.to_string()) {
+            if let Err(e) = sluice_io::files::write_atomically(path, json.to_string().as_bytes()) {
                 eprintln!("sluice-proxy: writing {}: {e}", path.display());
                 return ExitCode::from(1);
             }
@@ -234,21 +225,4 @@ async fn reload_on_sighup(shared: std::sync::Arc<crate::Shared>, path: PathBuf) 
     }
 }
 
-/// Waits for SIGTERM or SIGINT.
-pub async fn wait_for_stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
+pub use sluice_io::signal::wait_for_stop_signal;

@@ -8,12 +8,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, FieldError, Result};
-use crate::spec::{BackendSpec, RouteSpec, TableSpec};
 use crate::upstream::UpstreamSettings;
+use sluice_api::table::{BackendSpec, RouteSpec, TableSpec};
 
 /// The whole config file of `sluice-proxy --config FILE`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -86,17 +85,17 @@ impl Default for AdminConfig {
 }
 
 fn default_admin_connections() -> usize {
-    crate::api_server::ApiLimits::default().max_connections
+    sluice_io::listener::ApiLimits::default().max_connections
 }
 
 fn default_admin_body() -> usize {
-    crate::api_server::ApiLimits::default().max_body_bytes
+    sluice_io::listener::ApiLimits::default().max_body_bytes
 }
 
 impl AdminConfig {
     /// The admin listener's limits.
-    pub fn limits(&self) -> crate::api_server::ApiLimits {
-        crate::api_server::ApiLimits {
+    pub fn limits(&self) -> sluice_io::listener::ApiLimits {
+        sluice_io::listener::ApiLimits {
             max_connections: self.max_connections,
             idle_timeout: self.idle_timeout,
             max_body_bytes: self.max_body_bytes,
@@ -391,81 +390,20 @@ impl ProxyConfig {
 
     /// The admin token, from the file or the environment variable, if one is configured.
     pub fn admin_token(&self) -> Result<Option<String>> {
-        if let Some(path) = &self.admin.token_file {
-            let t = std::fs::read_to_string(path).map_err(|source| Error::Read {
-                path: path.clone(),
-                source,
-            })?;
-            let t = t.trim().to_owned();
-            if t.is_empty() {
-                return Err(Error::invalid("admin.token_file", "the file is empty"));
-            }
-            return Ok(Some(t));
-        }
-        if let Some(var) = &self.admin.token_env {
-            return match std::env::var(var) {
-                Ok(t) if !t.trim().is_empty() => Ok(Some(t.trim().to_owned())),
-                _ => Err(Error::invalid(
-                    "admin.token_env",
-                    format!("environment variable {var} is unset or empty"),
-                )),
-            };
-        }
-        Ok(None)
-    }
-}
-
-/// Parses YAML (JSON is YAML too) into `T`; errors name the field path.
-pub fn parse_yaml<T: DeserializeOwned>(text: &str) -> Result<T> {
-    let tree: serde_json::Value = serde_saphyr::from_str(text)
-        .map_err(|e| Error::invalid("", format!("not valid YAML: {}", first_line(&e))))?;
-    from_tree(tree)
-}
-
-/// Parses a JSON body into `T`; errors name the field path. A key written twice in one
-/// object is refused ([`crate::json::duplicate_key`]).
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    if let Some(e) = crate::json::duplicate_key(bytes) {
-        return Err(Error::Invalid(vec![e]));
-    }
-    let tree: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| Error::invalid("", format!("not valid JSON: {e}")))?;
-    from_tree(tree)
-}
-
-/// Deserializes a generic tree into `T`, with the field path in the error.
-pub fn from_tree<T: DeserializeOwned>(tree: serde_json::Value) -> Result<T> {
-    serde_path_to_error::deserialize(tree).map_err(|e| {
-        let path = e.path().to_string();
-        Error::invalid(path, e.into_inner().to_string())
-    })
-}
-
-fn first_line(e: &impl std::fmt::Display) -> String {
-    e.to_string().lines().next().unwrap_or_default().to_owned()
-}
-
-/// Serde adapter for durations written as `500ms`, `2s`, `1m30s`.
-pub mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// Writes a duration as humantime text.
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    /// Reads a duration from humantime text.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "{text:?} is not a duration like 500ms, 2s or 1m30s ({e})"
-            ))
+        use sluice_io::token::{Source, TokenError, read};
+        let (field, source) = match (&self.admin.token_file, &self.admin.token_env) {
+            (Some(f), _) => ("admin.token_file", Some(Source::File(f))),
+            (None, Some(v)) => ("admin.token_env", Some(Source::Env(v))),
+            (None, None) => ("", None),
+        };
+        read(source).map_err(|e| match e {
+            TokenError::Read { path, source } => Error::Read { path, source },
+            e => Error::invalid(field, e.to_string()),
         })
     }
 }
+
+pub use sluice_api::parse::{duration, from_tree, parse_json, parse_yaml};
 
 #[cfg(test)]
 mod tests {

@@ -1,110 +1,10 @@
 //! The proxy crate's one error type, and the one place where an error becomes a status code.
 
-use std::fmt;
 use std::path::PathBuf;
 
 use http::StatusCode;
 
-/// A problem with one field of a config file, route table or API body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// Where the problem is, e.g. `routes[1].weight`.
-    pub path: String,
-    /// What is wrong with it.
-    pub reason: String,
-}
-
-impl FieldError {
-    /// A problem at `path`.
-    pub fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            reason: reason.into(),
-        }
-    }
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() || self.path == "." {
-            write!(f, "{}", self.reason)
-        } else {
-            write!(f, "{}: {}", self.path, self.reason)
-        }
-    }
-}
-
-/// Why an upstream exchange failed; a closed set, used as the `kind` metrics label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum UpstreamErrorKind {
-    /// The TCP connection could not be made (refused, unreachable, connect timeout).
-    Connect,
-    /// No response head arrived within the request timeout.
-    Timeout,
-    /// The connection closed or was reset before a complete response head.
-    Closed,
-    /// The upstream spoke something that is not valid HTTP.
-    Protocol,
-    /// The backend had no endpoint to send to.
-    NoEndpoint,
-}
-
-impl UpstreamErrorKind {
-    /// Every kind, in label order.
-    pub const ALL: [UpstreamErrorKind; 5] = [
-        Self::Connect,
-        Self::Timeout,
-        Self::Closed,
-        Self::Protocol,
-        Self::NoEndpoint,
-    ];
-
-    /// The metrics label value.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Connect => "connect",
-            Self::Timeout => "timeout",
-            Self::Closed => "closed",
-            Self::Protocol => "protocol",
-            Self::NoEndpoint => "no_endpoint",
-        }
-    }
-
-    /// Position in [`Self::ALL`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// How a client failed its own request; a closed set, used as the `kind` label of
-/// `sluice_client_errors_total`. These are never the backend's: they count neither as its
-/// 5xx nor as its upstream errors, and feed neither ejection nor analysis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ClientErrorKind {
-    /// The request body broke off: a malformed chunk, or the client closed or reset the
-    /// connection before the body's end.
-    BodyBroken,
-    /// The client was still sending its body when the request timeout came.
-    BodyTimeout,
-}
-
-impl ClientErrorKind {
-    /// Every kind, in label order.
-    pub const ALL: [ClientErrorKind; 2] = [Self::BodyBroken, Self::BodyTimeout];
-
-    /// The metrics label value.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::BodyBroken => "body_broken",
-            Self::BodyTimeout => "body_timeout",
-        }
-    }
-
-    /// Position in [`Self::ALL`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
+pub use sluice_api::{ClientErrorKind, FieldError, UpstreamErrorKind};
 
 /// Everything that can go wrong in the proxy.
 #[derive(Debug, thiserror::Error)]
@@ -156,11 +56,13 @@ pub enum Error {
 }
 
 fn join(errors: &[FieldError]) -> String {
-    errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
+    sluice_api::error_line(errors)
+}
+
+impl From<sluice_api::Error> for Error {
+    fn from(e: sluice_api::Error) -> Self {
+        Self::Invalid(e.into_fields())
+    }
 }
 
 impl Error {
@@ -216,27 +118,5 @@ mod tests {
         assert_eq!(c(ClientErrorKind::BodyBroken).status(), 400);
         assert_eq!(c(ClientErrorKind::BodyTimeout).status(), 408);
         assert_eq!(Error::invalid("a", "b").status(), 400);
-    }
-
-    #[test]
-    fn invalid_lists_every_field() {
-        let e = Error::Invalid(vec![
-            FieldError::new("routes[0].weight", "120 exceeds total 100"),
-            FieldError::new("backends[1].endpoints", "must not be empty"),
-        ]);
-        assert_eq!(
-            e.to_string(),
-            "routes[0].weight: 120 exceeds total 100; backends[1].endpoints: must not be empty"
-        );
-    }
-
-    #[test]
-    fn kind_indices_follow_all() {
-        for (i, k) in UpstreamErrorKind::ALL.iter().enumerate() {
-            assert_eq!(k.index(), i);
-        }
-        for (i, k) in ClientErrorKind::ALL.iter().enumerate() {
-            assert_eq!(k.index(), i);
-        }
     }
 }

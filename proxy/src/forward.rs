@@ -125,7 +125,7 @@ pub async fn handle(
     if extended_connect
         && !matches!(
             backend.protocol,
-            crate::spec::UpstreamProtocol::H2c | crate::spec::UpstreamProtocol::H2
+            sluice_api::table::UpstreamProtocol::H2c | sluice_api::table::UpstreamProtocol::H2
         )
     {
         return Ok(error_response(&Error::Upstream {
@@ -593,13 +593,13 @@ async fn send(
     mut req: Request<UpstreamBody>,
     forward: headers::ToForward<'_>,
 ) -> Result<Response<ResponseBody>, Error> {
-    if backend.protocol == crate::spec::UpstreamProtocol::Http1 {
+    if backend.protocol == sluice_api::table::UpstreamProtocol::Http1 {
         return shared.upstreams.send_h1(endpoint, req, forward).await;
     }
     forward.apply(req.headers_mut());
     if matches!(
         backend.protocol,
-        crate::spec::UpstreamProtocol::H2c | crate::spec::UpstreamProtocol::H2
+        sluice_api::table::UpstreamProtocol::H2c | sluice_api::table::UpstreamProtocol::H2
     ) {
         // an HTTP/2 request carries its authority once, as `:authority` (the endpoint's,
         // which the client connects and pools by); the client's host goes on as
@@ -622,7 +622,7 @@ async fn send(
 fn address(
     req: &mut Request<UpstreamBody>,
     authority: &http::uri::Authority,
-    protocol: crate::spec::UpstreamProtocol,
+    protocol: sluice_api::table::UpstreamProtocol,
 ) -> Result<(), Error> {
     let pq = req
         .uri()
@@ -631,7 +631,9 @@ fn address(
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
     let mut parts = http::uri::Parts::default();
     parts.scheme = Some(match protocol {
-        crate::spec::UpstreamProtocol::Https | crate::spec::UpstreamProtocol::H2 => Scheme::HTTPS,
+        sluice_api::table::UpstreamProtocol::Https | sluice_api::table::UpstreamProtocol::H2 => {
+            Scheme::HTTPS
+        }
         _ => Scheme::HTTP,
     });
     parts.authority = Some(authority.clone());

@@ -3,7 +3,6 @@
 //! swapped atomically, an admin API and Prometheus metrics.
 
 pub mod admin;
-pub mod api_server;
 pub mod app;
 pub mod balance;
 pub mod body;
@@ -20,10 +19,8 @@ pub mod h1client;
 pub mod h1pool;
 pub mod headers;
 pub mod health;
-pub mod json;
 pub mod router;
 pub mod server;
-pub mod spec;
 pub mod state;
 pub mod stats;
 pub mod table;
@@ -33,6 +30,6 @@ pub mod upstream;
 pub mod worker;
 
 pub use error::{Error, FieldError, Result};
-pub use spec::TableSpec;
+pub use sluice_api::TableSpec;
 pub use state::Shared;
 pub use table::RouteTable;

@@ -13,10 +13,10 @@ use arc_swap::ArcSwap;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::error::{Error, Result};
-use crate::spec::TableSpec;
 use crate::table::{BuildContext, RouteTable};
 use crate::telemetry::{self, TelemetryRegistry};
 use crate::upstream::{UpstreamSettings, Upstreams};
+use sluice_api::table::TableSpec;
 
 /// State shared by everything in one proxy process.
 pub struct Shared {

@@ -1,9 +1,8 @@
 //! Lock-free request statistics per (route, backend): cumulative counters and latency buckets,
 //! and a ring of one-second slots for the recent windows that `/stats` reports.
 //!
-//! Latency buckets are fixed and log-spaced (four per octave from 50 µs to about 150 s, ±9 % precision), the
-//! same in every proxy, so that counts from many proxies can be summed bucket by bucket and
-//! quantiles taken from the sum. The cumulative part never resets; the windowed part is
+//! The buckets, classes and kinds are the contract's (`sluice_api::counters`), the same in
+//! every proxy, so that counts from many proxies add up. The cumulative part never resets; the windowed part is
 //! approximate at slot boundaries (a count racing a slot's reuse can be lost), which is fine for
 //! a dashboard figure and is why decisions are made from the cumulative part.
 //!
@@ -13,53 +12,16 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use serde::Serialize;
+pub use sluice_api::counters::{
+    BUCKETS, CLASSES, CLIENT_KINDS, Totals, UPSTREAM_KINDS as KINDS, bucket_index,
+    bucket_upper_seconds, class_index, class_label,
+};
+use sluice_api::{ClientErrorKind, UpstreamErrorKind};
 
-use crate::error::{ClientErrorKind, UpstreamErrorKind};
-
-/// Number of latency buckets; the last one is the overflow bucket (+Inf).
-pub const BUCKETS: usize = 88;
-/// Lower edge of the bucket scale, in microseconds.
-const FIRST_BOUND_MICROS: f64 = 50.0;
-/// Buckets per doubling.
-const PER_OCTAVE: f64 = 4.0;
 /// The windows `/stats` reports, in seconds.
 pub const WINDOWS: [u64; 3] = [10, 60, 300];
 /// Slots in the ring: one per second of the longest window.
 const SLOTS: usize = 300;
-/// Status classes 1xx..5xx.
-pub const CLASSES: usize = 5;
-const KINDS: usize = UpstreamErrorKind::ALL.len();
-/// Kinds of client errors.
-pub const CLIENT_KINDS: usize = ClientErrorKind::ALL.len();
-
-/// Upper bound of bucket `i` in seconds (`f64::INFINITY` for the last one).
-pub fn bucket_upper_seconds(i: usize) -> f64 {
-    if i + 1 >= BUCKETS {
-        return f64::INFINITY;
-    }
-    FIRST_BOUND_MICROS * (i as f64 / PER_OCTAVE).exp2() / 1e6
-}
-
-/// The bucket a latency falls in.
-pub fn bucket_index(micros: u64) -> usize {
-    if micros as f64 <= FIRST_BOUND_MICROS {
-        return 0;
-    }
-    let i = (PER_OCTAVE * (micros as f64 / FIRST_BOUND_MICROS).log2()).ceil();
-    // `i` is positive and finite here; the cast saturates on anything absurd.
-    (i as usize).min(BUCKETS - 1)
-}
-
-/// The status class index of a status code: 0 for 1xx … 4 for 5xx.
-pub fn class_index(status: u16) -> usize {
-    usize::from(status / 100).clamp(1, CLASSES) - 1
-}
-
-/// Label of a class index.
-pub fn class_label(i: usize) -> &'static str {
-    ["1xx", "2xx", "3xx", "4xx", "5xx"][i.min(CLASSES - 1)]
-}
 
 #[derive(Default)]
 struct Counts {
@@ -128,58 +90,6 @@ impl Counts {
 struct Slot {
     second: AtomicU64,
     counts: Counts,
-}
-
-/// Plain (non-atomic) counts: a snapshot, or a sum of snapshots from several proxies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Totals {
-    /// Responses by status class, 1xx..5xx.
-    pub by_class: [u64; CLASSES],
-    /// Upstream errors by kind, in [`UpstreamErrorKind::ALL`] order.
-    pub errors: [u64; KINDS],
-    /// Requests the client failed itself, by kind, in [`ClientErrorKind::ALL`] order: not in
-    /// `by_class`, so never in a backend's requests, errors or rates.
-    #[serde(default)]
-    pub client_errors: [u64; CLIENT_KINDS],
-    /// Latency bucket counts (only responses that were timed).
-    pub buckets: Vec<u64>,
-}
-
-impl Default for Totals {
-    fn default() -> Self {
-        Self {
-            by_class: [0; CLASSES],
-            errors: [0; KINDS],
-            client_errors: [0; CLIENT_KINDS],
-            buckets: vec![0; BUCKETS],
-        }
-    }
-}
-
-impl Totals {
-    /// All responses.
-    pub fn requests(&self) -> u64 {
-        self.by_class.iter().sum()
-    }
-
-    /// The latency below which a share `q` (0..=1) of timed responses fell, as the upper bound
-    /// of the bucket that holds it; `None` with no timed responses.
-    pub fn quantile_seconds(&self, q: f64) -> Option<f64> {
-        let n: u64 = self.buckets.iter().sum();
-        if n == 0 {
-            return None;
-        }
-        let rank = ((q.clamp(0.0, 1.0) * n as f64).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (i, c) in self.buckets.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                return Some(bucket_upper_seconds(i));
-            }
-        }
-        None
-    }
 }
 
 /// Statistics of one (route, backend) pair.
@@ -272,35 +182,6 @@ impl RequestStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn buckets_grow_by_a_fourth_of_an_octave() {
-        assert_eq!(bucket_index(0), 0);
-        assert_eq!(bucket_index(50), 0);
-        assert_eq!(bucket_index(51), 1);
-        assert_eq!(bucket_index(100), 4);
-        assert_eq!(bucket_index(101), 5);
-        assert_eq!(bucket_index(u64::MAX), BUCKETS - 1);
-        assert!((bucket_upper_seconds(4) - 0.0001).abs() < 1e-12);
-        assert!(bucket_upper_seconds(BUCKETS - 1).is_infinite());
-        // every latency up to 100 s falls in a bucket whose upper bound is at most 19 % above it
-        for micros in [60, 999, 12_345, 1_000_000, 99_000_000] {
-            let upper = bucket_upper_seconds(bucket_index(micros)) * 1e6;
-            assert!(upper >= micros as f64 && upper <= micros as f64 * 1.19 + 1.0);
-        }
-    }
-
-    #[test]
-    fn classes_cover_every_status() {
-        assert_eq!(class_index(101), 0);
-        assert_eq!(class_index(200), 1);
-        assert_eq!(class_index(302), 2);
-        assert_eq!(class_index(404), 3);
-        assert_eq!(class_index(503), 4);
-        assert_eq!(class_index(999), 4);
-        assert_eq!(class_index(0), 0);
-        assert_eq!(class_label(4), "5xx");
-    }
 
     #[test]
     fn windows_count_only_their_seconds() {

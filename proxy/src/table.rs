@@ -16,13 +16,12 @@ use http::uri::Authority;
 use regex::Regex;
 
 use crate::error::{Error, FieldError, Result};
-use crate::spec::{
+use crate::telemetry::{PairTelemetry, TelemetryRegistry};
+use sluice_api::table::{
     BackendSpec, RouteSpec, SplitMode, SplitSpec, TableSpec, UpstreamProtocol, ValueMatch,
 };
-use crate::telemetry::{PairTelemetry, TelemetryRegistry};
 
-/// Largest allowed `total`.
-pub const MAX_TOTAL: u32 = 10_000;
+use sluice_api::limits::{MAX_TOTAL, NAME_RULE, compile_regex, valid_name};
 
 /// A validated route table.
 pub struct RouteTable {
@@ -415,17 +414,6 @@ fn referenced_backends(r: &RouteSpec) -> impl Iterator<Item = &str> {
         .chain(r.host_rules.iter().map(|h| h.backend.as_str()))
 }
 
-/// Characters allowed in route and backend names (they become metrics labels and headers).
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/' | b':'))
-}
-
-const NAME_RULE: &str = "must be 1 to 128 characters of letters, digits, '-', '_', '.', '/', ':'";
-
 fn build_backends(
     specs: &[BackendSpec],
     previous: Option<&RouteTable>,
@@ -495,7 +483,7 @@ fn build_backends(
             }
         }
         if let Some(tls) = &b.tls {
-            use crate::spec::UpstreamProtocol as P;
+            use sluice_api::table::UpstreamProtocol as P;
             if !matches!(b.protocol, P::Https | P::H2) {
                 errors.push(FieldError::new(
                     format!("{path}.tls"),
@@ -688,26 +676,13 @@ fn build_route(
             let matcher = match &rule.matcher {
                 ValueMatch::Exact(v) => Matcher::Exact(v.clone()),
                 ValueMatch::Prefix(v) => Matcher::Prefix(v.clone()),
-                ValueMatch::Regex(v) => {
-                    match regex::RegexBuilder::new(v).size_limit(1 << 20).build() {
-                        Ok(re) => Matcher::Regex(re),
-                        Err(e) => {
-                            let first = e
-                                .to_string()
-                                .lines()
-                                .last()
-                                .unwrap_or_default()
-                                .trim()
-                                .to_owned();
-                            err(
-                                errors,
-                                &format!("{rp}.match.regex"),
-                                format!("invalid regex {v:?}: {first}"),
-                            );
-                            Matcher::AlwaysNever
-                        }
+                ValueMatch::Regex(v) => match compile_regex(v) {
+                    Ok(re) => Matcher::Regex(re),
+                    Err(why) => {
+                        err(errors, &format!("{rp}.match.regex"), why);
+                        Matcher::AlwaysNever
                     }
-                }
+                },
                 ValueMatch::AlwaysNever => Matcher::AlwaysNever,
             };
             let target = match (&rule.matcher, &rule.backend) {
@@ -796,7 +771,7 @@ fn build_route(
     for c in r
         .grpc_error_codes
         .as_deref()
-        .unwrap_or(&crate::body::DEFAULT_GRPC_ERRORS)
+        .unwrap_or(&sluice_api::table::DEFAULT_GRPC_ERRORS)
     {
         match grpc_errors.get_mut(*c as usize) {
             Some(e) => *e = true,
@@ -966,28 +941,6 @@ fn compile_split(
             })
         }
     }
-}
-
-/// Compiles a rule's regex with the proxy's size limit.
-fn compile_regex(pattern: &str) -> std::result::Result<Regex, String> {
-    regex::RegexBuilder::new(pattern)
-        .size_limit(1 << 20)
-        .build()
-        .map_err(|e| {
-            let last = e
-                .to_string()
-                .lines()
-                .last()
-                .unwrap_or_default()
-                .trim()
-                .to_owned();
-            format!("invalid regex {pattern:?}: {last}")
-        })
-}
-
-/// Checks a regex the way the proxy will compile it, for validating specs elsewhere.
-pub fn check_regex(pattern: &str) -> std::result::Result<(), String> {
-    compile_regex(pattern).map(|_| ())
 }
 
 /// The sticky salt: route name and canary revision, separated so that no two pairs collide.

@@ -26,7 +26,7 @@ use crate::table::Endpoint;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::spec::{UpstreamProtocol, UpstreamTlsSpec};
+use sluice_api::table::{UpstreamProtocol, UpstreamTlsSpec};
 
 /// Timeouts and pool sizes for upstream connections.
 #[derive(Debug, Clone)]

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
-use sluice_proxy::FieldError;
+use sluice_api::FieldError;
 
 use super::expr::{Expr, Value};
 use crate::spec::rollout::AnalysisArg;

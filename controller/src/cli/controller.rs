@@ -1,13 +1,14 @@
 //! `sluice controller --config FILE`: the local runtime with its control API.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use sluice_proxy::api_server::ApiLimits;
+use sluice_io::listener::ApiLimits;
+use sluice_io::token;
 
 use crate::control::api::{self, ApiState};
 use crate::control::auth::{self, Credentials};
@@ -35,26 +36,6 @@ impl RunningController {
     }
 }
 
-/// Reads the token from a file, or the configured environment variable.
-pub fn read_token(file: Option<&Path>, env: Option<&str>) -> Result<Option<String>, String> {
-    if let Some(f) = file {
-        let t =
-            std::fs::read_to_string(f).map_err(|e| format!("token file {}: {e}", f.display()))?;
-        let t = t.trim().to_owned();
-        if t.is_empty() {
-            return Err(format!("token file {} is empty", f.display()));
-        }
-        return Ok(Some(t));
-    }
-    if let Some(var) = env {
-        return match std::env::var(var) {
-            Ok(t) if !t.trim().is_empty() => Ok(Some(t.trim().to_owned())),
-            _ => Err(format!("environment variable {var} is unset or empty")),
-        };
-    }
-    Ok(None)
-}
-
 /// Starts a controller on a loaded config.
 pub async fn start(
     config: LocalConfig,
@@ -64,12 +45,15 @@ pub async fn start(
     let state_dir = config.state_dir();
     std::fs::create_dir_all(&state_dir)
         .map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
-    let token = read_token(
-        token_file
-            .as_deref()
-            .or(config.runtime.token_file.as_deref()),
-        config.runtime.token_env.as_deref(),
-    )?;
+    let token_file = token_file
+        .as_deref()
+        .or(config.runtime.token_file.as_deref());
+    let source = match (token_file, config.runtime.token_env.as_deref()) {
+        (Some(f), _) => Some(token::Source::File(f)),
+        (None, Some(var)) => Some(token::Source::Env(var)),
+        (None, None) => None,
+    };
+    let token = token::read(source).map_err(|e| e.to_string())?;
     let proxy_tokens = match &config.runtime.proxy_tokens_file {
         None => Vec::new(),
         Some(f) => {
@@ -136,7 +120,7 @@ pub async fn start(
     let credentialed = api::credentialed(&state);
     let mut api_stop = stop_rx.clone();
     let server = tokio::spawn(async move {
-        sluice_proxy::api_server::serve(listener, app, limits, credentialed, async move {
+        sluice_io::listener::serve(listener, app, limits, credentialed, async move {
             let _ = api_stop.wait_for(|s| *s).await;
         })
         .await;

@@ -46,10 +46,8 @@ pub struct ClientArgs {
 impl ClientArgs {
     /// The client, or why the token cannot be read.
     pub fn client(&self) -> Result<ControlClient, String> {
-        let token = match &self.token_file {
-            Some(f) => controller::read_token(Some(f), None)?,
-            None => std::env::var("SLUICE_TOKEN").ok().filter(|t| !t.is_empty()),
-        };
+        let token =
+            sluice_io::token::file_or_env(self.token_file.as_deref()).map_err(|e| e.to_string())?;
         Ok(ControlClient::new(&self.server, token))
     }
 }

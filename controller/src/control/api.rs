@@ -4,7 +4,7 @@
 //! covering the proxy id it names (the operator's covers every id) — a forged report could
 //! promote a bad canary, and a poll renews a lease. The credential is checked from the head
 //! before any body is read; bodies, connections and idle time are bounded by the listener
-//! ([`sluice_proxy::api_server`]). Reads that change nothing are open.
+//! ([`sluice_io::listener`]). Reads that change nothing are open.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -20,9 +20,9 @@ use axum::routing::{get, post};
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::json;
-use sluice_proxy::api_server::ApiLimits;
-use sluice_proxy::config::parse_json;
-use sluice_proxy::control::protocol::{Report, Unsubscribe};
+use sluice_api::parse::parse_json;
+use sluice_api::protocol::{Report, Unsubscribe};
+use sluice_io::listener::ApiLimits;
 
 use super::auth::{Caller, Credentials};
 use super::hub::Hub;
@@ -62,7 +62,7 @@ pub fn router(state: Arc<ApiState>, limits: ApiLimits) -> Router {
         .route("/v1/rollouts/{name}/{command}", post(command))
         .layer(axum::middleware::from_fn_with_state(
             limits,
-            sluice_proxy::api_server::buffer_body,
+            sluice_io::listener::buffer_body,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -72,7 +72,7 @@ pub fn router(state: Arc<ApiState>, limits: ApiLimits) -> Router {
 }
 
 /// Whether a request head presents a valid credential (for the listener's connection cap).
-pub fn credentialed(state: &Arc<ApiState>) -> sluice_proxy::api_server::Credentialed {
+pub fn credentialed(state: &Arc<ApiState>) -> sluice_io::listener::Credentialed {
     let state = state.clone();
     Arc::new(move |headers| state.credentials.identify(headers).is_known())
 }
@@ -159,7 +159,7 @@ async fn routes(
 }
 
 /// A 400 naming every invalid field.
-fn invalid(fields: &[sluice_proxy::FieldError]) -> Response {
+fn invalid(fields: &[sluice_api::FieldError]) -> Response {
     let message = fields
         .iter()
         .map(ToString::to_string)
@@ -177,11 +177,8 @@ fn invalid(fields: &[sluice_proxy::FieldError]) -> Response {
 }
 
 /// The 400 for a body that did not parse.
-fn unparsed(e: sluice_proxy::Error) -> Response {
-    match e {
-        sluice_proxy::Error::Invalid(fields) => invalid(&fields),
-        other => error(StatusCode::BAD_REQUEST, other.to_string()),
-    }
+fn unparsed(e: sluice_api::Error) -> Response {
+    invalid(e.fields())
 }
 
 async fn report(
@@ -252,18 +249,16 @@ async fn stats(State(s): State<Arc<ApiState>>, Query(q): Query<StatsQuery>) -> R
             (t, None, f)
         }
     };
-    let requests = totals.requests();
-    let errors = totals.by_class[4];
     axum::Json(json!({
         "route": q.route,
         "revision": q.revision,
-        "requests": requests,
+        "requests": totals.requests(),
         "byClass": totals.by_class,
         "errors": totals.errors,
         "inFlight": in_flight,
         "windowSeconds": span,
-        "successRate": (requests > 0).then(|| 1.0 - errors as f64 / requests as f64),
-        "errorRate": (requests > 0).then(|| errors as f64 / requests as f64),
+        "successRate": totals.success_rate(),
+        "errorRate": totals.error_rate(),
         "p50": totals.quantile_seconds(0.5),
         "p90": totals.quantile_seconds(0.9),
         "p99": totals.quantile_seconds(0.99),

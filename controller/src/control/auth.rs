@@ -11,7 +11,7 @@
 //! change nothing stay open either way; anything that touches the fleet or a rollout needs a
 //! credential that covers it.
 
-use sluice_proxy::FieldError;
+use sluice_api::FieldError;
 
 /// The proxy ids a proxy token covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +91,7 @@ impl Credentials {
         if self.is_open() {
             return Caller::Operator;
         }
-        let presents = |t: &str| sluice_proxy::admin::bearer_matches(headers, t);
+        let presents = |t: &str| sluice_io::token::bearer_matches(headers, t);
         if self.operator.as_deref().is_some_and(presents) {
             return Caller::Operator;
         }

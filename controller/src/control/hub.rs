@@ -24,10 +24,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sluice_proxy::FieldError;
-use sluice_proxy::control::protocol::{Report, Snapshot, Unsubscribe};
-use sluice_proxy::spec::{BackendSpec, RouteSpec, TableSpec};
-use sluice_proxy::stats::Totals;
+use sluice_api::FieldError;
+use sluice_api::Totals;
+use sluice_api::protocol::{Report, Snapshot, Unsubscribe};
+use sluice_api::table::{BackendSpec, RouteSpec, TableSpec};
 use tokio::sync::watch;
 
 use crate::time::Time;
@@ -164,25 +164,6 @@ pub struct Hub {
     activity: watch::Sender<u64>,
 }
 
-/// `into += t`, saturating: a sum of counters never wraps round to a small number.
-fn add(into: &mut Totals, t: &Totals) {
-    for (a, b) in into.by_class.iter_mut().zip(&t.by_class) {
-        *a = a.saturating_add(*b);
-    }
-    for (a, b) in into.errors.iter_mut().zip(&t.errors) {
-        *a = a.saturating_add(*b);
-    }
-    for (a, b) in into.client_errors.iter_mut().zip(&t.client_errors) {
-        *a = a.saturating_add(*b);
-    }
-    if into.buckets.len() < t.buckets.len() {
-        into.buckets.resize(t.buckets.len(), 0);
-    }
-    for (a, b) in into.buckets.iter_mut().zip(&t.buckets) {
-        *a = a.saturating_add(*b);
-    }
-}
-
 /// Longest proxy id or instance id a report may carry.
 const MAX_ID_BYTES: usize = 253;
 
@@ -257,13 +238,13 @@ fn check_report(s: &State, r: &Report) -> Result<(), Vec<FieldError>> {
             continue;
         }
         let t = &p.totals;
-        if t.buckets.len() != sluice_proxy::stats::BUCKETS {
+        if t.buckets.len() != sluice_api::counters::BUCKETS {
             e.push(FieldError::new(
                 at("totals.buckets"),
                 format!(
                     "{} entries; a report has exactly {}",
                     t.buckets.len(),
-                    sluice_proxy::stats::BUCKETS
+                    sluice_api::counters::BUCKETS
                 ),
             ));
             continue;
@@ -309,24 +290,6 @@ fn went_down(old: &Totals, new: &Totals) -> Option<String> {
             .position(|(a, b)| b < a)
             .map(|i| format!("{name}[{i}]"))
     })
-}
-
-/// `a - b`, saturating (for windows).
-pub fn minus(a: &Totals, b: &Totals) -> Totals {
-    let mut out = a.clone();
-    for (x, y) in out.by_class.iter_mut().zip(&b.by_class) {
-        *x = x.saturating_sub(*y);
-    }
-    for (x, y) in out.errors.iter_mut().zip(&b.errors) {
-        *x = x.saturating_sub(*y);
-    }
-    for (x, y) in out.client_errors.iter_mut().zip(&b.client_errors) {
-        *x = x.saturating_sub(*y);
-    }
-    for (x, y) in out.buckets.iter_mut().zip(&b.buckets) {
-        *x = x.saturating_sub(*y);
-    }
-    out
 }
 
 impl Hub {
@@ -384,7 +347,7 @@ impl Hub {
             routes: s.routes.clone(),
         };
         let bytes = serde_json::to_vec(&p).map_err(|e| e.to_string())?;
-        crate::persist::write_atomically(path, &bytes)
+        sluice_io::files::write_atomically(path, &bytes)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 
@@ -553,7 +516,7 @@ impl Hub {
             ),
             Some(old) if old.instance != r.instance => {
                 for (pair, (totals, _)) in &old.stats {
-                    add(s.retired.entry(pair.clone()).or_default(), totals);
+                    s.retired.entry(pair.clone()).or_default().add(totals);
                 }
                 Self::event(
                     s,
@@ -757,7 +720,7 @@ impl Hub {
         let mut in_flight = 0;
         for p in s.proxies.values() {
             if let Some((pt, f)) = p.stats.get(pair) {
-                add(&mut t, pt);
+                t.add(pt);
                 if !p.left {
                     in_flight += f;
                 }
@@ -794,7 +757,7 @@ impl Hub {
                 .cloned()
         });
         match base {
-            Some((t, totals)) => (minus(&current, &totals), now.since(t)),
+            Some((t, totals)) => (current.minus(&totals), now.since(t)),
             None => (current, Duration::ZERO),
         }
     }
@@ -825,7 +788,7 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_proxy::control::protocol::PairReport;
+    use sluice_api::protocol::PairReport;
 
     fn route(name: &str, weight: u32) -> RouteSpec {
         RouteSpec {

@@ -62,7 +62,7 @@ impl Health {
 
 /// One check: the proxy's own probe (TCP connect, or HTTP GET answering 2xx/3xx).
 pub async fn check(address: &str, path: Option<&str>, timeout: Duration) -> bool {
-    sluice_proxy::health::probe(address, path, timeout).await
+    sluice_io::probe::probe(address, path, timeout).await
 }
 
 /// Runs checks forever at `interval`, calling `on_change` when a result changes.

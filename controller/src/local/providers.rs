@@ -153,7 +153,7 @@ pub async fn measure(metric: &MetricSpec, target: &Target, now: Time) -> Provide
 pub fn proxy_value(
     query: ProxyQuery,
     quantile: f64,
-    t: &sluice_proxy::stats::Totals,
+    t: &sluice_api::Totals,
     span: Duration,
     window: Duration,
     min_requests: u64,
@@ -165,10 +165,9 @@ pub fn proxy_value(
             window.as_secs()
         ));
     }
-    let errors = t.by_class[4];
     let v = match query {
-        ProxyQuery::SuccessRate => 1.0 - errors as f64 / n as f64,
-        ProxyQuery::ErrorRate => errors as f64 / n as f64,
+        ProxyQuery::SuccessRate => t.success_rate().unwrap_or(1.0),
+        ProxyQuery::ErrorRate => t.error_rate().unwrap_or(0.0),
         ProxyQuery::RequestRate => n as f64 / span.as_secs_f64().max(1.0),
         ProxyQuery::Latency => match t.quantile_seconds(quantile) {
             Some(q) => q,
@@ -408,7 +407,7 @@ mod tests {
 
     #[test]
     fn proxy_figures_need_min_requests() {
-        let mut t = sluice_proxy::stats::Totals::default();
+        let mut t = sluice_api::Totals::default();
         t.by_class[1] = 95;
         t.by_class[4] = 5;
         t.buckets[10] = 100;

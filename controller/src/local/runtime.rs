@@ -653,7 +653,7 @@ impl Runtime {
                     stats: RevisionStats {
                         requests: n,
                         rate: n as f64 / secs,
-                        error_rate: (n > 0).then(|| t.by_class[4] as f64 / n as f64),
+                        error_rate: t.error_rate(),
                         p99_seconds: t.quantile_seconds(0.99),
                         window_seconds: span.as_secs_f64(),
                     },
@@ -731,7 +731,7 @@ impl Runtime {
         if bytes == inner.last_written {
             return Ok(false);
         }
-        crate::persist::write_atomically(&self.state_file, &bytes)?;
+        sluice_io::files::write_atomically(&self.state_file, &bytes)?;
         inner.last_written = bytes;
         Ok(true)
     }

@@ -1,6 +1,6 @@
 //! From a rollout's route intent (revisions) to a proxy route (backends with addresses).
 
-use sluice_proxy::spec::{
+use sluice_api::table::{
     BackendSpec, HostRule, MatchRule, RouteSpec, SplitMode, SplitSpec, ValueMatch,
 };
 
@@ -26,10 +26,10 @@ fn value_match(m: &StringMatch) -> Option<ValueMatch> {
 /// The proxy's mirror for the first mirror route (the local config refuses what the proxy
 /// cannot express: several mirror routes, or matches other than exact methods, path prefixes
 /// and exact headers).
-fn mirror(intent: &RouteIntent, canary: &str) -> Option<sluice_proxy::spec::MirrorSpec> {
+fn mirror(intent: &RouteIntent, canary: &str) -> Option<sluice_api::table::MirrorSpec> {
     let m = intent.mirror_routes.first()?;
     let first = m.matches.first();
-    Some(sluice_proxy::spec::MirrorSpec {
+    Some(sluice_api::table::MirrorSpec {
         backend: canary.to_owned(),
         percentage: m.percentage.min(100),
         methods: first

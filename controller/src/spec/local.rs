@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use sluice_proxy::FieldError;
+use sluice_api::FieldError;
 
 use super::meta::ObjectMeta;
 

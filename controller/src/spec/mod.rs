@@ -12,7 +12,7 @@ pub mod unsupported;
 pub mod validate;
 
 use serde_json::Value;
-use sluice_proxy::FieldError;
+use sluice_api::FieldError;
 
 pub use duration::ArgoDuration;
 pub use meta::{Container, LabelSelector, ObjectMeta, PodTemplate};

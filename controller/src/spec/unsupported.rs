@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use sluice_proxy::FieldError;
+use sluice_api::FieldError;
 
 /// (where, fields): `[]` after a segment means every element of that array.
 const ROLLOUT: &[(&str, &[&str])] = &[

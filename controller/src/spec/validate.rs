@@ -1,14 +1,14 @@
 //! Checks a parsed Rollout or AnalysisTemplate for impossible values, naming each field path.
 //! What passes here, the engine can run.
 
-use sluice_proxy::FieldError;
+use sluice_api::FieldError;
 
 use super::rollout::{AnalysisArg, CanaryStep, Rollout, StringMatch, TrafficRouting};
 use super::template::{AnalysisTemplate, IntOrString, Metric};
 use crate::analysis::expr::Expr;
 
 /// The largest `maxTrafficWeight`.
-pub const MAX_TOTAL: u32 = sluice_proxy::table::MAX_TOTAL;
+pub const MAX_TOTAL: u32 = sluice_api::limits::MAX_TOTAL;
 
 struct Errors(Vec<FieldError>);
 
@@ -290,7 +290,7 @@ fn string_match(e: &mut Errors, path: &str, m: &StringMatch) {
 
 fn regex_check(re: &str) -> Result<(), String> {
     // The proxy compiles the same pattern; check it with the same rules here.
-    sluice_proxy::table::check_regex(re)
+    sluice_api::limits::check_regex(re)
 }
 
 fn analysis_ref(

@@ -1,5 +1,4 @@
-//! The proxy's side of the control plane: the wire types shared with the controller, and the
-//! subscription that keeps this proxy's table in step with it.
+//! The proxy's side of the control plane: the subscription that keeps this proxy's table in
+//! step with a controller (the messages are `sluice_api::protocol`'s).
 
-pub mod protocol;
 pub mod subscriber;

@@ -19,9 +19,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::{Notify, watch};
 
-use super::protocol::{PairReport, Report, Snapshot, Unsubscribe};
 use crate::config::parse_json;
 use crate::state::Shared;
+use sluice_api::protocol::{PairReport, Report, Snapshot, Unsubscribe};
 
 /// How a proxy subscribes.
 #[derive(Debug, Clone)]
@@ -331,13 +331,8 @@ impl Backoff {
 const CACHE_FILE: &str = "table.json";
 
 fn write_cache(dir: &Path, snapshot: &Snapshot) -> std::io::Result<()> {
-    use std::io::Write as _;
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!("{CACHE_FILE}.tmp"));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&serde_json::to_vec(snapshot).map_err(std::io::Error::other)?)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, dir.join(CACHE_FILE))
+    let bytes = serde_json::to_vec(snapshot).map_err(std::io::Error::other)?;
+    sluice_io::files::write_atomically(&dir.join(CACHE_FILE), &bytes)
 }
 
 fn read_cache(dir: &Path) -> Result<Option<Snapshot>, String> {

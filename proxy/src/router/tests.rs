@@ -2,9 +2,9 @@
 
 use super::*;
 use crate::config::parse_yaml;
-use crate::spec::TableSpec;
 use crate::table::BuildContext;
 use crate::telemetry::TelemetryRegistry;
+use sluice_api::table::TableSpec;
 
 fn table(yaml: &str) -> RouteTable {
     let spec: TableSpec = parse_yaml(yaml).unwrap();

@@ -1,5 +1,5 @@
 //! The listener of an HTTP API that must never starve anything else: the proxy's admin API,
-//! and (served by the controller through this module) the control API.
+//! and the controller's control API.
 //!
 //! What a client on the network can hold is bounded:
 //! - **connections**: at most [`ApiLimits::max_connections`]. One more evicts the connection
@@ -33,7 +33,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tower::ServiceExt as _;
 
-use crate::body::Holding;
+use crate::Holding;
 
 /// How much of the process one API listener's clients may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

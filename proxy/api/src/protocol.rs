@@ -1,12 +1,12 @@
-//! Wire types of the control API between proxies and the controller. Defined here because the
-//! controller depends on the proxy crate, never the reverse.
+//! Wire types of the control API between proxies and the controller: the snapshot a proxy
+//! polls for, the report it sends, and its goodbye.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::TableSpec;
-use crate::stats::Totals;
+use crate::counters::Totals;
+use crate::table::TableSpec;
 
 /// `GET /v1/routes?proxy=ID&after=G`: the whole table, as soon as its generation passes G.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,7 +61,7 @@ pub struct Unsubscribe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse_json;
+    use crate::parse::parse_json;
 
     #[test]
     fn reports_with_unknown_fields_are_refused_with_the_path() {

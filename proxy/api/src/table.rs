@@ -1,8 +1,9 @@
 //! The route table as users and the controller write it: plain serde types with no behaviour.
 //!
 //! These types are the wire format of `PUT /routes`, of the proxy's config file and of the
-//! snapshots a controller publishes. They say nothing about validity: [`crate::table`] turns a
-//! [`TableSpec`] into a [`crate::table::RouteTable`] that cannot be invalid, or explains why not.
+//! snapshots a controller publishes. They say nothing about validity: the proxy compiles a
+//! [`TableSpec`] into a table that cannot be invalid, or explains why not (with the rules of
+//! [`crate::limits`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -62,10 +63,10 @@ pub struct HealthCheckSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// Time between probes.
-    #[serde(default = "default_probe_interval", with = "crate::config::duration")]
+    #[serde(default = "default_probe_interval", with = "crate::parse::duration")]
     pub interval: std::time::Duration,
     /// Time a probe may take.
-    #[serde(default = "default_probe_timeout", with = "crate::config::duration")]
+    #[serde(default = "default_probe_timeout", with = "crate::parse::duration")]
     pub timeout: std::time::Duration,
     /// Passing probes in a row that bring an endpoint back.
     #[serde(default = "one")]
@@ -161,7 +162,7 @@ fn default_path_prefix() -> String {
 }
 
 fn default_total() -> u32 {
-    100
+    crate::limits::DEFAULT_TOTAL
 }
 
 /// Failover from the canary to stable. A request whose connection to the canary could not be
@@ -289,3 +290,7 @@ pub struct HostRule {
     /// Backend for that host.
     pub backend: String,
 }
+
+/// The gRPC codes that count as errors when a route does not list its own: UNKNOWN,
+/// DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS.
+pub const DEFAULT_GRPC_ERRORS: [u32; 6] = [2, 4, 12, 13, 14, 15];
