@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use sluice_proxy::Shared;
+use sluice_proxy::UpstreamSettings;
 use sluice_proxy::router;
-use sluice_proxy::state::Shared;
-use sluice_proxy::upstream::UpstreamSettings;
 use sluice_proxy::{RouteTable, TableSpec};
 
 fn spec(weight: u32) -> TableSpec {
@@ -103,7 +103,7 @@ fn routing(c: &mut Criterion) {
         })
     });
     c.bench_function("sticky hash (xxh3, 36-byte key)", |b| {
-        let salt = sluice_proxy::table::sticky_salt("sticky", "v2");
+        let salt = sluice_proxy::sticky_salt("sticky", "v2");
         let key = b"3f2b8c1e-9d4a-4b6f-8e2a-7c5d1f0a9b3e";
         b.iter(|| black_box(router::sticky_bucket(black_box(&salt), black_box(key))))
     });

@@ -10,10 +10,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::ProxyConfig;
+use crate::control::admin;
 use crate::control::subscriber::{self, SubscribeOptions};
+use crate::downstream::server;
 use crate::error::{Error, Result};
 use crate::state::Shared;
-use crate::{admin, server};
 
 /// A running proxy.
 pub struct RunningProxy {
@@ -59,7 +60,7 @@ pub async fn start(
             .downstream
             .trusted_proxies
             .iter()
-            .filter_map(|c| crate::headers::Cidr::parse(c))
+            .filter_map(|c| crate::downstream::headers::Cidr::parse(c))
             .collect(),
         access_log: config.access_log,
     };
@@ -78,7 +79,7 @@ pub async fn start(
     let workers = config.downstream.worker_count();
     let tls = match &config.tls {
         Some(t) => Some((
-            Arc::new(crate::tls::Tls::load(t)?),
+            Arc::new(crate::downstream::tls::Tls::load(t)?),
             bind_workers(&t.listen, workers).await?,
         )),
         None => None,
@@ -265,8 +266,8 @@ impl Serving {
         };
         // kept until the connections have drained: their requests' deadlines still count
         let (ticker_stop, ticker_stopped) = tokio::sync::oneshot::channel::<()>();
-        let ticker = tokio::spawn(crate::deadline::run_ticker(
-            crate::deadline::tick_for(self.upstream_request_timeout),
+        let ticker = tokio::spawn(crate::upstream::deadline::run_ticker(
+            crate::upstream::deadline::tick_for(self.upstream_request_timeout),
             async move {
                 let _ = ticker_stopped.await;
             },
@@ -334,9 +335,12 @@ async fn probe_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 }
                 let (e, hc, name) = (e.clone(), hc.clone(), b.name.clone());
                 tokio::spawn(async move {
-                    let ok =
-                        crate::health::probe(e.authority.as_str(), hc.path.as_deref(), hc.timeout)
-                            .await;
+                    let ok = crate::upstream::health::probe(
+                        e.authority.as_str(),
+                        hc.path.as_deref(),
+                        hc.timeout,
+                    )
+                    .await;
                     if e.health
                         .probe(ok, hc.healthy_threshold, hc.unhealthy_threshold)
                     {

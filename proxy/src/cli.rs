@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::app;
 use crate::config::ProxyConfig;
 use crate::control::subscriber::SubscribeOptions;
-use crate::telemetry;
+use crate::telemetry::metrics as telemetry;
 
 /// A traffic-splitting reverse proxy for canary and blue/green releases.
 #[derive(Debug, clap::Args)]

@@ -35,7 +35,7 @@ pub struct ProxyConfig {
     pub downstream: DownstreamConfig,
     /// TLS termination on a second listener.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls: Option<crate::tls::TlsConfig>,
+    pub tls: Option<crate::downstream::tls::TlsConfig>,
     /// Log one line per request (target `access`).
     #[serde(default)]
     pub access_log: bool,
@@ -261,7 +261,7 @@ impl From<&UpstreamConfig> for UpstreamSettings {
             request_timeout: c.request_timeout,
             pool_idle_timeout: c.pool_idle_timeout,
             pool_max_idle_per_endpoint: c.pool_max_idle_per_endpoint,
-            ejection: crate::health::EjectionPolicy {
+            ejection: crate::upstream::health::EjectionPolicy {
                 after_failures: c.eject_after_failures,
                 base: c.ejection_time,
                 max: c.max_ejection_time.max(c.ejection_time),
@@ -360,7 +360,7 @@ impl ProxyConfig {
             ));
         }
         for (i, t) in self.downstream.trusted_proxies.iter().enumerate() {
-            if crate::headers::Cidr::parse(t).is_none() {
+            if crate::downstream::headers::Cidr::parse(t).is_none() {
                 errors.push(FieldError::new(
                     format!("downstream.trusted_proxies[{i}]"),
                     format!("{t:?} is not an address or CIDR"),

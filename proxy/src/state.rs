@@ -13,8 +13,8 @@ use arc_swap::ArcSwap;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::error::{Error, Result};
-use crate::table::{BuildContext, RouteTable};
-use crate::telemetry::{self, TelemetryRegistry};
+use crate::route::table::{BuildContext, RouteTable};
+use crate::telemetry::metrics::{self as telemetry, TelemetryRegistry};
 use crate::upstream::{UpstreamSettings, Upstreams};
 use sluice_api::table::TableSpec;
 
@@ -47,11 +47,11 @@ pub type LogControl = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 #[derive(Debug, Clone, Default)]
 pub struct RequestSettings {
     /// When endpoints are ejected.
-    pub ejection: crate::health::EjectionPolicy,
+    pub ejection: crate::upstream::health::EjectionPolicy,
     /// How forwarding headers are set.
     pub forwarded: crate::config::ForwardedMode,
     /// Clients whose forwarding headers are kept.
-    pub trusted: Vec<crate::headers::Cidr>,
+    pub trusted: Vec<crate::downstream::headers::Cidr>,
     /// One log line per request.
     pub access_log: bool,
 }

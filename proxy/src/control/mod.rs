@@ -1,4 +1,5 @@
-//! The proxy's side of the control plane: the subscription that keeps this proxy's table in
-//! step with a controller (the messages are `sluice_api::protocol`'s).
+//! How the proxy is steered: its admin API ([`admin`]), and the subscription that keeps its
+//! table in step with a controller ([`subscriber`]; the messages are `sluice_api::protocol`'s).
 
+pub mod admin;
 pub mod subscriber;

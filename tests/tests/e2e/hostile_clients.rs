@@ -285,9 +285,7 @@ routes:
         let _idle: Vec<TcpStream> = (0..16)
             .map(|_| TcpStream::connect(proxy.addr).unwrap())
             .collect();
-        std::thread::sleep(Duration::from_millis(
-            sluice_proxy::conns::EVICT_AFTER_MS + 150,
-        ));
+        std::thread::sleep(Duration::from_millis(sluice_proxy::EVICT_AFTER_MS + 150));
         // then connections whose request is in the socket before the proxy reads it
         let mut sent: Vec<TcpStream> = (0..40)
             .map(|_| {

@@ -28,7 +28,7 @@ fn the_readme_config_example_is_the_example_file_and_it_loads() {
     let cfg = sluice_proxy::config::ProxyConfig::load(&path).expect("the example loads");
     let table = sluice_proxy::RouteTable::build(
         cfg.table(),
-        &sluice_proxy::table::BuildContext {
+        &sluice_proxy::BuildContext {
             previous: None,
             telemetry: &Default::default(),
         },

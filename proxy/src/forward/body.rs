@@ -14,7 +14,7 @@ use http_body_util::Full;
 
 use crate::error::UpstreamErrorKind;
 use crate::state::Shared;
-use crate::telemetry::PairTelemetry;
+use crate::telemetry::metrics::PairTelemetry;
 use crate::upstream::ResponseBody;
 
 pub use sluice_io::Holding;

@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::config::parse_yaml;
-use crate::table::BuildContext;
-use crate::telemetry::TelemetryRegistry;
+use crate::route::table::BuildContext;
+use crate::telemetry::metrics::TelemetryRegistry;
 use sluice_api::table::TableSpec;
 
 fn table(yaml: &str) -> RouteTable {
@@ -317,7 +317,7 @@ fn exact_split_any_t_consecutive_decisions_hold_w_canaries() {
 #[test]
 fn sticky_hash_is_pinned() {
     // Golden values: changing the hash would move users between versions on upgrade.
-    let salt = crate::table::sticky_salt("shop", "rev-2");
+    let salt = crate::route::table::sticky_salt("shop", "rev-2");
     assert_eq!(salt, b"shop\0rev-2\0");
     assert_eq!(sticky_bucket(&salt, b"user-1"), GOLDEN_USER_1);
     assert_eq!(sticky_bucket(&salt, b"user-2"), GOLDEN_USER_2);

@@ -16,12 +16,12 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 use crate::config::{DownstreamConfig, OnMaxConnections};
-pub use crate::conns::Conns;
-use crate::conns::{Conn, Signal};
+pub use crate::downstream::conns::Conns;
+use crate::downstream::conns::{Conn, Signal};
+use crate::downstream::framing;
 use crate::forward::{self, ProxyBody};
-use crate::framing;
 use crate::state::Shared;
-use crate::telemetry;
+use crate::telemetry::metrics as telemetry;
 
 /// Serves one connection until it ends or is evicted.
 #[allow(clippy::too_many_arguments)]
@@ -103,7 +103,8 @@ async fn run_conn<IO>(
 /// longest, or waits until one closes or has been idle long enough to be evicted.
 async fn make_room(conns: &Conns, max: usize, now_ms: impl Fn() -> u64) {
     /// How often a wait for room looks again for a connection to evict.
-    const LOOK_AGAIN: Duration = Duration::from_millis(crate::conns::EVICT_AFTER_MS / 5);
+    const LOOK_AGAIN: Duration =
+        Duration::from_millis(crate::downstream::conns::EVICT_AFTER_MS / 5);
     while conns.staying() >= max {
         if conns.evict_idle(now_ms()) {
             // let the evicted connection's task (often one of this worker's) run and close
@@ -129,7 +130,7 @@ impl Drop for Answering {
 }
 
 /// An answer's body, holding its request open on the connection until it is dropped.
-type Answer = crate::body::Holding<ProxyBody, Answering>;
+type Answer = crate::forward::body::Holding<ProxyBody, Answering>;
 
 /// Closes the HTTP/1 connections that have had no request in flight for `limit` (idle, or
 /// sending a head too slowly), a few times per `limit`, until `stop` completes. `now_ms` is
@@ -141,7 +142,7 @@ pub async fn expire_idle(
     stop: impl Future<Output = ()>,
 ) {
     let limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
-    let mut tick = tokio::time::interval(crate::conns::sweep_interval(limit));
+    let mut tick = tokio::time::interval(crate::downstream::conns::sweep_interval(limit));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(stop);
     loop {
@@ -238,7 +239,7 @@ pub async fn serve(
                         None => run_conn(stream, max_head_bytes, "http", client, shared, builder, conn_state).await,
                         Some(acceptor) => {
                             let mut stream = stream;
-                            if crate::tls::refuse_outdated(&mut stream).await {
+                            if crate::downstream::tls::refuse_outdated(&mut stream).await {
                                 tracing::debug!(client = %client, "refused a client older than TLS 1.2");
                                 conns.remove(id);
                                 open.decrement(1.0);

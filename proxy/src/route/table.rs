@@ -16,7 +16,7 @@ use http::uri::Authority;
 use regex::Regex;
 
 use crate::error::{Error, FieldError, Result};
-use crate::telemetry::{PairTelemetry, TelemetryRegistry};
+use crate::telemetry::metrics::{PairTelemetry, TelemetryRegistry};
 use sluice_api::table::{
     BackendSpec, RouteSpec, SplitMode, SplitSpec, TableSpec, UpstreamProtocol, ValueMatch,
 };
@@ -44,9 +44,9 @@ pub struct Endpoint {
     /// Requests sent and not yet answered.
     pub in_flight: AtomicUsize,
     /// Ejection and probe state.
-    pub health: crate::health::EndpointHealth,
+    pub health: crate::upstream::health::EndpointHealth,
     /// Kept HTTP/1.1 connections (backends with `protocol: http1`).
-    pub h1: crate::h1pool::H1Pool,
+    pub h1: crate::upstream::h1pool::H1Pool,
 }
 
 /// A validated backend.
@@ -86,7 +86,7 @@ pub(crate) struct Rule {
     pub(crate) name: String,
     pub(crate) header: Option<HeaderName>,
     /// The header name's key, for comparing names quickly.
-    pub(crate) key: crate::router::NameKey,
+    pub(crate) key: crate::route::decide::NameKey,
     pub(crate) matcher: Matcher,
     /// Target index for value rules; unused for always-never.
     pub(crate) target: usize,
@@ -192,7 +192,7 @@ impl Mirror {
                 .is_none_or(|p| path.starts_with(p))
             && self.headers.iter().all(|(k, v)| headers.get(k) == Some(v));
         matches
-            && crate::router::exact_is_canary(
+            && crate::route::decide::exact_is_canary(
                 self.counter
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 self.percentage,
@@ -719,7 +719,7 @@ fn build_route(
                 out.push(Rule {
                     name: rule.name.to_ascii_lowercase(),
                     key: header.as_ref().map_or_else(Default::default, |h| {
-                        crate::router::NameKey::of(h.as_str().as_bytes())
+                        crate::route::decide::NameKey::of(h.as_str().as_bytes())
                     }),
                     header,
                     matcher,

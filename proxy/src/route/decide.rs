@@ -11,7 +11,7 @@ use http::HeaderMap;
 use http::header::COOKIE;
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::table::{Matcher, Route, RouteTable, Rule, Split, StickyKey};
+use crate::route::table::{Matcher, Route, RouteTable, Rule, Split, StickyKey};
 
 /// Buckets of the sticky hash.
 pub const STICKY_BUCKETS: u64 = 10_000;

@@ -20,11 +20,11 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-pub use codec::{BodyLength, ProtocolError, RequestFraming};
+pub use codec::{BodyLength, RequestFraming};
 use codec::{Decoded, Decoder};
 
 use crate::error::{Error, UpstreamErrorKind};
-use crate::table::Endpoint;
+use crate::route::table::Endpoint;
 
 /// Room made in a connection's read buffer when less than half of it is left: reads take
 /// what has come, up to the room there is.
@@ -404,7 +404,10 @@ impl ResponseBody {
         }
     }
 
-    fn error(kind: UpstreamErrorKind, detail: impl Into<String>) -> crate::body::BodyError {
+    fn error(
+        kind: UpstreamErrorKind,
+        detail: impl Into<String>,
+    ) -> crate::forward::body::BodyError {
         Box::new(Error::Upstream {
             kind,
             detail: detail.into(),
@@ -414,7 +417,7 @@ impl ResponseBody {
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = crate::body::BodyError;
+    type Error = crate::forward::body::BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,

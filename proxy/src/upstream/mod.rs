@@ -1,7 +1,13 @@
 //! The upstream side. HTTP/1.1 backends are reached on each endpoint's own kept connections
-//! ([`crate::h1pool`], spoken to by [`crate::h1client`]); h2c, HTTP/1.1 over TLS and HTTP/2 over TLS through pooled keep-alive
+//! ([`crate::upstream::h1pool`], spoken to by [`crate::upstream::h1client`]); h2c, HTTP/1.1 over TLS and HTTP/2 over TLS through pooled keep-alive
 //! clients, one per protocol, so those pools are keyed by (endpoint, protocol). Bodies are
 //! streamed both ways, never buffered whole.
+
+pub mod balance;
+pub mod deadline;
+pub mod h1client;
+pub mod h1pool;
+pub mod health;
 
 use std::time::{Duration, Instant};
 
@@ -18,11 +24,11 @@ use std::task::{Context, Poll, Waker};
 
 use http_body::{Body, Frame, SizeHint};
 
-use crate::body::BodyError;
+use crate::downstream::headers::{FORWARDING_NAMES, ToForward};
 use crate::error::{Error, UpstreamErrorKind};
-use crate::h1client::{self, SendBody};
-use crate::headers::{FORWARDING_NAMES, ToForward};
-use crate::table::Endpoint;
+use crate::forward::body::BodyError;
+use crate::route::table::Endpoint;
+use h1client::SendBody;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -40,7 +46,7 @@ pub struct UpstreamSettings {
     /// Idle connections kept per endpoint.
     pub pool_max_idle_per_endpoint: usize,
     /// When endpoints are ejected.
-    pub ejection: crate::health::EjectionPolicy,
+    pub ejection: crate::upstream::health::EjectionPolicy,
 }
 
 impl Default for UpstreamSettings {
@@ -50,19 +56,19 @@ impl Default for UpstreamSettings {
             request_timeout: Duration::from_secs(60),
             pool_idle_timeout: Duration::from_secs(90),
             pool_max_idle_per_endpoint: 256,
-            ejection: crate::health::EjectionPolicy::default(),
+            ejection: crate::upstream::health::EjectionPolicy::default(),
         }
     }
 }
 
 /// The body sent upstream: the client's, streamed, or one held whole (empty, or small and kept
 /// so that the request can be sent again).
-pub type UpstreamBody = Either<crate::client_body::ClientBody, Full<Bytes>>;
+pub type UpstreamBody = Either<crate::downstream::client_body::ClientBody, Full<Bytes>>;
 
 type TlsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, UpstreamBody>;
 type TlsKey = (UpstreamProtocol, Option<UpstreamTlsSpec>);
 
-/// A response body from upstream: read by hyper's clients, or by [`crate::h1client`].
+/// A response body from upstream: read by hyper's clients, or by [`crate::upstream::h1client`].
 #[derive(Debug)]
 pub enum ResponseBody {
     /// From one of hyper's clients (h2c, TLS, upgrades).
@@ -241,7 +247,7 @@ impl Upstreams {
     }
 
     /// Sends a request to an HTTP/1.1 endpoint on one of its kept connections, or a new one
-    /// ([`crate::h1client`]); the connection goes back to the endpoint's pool when the
+    /// ([`crate::upstream::h1client`]); the connection goes back to the endpoint's pool when the
     /// response body has ended. A request asking for a protocol upgrade goes on a fresh
     /// connection through hyper's client, which hands the connection over after a 101.
     pub async fn send_h1(
@@ -284,7 +290,7 @@ impl Upstreams {
         let home = h1client::Home {
             endpoint: endpoint.clone(),
             max_idle: self.settings.pool_max_idle_per_endpoint,
-            slot: crate::h1pool::slot(),
+            slot: crate::upstream::h1pool::slot(),
         };
         let connect = || async {
             Ok(h1client::Conn::new(
@@ -297,7 +303,7 @@ impl Upstreams {
             conn, connect, head, replacing, body, home,
         ));
         // the worker's coarse deadline list, not a timer per request
-        match crate::deadline::timeout(self.request_timeout, exchange).await {
+        match crate::upstream::deadline::timeout(self.request_timeout, exchange).await {
             Err(_) => Err(Error::Upstream {
                 kind: UpstreamErrorKind::Timeout,
                 detail: format!("no response head within {:?}", self.request_timeout),

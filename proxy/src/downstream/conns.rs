@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::framing::Verdicts;
+use crate::downstream::framing::Verdicts;
 
 /// One open connection, as the cap, the head deadline and shutdown see it.
 pub struct Conn {
@@ -139,7 +139,8 @@ impl Conns {
     }
 
     /// The coarse clock: the latest time a connect or a sweep saw.
-    pub fn now_ms(&self) -> u64 {
+    #[cfg(test)]
+    fn now_ms(&self) -> u64 {
         self.clock_ms.load(Relaxed)
     }
 

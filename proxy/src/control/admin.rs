@@ -19,9 +19,9 @@ use serde_json::json;
 
 use crate::config::parse_json;
 use crate::error::{ClientErrorKind, Error, UpstreamErrorKind};
+use crate::route::table::RouteTable;
 use crate::state::Shared;
-use crate::stats::{self, Totals, WINDOWS};
-use crate::table::RouteTable;
+use crate::telemetry::stats::{self, Totals, WINDOWS};
 use sluice_api::table::TableSpec;
 use sluice_io::listener::ApiLimits;
 

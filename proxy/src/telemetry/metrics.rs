@@ -12,7 +12,7 @@ use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::error::{ClientErrorKind, UpstreamErrorKind};
-use crate::stats::{self, RequestStats};
+use crate::telemetry::stats::{self, RequestStats};
 
 /// Responses by route, backend and status class.
 pub const REQUESTS_TOTAL: &str = "sluice_requests_total";

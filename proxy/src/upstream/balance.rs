@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::table::Endpoint;
+use crate::route::table::Endpoint;
 
 /// Like [`pick`], among the endpoints available at `now_ms` (not ejected, not failing their
 /// probes); among all of them when none is available.
@@ -126,7 +126,7 @@ mod tests {
     #[test]
     fn ejected_endpoints_are_left_out_unless_all_are() {
         let eps = endpoints(&[0, 0, 0]);
-        let policy = crate::health::EjectionPolicy {
+        let policy = crate::upstream::health::EjectionPolicy {
             after_failures: 1,
             ..Default::default()
         };

@@ -5,13 +5,13 @@
 //! thread ([`crate::worker`]): a connection is registered with the event loop of the worker that
 //! opened it, and goes back to that worker's slot only. A connection is in the pool only
 //! while idle: it is taken out for a request and put back when its response body has ended
-//! ([`crate::h1client`]). The newest goes out first; one idle too long, or closed by the
+//! ([`crate::upstream::h1client`]). The newest goes out first; one idle too long, or closed by the
 //! upstream while idle, is dropped when a checkout meets it.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::h1client::Conn;
+use crate::upstream::h1client::Conn;
 
 /// One kept connection.
 struct Kept {

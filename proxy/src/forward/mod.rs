@@ -4,6 +4,8 @@
 //! made is tried once more on another endpoint of the same backend (nothing reached the
 //! first). Failures feed each endpoint's ejection state.
 
+pub mod body;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,16 +19,16 @@ use http_body::Body as _;
 use http_body_util::{BodyExt as _, Either, Full};
 use hyper::body::Incoming;
 
-use crate::balance::{self, InFlight};
-use crate::client_body::{BodyWatch, ClientBody};
+use crate::downstream::client_body::{BodyWatch, ClientBody};
+use crate::downstream::headers;
 use crate::error::{ClientErrorKind, Error, UpstreamErrorKind};
-use crate::headers;
-use crate::router;
+use crate::route::decide;
+use crate::route::table::{Endpoint, Target};
 use crate::state::Shared;
-use crate::table::{Endpoint, Target};
+use crate::upstream::balance::{self, InFlight};
 use crate::upstream::{ResponseBody, UpstreamBody};
 
-pub use crate::body::ProxyBody;
+pub use crate::forward::body::ProxyBody;
 
 /// `x-sluice-backend`: which backend served (opt-in per route).
 pub static BACKEND_HEADER: HeaderName = HeaderName::from_static("x-sluice-backend");
@@ -85,7 +87,7 @@ pub async fn handle(
         return Ok(refuse_framing(client, why));
     }
     let table = shared.table();
-    let Some((route, decision)) = router::route(&table, req.uri(), req.headers()) else {
+    let Some((route, decision)) = decide::route(&table, req.uri(), req.headers()) else {
         return Ok(error_response(&Error::NoRoute));
     };
     let Some(target) = route.targets.get(decision.target) else {
@@ -356,13 +358,13 @@ pub async fn handle(
             }
             return Ok(resp);
         }
-        Ok(resp) if crate::body::is_grpc(resp.headers()) => {
+        Ok(resp) if crate::forward::body::is_grpc(resp.headers()) => {
             // recorded when the gRPC status is known (trailers, or this head)
-            let head_status = crate::body::grpc_status(resp.headers());
+            let head_status = crate::forward::body::grpc_status(resp.headers());
             let (telemetry, errors) = (target.telemetry.clone(), route.grpc_errors.clone());
             let shared = shared.clone();
             resp.map(|b| {
-                ProxyBody::Grpc(crate::body::GrpcBody::new(
+                ProxyBody::Grpc(crate::forward::body::GrpcBody::new(
                     b,
                     shared,
                     telemetry,
@@ -420,7 +422,7 @@ pub async fn handle(
 /// and answers it (400 or 408); the connection closes after the answer.
 fn client_failed(
     shared: &Shared,
-    route: &crate::table::Route,
+    route: &crate::route::table::Route,
     target: &Target,
     client: SocketAddr,
     started: Instant,
@@ -438,8 +440,8 @@ fn client_failed(
 /// Sends a copy to the mirror backend; its answer is read to the end, measured and dropped.
 async fn mirror_copy(
     shared: Arc<Shared>,
-    backend: Arc<crate::table::Backend>,
-    telemetry: Arc<crate::telemetry::PairTelemetry>,
+    backend: Arc<crate::route::table::Backend>,
+    telemetry: Arc<crate::telemetry::metrics::PairTelemetry>,
     req: Request<UpstreamBody>,
     (downstream, append): (Arc<Downstream>, bool),
     _permit: tokio::sync::OwnedSemaphorePermit,
@@ -517,7 +519,7 @@ fn upgrade_protocol(req: &Request<Incoming>) -> Option<HeaderValue> {
 async fn tunnel(
     client: hyper::upgrade::OnUpgrade,
     upstream: hyper::upgrade::OnUpgrade,
-    telemetry: Arc<crate::telemetry::PairTelemetry>,
+    telemetry: Arc<crate::telemetry::metrics::PairTelemetry>,
     route: String,
 ) {
     let (client, upstream) = match tokio::try_join!(client, upstream) {
@@ -588,7 +590,7 @@ async fn attempt(
 /// HTTP/1.1, through the general client (addressed by URI) for the other protocols.
 async fn send(
     shared: &Shared,
-    backend: &crate::table::Backend,
+    backend: &crate::route::table::Backend,
     endpoint: &Arc<Endpoint>,
     mut req: Request<UpstreamBody>,
     forward: headers::ToForward<'_>,

@@ -22,7 +22,7 @@ fn home(e: &Arc<Endpoint>) -> Home {
     Home {
         endpoint: e.clone(),
         max_idle: 8,
-        slot: crate::h1pool::slot(),
+        slot: crate::upstream::h1pool::slot(),
     }
 }
 

@@ -13,8 +13,8 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 pub use sluice_api::counters::{
-    BUCKETS, CLASSES, CLIENT_KINDS, Totals, UPSTREAM_KINDS as KINDS, bucket_index,
-    bucket_upper_seconds, class_index, class_label,
+    BUCKETS, CLASSES, CLIENT_KINDS, Totals, UPSTREAM_KINDS as KINDS, bucket_index, class_index,
+    class_label,
 };
 use sluice_api::{ClientErrorKind, UpstreamErrorKind};
 

@@ -1,0 +1,6 @@
+//! Routing, pure: a route table compiled from its spec ([`table`]) and the decision of which
+//! route and which backend take a request ([`decide`]). No runtime, no sockets: everything
+//! here is a function of the table and the request.
+
+pub mod decide;
+pub mod table;
