@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the programs the tests use, from Debian's packages, when they are missing:
-#   promtool (package prometheus) — checks the proxy's /metrics text.
+#   promtool (package prometheus) — checks the proxy's /metrics text;
+#   python3 — runs scripts/check-imports.py.
 # Needs root (or sudo) only when something is missing.
 set -euo pipefail
 
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -11,6 +11,8 @@ echo "== format"
 cargo fmt --all -- --check
 echo "== lints"
 cargo clippy --workspace --all-targets -- -D warnings
+echo "== imports: no cycle between the modules of a crate, and route/ stays pure"
+scripts/check-imports.py
 echo "== no aws-lc-rs in the dependency tree"
 if cargo tree --workspace -i aws-lc-rs >/dev/null 2>&1; then
   echo "aws-lc-rs is in the dependency tree; use the ring provider" >&2

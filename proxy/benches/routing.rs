@@ -105,7 +105,12 @@ fn routing(c: &mut Criterion) {
     c.bench_function("sticky hash (xxh3, 36-byte key)", |b| {
         let salt = sluice_proxy::sticky_salt("sticky", "v2");
         let key = b"3f2b8c1e-9d4a-4b6f-8e2a-7c5d1f0a9b3e";
-        b.iter(|| black_box(router::sticky_bucket(black_box(&salt), black_box(key))))
+        b.iter(|| {
+            black_box(sluice_proxy::sticky_bucket(
+                black_box(&salt),
+                black_box(key),
+            ))
+        })
     });
 }
 

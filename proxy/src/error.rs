@@ -93,6 +93,9 @@ impl Error {
     }
 }
 
+/// Errors a body (the client's, the upstream's, the proxy's answer) can end with.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -34,7 +34,19 @@ mod worker;
 pub use downstream::conns::EVICT_AFTER_MS;
 pub use error::{Error, FieldError, Result};
 pub use route::decide as router;
-pub use route::table::{BuildContext, RouteTable, sticky_salt};
+pub use route::split::{sticky_bucket, sticky_salt};
 pub use sluice_api::TableSpec;
 pub use state::Shared;
 pub use upstream::UpstreamSettings;
+
+/// The route table as the request path uses it: compiled routes pointing at this proxy's
+/// endpoint state.
+pub type RouteTable = route::table::RouteTable<upstream::endpoint::Endpoint>;
+/// What a table build may reuse from the running one.
+pub type BuildContext<'a> = route::table::BuildContext<'a, upstream::endpoint::Endpoint>;
+/// A compiled route of a [`RouteTable`].
+type Route = route::table::Route<upstream::endpoint::Endpoint>;
+/// A backend of a [`RouteTable`].
+type Backend = route::table::Backend<upstream::endpoint::Endpoint>;
+/// A backend as a route of a [`RouteTable`] uses it.
+type Target = route::table::Target<upstream::endpoint::Endpoint>;

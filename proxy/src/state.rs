@@ -13,9 +13,9 @@ use arc_swap::ArcSwap;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::error::{Error, Result};
-use crate::route::table::{BuildContext, RouteTable};
 use crate::telemetry::metrics::{self as telemetry, TelemetryRegistry};
 use crate::upstream::{UpstreamSettings, Upstreams};
+use crate::{BuildContext, RouteTable};
 use sluice_api::table::TableSpec;
 
 /// State shared by everything in one proxy process.
@@ -87,6 +87,11 @@ impl Shared {
     /// The current table (one atomic load).
     pub fn table(&self) -> Arc<RouteTable> {
         self.table.load_full()
+    }
+
+    /// When the process started: the epoch of [`Self::sec_of`].
+    pub fn epoch(&self) -> Instant {
+        self.started
     }
 
     /// Whole seconds since the process started: the clock of the stats windows.

@@ -2,6 +2,9 @@
 //! they are due (by the pure scheduling rules), records the measurements in the run, and wakes
 //! the runtime when the verdict changes. Runs are part of the persisted state, so a restarted
 //! controller picks them up where they were.
+//!
+//! The driver sees its runtime through [`RunHost`]: the records, the templates and the
+//! targets, nothing more.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,7 +14,6 @@ use serde::{Deserialize, Serialize};
 
 use super::providers;
 pub use super::providers::Target;
-use super::runtime::Runtime;
 use crate::analysis::run::{self, MetricState, RunPhase, RunSpec};
 use crate::engine::AnalysisRequest;
 use crate::time::Time;
@@ -55,13 +57,26 @@ impl RunRecord {
     }
 }
 
+/// What the run driver needs of its runtime.
+pub trait RunHost: Send + Sync + 'static {
+    /// The run's record, if it still exists.
+    fn run(&self, name: &str) -> Option<RunRecord>;
+    /// Changes the run's record (and wakes the runtime when that changed anything).
+    fn update_run(&self, name: &str, f: impl FnOnce(&mut RunRecord));
+    /// Asks the runtime to look at its runs again.
+    fn wake(&self);
+    /// The AnalysisTemplate of that name, if there is one.
+    fn template(&self, name: &str) -> Option<crate::spec::AnalysisTemplate>;
+    /// What the run's providers measure; `None` while the rollout is unknown.
+    fn target_of(&self, rec: &RunRecord) -> Option<Target>;
+}
+
 /// Builds the run's spec from the runtime's templates.
-fn spec_of(rt: &Runtime, rec: &RunRecord) -> Result<RunSpec, String> {
-    let cfg = rt.config();
+fn spec_of(rt: &impl RunHost, rec: &RunRecord) -> Result<RunSpec, String> {
     let mut templates = Vec::new();
     for name in &rec.request.templates {
-        match cfg.templates.get(name) {
-            Some(t) => templates.push(t.clone()),
+        match rt.template(name) {
+            Some(t) => templates.push(t),
             None => return Err(format!("no AnalysisTemplate named {name:?}")),
         }
     }
@@ -76,9 +91,9 @@ fn spec_of(rt: &Runtime, rec: &RunRecord) -> Result<RunSpec, String> {
 }
 
 /// Runs (or resumes) one run until it is done or terminated.
-pub async fn drive(rt: Arc<Runtime>, name: String) {
+pub async fn drive(rt: Arc<impl RunHost>, name: String) {
     let Some(rec) = rt.run(&name) else { return };
-    let spec = match spec_of(&rt, &rec) {
+    let spec = match spec_of(&*rt, &rec) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(run = %name, error = %e, "analysis cannot run");
@@ -160,17 +175,5 @@ pub async fn drive(rt: Arc<Runtime>, name: String) {
             });
         }
         rt.wake();
-    }
-}
-
-/// The target of a run, for providers.
-pub fn target(rt: &Runtime, route: String, rec: &RunRecord) -> Target {
-    Target {
-        hub: rt.hub(),
-        route,
-        revision: rec.request.revision.clone(),
-        stable: rec.request.stable.clone(),
-        revision_addresses: rt.addresses_of_revision(&rec.rollout, &rec.request.revision),
-        stable_addresses: rt.addresses_of_revision(&rec.rollout, &rec.request.stable),
     }
 }

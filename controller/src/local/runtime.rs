@@ -17,7 +17,7 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 
-use super::analysis::{self, RunRecord};
+use super::analysis::{self, RunHost, RunRecord};
 use super::config::LocalConfig;
 use super::health::Health;
 use super::translate;
@@ -166,38 +166,6 @@ impl Runtime {
     /// Wakes the loop.
     pub fn wake(&self) {
         self.wake.notify_one();
-    }
-
-    /// A run's record.
-    pub fn run(&self, name: &str) -> Option<RunRecord> {
-        self.lock().runs.get(name).cloned()
-    }
-
-    /// Changes a run's record.
-    pub fn update_run(&self, name: &str, f: impl FnOnce(&mut RunRecord)) {
-        let changed = {
-            let mut inner = self.lock();
-            match inner.runs.get_mut(name) {
-                Some(r) => {
-                    let before = r.phase;
-                    f(r);
-                    before != r.phase
-                }
-                None => false,
-            }
-        };
-        self.version.send_modify(|v| *v += 1);
-        if changed {
-            self.wake();
-        }
-    }
-
-    /// The provider target of a run.
-    pub fn target_of(&self, rec: &RunRecord) -> Option<analysis::Target> {
-        let cfg = self.config();
-        let r = cfg.rollouts.get(&rec.rollout)?;
-        let route = self.route_name(r);
-        Some(analysis::target(self, route, rec))
     }
 
     fn route_name(&self, r: &Rollout) -> String {
@@ -894,5 +862,52 @@ impl RolloutService for Runtime {
 
     fn changes(&self) -> watch::Receiver<u64> {
         self.version.subscribe()
+    }
+}
+
+impl RunHost for Runtime {
+    /// A run's record.
+    fn run(&self, name: &str) -> Option<RunRecord> {
+        self.lock().runs.get(name).cloned()
+    }
+
+    /// Changes a run's record.
+    fn update_run(&self, name: &str, f: impl FnOnce(&mut RunRecord)) {
+        let changed = {
+            let mut inner = self.lock();
+            match inner.runs.get_mut(name) {
+                Some(r) => {
+                    let before = r.phase;
+                    f(r);
+                    before != r.phase
+                }
+                None => false,
+            }
+        };
+        self.version.send_modify(|v| *v += 1);
+        if changed {
+            Runtime::wake(self);
+        }
+    }
+
+    fn wake(&self) {
+        Runtime::wake(self);
+    }
+
+    fn template(&self, name: &str) -> Option<crate::spec::AnalysisTemplate> {
+        self.config().templates.get(name).cloned()
+    }
+
+    fn target_of(&self, rec: &RunRecord) -> Option<analysis::Target> {
+        let cfg = self.config();
+        let r = cfg.rollouts.get(&rec.rollout)?;
+        Some(analysis::Target {
+            hub: self.hub(),
+            route: self.route_name(r),
+            revision: rec.request.revision.clone(),
+            stable: rec.request.stable.clone(),
+            revision_addresses: self.addresses_of_revision(&rec.rollout, &rec.request.revision),
+            stable_addresses: self.addresses_of_revision(&rec.rollout, &rec.request.stable),
+        })
     }
 }

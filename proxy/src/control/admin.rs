@@ -17,9 +17,9 @@ use axum::routing::{get, put};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::RouteTable;
 use crate::config::parse_json;
 use crate::error::{ClientErrorKind, Error, UpstreamErrorKind};
-use crate::route::table::RouteTable;
 use crate::state::Shared;
 use crate::telemetry::stats::{self, Totals, WINDOWS};
 use sluice_api::table::TableSpec;

@@ -30,7 +30,7 @@ pub struct TlsConfig {
     /// Certificates, the first one being the default.
     pub certificates: Vec<CertificateConfig>,
     /// How often the files are checked for changes.
-    #[serde(default = "default_reload", with = "crate::config::duration")]
+    #[serde(default = "default_reload", with = "sluice_api::parse::duration")]
     pub reload_interval: Duration,
 }
 

@@ -13,14 +13,13 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 
 use crate::error::UpstreamErrorKind;
-use crate::state::Shared;
 use crate::telemetry::metrics::PairTelemetry;
 use crate::upstream::ResponseBody;
 
 pub use sluice_io::Holding;
 
 /// Errors a response body can end with.
-pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::error::BodyError;
 
 /// A response body.
 pub enum ProxyBody {
@@ -126,7 +125,8 @@ pub struct GrpcBody {
 }
 
 struct GrpcRecord {
-    shared: Arc<Shared>,
+    /// When the stats clock started (see `Shared::sec_of`).
+    epoch: Instant,
     telemetry: Arc<PairTelemetry>,
     started: Instant,
     head_status: Option<u32>,
@@ -138,7 +138,7 @@ impl GrpcBody {
     /// Watches `inner`.
     pub fn new(
         inner: ResponseBody,
-        shared: Arc<Shared>,
+        epoch: Instant,
         telemetry: Arc<PairTelemetry>,
         started: Instant,
         head_status: Option<u32>,
@@ -147,7 +147,7 @@ impl GrpcBody {
         Self {
             inner,
             record: Some(GrpcRecord {
-                shared,
+                epoch,
                 telemetry,
                 started,
                 head_status,
@@ -166,7 +166,9 @@ impl GrpcBody {
         let latency = (r.counter.messages <= 1).then_some(elapsed);
         let kind = broken.then_some(UpstreamErrorKind::Closed);
         r.telemetry.record(
-            r.shared.sec_of(r.started + elapsed),
+            (r.started + elapsed)
+                .saturating_duration_since(r.epoch)
+                .as_secs(),
             if failed { 500 } else { 200 },
             latency,
             kind,

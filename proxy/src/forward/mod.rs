@@ -19,13 +19,14 @@ use http_body::Body as _;
 use http_body_util::{BodyExt as _, Either, Full};
 use hyper::body::Incoming;
 
+use crate::Target;
 use crate::downstream::client_body::{BodyWatch, ClientBody};
 use crate::downstream::headers;
 use crate::error::{ClientErrorKind, Error, UpstreamErrorKind};
 use crate::route::decide;
-use crate::route::table::{Endpoint, Target};
 use crate::state::Shared;
 use crate::upstream::balance::{self, InFlight};
+use crate::upstream::endpoint::Endpoint;
 use crate::upstream::{ResponseBody, UpstreamBody};
 
 pub use crate::forward::body::ProxyBody;
@@ -232,8 +233,8 @@ pub async fn handle(
         && bytes.len() as u64 <= m.max_body_bytes
         && let Some(copy) = again(bytes)
     {
-        match m.in_flight.clone().try_acquire_owned() {
-            Ok(permit) => {
+        match m.in_flight.try_take() {
+            Some(permit) => {
                 if let Some(t) = route.targets.get(m.target) {
                     tokio::spawn(mirror_copy(
                         shared.clone(),
@@ -245,7 +246,7 @@ pub async fn handle(
                     ));
                 }
             }
-            Err(_) => {
+            None => {
                 tracing::debug!(route = %route.name, "mirror copy skipped: too many in flight")
             }
         }
@@ -362,11 +363,11 @@ pub async fn handle(
             // recorded when the gRPC status is known (trailers, or this head)
             let head_status = crate::forward::body::grpc_status(resp.headers());
             let (telemetry, errors) = (target.telemetry.clone(), route.grpc_errors.clone());
-            let shared = shared.clone();
+            let epoch = shared.epoch();
             resp.map(|b| {
                 ProxyBody::Grpc(crate::forward::body::GrpcBody::new(
                     b,
-                    shared,
+                    epoch,
                     telemetry,
                     started,
                     head_status,
@@ -422,7 +423,7 @@ pub async fn handle(
 /// and answers it (400 or 408); the connection closes after the answer.
 fn client_failed(
     shared: &Shared,
-    route: &crate::route::table::Route,
+    route: &crate::Route,
     target: &Target,
     client: SocketAddr,
     started: Instant,
@@ -440,11 +441,11 @@ fn client_failed(
 /// Sends a copy to the mirror backend; its answer is read to the end, measured and dropped.
 async fn mirror_copy(
     shared: Arc<Shared>,
-    backend: Arc<crate::route::table::Backend>,
+    backend: Arc<crate::Backend>,
     telemetry: Arc<crate::telemetry::metrics::PairTelemetry>,
     req: Request<UpstreamBody>,
     (downstream, append): (Arc<Downstream>, bool),
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    _permit: crate::route::table::CopyPermit,
 ) {
     let forward = headers::ToForward {
         forwarding: &downstream.forwarding,
@@ -590,7 +591,7 @@ async fn attempt(
 /// HTTP/1.1, through the general client (addressed by URI) for the other protocols.
 async fn send(
     shared: &Shared,
-    backend: &crate::route::table::Backend,
+    backend: &crate::Backend,
     endpoint: &Arc<Endpoint>,
     mut req: Request<UpstreamBody>,
     forward: headers::ToForward<'_>,

@@ -9,12 +9,10 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use http::HeaderMap;
 use http::header::COOKIE;
-use xxhash_rust::xxh3::Xxh3;
 
-use crate::route::table::{Matcher, Route, RouteTable, Rule, Split, StickyKey};
-
-/// Buckets of the sticky hash.
-pub const STICKY_BUCKETS: u64 = 10_000;
+use crate::route::matcher::{Matcher, NameKey, Rule, StickyKey};
+use crate::route::split::{Split, exact_is_canary, sticky_bucket, sticky_is_canary};
+use crate::route::table::{Route, RouteTable};
 
 /// Why a backend was chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,11 +40,11 @@ pub struct Decision {
 
 /// The route of a request and its decision: `None` when no route takes it. The host is
 /// looked at only when some route matches or decides by host.
-pub fn route<'t>(
-    table: &'t RouteTable,
+pub fn route<'t, E>(
+    table: &'t RouteTable<E>,
     uri: &http::Uri,
     headers: &HeaderMap,
-) -> Option<(&'t std::sync::Arc<Route>, Decision)> {
+) -> Option<(&'t std::sync::Arc<Route<E>>, Decision)> {
     let host = if table.uses_host {
         request_host(uri, headers)
     } else {
@@ -74,11 +72,11 @@ pub fn request_host<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> Option<&'
 
 /// The route for a host and path: host-specific routes before any-host routes, then the
 /// longest path prefix.
-pub fn select<'t>(
-    table: &'t RouteTable,
+pub fn select<'t, E>(
+    table: &'t RouteTable<E>,
     host: Option<&str>,
     path: &str,
-) -> Option<&'t std::sync::Arc<Route>> {
+) -> Option<&'t std::sync::Arc<Route<E>>> {
     table.routes.iter().find(|r| {
         let host_ok =
             r.hosts.is_empty() || host.is_some_and(|h| r.hosts.iter().any(|p| p.matches(h)));
@@ -87,7 +85,7 @@ pub fn select<'t>(
 }
 
 /// Chooses the backend of `route` for a request with this host and headers.
-pub fn decide(route: &Route, host: Option<&str>, headers: &HeaderMap) -> Decision {
+pub fn decide<E>(route: &Route<E>, host: Option<&str>, headers: &HeaderMap) -> Decision {
     if let Some(target) = header_rule(route, headers) {
         return Decision {
             target,
@@ -126,7 +124,7 @@ pub fn decide(route: &Route, host: Option<&str>, headers: &HeaderMap) -> Decisio
 /// One pass over the request's headers, comparing names, instead of a map lookup per rule:
 /// a header-map lookup hashes and compares the name, which costs more than comparing it
 /// with the few rule names (a standard header differs from a rule's custom name by kind).
-fn header_rule(route: &Route, headers: &HeaderMap) -> Option<usize> {
+fn header_rule<E>(route: &Route<E>, headers: &HeaderMap) -> Option<usize> {
     if route.header_rules.is_empty() {
         return None;
     }
@@ -161,34 +159,7 @@ fn header_rule(route: &Route, headers: &HeaderMap) -> Option<usize> {
     best.map(|(_, target)| target)
 }
 
-/// A header name reduced to its length and its first and last eight (or four) bytes. Equal keys mean
-/// equal names up to 16 bytes (nearly every header name); longer names are compared in full
-/// once their keys agree.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct NameKey {
-    len: usize,
-    head: u64,
-    tail: u64,
-}
-
-impl NameKey {
-    /// The key of a (lowercase) header name.
-    pub fn of(name: &[u8]) -> Self {
-        let n = name.len();
-        let eight = |b: &[u8]| <[u8; 8]>::try_from(b).map_or(0, u64::from_le_bytes);
-        let four =
-            |b: &[u8]| <[u8; 4]>::try_from(b).map_or(0, |x| u64::from(u32::from_le_bytes(x)));
-        // overlapping loads: with the length in the key, they cover every byte
-        let (head, tail) = match n {
-            8.. => (eight(&name[..8]), eight(&name[n - 8..])),
-            4..8 => (four(&name[..4]) | four(&name[n - 4..]) << 32, 0),
-            _ => (name.iter().fold(0, |v, &b| v << 8 | u64::from(b)), 0),
-        };
-        NameKey { len: n, head, tail }
-    }
-}
-
-fn weighted(route: &Route, headers: &HeaderMap) -> Decision {
+fn weighted<E>(route: &Route<E>, headers: &HeaderMap) -> Decision {
     let Some(canary) = route.canary else {
         return Decision {
             target: route.stable,
@@ -219,31 +190,7 @@ fn weighted(route: &Route, headers: &HeaderMap) -> Decision {
     )
 }
 
-/// The exact split: decision `k` goes to the canary iff ⌊(k+1)·w/T⌋ − ⌊k·w/T⌋ = 1. The pattern
-/// repeats every T decisions, so `k` is reduced modulo T first and nothing can overflow.
-pub fn exact_is_canary(k: u64, weight: u32, total: u32) -> bool {
-    if total == 0 {
-        return false;
-    }
-    let (w, t) = (u64::from(weight.min(total)), u64::from(total));
-    let k = k % t;
-    (k + 1) * w / t - k * w / t == 1
-}
-
-/// The sticky bucket of a key: xxh3-64 (seed 0) of salt ‖ key, modulo 10 000.
-pub fn sticky_bucket(salt: &[u8], key: &[u8]) -> u64 {
-    let mut h = Xxh3::with_seed(0);
-    h.update(salt);
-    h.update(key);
-    h.digest() % STICKY_BUCKETS
-}
-
-/// The sticky split: canary iff bucket · T < w · 10 000, so raising w only adds buckets.
-pub fn sticky_is_canary(bucket: u64, weight: u32, total: u32) -> bool {
-    bucket * u64::from(total) < u64::from(weight) * STICKY_BUCKETS
-}
-
-fn rule_target(route: &Route, rule: &Rule, value: &[u8]) -> Option<usize> {
+fn rule_target<E>(route: &Route<E>, rule: &Rule, value: &[u8]) -> Option<usize> {
     let matched = match &rule.matcher {
         Matcher::Exact(s) => value == s.as_bytes(),
         Matcher::Prefix(s) => value.starts_with(s.as_bytes()),

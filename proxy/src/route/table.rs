@@ -3,8 +3,12 @@
 //! [`RouteTable::build`] checks a [`TableSpec`] completely (every problem, each with its field
 //! path), compiles regexes and header names, numbers generations and carries state that must
 //! survive a swap over from the previous table: the exact-split counter of a route whose weights
-//! did not change, endpoint in-flight counts, and telemetry. A table that exists is valid; it is
+//! did not change, endpoint state, and telemetry. A table that exists is valid; it is
 //! never mutated after it is built, only replaced whole.
+//!
+//! The table is generic over what the request path keeps per endpoint ([`EndpointState`]:
+//! in-flight count, health, kept connections), which the upstream side defines: compiling and
+//! deciding need none of it, so this module stays free of sockets and runtimes.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -13,21 +17,34 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 use http::HeaderValue;
 use http::header::HeaderName;
 use http::uri::Authority;
-use regex::Regex;
 
 use crate::error::{Error, FieldError, Result};
+use crate::route::matcher::{HostPattern, Matcher, Rule, StickyKey};
+use crate::route::split::{Split, sticky_salt};
 use crate::telemetry::metrics::{PairTelemetry, TelemetryRegistry};
+use sluice_api::table::UpstreamTlsSpec;
 use sluice_api::table::{
     BackendSpec, RouteSpec, SplitMode, SplitSpec, TableSpec, UpstreamProtocol, ValueMatch,
 };
 
 use sluice_api::limits::{MAX_TOTAL, NAME_RULE, compile_regex, valid_name};
 
+/// What the request path keeps per endpoint, across table swaps: made once for an endpoint
+/// that appears, and carried over for as long as a table lists it.
+pub trait EndpointState: Send + Sync + 'static {
+    /// The state of a new endpoint at `authority`.
+    fn new(authority: Authority) -> Self;
+    /// Where it is.
+    fn authority(&self) -> &Authority;
+    /// Whether a backend's TLS settings can be used (its CA file read and parsed), or why not.
+    fn check_tls(spec: &UpstreamTlsSpec) -> std::result::Result<(), String>;
+}
+
 /// A validated route table.
-pub struct RouteTable {
+pub struct RouteTable<E> {
     /// Routes in match order: host-specific before any-host, then longest prefix first.
-    pub(crate) routes: Vec<Arc<Route>>,
-    backends: HashMap<String, Arc<Backend>>,
+    pub(crate) routes: Vec<Arc<Route<E>>>,
+    backends: HashMap<String, Arc<Backend<E>>>,
     /// The spec this table was built from, with every route's generation filled in.
     spec: TableSpec,
     /// The highest generation any route has had in this process.
@@ -37,20 +54,8 @@ pub struct RouteTable {
     pub(crate) uses_host: bool,
 }
 
-/// One endpoint of a backend, with its in-flight count (kept across swaps).
-pub struct Endpoint {
-    /// `host:port`.
-    pub authority: Authority,
-    /// Requests sent and not yet answered.
-    pub in_flight: AtomicUsize,
-    /// Ejection and probe state.
-    pub health: crate::upstream::health::EndpointHealth,
-    /// Kept HTTP/1.1 connections (backends with `protocol: http1`).
-    pub h1: crate::upstream::h1pool::H1Pool,
-}
-
 /// A validated backend.
-pub struct Backend {
+pub struct Backend<E> {
     /// Name, as in metrics labels.
     pub name: String,
     /// Revision (salts the sticky hash).
@@ -58,7 +63,7 @@ pub struct Backend {
     /// Upstream protocol.
     pub protocol: UpstreamProtocol,
     /// Endpoints; never empty.
-    pub endpoints: Vec<Arc<Endpoint>>,
+    pub endpoints: Vec<Arc<E>>,
     /// The name as a header value, for `x-sluice-backend`.
     pub name_header: HeaderValue,
     /// The spec it was built from.
@@ -66,66 +71,15 @@ pub struct Backend {
 }
 
 /// A backend as a route uses it: the backend and the route's telemetry for it.
-pub struct Target {
+pub struct Target<E> {
     /// The backend.
-    pub backend: Arc<Backend>,
+    pub backend: Arc<Backend<E>>,
     /// Where requests this route sends to it are recorded.
     pub telemetry: Arc<PairTelemetry>,
 }
 
-/// How a rule's value is matched, compiled.
-pub(crate) enum Matcher {
-    Exact(String),
-    Prefix(String),
-    Regex(Regex),
-    AlwaysNever,
-}
-
-/// A compiled header or cookie rule.
-pub(crate) struct Rule {
-    pub(crate) name: String,
-    pub(crate) header: Option<HeaderName>,
-    /// The header name's key, for comparing names quickly.
-    pub(crate) key: crate::route::decide::NameKey,
-    pub(crate) matcher: Matcher,
-    /// Target index for value rules; unused for always-never.
-    pub(crate) target: usize,
-}
-
-/// Where the sticky key comes from.
-pub(crate) enum StickyKey {
-    Header(HeaderName),
-    Cookie(String),
-}
-
-/// How weighted traffic is split, compiled.
-pub(crate) enum Split {
-    Exact,
-    Sticky { key: StickyKey, salt: Vec<u8> },
-}
-
-/// A host pattern: exact (`a.example.com`) or suffix (`*.example.com`).
-pub(crate) enum HostPattern {
-    Exact(String),
-    Suffix(String),
-}
-
-impl HostPattern {
-    pub(crate) fn matches(&self, host: &str) -> bool {
-        match self {
-            Self::Exact(h) => h.eq_ignore_ascii_case(host),
-            Self::Suffix(s) => {
-                host.len() > s.len()
-                    && host
-                        .get(host.len() - s.len()..)
-                        .is_some_and(|tail| tail.eq_ignore_ascii_case(s))
-            }
-        }
-    }
-}
-
 /// A validated route.
-pub struct Route {
+pub struct Route<E> {
     /// Name.
     pub name: String,
     pub(crate) hosts: Vec<HostPattern>,
@@ -153,7 +107,7 @@ pub struct Route {
     /// Whether responses carry `x-sluice-backend` and `x-sluice-generation`.
     pub debug_headers: bool,
     /// Every backend this route can send to.
-    pub targets: Vec<Target>,
+    pub targets: Vec<Target<E>>,
     /// Failover from the canary to stable, if enabled.
     pub failover: Option<Failover>,
     /// Which gRPC status codes (0..=16) are errors.
@@ -175,7 +129,7 @@ pub struct Mirror {
     /// Headers that must match exactly.
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Bound on copies in flight.
-    pub in_flight: Arc<tokio::sync::Semaphore>,
+    pub in_flight: Arc<CopyLimit>,
     /// Largest body copied.
     pub max_body_bytes: u64,
     /// Exact sampling counter.
@@ -192,12 +146,49 @@ impl Mirror {
                 .is_none_or(|p| path.starts_with(p))
             && self.headers.iter().all(|(k, v)| headers.get(k) == Some(v));
         matches
-            && crate::route::decide::exact_is_canary(
+            && crate::route::split::exact_is_canary(
                 self.counter
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 self.percentage,
                 100,
             )
+    }
+}
+
+/// A bound on a route's mirror copies in flight: a copy takes a [`CopyPermit`], or is
+/// skipped when every one is out.
+pub struct CopyLimit {
+    max: usize,
+    taken: AtomicUsize,
+}
+
+impl CopyLimit {
+    /// At most `max` at once.
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            taken: AtomicUsize::new(0),
+        }
+    }
+
+    /// A permit, or `None` when `max` are out.
+    pub fn try_take(self: &Arc<Self>) -> Option<CopyPermit> {
+        use std::sync::atomic::Ordering::{AcqRel, Acquire};
+        self.taken
+            .fetch_update(AcqRel, Acquire, |n| (n < self.max).then_some(n + 1))
+            .ok()
+            .map(|_| CopyPermit(self.clone()))
+    }
+}
+
+/// One mirror copy in flight; given back when dropped.
+pub struct CopyPermit(Arc<CopyLimit>);
+
+impl Drop for CopyPermit {
+    fn drop(&mut self) {
+        self.0
+            .taken
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 
@@ -211,9 +202,9 @@ pub struct Failover {
     pub max_replay_bytes: u64,
 }
 
-impl Route {
+impl<E> Route<E> {
     /// The stable target.
-    pub fn stable_target(&self) -> Option<&Target> {
+    pub fn stable_target(&self) -> Option<&Target<E>> {
         self.targets.get(self.stable)
     }
 
@@ -228,20 +219,20 @@ impl Route {
     }
 
     /// The canary target, if the route has one.
-    pub fn canary_target(&self) -> Option<&Target> {
+    pub fn canary_target(&self) -> Option<&Target<E>> {
         self.canary.and_then(|i| self.targets.get(i))
     }
 }
 
 /// What a build may reuse from the running table.
-pub struct BuildContext<'a> {
+pub struct BuildContext<'a, E> {
     /// The table being replaced.
-    pub previous: Option<&'a RouteTable>,
+    pub previous: Option<&'a RouteTable<E>>,
     /// Telemetry that outlives tables.
     pub telemetry: &'a TelemetryRegistry,
 }
 
-impl RouteTable {
+impl<E> RouteTable<E> {
     /// An empty table.
     pub fn empty() -> Self {
         Self {
@@ -259,27 +250,29 @@ impl RouteTable {
     }
 
     /// Routes in match order.
-    pub fn routes(&self) -> &[Arc<Route>] {
+    pub fn routes(&self) -> &[Arc<Route<E>>] {
         &self.routes
     }
 
     /// A route by name.
-    pub fn route(&self, name: &str) -> Option<&Arc<Route>> {
+    pub fn route(&self, name: &str) -> Option<&Arc<Route<E>>> {
         self.routes.iter().find(|r| r.name == name)
     }
 
     /// A backend by name.
-    pub fn backend(&self, name: &str) -> Option<&Arc<Backend>> {
+    pub fn backend(&self, name: &str) -> Option<&Arc<Backend<E>>> {
         self.backends.get(name)
     }
 
     /// Every backend.
-    pub fn backends(&self) -> impl Iterator<Item = &Arc<Backend>> {
+    pub fn backends(&self) -> impl Iterator<Item = &Arc<Backend<E>>> {
         self.backends.values()
     }
+}
 
+impl<E: EndpointState> RouteTable<E> {
     /// Validates `spec` and compiles it. Every problem is reported, each with its field path.
-    pub fn build(spec: TableSpec, ctx: &BuildContext<'_>) -> Result<Self> {
+    pub fn build(spec: TableSpec, ctx: &BuildContext<'_, E>) -> Result<Self> {
         let mut errors = Vec::new();
         let backends = build_backends(&spec.backends, ctx.previous, &mut errors);
         let mut seen_names = HashSet::new();
@@ -355,11 +348,11 @@ impl RouteTable {
 
 /// The generation of route `r`: the one it names, or the previous one when nothing about the
 /// route changed, or a new one above every generation seen so far.
-fn next_generation(
+fn next_generation<E>(
     r: &RouteSpec,
-    prev: Option<&Arc<Route>>,
+    prev: Option<&Arc<Route<E>>>,
     spec: &TableSpec,
-    previous: Option<&RouteTable>,
+    previous: Option<&RouteTable<E>>,
     max_generation: &mut u64,
 ) -> std::result::Result<u64, String> {
     if let Some(g) = r.generation {
@@ -384,7 +377,7 @@ fn next_generation(
 }
 
 /// Whether a route and every backend it uses are the same as in the previous table.
-fn unchanged(r: &RouteSpec, spec: &TableSpec, previous: &RouteTable) -> bool {
+fn unchanged<E>(r: &RouteSpec, spec: &TableSpec, previous: &RouteTable<E>) -> bool {
     let Some(old) = previous.spec.routes.iter().find(|o| o.name == r.name) else {
         return false;
     };
@@ -414,11 +407,11 @@ fn referenced_backends(r: &RouteSpec) -> impl Iterator<Item = &str> {
         .chain(r.host_rules.iter().map(|h| h.backend.as_str()))
 }
 
-fn build_backends(
+fn build_backends<E: EndpointState>(
     specs: &[BackendSpec],
-    previous: Option<&RouteTable>,
+    previous: Option<&RouteTable<E>>,
     errors: &mut Vec<FieldError>,
-) -> HashMap<String, Arc<Backend>> {
+) -> HashMap<String, Arc<Backend<E>>> {
     let mut out = HashMap::new();
     for (i, b) in specs.iter().enumerate() {
         let path = format!("backends[{i}]");
@@ -445,17 +438,10 @@ fn build_backends(
                     let kept = old.and_then(|o| {
                         o.endpoints
                             .iter()
-                            .find(|x| x.authority == authority)
+                            .find(|x| *x.authority() == authority)
                             .cloned()
                     });
-                    endpoints.push(kept.unwrap_or_else(|| {
-                        Arc::new(Endpoint {
-                            authority,
-                            in_flight: AtomicUsize::new(0),
-                            health: Default::default(),
-                            h1: Default::default(),
-                        })
-                    }));
+                    endpoints.push(kept.unwrap_or_else(|| Arc::new(E::new(authority))));
                 }
                 Err(reason) => {
                     errors.push(FieldError::new(format!("{path}.endpoints[{j}]"), reason));
@@ -489,7 +475,7 @@ fn build_backends(
                     format!("{path}.tls"),
                     "needs protocol https or h2",
                 ));
-            } else if let Err(reason) = crate::upstream::client_tls_config(Some(tls)) {
+            } else if let Err(reason) = E::check_tls(tls) {
                 errors.push(FieldError::new(format!("{path}.tls.ca_file"), reason));
             }
             if let Some(n) = &tls.server_name
@@ -545,15 +531,15 @@ fn parse_endpoint(s: &str) -> std::result::Result<Authority, String> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn build_route(
+fn build_route<E>(
     path: &str,
     r: &RouteSpec,
     generation: u64,
-    prev: Option<&Arc<Route>>,
-    backends: &HashMap<String, Arc<Backend>>,
+    prev: Option<&Arc<Route<E>>>,
+    backends: &HashMap<String, Arc<Backend<E>>>,
     telemetry: &TelemetryRegistry,
     errors: &mut Vec<FieldError>,
-) -> Option<Route> {
+) -> Option<Route<E>> {
     let err = |errors: &mut Vec<FieldError>, field: &str, reason: String| {
         errors.push(FieldError::new(format!("{path}.{field}"), reason));
     };
@@ -598,7 +584,7 @@ fn build_route(
         err(errors, "canary", "must differ from stable".to_owned());
     }
 
-    let mut targets: Vec<Target> = Vec::new();
+    let mut targets: Vec<Target<E>> = Vec::new();
     let mut target_of = |errors: &mut Vec<FieldError>, field: &str, name: &str| -> usize {
         if let Some(i) = targets.iter().position(|t| t.backend.name == name) {
             return i;
@@ -719,7 +705,7 @@ fn build_route(
                 out.push(Rule {
                     name: rule.name.to_ascii_lowercase(),
                     key: header.as_ref().map_or_else(Default::default, |h| {
-                        crate::route::decide::NameKey::of(h.as_str().as_bytes())
+                        crate::route::matcher::NameKey::of(h.as_str().as_bytes())
                     }),
                     header,
                     matcher,
@@ -826,7 +812,7 @@ fn build_route(
             methods,
             path_prefix: m.path_prefix.clone(),
             headers: hs,
-            in_flight: Arc::new(tokio::sync::Semaphore::new(m.max_in_flight.max(1))),
+            in_flight: Arc::new(CopyLimit::new(m.max_in_flight.max(1))),
             max_body_bytes: m.max_body_bytes,
             counter: AtomicU64::new(0),
         });
@@ -943,16 +929,6 @@ fn compile_split(
     }
 }
 
-/// The sticky salt: route name and canary revision, separated so that no two pairs collide.
-pub fn sticky_salt(route: &str, canary_revision: &str) -> Vec<u8> {
-    let mut salt = Vec::with_capacity(route.len() + canary_revision.len() + 2);
-    salt.extend_from_slice(route.as_bytes());
-    salt.push(0);
-    salt.extend_from_slice(canary_revision.as_bytes());
-    salt.push(0);
-    salt
-}
-
 fn parse_host_pattern(h: &str) -> std::result::Result<HostPattern, String> {
     let lower = h.to_ascii_lowercase();
     let (pattern, name) = match lower.strip_prefix("*.") {
@@ -972,9 +948,31 @@ fn parse_host_pattern(h: &str) -> std::result::Result<HostPattern, String> {
 }
 
 #[cfg(test)]
+/// Endpoints as the table sees them, without the request path's state.
+pub(crate) struct Plain(Authority);
+
+#[cfg(test)]
+impl EndpointState for Plain {
+    fn new(authority: Authority) -> Self {
+        Self(authority)
+    }
+    fn authority(&self) -> &Authority {
+        &self.0
+    }
+    fn check_tls(spec: &UpstreamTlsSpec) -> std::result::Result<(), String> {
+        match &spec.ca_file {
+            Some(f) if !f.exists() => Err(format!("cannot read {}", f.display())),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::parse_yaml;
+
+    type Table = RouteTable<Plain>;
 
     const BACKENDS: &str = r#"
 backends:
@@ -982,11 +980,7 @@ backends:
   - {name: v2, endpoints: ["127.0.0.1:9002", "localhost:9003"]}
 "#;
 
-    fn build(
-        yaml: &str,
-        previous: Option<&RouteTable>,
-        reg: &TelemetryRegistry,
-    ) -> Result<RouteTable> {
+    fn build(yaml: &str, previous: Option<&Table>, reg: &TelemetryRegistry) -> Result<Table> {
         let spec: TableSpec = parse_yaml(yaml)?;
         RouteTable::build(
             spec,
@@ -1066,7 +1060,7 @@ backends:
         let t4 = build(&moved, Some(&t3), &reg).unwrap();
         assert_eq!(t4.route("app").unwrap().generation, 3);
         // endpoint state is kept for endpoints that stay
-        let ep = |t: &RouteTable| t.backend("v2").unwrap().endpoints[0].clone();
+        let ep = |t: &Table| t.backend("v2").unwrap().endpoints[0].clone();
         assert!(Arc::ptr_eq(&ep(&t3), &ep(&t4)));
         // a named generation is used as is, and an older one is refused
         let named = yaml(30).replace("    weight: 30\n", "    weight: 30\n    generation: 40\n");

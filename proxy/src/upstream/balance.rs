@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::route::table::Endpoint;
+use crate::upstream::endpoint::Endpoint;
 
 /// Like [`pick`], among the endpoints available at `now_ms` (not ejected, not failing their
 /// probes); among all of them when none is available.

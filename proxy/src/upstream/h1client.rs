@@ -24,7 +24,7 @@ pub use codec::{BodyLength, RequestFraming};
 use codec::{Decoded, Decoder};
 
 use crate::error::{Error, UpstreamErrorKind};
-use crate::route::table::Endpoint;
+use crate::upstream::h1pool::{H1Pool, Reusable};
 
 /// Room made in a connection's read buffer when less than half of it is left: reads take
 /// what has come, up to the room there is.
@@ -93,11 +93,17 @@ pub enum SendBody<B> {
     Streamed(B, Option<u64>),
 }
 
+impl Reusable for Conn {
+    fn idle_and_open(&self) -> bool {
+        Conn::idle_and_open(self)
+    }
+}
+
 /// Where a connection goes back when its response has been read.
 #[derive(Clone)]
 pub struct Home {
-    /// The endpoint whose pool keeps it.
-    pub endpoint: Arc<Endpoint>,
+    /// The pool of the endpoint it goes to.
+    pub pool: Arc<H1Pool<Conn>>,
     /// The most idle connections that pool keeps.
     pub max_idle: usize,
     /// The pool's slot for the worker whose event loop the connection is registered with.
@@ -395,19 +401,13 @@ impl ResponseBody {
             && self.keep
             && conn.buf.is_empty()
         {
-            self.home.endpoint.h1.put_back(
-                self.home.slot,
-                conn,
-                Instant::now(),
-                self.home.max_idle,
-            );
+            self.home
+                .pool
+                .put_back(self.home.slot, conn, Instant::now(), self.home.max_idle);
         }
     }
 
-    fn error(
-        kind: UpstreamErrorKind,
-        detail: impl Into<String>,
-    ) -> crate::forward::body::BodyError {
+    fn error(kind: UpstreamErrorKind, detail: impl Into<String>) -> crate::error::BodyError {
         Box::new(Error::Upstream {
             kind,
             detail: detail.into(),
@@ -417,7 +417,7 @@ impl ResponseBody {
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = crate::forward::body::BodyError;
+    type Error = crate::error::BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,

@@ -11,21 +11,32 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::upstream::h1client::Conn;
+/// A connection a pool can keep: it tells whether it is still idle and open.
+pub trait Reusable {
+    /// Open, with nothing sent by the upstream since its last response.
+    fn idle_and_open(&self) -> bool;
+}
 
 /// One kept connection.
-struct Kept {
-    conn: Conn,
+struct Kept<C> {
+    conn: C,
     since: Instant,
 }
 
 /// Slots per pool; workers beyond this share slots (still correct, only slower).
 const SLOTS: usize = 32;
 
-/// The pool of one endpoint's idle HTTP/1.1 connections.
-#[derive(Default)]
-pub struct H1Pool {
-    slots: [Mutex<Vec<Kept>>; SLOTS],
+/// The pool of one endpoint's idle HTTP/1.1 connections (of type `C`, the client's).
+pub struct H1Pool<C> {
+    slots: [Mutex<Vec<Kept<C>>>; SLOTS],
+}
+
+impl<C> Default for H1Pool<C> {
+    fn default() -> Self {
+        Self {
+            slots: std::array::from_fn(|_| Mutex::new(Vec::new())),
+        }
+    }
 }
 
 /// The current worker's slot.
@@ -33,16 +44,16 @@ pub fn slot() -> usize {
     crate::worker::index() % SLOTS
 }
 
-impl std::fmt::Debug for H1Pool {
+impl<C> std::fmt::Debug for H1Pool<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("H1Pool").field("kept", &self.len()).finish()
     }
 }
 
-impl H1Pool {
+impl<C: Reusable> H1Pool<C> {
     /// An idle connection, newest first; drops the closed ones and those idle longer than
     /// `idle_timeout` on the way.
-    pub fn checkout(&self, now: Instant, idle_timeout: Duration) -> Option<Conn> {
+    pub fn checkout(&self, now: Instant, idle_timeout: Duration) -> Option<C> {
         let mut kept = self.slots[slot()].lock().unwrap_or_else(|p| p.into_inner());
         while let Some(k) = kept.pop() {
             if now.saturating_duration_since(k.since) > idle_timeout {
@@ -59,7 +70,7 @@ impl H1Pool {
 
     /// Keeps an idle connection in slot `slot` (the worker's that opened it); drops it when
     /// `max` are kept there already.
-    pub fn put_back(&self, slot: usize, conn: Conn, now: Instant, max: usize) {
+    pub fn put_back(&self, slot: usize, conn: C, now: Instant, max: usize) {
         let mut kept = self.slots[slot % SLOTS]
             .lock()
             .unwrap_or_else(|p| p.into_inner());
@@ -67,7 +78,9 @@ impl H1Pool {
             kept.push(Kept { conn, since: now });
         }
     }
+}
 
+impl<C> H1Pool<C> {
     /// Idle connections kept, in every slot.
     pub fn len(&self) -> usize {
         self.slots
@@ -85,6 +98,7 @@ impl H1Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upstream::h1client::Conn;
     use tokio::io::AsyncWriteExt as _;
 
     /// A connected pair: our side as a kept connection, and the upstream's side.

@@ -5,9 +5,11 @@
 
 pub mod balance;
 pub mod deadline;
+pub mod endpoint;
 pub mod h1client;
 pub mod h1pool;
 pub mod health;
+pub mod tls;
 
 use std::time::{Duration, Instant};
 
@@ -25,9 +27,9 @@ use std::task::{Context, Poll, Waker};
 use http_body::{Body, Frame, SizeHint};
 
 use crate::downstream::headers::{FORWARDING_NAMES, ToForward};
+use crate::error::BodyError;
 use crate::error::{Error, UpstreamErrorKind};
-use crate::forward::body::BodyError;
-use crate::route::table::Endpoint;
+use crate::upstream::endpoint::Endpoint;
 use h1client::SendBody;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -125,38 +127,6 @@ pub struct Upstreams {
     request_timeout: Duration,
 }
 
-/// The client TLS config for a backend: its CA file or the system's roots.
-/// ALPN is left to the connector, which sets h2 or http/1.1 as the protocol says.
-pub fn client_tls_config(spec: Option<&UpstreamTlsSpec>) -> Result<rustls::ClientConfig, String> {
-    use rustls_pki_types::pem::PemObject as _;
-    let mut roots = rustls::RootCertStore::empty();
-    match spec.and_then(|s| s.ca_file.as_ref()) {
-        Some(file) => {
-            let certs = rustls_pki_types::CertificateDer::pem_file_iter(file)
-                .map_err(|e| format!("{}: {e}", file.display()))?;
-            for c in certs {
-                let c = c.map_err(|e| format!("{}: {e}", file.display()))?;
-                roots
-                    .add(c)
-                    .map_err(|e| format!("{}: {e}", file.display()))?;
-            }
-            if roots.is_empty() {
-                return Err(format!("{} holds no certificate", file.display()));
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            for c in found.certs {
-                let _ = roots.add(c);
-            }
-        }
-    }
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-}
-
 impl Upstreams {
     /// Clients with these settings.
     pub fn new(s: &UpstreamSettings) -> Self {
@@ -193,7 +163,7 @@ impl Upstreams {
             return Ok(c.clone());
         }
         let h2 = protocol == UpstreamProtocol::H2;
-        let cfg = client_tls_config(spec).map_err(|detail| Error::Upstream {
+        let cfg = tls::client_tls_config(spec).map_err(|detail| Error::Upstream {
             kind: UpstreamErrorKind::Protocol,
             detail,
         })?;
@@ -288,7 +258,7 @@ impl Upstreams {
             None => h1client::Conn::new(Box::pin(self.connect_tcp(&endpoint.authority)).await?),
         };
         let home = h1client::Home {
-            endpoint: endpoint.clone(),
+            pool: endpoint.h1.clone(),
             max_idle: self.settings.pool_max_idle_per_endpoint,
             slot: crate::upstream::h1pool::slot(),
         };

@@ -2,11 +2,14 @@
 
 use super::*;
 use crate::config::parse_yaml;
-use crate::route::table::BuildContext;
+use crate::route::split::STICKY_BUCKETS;
+use crate::route::table::{BuildContext, Plain};
 use crate::telemetry::metrics::TelemetryRegistry;
 use sluice_api::table::TableSpec;
 
-fn table(yaml: &str) -> RouteTable {
+type Table = RouteTable<Plain>;
+
+fn table(yaml: &str) -> Table {
     let spec: TableSpec = parse_yaml(yaml).unwrap();
     RouteTable::build(
         spec,
@@ -36,7 +39,7 @@ backends:
   - {name: v3, endpoints: ["127.0.0.1:9003"]}
 "#;
 
-fn rules_table(weight: u32) -> RouteTable {
+fn rules_table(weight: u32) -> Table {
     table(&format!(
         r#"{BACKENDS}
 routes:
@@ -60,7 +63,7 @@ routes:
     ))
 }
 
-fn name_of(route: &Route, d: Decision) -> &str {
+fn name_of(route: &Route<Plain>, d: Decision) -> &str {
     &route.targets[d.target].backend.name
 }
 
@@ -317,7 +320,7 @@ fn exact_split_any_t_consecutive_decisions_hold_w_canaries() {
 #[test]
 fn sticky_hash_is_pinned() {
     // Golden values: changing the hash would move users between versions on upgrade.
-    let salt = crate::route::table::sticky_salt("shop", "rev-2");
+    let salt = crate::route::split::sticky_salt("shop", "rev-2");
     assert_eq!(salt, b"shop\0rev-2\0");
     assert_eq!(sticky_bucket(&salt, b"user-1"), GOLDEN_USER_1);
     assert_eq!(sticky_bucket(&salt, b"user-2"), GOLDEN_USER_2);
@@ -391,7 +394,7 @@ fn cookies_are_found_among_several() {
 }
 
 /// The rule order as the rules read: each rule in turn, each of its header's values in turn.
-fn header_rule_by_lookup(route: &Route, headers: &HeaderMap) -> Option<usize> {
+fn header_rule_by_lookup(route: &Route<Plain>, headers: &HeaderMap) -> Option<usize> {
     route.header_rules.iter().find_map(|rule| {
         let name = rule.header.as_ref()?;
         headers

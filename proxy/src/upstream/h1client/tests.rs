@@ -1,6 +1,7 @@
 //! The client against scripted upstreams on loopback: raw bytes in, raw bytes out.
 
 use super::*;
+use crate::upstream::endpoint::Endpoint;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ fn endpoint(addr: std::net::SocketAddr) -> Arc<Endpoint> {
 
 fn home(e: &Arc<Endpoint>) -> Home {
     Home {
-        endpoint: e.clone(),
+        pool: e.h1.clone(),
         max_idle: 8,
         slot: crate::upstream::h1pool::slot(),
     }
