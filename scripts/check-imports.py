@@ -99,6 +99,11 @@ def edges(src):
         for u in re.finditer(r"\buse\s+([^;]+);", text):
             paths += expand_use(u.group(1))
         paths += re.findall(r"\b((?:crate|super)(?:::\w+)+)", text)
+        # a child module named by its bare name (`mirror::spawn_copy(…)`)
+        children = [m[-1] for m in mods if m[:-1] == mod and len(m) == len(mod) + 1]
+        for c in children:
+            if re.search(r"(?<![:\w])" + c + r"::", text):
+                paths.append(c)
         for p in paths:
             p = p.split(" as ")[0].strip()
             first = p.split("::")[0]

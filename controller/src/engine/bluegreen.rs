@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use super::RunKind;
 use super::context::{Ctx, DEFAULT_SCALE_DOWN_DELAY};
+use super::model::RunKind;
 use super::route::DEFAULT_PREVIEW_HEADER;
 use crate::analysis::run::RunPhase;
 use crate::spec::rollout::BlueGreenStrategy;

@@ -1,8 +1,8 @@
 //! The canary strategy: steps in order, each traffic change acknowledged before the next,
 //! background analysis, full promotion, abort.
 
-use super::RunKind;
 use super::context::{Ctx, DEFAULT_SCALE_DOWN_DELAY};
+use super::model::RunKind;
 use super::route::{RouteIntent, managed_routes};
 use crate::analysis::run::RunPhase;
 use crate::spec::rollout::{CanaryStrategy, RolloutAnalysis};

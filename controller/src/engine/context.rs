@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::model::{AnalysisRequest, Decision, Effect, Event, Input, RunKind};
 use super::route::{self, RouteIntent};
-use super::{AnalysisRequest, Decision, Effect, Event, Input, RunKind};
 use crate::analysis::run::RunPhase;
 use crate::revision::pod_template_hash;
 use crate::spec::rollout::{AnalysisArg, RolloutAnalysis, TrafficRouting};

@@ -10,9 +10,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::*;
+use crate::analysis::run::RunPhase;
 use crate::commands::{self, Command};
+use crate::spec::rollout::RolloutSpec;
 use crate::spec::{Document, parse_documents};
 use crate::status::Phase;
+use crate::status::RolloutStatus;
+use crate::time::Time;
 
 /// A simulated world around one rollout.
 pub(super) struct Sim {

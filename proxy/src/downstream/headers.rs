@@ -68,6 +68,25 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Who a connection's requests come from, worked out once per connection.
+#[derive(Debug)]
+pub struct Downstream {
+    /// The client's address.
+    pub addr: std::net::SocketAddr,
+    /// The forwarding header values for this client.
+    pub forwarding: Forwarding,
+}
+
+impl Downstream {
+    /// A client at `addr` speaking `proto` ("http" or "https").
+    pub fn new(addr: std::net::SocketAddr, proto: &'static str) -> Self {
+        Downstream {
+            addr,
+            forwarding: Forwarding::new(addr.ip(), proto),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

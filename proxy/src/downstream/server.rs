@@ -38,7 +38,7 @@ async fn run_conn<IO>(
 {
     let io = framing::Watched::new(io, max_head_bytes, conn_state.verdicts.clone());
     let io = TokioIo::new(io);
-    let downstream = Arc::new(forward::Downstream::new(client, proto));
+    let downstream = Arc::new(crate::downstream::headers::Downstream::new(client, proto));
     let svc_conn = conn_state.clone();
     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let shared = shared.clone();
