@@ -10,6 +10,8 @@ use tokio::sync::watch;
 use sluice_io::listener::ApiLimits;
 use sluice_io::token;
 
+use crate::spec::defaults;
+
 use crate::control::api::{self, ApiState};
 use crate::control::auth::{self, Credentials};
 use crate::control::hub::{Hub, HubConfig};
@@ -66,13 +68,18 @@ pub async fn start(
         }
     };
     let hub = Arc::new(Hub::open(HubConfig {
-        lease: Duration::from_secs(u64::from(config.runtime.lease_seconds.unwrap_or(10))),
+        lease: Duration::from_secs(u64::from(
+            config
+                .runtime
+                .lease_seconds
+                .unwrap_or(defaults::LEASE_SECONDS),
+        )),
         required: config.runtime.required_proxies.iter().cloned().collect(),
         state_file: Some(state_dir.join("routes.json")),
     })?);
     let listen = listen
         .or_else(|| config.runtime.listen.clone())
-        .unwrap_or_else(|| "127.0.0.1:9700".to_owned());
+        .unwrap_or_else(|| defaults::CONTROL_LISTEN.to_owned());
     let hc = config.runtime.health_check.clone();
     let runtime = Runtime::open(config, hub.clone())?;
     let listener = tokio::net::TcpListener::bind(&listen)
@@ -83,8 +90,12 @@ pub async fn start(
 
     // health checks first, so that the first decisions see healthy endpoints
     let health = runtime.health();
-    let interval = Duration::from_millis(hc.interval_millis.unwrap_or(1000));
-    let timeout = Duration::from_millis(hc.timeout_millis.unwrap_or(500));
+    let interval = Duration::from_millis(
+        hc.interval_millis
+            .unwrap_or(defaults::HEALTH_INTERVAL_MILLIS),
+    );
+    let timeout =
+        Duration::from_millis(hc.timeout_millis.unwrap_or(defaults::HEALTH_TIMEOUT_MILLIS));
     health.check_all(hc.path.as_deref(), timeout).await;
     let rt = runtime.clone();
     let health_task = tokio::spawn(health::run(

@@ -35,7 +35,7 @@ pub struct ClientArgs {
         long,
         global = true,
         env = "SLUICE_SERVER",
-        default_value = "http://127.0.0.1:9700"
+        default_value = crate::spec::defaults::CONTROL_URL
     )]
     pub server: String,
     /// File holding the bearer token (or set SLUICE_TOKEN).

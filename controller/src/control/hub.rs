@@ -61,7 +61,7 @@ pub struct HubConfig {
 impl Default for HubConfig {
     fn default() -> Self {
         Self {
-            lease: Duration::from_secs(10),
+            lease: Duration::from_secs(u64::from(crate::spec::defaults::LEASE_SECONDS)),
             required: BTreeSet::new(),
             state_file: None,
         }

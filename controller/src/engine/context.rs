@@ -16,12 +16,11 @@ use crate::status::{
 };
 use crate::time::Time;
 
-/// Default `progressDeadlineSeconds`.
-pub const DEFAULT_PROGRESS_DEADLINE: u32 = 600;
-/// Default `scaleDownDelaySeconds` and `abortScaleDownDelaySeconds`.
-pub const DEFAULT_SCALE_DOWN_DELAY: u32 = 30;
-/// Default `revisionHistoryLimit`.
-pub const DEFAULT_HISTORY_LIMIT: i32 = 10;
+pub use crate::spec::defaults::{
+    PROGRESS_DEADLINE_SECONDS as DEFAULT_PROGRESS_DEADLINE,
+    REVISION_HISTORY_LIMIT as DEFAULT_HISTORY_LIMIT,
+    SCALE_DOWN_DELAY_SECONDS as DEFAULT_SCALE_DOWN_DELAY,
+};
 
 pub(super) struct Ctx<'a> {
     pub(super) input: &'a Input<'a>,
@@ -82,7 +81,11 @@ impl<'a> Ctx<'a> {
     }
 
     pub(super) fn spec_replicas(&self) -> i32 {
-        self.input.spec.replicas.unwrap_or(1).max(0)
+        self.input
+            .spec
+            .replicas
+            .unwrap_or(crate::spec::defaults::REPLICAS)
+            .max(0)
     }
 
     pub(super) fn routing(&self) -> Option<&'a TrafficRouting> {
@@ -110,7 +113,7 @@ impl<'a> Ctx<'a> {
     pub(super) fn total(&self) -> u32 {
         self.routing()
             .and_then(|r| r.max_traffic_weight)
-            .unwrap_or(100)
+            .unwrap_or(crate::spec::defaults::MAX_TRAFFIC_WEIGHT)
     }
 
     pub(super) fn stable(&self) -> String {

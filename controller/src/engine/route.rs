@@ -75,7 +75,7 @@ pub struct RouteIntent {
 }
 
 /// The default preview header.
-pub const DEFAULT_PREVIEW_HEADER: &str = "x-sluice-preview";
+pub use crate::spec::defaults::PREVIEW_HEADER as DEFAULT_PREVIEW_HEADER;
 
 /// The route's static shape from the spec: name, hosts, prefix, sticky key, total.
 pub fn base(
@@ -96,7 +96,9 @@ pub fn base(
         stable: stable.to_owned(),
         canary: None,
         weight: 0,
-        total: routing.and_then(|r| r.max_traffic_weight).unwrap_or(100),
+        total: routing
+            .and_then(|r| r.max_traffic_weight)
+            .unwrap_or(crate::spec::defaults::MAX_TRAFFIC_WEIGHT),
         header_routes: Vec::new(),
         mirror_routes: Vec::new(),
         preview_hosts: Vec::new(),
@@ -131,7 +133,9 @@ pub fn managed_routes(steps: &[CanaryStep], upto: usize) -> (Vec<HeaderRoute>, V
             if !m.matches.is_empty() {
                 mirrors.push(MirrorRoute {
                     name: m.name.clone(),
-                    percentage: m.percentage.unwrap_or(100),
+                    percentage: m
+                        .percentage
+                        .unwrap_or(crate::spec::defaults::MIRROR_PERCENTAGE),
                     matches: m.matches.clone(),
                 });
             }

@@ -19,6 +19,7 @@ use serde_json::Value as Json;
 use crate::analysis::expr::Value;
 use crate::analysis::run::{MetricSpec, ProviderOutcome};
 use crate::control::hub::Hub;
+use crate::spec::defaults;
 use crate::spec::template::{ProxyQuery, RevisionRole};
 use crate::time::Time;
 
@@ -50,10 +51,17 @@ pub async fn measure(metric: &MetricSpec, target: &Target, now: Time) -> Provide
         let window = x
             .window
             .as_ref()
-            .map_or(Duration::from_secs(30), |w| w.value);
-        let min = x.min_requests.unwrap_or(20);
+            .map_or(defaults::PROXY_WINDOW, |w| w.value);
+        let min = x.min_requests.unwrap_or(defaults::PROXY_MIN_REQUESTS);
         let (t, span) = target.hub.window(&target.route, revision, window, now);
-        return proxy_value(x.query, x.quantile.unwrap_or(0.99), &t, span, window, min);
+        return proxy_value(
+            x.query,
+            x.quantile.unwrap_or(defaults::PROXY_QUANTILE),
+            &t,
+            span,
+            window,
+            min,
+        );
     }
     if let Some(x) = &p.prometheus {
         let url = format!(
@@ -61,7 +69,9 @@ pub async fn measure(metric: &MetricSpec, target: &Target, now: Time) -> Provide
             x.address.trim_end_matches('/'),
             percent_encode(&x.query)
         );
-        let timeout = Duration::from_secs(u64::from(x.timeout.unwrap_or(30)));
+        let timeout = Duration::from_secs(u64::from(
+            x.timeout.unwrap_or(defaults::PROMETHEUS_TIMEOUT_SECONDS),
+        ));
         return match http(Method::GET, &url, &[], Bytes::new(), timeout).await {
             Ok((status, body)) if status < 300 => prometheus_value(&body),
             Ok((status, body)) => ProviderOutcome::Error(format!(
@@ -93,7 +103,9 @@ pub async fn measure(metric: &MetricSpec, target: &Target, now: Time) -> Provide
         if x.json_body.is_some() {
             headers.push(("content-type".into(), "application/json".into()));
         }
-        let timeout = Duration::from_secs(u64::from(x.timeout_seconds.unwrap_or(10)));
+        let timeout = Duration::from_secs(u64::from(
+            x.timeout_seconds.unwrap_or(defaults::WEB_TIMEOUT_SECONDS),
+        ));
         return match http(method, &x.url, &headers, body, timeout).await {
             Ok((status, body)) if status < 300 => web_value(&body, x.json_path.as_deref()),
             Ok((status, _)) => ProviderOutcome::Error(format!("{} answered {status}", x.url)),
@@ -106,7 +118,9 @@ pub async fn measure(metric: &MetricSpec, target: &Target, now: Time) -> Provide
                 "a Kubernetes Job cannot run in local mode; give the job a command".into(),
             );
         }
-        let timeout = Duration::from_secs(u64::from(x.timeout_seconds.unwrap_or(300)));
+        let timeout = Duration::from_secs(u64::from(
+            x.timeout_seconds.unwrap_or(defaults::JOB_TIMEOUT_SECONDS),
+        ));
         return run_command(&x.command, timeout).await;
     }
     if let Some(x) = &p.load {
@@ -124,8 +138,10 @@ pub async fn measure(metric: &MetricSpec, target: &Target, now: Time) -> Provide
         let Ok(uri) = url.parse() else {
             return ProviderOutcome::Error(format!("{url} is not a URL"));
         };
-        let mut cfg =
-            sluice_loadtest::LoadConfig::new(uri, x.concurrency.unwrap_or(1).max(1) as usize);
+        let mut cfg = sluice_loadtest::LoadConfig::new(
+            uri,
+            x.concurrency.unwrap_or(defaults::LOAD_CONCURRENCY).max(1) as usize,
+        );
         cfg.requests = Some(x.requests);
         cfg.duration = Some(Duration::from_secs(300));
         for (k, v) in &x.headers {

@@ -48,8 +48,8 @@ fn mirror(intent: &RouteIntent, canary: &str) -> Option<sluice_api::table::Mirro
                     .collect()
             })
             .unwrap_or_default(),
-        max_in_flight: 100,
-        max_body_bytes: 64 * 1024,
+        max_in_flight: crate::spec::defaults::MIRROR_MAX_IN_FLIGHT,
+        max_body_bytes: crate::spec::defaults::MIRROR_MAX_BODY_BYTES,
     })
 }
 

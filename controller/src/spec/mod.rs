@@ -3,6 +3,7 @@
 //! is reported with its field path: unsupported Argo fields, then types and unknown fields,
 //! then impossible values.
 
+pub mod defaults;
 pub mod duration;
 pub mod local;
 pub mod meta;

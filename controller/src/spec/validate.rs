@@ -134,7 +134,9 @@ pub fn rollout(r: &Rollout) -> Vec<FieldError> {
 
 fn routing(e: &mut Errors, base: &str, r: Option<&TrafficRouting>) -> u32 {
     let Some(r) = r else { return 100 };
-    let total = r.max_traffic_weight.unwrap_or(100);
+    let total = r
+        .max_traffic_weight
+        .unwrap_or(super::defaults::MAX_TRAFFIC_WEIGHT);
     if total == 0 || total > MAX_TOTAL {
         e.add(
             format!("{base}.trafficRouting.maxTrafficWeight"),
