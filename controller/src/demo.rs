@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use sluice_loadtest::backend::{self, BackendConfig};
 use sluice_loadtest::paced::{self, Answer, PacedConfig, PacedLoop};
 
-use crate::cli::controller::{self as ctl, RunningController};
 use crate::cli::render;
 use crate::control::client::ControlClient;
 use crate::local::config::LocalConfig;
+use crate::server::{self as ctl, RunningController};
 use crate::status::Phase;
 
 /// Demo settings.

@@ -10,6 +10,7 @@ pub mod error;
 pub mod lint;
 pub mod local;
 pub mod revision;
+pub mod server;
 pub mod spec;
 pub mod status;
 pub mod time;

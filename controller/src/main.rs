@@ -299,7 +299,7 @@ fn run_controller(
         }
     };
     runtime().block_on(async move {
-        let running = match cli::controller::start(cfg, listen, token_file).await {
+        let running = match sluice_controller::server::start(cfg, listen, token_file).await {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("sluice controller: {e}");

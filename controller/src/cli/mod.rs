@@ -5,7 +5,6 @@
 //! 2 bad usage, or `status` timed out; 3 unknown rollout; 4 controller unreachable;
 //! 5 token refused; 6 command refused in the rollout's state.
 
-pub mod controller;
 pub mod render;
 
 use std::path::PathBuf;

@@ -54,7 +54,7 @@ pub(super) fn run(ctx: &mut Ctx<'_>) {
         ctx.st.blue_green.active_selector = Some(stable.clone());
         if ctx.healthy(&current) == 0 {
             let only_active = ctx.base_route(&stable);
-            ctx.publish(only_active);
+            ctx.route_to(only_active);
             ctx.wait(format!(
                 "waiting for the preview (revision {}) to have healthy endpoints",
                 ctx.revision_number(&current)
@@ -71,7 +71,7 @@ pub(super) fn run(ctx: &mut Ctx<'_>) {
                 .and_then(|s| s.preview_header.clone())
                 .unwrap_or_else(|| DEFAULT_PREVIEW_HEADER.to_owned()),
         );
-        if !ctx.publish(preview) || ctx.input.spec.paused {
+        if !ctx.route_to(preview) || ctx.input.spec.paused {
             return;
         }
         match gate(
@@ -118,7 +118,7 @@ pub(super) fn run(ctx: &mut Ctx<'_>) {
     // switched: users are on the new revision; the old one stays up until promotion
     ctx.size_revisions(&[(stable.clone(), replicas), (current.clone(), replicas)]);
     let active = ctx.base_route(&current);
-    if !ctx.publish(active) {
+    if !ctx.route_to(active) {
         return;
     }
     match gate(

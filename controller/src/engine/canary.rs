@@ -64,7 +64,7 @@ pub(super) fn run(ctx: &mut Ctx<'_>) {
         let held_weight = held_route(ctx, &stable, &current).weight;
         if route.weight > held_weight && ctx.healthy(&current) == 0 {
             let keep = held_route(ctx, &stable, &current);
-            ctx.publish(keep);
+            ctx.route_to(keep);
             ctx.wait(format!(
                 "waiting for revision {} to have healthy endpoints",
                 ctx.revision_number(&current)
@@ -72,17 +72,17 @@ pub(super) fn run(ctx: &mut Ctx<'_>) {
             break;
         }
         if held {
-            ctx.publish(route);
+            ctx.route_to(route);
             break;
         }
         if step.set_weight.is_some() {
-            if !ctx.publish(route) {
+            if !ctx.route_to(route) {
                 break;
             }
             advance(ctx, &mut index, "setWeight");
             continue;
         }
-        if !ctx.publish(route) {
+        if !ctx.route_to(route) {
             break;
         }
         if step.set_header_route.is_some() || step.set_mirror_route.is_some() {
@@ -280,7 +280,7 @@ fn full_promotion(ctx: &mut Ctx<'_>, spec: &CanaryStrategy, index: u32) {
     full.weight = full.total;
     if ctx.healthy(&current) == 0 {
         let keep = held_route(ctx, &stable, &current);
-        ctx.publish(keep);
+        ctx.route_to(keep);
         ctx.wait(format!(
             "waiting for revision {} to have healthy endpoints",
             ctx.revision_number(&current)
@@ -288,7 +288,7 @@ fn full_promotion(ctx: &mut Ctx<'_>, spec: &CanaryStrategy, index: u32) {
         ctx.size_revisions(&[(stable, replicas), (current, replicas)]);
         return;
     }
-    if !ctx.publish(full) {
+    if !ctx.route_to(full) {
         ctx.size_revisions(&[(stable, replicas), (current, replicas)]);
         return;
     }

@@ -150,9 +150,9 @@ impl<'a> Ctx<'a> {
             .map_or(0, |r| r.in_flight)
     }
 
-    /// Sets the desired route and reports whether every expected proxy (at least one)
-    /// applied exactly it.
-    pub(super) fn publish(&mut self, r: RouteIntent) -> bool {
+    /// Wants the route `r` (the runtime publishes it) and reports whether every expected
+    /// proxy (at least one) applied exactly it.
+    pub(super) fn route_to(&mut self, r: RouteIntent) -> bool {
         let obs = &self.input.observed.route;
         let verified = obs.published.as_ref() == Some(&r)
             && obs.expected >= 1
@@ -424,7 +424,7 @@ impl<'a> Ctx<'a> {
     /// The route only sending to `stable`; once verified, pending scale-downs get their time.
     pub(super) fn settle_on(&mut self, stable: &str, delay: u32) -> bool {
         let r = self.base_route(stable);
-        let verified = self.publish(r);
+        let verified = self.route_to(r);
         if verified {
             let due = self.now().plus(Duration::from_secs(u64::from(delay)));
             for s in &mut self.st.scale_downs {

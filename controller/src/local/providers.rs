@@ -25,7 +25,7 @@ use crate::time::Time;
 
 /// What a measurement needs to know about its rollout.
 #[derive(Clone)]
-pub struct Target {
+pub struct Measured {
     /// The hub (for `proxy`).
     pub hub: Arc<Hub>,
     /// The rollout's proxy route.
@@ -41,7 +41,7 @@ pub struct Target {
 }
 
 /// Takes one measurement.
-pub async fn measure(metric: &MetricSpec, target: &Target, now: Time) -> ProviderOutcome {
+pub async fn measure(metric: &MetricSpec, target: &Measured, now: Time) -> ProviderOutcome {
     let p = &metric.provider;
     if let Some(x) = &p.proxy {
         let revision = match x.revision {

@@ -17,9 +17,9 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 
-use super::analysis::{self, RunHost, RunRecord};
 use super::config::LocalConfig;
 use super::health::Health;
+use super::runs::{self, RunHost, RunRecord};
 use super::translate;
 use crate::analysis::run::RunPhase;
 use crate::commands::{self, Command};
@@ -473,7 +473,7 @@ impl Runtime {
         drop(inner);
         self.carry_out(&cfg, publishes, false);
         for run in new_runs {
-            tokio::spawn(analysis::drive(self.clone(), run));
+            tokio::spawn(runs::drive(self.clone(), run));
         }
         self.version.send_modify(|v| *v += 1);
         self.ticks_done.send_replace(this_tick);
@@ -554,7 +554,7 @@ impl Runtime {
             .map(|(n, _)| n.clone())
             .collect();
         for n in names {
-            tokio::spawn(analysis::drive(self.clone(), n));
+            tokio::spawn(runs::drive(self.clone(), n));
         }
     }
 
@@ -898,10 +898,10 @@ impl RunHost for Runtime {
         self.config().templates.get(name).cloned()
     }
 
-    fn target_of(&self, rec: &RunRecord) -> Option<analysis::Target> {
+    fn target_of(&self, rec: &RunRecord) -> Option<runs::Measured> {
         let cfg = self.config();
         let r = cfg.rollouts.get(&rec.rollout)?;
-        Some(analysis::Target {
+        Some(runs::Measured {
             hub: self.hub(),
             route: self.route_name(r),
             revision: rec.request.revision.clone(),

@@ -21,7 +21,7 @@ pub struct Endpoint {
     /// Ejection and probe state.
     pub health: super::health::EndpointHealth,
     /// Kept HTTP/1.1 connections (backends with `protocol: http1`).
-    pub h1: Arc<super::h1pool::H1Pool<super::h1client::Conn>>,
+    pub h1: Arc<super::h1pool::H1Pool<super::h1client::H1Conn>>,
 }
 
 impl EndpointState for Endpoint {

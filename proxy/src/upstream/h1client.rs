@@ -41,7 +41,7 @@ fn make_room(buf: &mut BytesMut) {
 
 /// One connection to an endpoint, with what was read from it and not used yet.
 #[derive(Debug)]
-pub struct Conn {
+pub struct H1Conn {
     stream: TcpStream,
     buf: BytesMut,
     /// The request head as written last, its allocation kept for the next one.
@@ -50,7 +50,7 @@ pub struct Conn {
     reused: bool,
 }
 
-impl Conn {
+impl H1Conn {
     /// A fresh connection.
     pub fn new(stream: TcpStream) -> Self {
         Self {
@@ -78,7 +78,7 @@ impl Conn {
 }
 
 #[cfg(test)]
-impl Conn {
+impl H1Conn {
     /// Waits until the reactor has seen the connection become readable.
     pub(crate) async fn readable(&self) {
         self.stream.readable().await.unwrap();
@@ -93,9 +93,9 @@ pub enum SendBody<B> {
     Streamed(B, Option<u64>),
 }
 
-impl Reusable for Conn {
+impl Reusable for H1Conn {
     fn idle_and_open(&self) -> bool {
-        Conn::idle_and_open(self)
+        H1Conn::idle_and_open(self)
     }
 }
 
@@ -103,7 +103,7 @@ impl Reusable for Conn {
 #[derive(Clone)]
 pub struct Home {
     /// The pool of the endpoint it goes to.
-    pub pool: Arc<H1Pool<Conn>>,
+    pub pool: Arc<H1Pool<H1Conn>>,
     /// The most idle connections that pool keeps.
     pub max_idle: usize,
     /// The pool's slot for the worker whose event loop the connection is registered with.
@@ -131,18 +131,18 @@ fn failed(kind: UpstreamErrorKind, detail: impl Into<String>) -> Failed {
 /// Sends `req` on `conn` (or, when `conn` turns out closed before answering and the body is
 /// held whole, on a connection from `connect`) and reads the response head.
 pub async fn exchange<B, F, Fut>(
-    conn: Conn,
+    conn: H1Conn,
     connect: F,
     head: Request<()>,
     replacing: codec::Replacing<'_>,
     body: SendBody<B>,
     home: Home,
-) -> Result<Response<ResponseBody>, Error>
+) -> Result<Response<H1Body>, Error>
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
     F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<Conn, Error>>,
+    Fut: Future<Output = Result<H1Conn, Error>>,
 {
     let method = head.method().clone();
     let (framing, whole) = match &body {
@@ -193,7 +193,7 @@ where
         conn.wire = wire;
     }
     let (resp_head, length, keep) = outcome.map_err(|f| f.error)?;
-    let mut resp = Response::new(ResponseBody {
+    let mut resp = Response::new(H1Body {
         conn: Some(conn),
         decoder: Decoder::new(length),
         keep,
@@ -211,7 +211,7 @@ where
 /// Writes the request (head and held body in `wire`, then a streamed body if any) while
 /// watching for the response head, which may come before the body has all been sent.
 async fn one_exchange<B>(
-    conn: &mut Conn,
+    conn: &mut H1Conn,
     wire: &[u8],
     streamed: Option<(B, RequestFraming)>,
     method: &Method,
@@ -224,7 +224,7 @@ where
     // a request that reached a connection closed under it may have been acted on: sent again
     // only when doing it twice does no harm (or when it could not be written at all)
     let resend_after_write = reused && method.is_idempotent();
-    let Conn { stream, buf, .. } = conn;
+    let H1Conn { stream, buf, .. } = conn;
     let (mut reader, mut writer) = stream.split();
     let write = async {
         writer.write_all(wire).await.map_err(|e| {
@@ -378,23 +378,23 @@ where
 
 /// A response body read from its connection as it is polled; the connection goes back to
 /// its endpoint's pool when the body has ended and the connection can carry another request.
-pub struct ResponseBody {
-    conn: Option<Conn>,
+pub struct H1Body {
+    conn: Option<H1Conn>,
     decoder: Decoder,
     keep: bool,
     home: Home,
 }
 
-impl std::fmt::Debug for ResponseBody {
+impl std::fmt::Debug for H1Body {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseBody")
+        f.debug_struct("H1Body")
             .field("decoder", &self.decoder)
             .field("keep", &self.keep)
             .finish()
     }
 }
 
-impl ResponseBody {
+impl H1Body {
     /// The body has ended: the connection goes home, unless it cannot be reused.
     fn finish(&mut self) {
         if let Some(conn) = self.conn.take()
@@ -415,7 +415,7 @@ impl ResponseBody {
     }
 }
 
-impl Body for ResponseBody {
+impl Body for H1Body {
     type Data = Bytes;
     type Error = crate::error::BodyError;
 

@@ -98,16 +98,16 @@ impl<C> H1Pool<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upstream::h1client::Conn;
+    use crate::upstream::h1client::H1Conn;
     use tokio::io::AsyncWriteExt as _;
 
     /// A connected pair: our side as a kept connection, and the upstream's side.
-    async fn pair(l: &tokio::net::TcpListener) -> (Conn, tokio::net::TcpStream) {
+    async fn pair(l: &tokio::net::TcpListener) -> (H1Conn, tokio::net::TcpStream) {
         let ours = tokio::net::TcpStream::connect(l.local_addr().unwrap())
             .await
             .unwrap();
         let (theirs, _) = l.accept().await.unwrap();
-        (Conn::new(ours), theirs)
+        (H1Conn::new(ours), theirs)
     }
 
     #[tokio::test]

@@ -76,7 +76,7 @@ pub enum ResponseBody {
     /// From one of hyper's clients (h2c, TLS, upgrades).
     Hyper(Incoming),
     /// From a kept HTTP/1.1 connection of our own.
-    H1(h1client::ResponseBody),
+    H1(h1client::H1Body),
 }
 
 impl Body for ResponseBody {
@@ -255,7 +255,7 @@ impl Upstreams {
             .checkout(Instant::now(), self.settings.pool_idle_timeout);
         let conn = match pooled {
             Some(c) => c,
-            None => h1client::Conn::new(Box::pin(self.connect_tcp(&endpoint.authority)).await?),
+            None => h1client::H1Conn::new(Box::pin(self.connect_tcp(&endpoint.authority)).await?),
         };
         let home = h1client::Home {
             pool: endpoint.h1.clone(),
@@ -263,7 +263,7 @@ impl Upstreams {
             slot: crate::upstream::h1pool::slot(),
         };
         let connect = || async {
-            Ok(h1client::Conn::new(
+            Ok(h1client::H1Conn::new(
                 self.connect_tcp(&endpoint.authority).await?,
             ))
         };

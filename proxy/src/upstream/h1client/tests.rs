@@ -103,19 +103,19 @@ fn get() -> Request<()> {
         .unwrap()
 }
 
-async fn fresh(addr: std::net::SocketAddr) -> Result<Conn, Error> {
-    Ok(Conn::new(TcpStream::connect(addr).await.unwrap()))
+async fn fresh(addr: std::net::SocketAddr) -> Result<H1Conn, Error> {
+    Ok(H1Conn::new(TcpStream::connect(addr).await.unwrap()))
 }
 
 /// `exchange` on `conn` (a fresh connection to `addr` when it turns out closed), with no
 /// fields replaced, going back to `e`'s pool.
 async fn exchange_via<B>(
-    conn: Conn,
+    conn: H1Conn,
     addr: std::net::SocketAddr,
     req: Request<()>,
     body: SendBody<B>,
     e: &Arc<Endpoint>,
-) -> Result<Response<ResponseBody>, Error>
+) -> Result<Response<H1Body>, Error>
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
@@ -138,10 +138,7 @@ fn assert_closed(err: &Error) {
 }
 
 /// One GET through the endpoint's pool, as the upstream module does it.
-async fn send(
-    e: &Arc<Endpoint>,
-    addr: std::net::SocketAddr,
-) -> Result<Response<ResponseBody>, Error> {
+async fn send(e: &Arc<Endpoint>, addr: std::net::SocketAddr) -> Result<Response<H1Body>, Error> {
     let conn = match e.h1.checkout(Instant::now(), Duration::from_secs(60)) {
         Some(c) => c,
         None => fresh(addr).await?,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::providers;
-pub use super::providers::Target;
+pub use super::providers::Measured;
 use crate::analysis::run::{self, MetricState, RunPhase, RunSpec};
 use crate::engine::AnalysisRequest;
 use crate::time::Time;
@@ -68,7 +68,7 @@ pub trait RunHost: Send + Sync + 'static {
     /// The AnalysisTemplate of that name, if there is one.
     fn template(&self, name: &str) -> Option<crate::spec::AnalysisTemplate>;
     /// What the run's providers measure; `None` while the rollout is unknown.
-    fn target_of(&self, rec: &RunRecord) -> Option<Target>;
+    fn target_of(&self, rec: &RunRecord) -> Option<Measured>;
 }
 
 /// Builds the run's spec from the runtime's templates.
