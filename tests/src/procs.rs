@@ -1,5 +1,6 @@
-//! Child processes of the tests: test backends and proxies, each started with `--addr-file`
-//! so that it can bind port 0 and tell us where it listens. Dropping one kills it.
+//! Every child process of the tests: test backends, proxies, controllers and subscribed
+//! proxies, each started with `--addr-file` so that it can bind port 0 and tell us where it
+//! listens, all waited for by one helper. Dropping one kills it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -236,4 +237,221 @@ pub fn two_backends() -> (Backend, Backend, String) {
         a.addr, b.addr
     );
     (a, b, yaml)
+}
+
+/// Sends a signal to a process we started.
+pub fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{sig} {pid} failed");
+}
+
+/// A `sluice controller` process.
+pub struct Controller {
+    /// Control API address.
+    pub addr: SocketAddr,
+    child: Child,
+    config: PathBuf,
+    log: PathBuf,
+    extra: Vec<String>,
+    nofile: Option<u64>,
+}
+
+impl Controller {
+    /// Starts a controller on a config file.
+    pub fn start(config: &Path, extra: &[&str]) -> Self {
+        Self::start_limited(config, extra, None)
+    }
+
+    /// Starts a controller with at most `nofile` open descriptors, when given.
+    pub fn start_limited(config: &Path, extra: &[&str], nofile: Option<u64>) -> Self {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Self::start_on(config, &extra, None, nofile)
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Its PID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What it logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills it with SIGKILL.
+    pub fn kill9(&mut self) {
+        signal(self.child.id(), "KILL");
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same config and state, on the same port.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let listen = self.addr.to_string();
+        let fresh = Self::start_on(&self.config, &self.extra, Some(&listen), self.nofile);
+        *self = fresh;
+    }
+
+    fn start_on(
+        config: &Path,
+        extra: &[String],
+        listen: Option<&str>,
+        nofile: Option<u64>,
+    ) -> Self {
+        let dir = config.parent().expect("config in a directory");
+        let addr_file = dir.join(format!("controller-{}.addr", rand_suffix()));
+        let log = dir.join("controller.log");
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let mut child = limited(&bin("sluice"), nofile)
+            .args(extra)
+            .arg("controller")
+            .arg("-c")
+            .arg(config)
+            .args(listen.map(|l| ["--listen", l]).into_iter().flatten())
+            .arg("--addr-file")
+            .arg(&addr_file)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start sluice controller");
+        let v = wait_for_addr_file(&mut child, &addr_file, "controller");
+        Self {
+            addr: v["listen"].as_str().unwrap().parse().unwrap(),
+            child,
+            config: config.to_owned(),
+            log,
+            extra: extra.to_vec(),
+            nofile,
+        }
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed) + u64::from(std::process::id()) * 1000
+}
+
+/// A proxy subscribed to a controller.
+pub struct SubscribedProxy {
+    /// Traffic address.
+    pub addr: SocketAddr,
+    /// Admin address.
+    pub admin: SocketAddr,
+    /// Its id.
+    pub id: String,
+    child: Child,
+    dir: PathBuf,
+    control: String,
+    extra: Vec<String>,
+}
+
+impl SubscribedProxy {
+    /// Starts `sluice-proxy --control-plane URL --proxy-id ID`.
+    pub fn start(dir: &Path, control: &str, id: &str, extra: &[&str]) -> Self {
+        Self::start_on(dir, control, id, extra, "127.0.0.1:0", "127.0.0.1:0")
+    }
+
+    fn start_on(
+        dir: &Path,
+        control: &str,
+        id: &str,
+        extra: &[&str],
+        listen: &str,
+        admin: &str,
+    ) -> Self {
+        let addr_file = dir.join(format!("{id}-{}.addr", rand_suffix()));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("{id}.log")))
+            .unwrap();
+        let mut child = Command::new(bin("sluice-proxy"))
+            .args([
+                "--listen",
+                listen,
+                "--admin-listen",
+                admin,
+                "--control-plane",
+                control,
+                "--proxy-id",
+                id,
+                "--report-interval",
+                "200ms",
+            ])
+            .arg("--cache-dir")
+            .arg(dir.join(format!("{id}-cache")))
+            .arg("--addr-file")
+            .arg(&addr_file)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start sluice-proxy");
+        let v = wait_for_addr_file(&mut child, &addr_file, "proxy");
+        Self {
+            addr: v["listen"].as_str().unwrap().parse().unwrap(),
+            admin: v["admin"].as_str().unwrap().parse().unwrap(),
+            id: id.to_owned(),
+            child,
+            dir: dir.to_owned(),
+            control: control.to_owned(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// Its PID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills it and starts it again on the same ports and cache.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        let fresh = Self::start_on(
+            &self.dir,
+            &self.control,
+            &self.id,
+            &extra,
+            &self.addr.to_string(),
+            &self.admin.to_string(),
+        );
+        *self = fresh;
+    }
+
+    /// The URL of a path on its traffic listener.
+    pub fn url(&self, path: &str) -> http::Uri {
+        format!("http://{}{path}", self.addr).parse().unwrap()
+    }
+}
+
+impl Drop for SubscribedProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
