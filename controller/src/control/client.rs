@@ -5,9 +5,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 
 use super::hub::{HubEvent, ProxyView};
@@ -19,19 +16,21 @@ use crate::error::{Error, Result};
 pub struct ControlClient {
     base: String,
     token: Option<String>,
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: sluice_io::http::HttpClient,
 }
+
+/// How long a connection to the control API may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long an answer of the control API may take, whole.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl ControlClient {
     /// A client for the API at `base` (e.g. `http://127.0.0.1:9700`).
     pub fn new(base: &str, token: Option<String>) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(3)));
-        connector.set_nodelay(true);
         Self {
             base: base.trim_end_matches('/').to_owned(),
             token,
-            http: Client::builder(TokioExecutor::new()).build(connector),
+            http: sluice_io::http::client(CONNECT_TIMEOUT),
         }
     }
 
@@ -48,17 +47,9 @@ impl ControlClient {
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| Error::Remote(e.to_string()))?;
-        let resp = tokio::time::timeout(Duration::from_secs(30), self.http.request(req))
+        let (status, body) = sluice_io::http::exchange(&self.http, req, ANSWER_TIMEOUT)
             .await
-            .map_err(|_| Error::Unreachable(format!("{} did not answer in 30 s", self.base)))?
             .map_err(|e| Error::Unreachable(format!("{}: {e}", self.base)))?;
-        let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| Error::Unreachable(e.to_string()))?
-            .to_bytes();
         if status.is_success() {
             return Ok(body);
         }

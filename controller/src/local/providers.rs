@@ -10,10 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::Full;
 use serde_json::Value as Json;
 
 use crate::analysis::expr::Value;
@@ -307,29 +304,16 @@ async fn http(
     if !url.starts_with("http://") {
         return Err("only http:// URLs are supported by the local runtime".into());
     }
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(timeout));
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build(connector);
+    let client = sluice_io::http::client(timeout);
     let mut req = Request::builder().method(method).uri(url);
     for (k, v) in headers {
         req = req.header(k, v);
     }
     let req = req.body(Full::new(body)).map_err(|e| e.to_string())?;
-    let exchange = async {
-        let resp = client.request(req).await.map_err(|e| e.to_string())?;
-        let status = resp.status().as_u16();
-        let b = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        Ok((status, b))
-    };
-    tokio::time::timeout(timeout, exchange)
+    sluice_io::http::exchange(&client, req, timeout)
         .await
-        .map_err(|_| format!("no answer within {timeout:?}"))?
+        .map(|(status, body)| (status.as_u16(), body))
+        .map_err(|e| e.to_string())
 }
 
 async fn run_command(command: &[String], timeout: Duration) -> ProviderOutcome {

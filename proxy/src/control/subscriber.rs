@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -44,7 +44,7 @@ struct Subscriber {
     shared: Arc<Shared>,
     opts: SubscribeOptions,
     instance: String,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: sluice_io::http::HttpClient,
     report_now: Notify,
 }
 
@@ -91,20 +91,9 @@ impl Subscriber {
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| e.to_string())?;
-        let exchange = async {
-            let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
-            let status = resp.status();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| e.to_string())?
-                .to_bytes();
-            Ok((status, body))
-        };
-        tokio::time::timeout(timeout, exchange)
+        sluice_io::http::exchange(&self.client, req, timeout)
             .await
-            .map_err(|_| format!("no answer within {timeout:?}"))?
+            .map_err(|e| e.to_string())
     }
 
     async fn poll_loop(self: Arc<Self>) {
