@@ -50,11 +50,7 @@ pub async fn start(
     let token_file = token_file
         .as_deref()
         .or(config.runtime.token_file.as_deref());
-    let source = match (token_file, config.runtime.token_env.as_deref()) {
-        (Some(f), _) => Some(token::Source::File(f)),
-        (None, Some(var)) => Some(token::Source::Env(var)),
-        (None, None) => None,
-    };
+    let source = token::Source::configured(token_file, config.runtime.token_env.as_deref());
     let token = token::read(source).map_err(|e| e.to_string())?;
     let proxy_tokens = match &config.runtime.proxy_tokens_file {
         None => Vec::new(),

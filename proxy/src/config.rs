@@ -391,10 +391,13 @@ impl ProxyConfig {
     /// The admin token, from the file or the environment variable, if one is configured.
     pub fn admin_token(&self) -> Result<Option<String>> {
         use sluice_io::token::{Source, TokenError, read};
-        let (field, source) = match (&self.admin.token_file, &self.admin.token_env) {
-            (Some(f), _) => ("admin.token_file", Some(Source::File(f))),
-            (None, Some(v)) => ("admin.token_env", Some(Source::Env(v))),
-            (None, None) => ("", None),
+        let source = Source::configured(
+            self.admin.token_file.as_deref(),
+            self.admin.token_env.as_deref(),
+        );
+        let field = match source {
+            Some(Source::File(_)) => "admin.token_file",
+            _ => "admin.token_env",
         };
         read(source).map_err(|e| match e {
             TokenError::Read { path, source } => Error::Read { path, source },

@@ -10,7 +10,7 @@ pub use sluice_api::{ClientErrorKind, FieldError, UpstreamErrorKind};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A config file, route table or API body is invalid; nothing was changed.
-    #[error("{}", join(.0))]
+    #[error("{}", sluice_api::error_line(.0))]
     Invalid(Vec<FieldError>),
     /// A file could not be read.
     #[error("cannot read {path}: {source}")]
@@ -53,10 +53,6 @@ pub enum Error {
     /// A write was refused because a controller owns the table.
     #[error("{0}")]
     Conflict(String),
-}
-
-fn join(errors: &[FieldError]) -> String {
-    sluice_api::error_line(errors)
 }
 
 impl From<sluice_api::Error> for Error {

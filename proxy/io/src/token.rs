@@ -39,6 +39,18 @@ pub enum Source<'a> {
     EnvIfSet(&'a str),
 }
 
+impl<'a> Source<'a> {
+    /// The source a setting names: its file when it gives one, else its environment variable
+    /// (which must then hold a token), else none.
+    pub fn configured(file: Option<&'a Path>, env: Option<&'a str>) -> Option<Self> {
+        match (file, env) {
+            (Some(f), _) => Some(Self::File(f)),
+            (None, Some(var)) => Some(Self::Env(var)),
+            (None, None) => None,
+        }
+    }
+}
+
 /// The token of the first source given, or `None` when there is none to read.
 pub fn read(source: Option<Source<'_>>) -> Result<Option<String>, TokenError> {
     match source {
@@ -115,6 +127,20 @@ mod tests {
         assert_eq!(read(Some(Source::EnvIfSet(var))).unwrap(), None);
         let e = read(Some(Source::Env(var))).unwrap_err().to_string();
         assert_eq!(e, format!("environment variable {var} is unset or empty"));
+    }
+
+    #[test]
+    fn a_configured_file_wins_over_a_configured_variable() {
+        let f = Path::new("/t");
+        assert!(matches!(
+            Source::configured(Some(f), Some("V")),
+            Some(Source::File(_))
+        ));
+        assert!(matches!(
+            Source::configured(None, Some("V")),
+            Some(Source::Env("V"))
+        ));
+        assert!(Source::configured(None, None).is_none());
     }
 
     #[test]
