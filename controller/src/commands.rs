@@ -34,7 +34,7 @@ pub enum Command {
 }
 
 fn refuse(msg: impl Into<String>) -> Error {
-    Error::Command(msg.into())
+    Error::Refused(msg.into())
 }
 
 /// Applies a command; returns what it did, in a sentence.
@@ -119,7 +119,7 @@ pub fn apply(
             status.blue_green.post_promotion_analysis_run_status = None;
             status
                 .conditions
-                .retain(|c| c.reason != "ProgressDeadlineExceeded");
+                .retain(|c| c.reason != crate::status::ConditionReason::ProgressDeadlineExceeded);
             Ok("retrying from the first step".into())
         }
         Command::Pause => {

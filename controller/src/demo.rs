@@ -247,8 +247,10 @@ pub async fn run(opts: DemoOptions) -> Result<Summary, String> {
     // the controller, in this process
     let cfg_path = dir.join("sluice.yaml");
     std::fs::write(&cfg_path, config_text(&dir, &images, opts.fast)).map_err(|e| e.to_string())?;
-    let cfg = LocalConfig::load(&cfg_path).map_err(|e| e.join("; "))?;
-    let controller: RunningController = ctl::start(cfg, None, None).await?;
+    let cfg = LocalConfig::load(&cfg_path).map_err(|e| e.to_string())?;
+    let controller: RunningController = ctl::start(cfg, None, None)
+        .await
+        .map_err(|e| e.to_string())?;
     let control = format!("http://{}", controller.addr);
     println!("  controller (local runtime) on {control}");
     let client = ControlClient::new(&control, None);

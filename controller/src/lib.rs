@@ -9,6 +9,8 @@ pub mod engine;
 pub mod error;
 pub mod lint;
 pub mod local;
+pub mod providers;
+pub mod reconcile;
 pub mod revision;
 pub mod server;
 pub mod spec;

@@ -290,10 +290,15 @@ fn run_controller(
         .try_init();
     let cfg = match LocalConfig::load(config) {
         Ok(c) => c,
-        Err(errors) => {
+        Err(e) => {
             eprintln!("sluice controller: invalid config {}:", config.display());
-            for e in errors {
-                eprintln!("  {e}");
+            match e {
+                sluice_controller::Error::Invalid(fields) => {
+                    for f in fields {
+                        eprintln!("  {f}");
+                    }
+                }
+                other => eprintln!("  {other}"),
             }
             return ExitCode::from(2);
         }

@@ -10,14 +10,18 @@ use tokio::sync::watch;
 use sluice_io::listener::ApiLimits;
 use sluice_io::token;
 
+use sluice_api::FieldError;
+
+use crate::Error;
 use crate::spec::defaults;
 
 use crate::control::api::{self, ApiState};
 use crate::control::auth::{self, Credentials};
 use crate::control::hub::{Hub, HubConfig};
+use crate::local::Runtime;
 use crate::local::config::LocalConfig;
 use crate::local::health;
-use crate::local::runtime::Runtime;
+use crate::local::port::LocalPort;
 use crate::time::Time;
 
 /// A running controller.
@@ -43,23 +47,27 @@ pub async fn start(
     config: LocalConfig,
     listen: Option<String>,
     token_file: Option<PathBuf>,
-) -> Result<RunningController, String> {
+) -> Result<RunningController, Error> {
     let state_dir = config.state_dir();
     std::fs::create_dir_all(&state_dir)
-        .map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
+        .map_err(|e| Error::Start(format!("cannot create {}: {e}", state_dir.display())))?;
     let token_file = token_file
         .as_deref()
         .or(config.runtime.token_file.as_deref());
     let source = token::Source::configured(token_file, config.runtime.token_env.as_deref());
-    let token = token::read(source).map_err(|e| e.to_string())?;
+    let token = token::read(source).map_err(|e| Error::Start(e.to_string()))?;
     let proxy_tokens = match &config.runtime.proxy_tokens_file {
         None => Vec::new(),
         Some(f) => {
-            let text = std::fs::read_to_string(f)
-                .map_err(|e| format!("spec.proxyTokensFile {}: {e}", f.display()))?;
+            let at = format!("spec.proxyTokensFile {}", f.display());
+            let text = std::fs::read_to_string(f).map_err(|e| Error::field(&at, e.to_string()))?;
             auth::parse_proxy_tokens(&text).map_err(|errors| {
-                let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                format!("spec.proxyTokensFile {}: {}", f.display(), lines.join("; "))
+                Error::Invalid(
+                    errors
+                        .into_iter()
+                        .map(|e| FieldError::new(format!("{at}: {}", e.path), e.reason))
+                        .collect(),
+                )
             })?
         }
     };
@@ -77,15 +85,17 @@ pub async fn start(
         .or_else(|| config.runtime.listen.clone())
         .unwrap_or_else(|| defaults::CONTROL_LISTEN.to_owned());
     let hc = config.runtime.health_check.clone();
-    let runtime = Runtime::open(config, hub.clone())?;
+    let runtime = Runtime::open(LocalPort::new(config), hub.clone())?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(|e| Error::Start(format!("cannot listen on {listen}: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Start(e.to_string()))?;
     let (stop, stop_rx) = watch::channel(false);
 
     // health checks first, so that the first decisions see healthy endpoints
-    let health = runtime.health();
+    let health = runtime.port().health();
     let interval = Duration::from_millis(
         hc.interval_millis
             .unwrap_or(defaults::HEALTH_INTERVAL_MILLIS),

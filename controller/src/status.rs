@@ -116,17 +116,42 @@ pub struct BlueGreenStatus {
     pub post_promotion_analysis_run_status: Option<RunStatus>,
 }
 
+/// The type of a condition sluice writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConditionType {
+    /// Whether the rollout is making progress (Argo's `Progressing`).
+    Progressing,
+}
+
+/// A condition's status, as Kubernetes spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConditionStatus {
+    /// It holds.
+    True,
+    /// It does not hold.
+    False,
+}
+
+/// Why a condition has its status (Argo's reasons).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConditionReason {
+    /// The rollout is healthy on its new revision.
+    NewReplicaSetAvailable,
+    /// It did not progress within `progressDeadlineSeconds`.
+    ProgressDeadlineExceeded,
+}
+
 /// A condition, as Kubernetes writes them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
-    /// `Progressing`, `Available`, …
+    /// Its type.
     #[serde(rename = "type")]
-    pub type_: String,
+    pub type_: ConditionType,
     /// `True` or `False`.
-    pub status: String,
-    /// Machine-readable reason.
-    pub reason: String,
+    pub status: ConditionStatus,
+    /// Why.
+    pub reason: ConditionReason,
     /// Human message.
     pub message: String,
     /// When the status last changed.

@@ -21,7 +21,7 @@ pub fn exit_code(e: &Error) -> u8 {
         Error::NotFound(_) => 3,
         Error::Unreachable(_) => 4,
         Error::Unauthorized(_) => 5,
-        Error::Refused(_) | Error::Command(_) => 6,
+        Error::Refused(_) | Error::Invalid(_) => 6,
         _ => 1,
     }
 }
@@ -44,9 +44,9 @@ pub struct ClientArgs {
 
 impl ClientArgs {
     /// The client, or why the token cannot be read.
-    pub fn client(&self) -> Result<ControlClient, String> {
-        let token =
-            sluice_io::token::file_or_env(self.token_file.as_deref()).map_err(|e| e.to_string())?;
+    pub fn client(&self) -> Result<ControlClient, Error> {
+        let token = sluice_io::token::file_or_env(self.token_file.as_deref())
+            .map_err(|e| Error::Start(e.to_string()))?;
         Ok(ControlClient::new(&self.server, token))
     }
 }

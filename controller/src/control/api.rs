@@ -26,7 +26,8 @@ use sluice_io::listener::ApiLimits;
 
 use super::auth::{Caller, Credentials};
 use super::hub::Hub;
-use super::service::{RolloutService, ServiceError};
+use super::service::RolloutService;
+use crate::Error;
 use crate::commands::Command;
 use crate::time::Time;
 
@@ -335,12 +336,13 @@ struct SetImageBody {
     image: String,
 }
 
-fn service_error(e: ServiceError) -> Response {
+/// The one place an error of the controller becomes a status code.
+fn service_error(e: Error) -> Response {
     let status = match &e {
-        ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
-        ServiceError::Refused(_) => StatusCode::CONFLICT,
-        ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
-        ServiceError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::Refused(_) => StatusCode::CONFLICT,
+        Error::Invalid(_) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     error(status, e.to_string())
 }

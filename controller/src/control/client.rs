@@ -61,7 +61,9 @@ impl ControlClient {
             StatusCode::UNAUTHORIZED => Error::Unauthorized(message),
             StatusCode::NOT_FOUND => Error::NotFound(message),
             StatusCode::CONFLICT => Error::Refused(message),
-            StatusCode::BAD_REQUEST => Error::Command(message),
+            StatusCode::BAD_REQUEST => {
+                Error::Invalid(vec![sluice_api::FieldError::new("", message)])
+            }
             _ => Error::Remote(format!("{status}: {message}")),
         })
     }

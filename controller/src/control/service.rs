@@ -1,11 +1,12 @@
 //! What the control API needs from a runtime: the rollouts, their views, and commands. The
-//! local runtime implements it now; the Kubernetes runtime implements the same trait, so the
-//! API, the CLI and the dashboard do not change with the runtime.
+//! reconcile loop implements it over any runtime's port, so the API, the CLI and the
+//! dashboard do not change with the runtime.
 
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::Error;
 use crate::commands::Command;
 use crate::engine::RouteIntent;
 use crate::status::{Phase, RolloutStatus};
@@ -107,8 +108,8 @@ pub struct AnalysisRunView {
 pub struct EventView {
     /// When.
     pub time: Time,
-    /// Reason.
-    pub reason: String,
+    /// Why.
+    pub reason: crate::engine::Reason,
     /// Message.
     pub message: String,
 }
@@ -143,29 +144,6 @@ pub struct RolloutView {
     pub runtime_error: Option<String>,
 }
 
-/// Why a service call failed; mapped to a status code by the API.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServiceError {
-    /// No rollout with that name (404).
-    NotFound(String),
-    /// The command does not apply now (409).
-    Refused(String),
-    /// The request is invalid (400).
-    Invalid(String),
-    /// The runtime could not do it (500).
-    Failed(String),
-}
-
-impl std::fmt::Display for ServiceError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::NotFound(m) | Self::Refused(m) | Self::Invalid(m) | Self::Failed(m) => {
-                f.write_str(m)
-            }
-        }
-    }
-}
-
 /// The rollouts of a runtime.
 pub trait RolloutService: Send + Sync + 'static {
     /// Every rollout.
@@ -173,14 +151,14 @@ pub trait RolloutService: Send + Sync + 'static {
     /// One rollout.
     fn get(&self, name: &str) -> Option<RolloutView>;
     /// Applies a command (a change to status and spec fields).
-    fn command(&self, name: &str, command: Command) -> BoxFuture<'_, Result<String, ServiceError>>;
+    fn command(&self, name: &str, command: Command) -> BoxFuture<'_, Result<String, Error>>;
     /// Changes a container's image, which starts a rollout.
     fn set_image(
         &self,
         name: &str,
         container: &str,
         image: &str,
-    ) -> BoxFuture<'_, Result<String, ServiceError>>;
+    ) -> BoxFuture<'_, Result<String, Error>>;
     /// Bumps on every change of any rollout.
     fn changes(&self) -> watch::Receiver<u64>;
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::context::{Ctx, DEFAULT_SCALE_DOWN_DELAY};
-use super::model::RunKind;
+use super::model::{Reason, RunKind};
 use super::route::DEFAULT_PREVIEW_HEADER;
 use crate::analysis::run::RunPhase;
 use crate::spec::rollout::BlueGreenStrategy;
@@ -110,7 +110,7 @@ pub(super) fn run(ctx: &mut Ctx<'_>) {
         ctx.progressed();
         let n = ctx.revision_number(&current);
         ctx.event(
-            "RolloutSwitched",
+            Reason::RolloutSwitched,
             format!("users switched to revision {n} ({current})"),
         );
     }
@@ -141,7 +141,7 @@ pub(super) fn run(ctx: &mut Ctx<'_>) {
     ctx.progressed();
     ctx.schedule_scale_down(&stable, None);
     ctx.event(
-        "RolloutCompleted",
+        Reason::RolloutCompleted,
         format!("revision {n} ({current}) is stable"),
     );
     ctx.settle_on(&current, delay);

@@ -2,7 +2,7 @@
 //! background analysis, full promotion, abort.
 
 use super::context::{Ctx, DEFAULT_SCALE_DOWN_DELAY};
-use super::model::RunKind;
+use super::model::{Reason, RunKind};
 use super::route::{RouteIntent, managed_routes};
 use crate::analysis::run::RunPhase;
 use crate::spec::rollout::{CanaryStrategy, RolloutAnalysis};
@@ -214,7 +214,7 @@ fn advance(ctx: &mut Ctx<'_>, index: &mut u32, what: &str) {
         .retain(|p| p.reason != PauseReason::CanaryPauseStep);
     ctx.progressed();
     ctx.event(
-        "RolloutStepCompleted",
+        Reason::RolloutStepCompleted,
         format!("step {} ({what}) completed", *index + 1),
     );
     *index += 1;
@@ -302,7 +302,7 @@ fn full_promotion(ctx: &mut Ctx<'_>, spec: &CanaryStrategy, index: u32) {
     ctx.progressed();
     ctx.schedule_scale_down(&stable, None);
     ctx.event(
-        "RolloutCompleted",
+        Reason::RolloutCompleted,
         format!("revision {n} ({current}) is stable"),
     );
     let delay = spec

@@ -5,14 +5,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::model::{AnalysisRequest, Decision, Effect, Event, Input, RunKind};
+use super::model::{AnalysisRequest, Decision, Effect, Event, Input, Reason, RunKind};
 use super::route::{self, RouteIntent};
 use crate::analysis::run::RunPhase;
 use crate::revision::pod_template_hash;
 use crate::spec::rollout::{AnalysisArg, RolloutAnalysis, TrafficRouting};
 use crate::status::{
-    Condition, PauseCondition, PauseReason, Phase, RevisionRecord, RolloutStatus, RunStatus,
-    ScaleDown, TrafficWeights, WeightDestination,
+    Condition, ConditionReason, ConditionStatus, ConditionType, PauseCondition, PauseReason, Phase,
+    RevisionRecord, RolloutStatus, RunStatus, ScaleDown, TrafficWeights, WeightDestination,
 };
 use crate::time::Time;
 
@@ -63,11 +63,8 @@ impl<'a> Ctx<'a> {
         self.input.now
     }
 
-    pub(super) fn event(&mut self, reason: &str, message: String) {
-        self.events.push(Event {
-            reason: reason.to_owned(),
-            message,
-        });
+    pub(super) fn event(&mut self, reason: Reason, message: String) {
+        self.events.push(Event { reason, message });
     }
 
     pub(super) fn wake_at(&mut self, t: Time) {
@@ -89,15 +86,7 @@ impl<'a> Ctx<'a> {
     }
 
     pub(super) fn routing(&self) -> Option<&'a TrafficRouting> {
-        let s = &self.input.spec.strategy;
-        s.canary
-            .as_ref()
-            .and_then(|c| c.traffic_routing.as_ref())
-            .or_else(|| {
-                s.blue_green
-                    .as_ref()
-                    .and_then(|b| b.traffic_routing.as_ref())
-            })
+        super::route::routing_of(self.input.spec)
     }
 
     /// The route with only `stable`, sized from the spec.
@@ -260,7 +249,7 @@ impl<'a> Ctx<'a> {
         if !self.st.abort {
             self.st.abort = true;
             self.st.aborted_at = Some(self.now());
-            self.event("RolloutAborted", reason.clone());
+            self.event(Reason::RolloutAborted, reason.clone());
             self.st.abort_reason = Some(reason);
         }
     }
@@ -319,7 +308,9 @@ impl<'a> Ctx<'a> {
         self.st.canary.current_background_analysis_run_status = None;
         self.st.blue_green.pre_promotion_analysis_run_status = None;
         self.st.blue_green.post_promotion_analysis_run_status = None;
-        self.st.conditions.retain(|c| c.type_ != "Progressing");
+        self.st
+            .conditions
+            .retain(|c| c.type_ != ConditionType::Progressing);
         self.st.progress_at = Some(now);
         // an abandoned canary is scaled down like an aborted one
         if let Some(old) = old_current
@@ -333,14 +324,14 @@ impl<'a> Ctx<'a> {
                 self.st.stable_rs = Some(hash.clone());
                 self.st.blue_green.active_selector = Some(hash.clone());
                 self.event(
-                    "RolloutNew",
+                    Reason::RolloutNew,
                     format!("initial revision {number} ({hash}) is stable"),
                 );
             }
             Some(stable) if stable == hash => {
                 self.st.current_step_index = Some(steps as u32);
                 self.event(
-                    "RolloutRolledBack",
+                    Reason::RolloutRolledBack,
                     format!("back to the stable revision {number} ({hash}); no steps to run"),
                 );
             }
@@ -358,12 +349,12 @@ impl<'a> Ctx<'a> {
                     self.st.fast_track = true;
                     self.st.current_step_index = Some(steps as u32);
                     self.event(
-                        "RolloutFastTracked",
+                        Reason::RolloutFastTracked,
                         format!("revision {number} ({hash}) is a rollback inside rollbackWindow: steps skipped"),
                     );
                 } else {
                     self.event(
-                        "RolloutUpdated",
+                        Reason::RolloutUpdated,
                         format!("rolling out revision {number} ({hash})"),
                     );
                 }
@@ -496,10 +487,15 @@ impl<'a> Ctx<'a> {
                 .st
                 .conditions
                 .iter()
-                .any(|c| c.reason == "ProgressDeadlineExceeded")
+                .any(|c| c.reason == ConditionReason::ProgressDeadlineExceeded)
             {
-                self.set_condition("Progressing", "False", "ProgressDeadlineExceeded", &message);
-                self.event("ProgressDeadlineExceeded", message.clone());
+                self.set_condition(
+                    ConditionType::Progressing,
+                    ConditionStatus::False,
+                    ConditionReason::ProgressDeadlineExceeded,
+                    &message,
+                );
+                self.event(Reason::ProgressDeadlineExceeded, message.clone());
             }
             if self.input.spec.progress_deadline_abort {
                 self.abort(message);
@@ -509,13 +505,19 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    pub(super) fn set_condition(&mut self, type_: &str, status: &str, reason: &str, message: &str) {
+    pub(super) fn set_condition(
+        &mut self,
+        type_: ConditionType,
+        status: ConditionStatus,
+        reason: ConditionReason,
+        message: &str,
+    ) {
         let now = self.now();
         self.st.conditions.retain(|c| c.type_ != type_);
         self.st.conditions.push(Condition {
-            type_: type_.to_owned(),
+            type_,
             status: status.to_owned(),
-            reason: reason.to_owned(),
+            reason,
             message: message.to_owned(),
             last_transition_time: now,
         });
@@ -525,7 +527,7 @@ impl<'a> Ctx<'a> {
         self.st
             .conditions
             .iter()
-            .any(|c| c.reason == "ProgressDeadlineExceeded")
+            .any(|c| c.reason == ConditionReason::ProgressDeadlineExceeded)
     }
 
     /// The last step of every decision: phase, message, effects.
@@ -558,7 +560,7 @@ impl<'a> Ctx<'a> {
                 .st
                 .conditions
                 .iter()
-                .find(|c| c.reason == "ProgressDeadlineExceeded")
+                .find(|c| c.reason == ConditionReason::ProgressDeadlineExceeded)
                 .map(|c| c.message.clone())
                 .unwrap_or_default();
             (Phase::Degraded, m)
@@ -581,7 +583,7 @@ impl<'a> Ctx<'a> {
         };
         if phase != self.st.phase {
             self.event(
-                "RolloutPhaseChanged",
+                Reason::RolloutPhaseChanged,
                 format!("{:?} → {phase:?}", self.st.phase),
             );
         }
@@ -589,9 +591,9 @@ impl<'a> Ctx<'a> {
         self.st.message = message;
         if phase == Phase::Healthy {
             self.set_condition(
-                "Progressing",
-                "True",
-                "NewReplicaSetAvailable",
+                ConditionType::Progressing,
+                ConditionStatus::True,
+                ConditionReason::NewReplicaSetAvailable,
                 "rollout is healthy",
             );
         }

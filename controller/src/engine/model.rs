@@ -95,11 +95,63 @@ pub struct AnalysisRequest {
     pub stable: String,
 }
 
+/// Why a rollout event happened (the names Argo Rollouts gives its events where it has one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reason {
+    /// The first revision became stable.
+    RolloutNew,
+    /// A new revision started rolling out.
+    RolloutUpdated,
+    /// The template went back to the stable revision: nothing to run.
+    RolloutRolledBack,
+    /// A rollback inside `rollbackWindow`: steps skipped.
+    RolloutFastTracked,
+    /// A canary step completed.
+    RolloutStepCompleted,
+    /// Blue/green: users were switched to the new revision.
+    RolloutSwitched,
+    /// The new revision became stable.
+    RolloutCompleted,
+    /// The rollout was aborted (by a person or an analysis).
+    RolloutAborted,
+    /// The phase changed.
+    RolloutPhaseChanged,
+    /// The rollout did not progress within `progressDeadlineSeconds`.
+    ProgressDeadlineExceeded,
+    /// A person's command (promote, abort, set image, …).
+    Command,
+}
+
+impl Reason {
+    /// Its name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RolloutNew => "RolloutNew",
+            Self::RolloutUpdated => "RolloutUpdated",
+            Self::RolloutRolledBack => "RolloutRolledBack",
+            Self::RolloutFastTracked => "RolloutFastTracked",
+            Self::RolloutStepCompleted => "RolloutStepCompleted",
+            Self::RolloutSwitched => "RolloutSwitched",
+            Self::RolloutCompleted => "RolloutCompleted",
+            Self::RolloutAborted => "RolloutAborted",
+            Self::RolloutPhaseChanged => "RolloutPhaseChanged",
+            Self::ProgressDeadlineExceeded => "ProgressDeadlineExceeded",
+            Self::Command => "Command",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Something worth telling a person.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
-    /// Machine-readable reason (`RolloutStepCompleted`, `RolloutAborted`, …).
-    pub reason: String,
+    /// Why.
+    pub reason: Reason,
     /// Human message.
     pub message: String,
 }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::rollout::{CanaryStep, HeaderMatch, RouteMatch, TrafficRouting};
+use crate::spec::rollout::{CanaryStep, HeaderMatch, RolloutSpec, RouteMatch, TrafficRouting};
 
 /// Requests matching every header match go to the canary (Argo's `setHeaderRoute`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +76,27 @@ pub struct RouteIntent {
 
 /// The default preview header.
 pub use crate::spec::defaults::PREVIEW_HEADER as DEFAULT_PREVIEW_HEADER;
+
+/// The traffic routing of a rollout's strategy, canary or blue/green.
+pub fn routing_of(spec: &RolloutSpec) -> Option<&TrafficRouting> {
+    let s = &spec.strategy;
+    s.canary
+        .as_ref()
+        .and_then(|c| c.traffic_routing.as_ref())
+        .or_else(|| {
+            s.blue_green
+                .as_ref()
+                .and_then(|b| b.traffic_routing.as_ref())
+        })
+}
+
+/// The proxy route a rollout drives: `trafficRouting.sluice.route`, else `namespace/name`.
+pub fn route_name(namespace: &str, name: &str, spec: &RolloutSpec) -> String {
+    routing_of(spec)
+        .and_then(|r| r.sluice.as_ref())
+        .and_then(|s| s.route.clone())
+        .unwrap_or_else(|| format!("{namespace}/{name}"))
+}
 
 /// The route's static shape from the spec: name, hosts, prefix, sticky key, total.
 pub fn base(

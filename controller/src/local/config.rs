@@ -6,6 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use sluice_api::FieldError;
+
+use crate::Error;
 use crate::spec::local::LocalRuntimeSpec;
 use crate::spec::rollout::RolloutAnalysis;
 use crate::spec::{AnalysisTemplate, Document, PodTemplate, Rollout, parse_documents};
@@ -24,26 +27,30 @@ pub struct LocalConfig {
 }
 
 impl LocalConfig {
-    /// Reads and checks a config file; errors are lines naming the document and field.
-    pub fn load(path: &Path) -> Result<Self, Vec<String>> {
+    /// Reads and checks a config file; each error's path names the document and field.
+    pub fn load(path: &Path) -> Result<Self, Error> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
+            .map_err(|e| Error::field(path.display().to_string(), format!("cannot read: {e}")))?;
         Self::parse(path, &text)
     }
 
     /// Parses and checks the text of a config file.
-    pub fn parse(path: &Path, text: &str) -> Result<Self, Vec<String>> {
-        let docs = parse_documents(text).map_err(|e| vec![format!("{}: {e}", path.display())])?;
+    pub fn parse(path: &Path, text: &str) -> Result<Self, Error> {
+        let docs =
+            parse_documents(text).map_err(|e| Error::field(path.display().to_string(), e))?;
         let mut errors = Vec::new();
         let mut runtime = None;
         let mut rollouts = BTreeMap::new();
         let mut templates = BTreeMap::new();
         for d in docs {
             match d {
-                Err(e) => errors.extend(e.to_string().lines().map(str::to_owned)),
+                Err(e) => errors.extend(e.field_errors()),
                 Ok(Document::Rollout(r)) => {
                     if rollouts.contains_key(&r.metadata.name) {
-                        errors.push(format!("Rollout {:?} is defined twice", r.metadata.name));
+                        errors.push(FieldError::new(
+                            format!("Rollout {:?}", r.metadata.name),
+                            "is defined twice",
+                        ));
                     }
                     rollouts.insert(r.metadata.name.clone(), *r);
                 }
@@ -52,7 +59,10 @@ impl LocalConfig {
                 }
                 Ok(Document::LocalRuntime(r)) => {
                     if runtime.is_some() {
-                        errors.push("more than one LocalRuntime document".to_owned());
+                        errors.push(FieldError::new(
+                            "LocalRuntime",
+                            "more than one LocalRuntime document",
+                        ));
                     }
                     runtime = Some(r.spec);
                 }
@@ -60,8 +70,11 @@ impl LocalConfig {
             }
         }
         let Some(runtime) = runtime else {
-            errors.push("no LocalRuntime document: add one with spec.images mapping each image to its addresses".to_owned());
-            return Err(errors);
+            errors.push(FieldError::new(
+                "LocalRuntime",
+                "no LocalRuntime document: add one with spec.images mapping each image to its addresses",
+            ));
+            return Err(Error::Invalid(errors));
         };
         let cfg = Self {
             path: path.to_owned(),
@@ -73,64 +86,31 @@ impl LocalConfig {
         if errors.is_empty() {
             Ok(cfg)
         } else {
-            Err(errors)
+            Err(Error::Invalid(errors))
         }
     }
 
-    fn cross_check(&self) -> Vec<String> {
+    fn cross_check(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
         for (name, r) in &self.rollouts {
             let doc = format!("Rollout {name:?}");
             if let Some(t) = &r.spec.template
                 && let Err(e) = self.check_images(t)
             {
-                errors.push(format!("{doc}: spec.template: {e}"));
+                errors.push(FieldError::new(format!("{doc}: spec.template"), e));
             }
+            errors.extend(
+                crate::reconcile::translate::check(r)
+                    .into_iter()
+                    .map(|e| FieldError::new(format!("{doc}: {}", e.path), e.reason)),
+            );
             let mut analyses: Vec<(String, &RolloutAnalysis)> = Vec::new();
             let mut background = None;
-            let mut mirror_steps = 0;
             if let Some(c) = &r.spec.strategy.canary {
                 for (i, s) in c.steps.iter().enumerate() {
                     if let Some(a) = &s.analysis {
                         analyses.push((format!("spec.strategy.canary.steps[{i}].analysis"), a));
                     }
-                    if let Some(m) = &s.set_mirror_route {
-                        let path = format!("{doc}: spec.strategy.canary.steps[{i}].setMirrorRoute");
-                        if m.matches.len() > 1 {
-                            errors.push(format!(
-                                "{path}.match: sluice mirrors on one match per route"
-                            ));
-                        }
-                        for x in &m.matches {
-                            let exact_only = |s: &crate::spec::rollout::StringMatch| {
-                                s.regex.is_none() && s.prefix.is_none()
-                            };
-                            if x.method.as_ref().is_some_and(|s| !exact_only(s))
-                                || x.path.as_ref().is_some_and(|s| s.regex.is_some())
-                                || x.headers.values().any(|s| !exact_only(s))
-                            {
-                                errors.push(format!(
-                                    "{path}.match: sluice mirrors on exact methods, path prefixes and exact header values"
-                                ));
-                            }
-                        }
-                        mirror_steps += 1;
-                    }
-                    if let Some(h) = &s.set_header_route
-                        && h.matches.len() > 1
-                    {
-                        errors.push(format!(
-                            "{doc}: spec.strategy.canary.steps[{i}].setHeaderRoute.match: sluice routes on one header per route; split it into several setHeaderRoute steps"
-                        ));
-                    }
-                }
-                let names: std::collections::BTreeSet<&str> = c
-                    .steps
-                    .iter()
-                    .filter_map(|s| s.set_mirror_route.as_ref().map(|m| m.name.as_str()))
-                    .collect();
-                if mirror_steps > 0 && names.len() > 1 {
-                    errors.push(format!("{doc}: spec.strategy.canary.steps: sluice mirrors one route at a time; use one setMirrorRoute name"));
                 }
                 if let Some(bg) = &c.analysis {
                     background = Some(
@@ -165,8 +145,9 @@ impl LocalConfig {
             }
             for (path, t) in names {
                 if !self.templates.contains_key(&t) {
-                    errors.push(format!(
-                        "{doc}: {path}: no AnalysisTemplate named {t:?} in this file"
+                    errors.push(FieldError::new(
+                        format!("{doc}: {path}"),
+                        format!("no AnalysisTemplate named {t:?} in this file"),
                     ));
                 }
             }

@@ -58,18 +58,36 @@ pub struct DocumentError {
     pub errors: Vec<FieldError>,
 }
 
-impl std::fmt::Display for DocumentError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl DocumentError {
+    /// Its problems, each with a path that starts with the document.
+    pub fn field_errors(&self) -> Vec<FieldError> {
         let what = match (self.kind.is_empty(), self.name.is_empty()) {
             (false, false) => format!("{} {:?}", self.kind, self.name),
             (false, true) => self.kind.clone(),
             _ => "document".to_owned(),
         };
-        for (i, e) in self.errors.iter().enumerate() {
+        let doc = format!("document {} ({what})", self.index + 1);
+        self.errors
+            .iter()
+            .map(|e| {
+                let path = if e.path.is_empty() || e.path == "." {
+                    doc.clone()
+                } else {
+                    format!("{doc}: {}", e.path)
+                };
+                FieldError::new(path, e.reason.clone())
+            })
+            .collect()
+    }
+}
+
+impl std::fmt::Display for DocumentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.field_errors().iter().enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(f, "document {} ({what}): {e}", self.index + 1)?;
+            write!(f, "{e}")?;
         }
         Ok(())
     }

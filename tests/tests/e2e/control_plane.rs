@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use sluice_controller::control::hub::ProxyReason;
 use sluice_controller::status::Phase;
 use sluice_loadtest::LoadConfig;
 use sluice_tests::world::{World, WorldSpec, block, rollout, signal};
@@ -123,7 +124,7 @@ fn a_stopped_proxy_holds_the_step_until_it_resumes_or_its_lease_expires() {
     assert!(
         events
             .iter()
-            .any(|e| e.reason == "ProxyLeaseExpired" && e.message.contains("proxy-3")),
+            .any(|e| e.reason == ProxyReason::ProxyLeaseExpired && e.message.contains("proxy-3")),
         "{events:?}"
     );
     signal(stopped, "CONT");
@@ -370,7 +371,7 @@ fn a_subscribed_proxy_refuses_admin_writes_and_unsubscribes_on_sigterm() {
         let events = block(w.client.events()).unwrap();
         if events
             .iter()
-            .any(|e| e.reason == "ProxyUnsubscribed" && e.message.contains("proxy-2"))
+            .any(|e| e.reason == ProxyReason::ProxyUnsubscribed && e.message.contains("proxy-2"))
         {
             break;
         }

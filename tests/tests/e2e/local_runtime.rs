@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use sluice_controller::engine::Reason;
 use sluice_controller::status::Phase;
 use sluice_tests::world::{Traffic, World, WorldSpec, block, rollout, signal};
 
@@ -99,7 +100,11 @@ spec:
         Duration::from_secs(20),
         stable_is(&w, "v2"),
     );
-    assert!(v.events.iter().any(|e| e.reason == "RolloutCompleted"));
+    assert!(
+        v.events
+            .iter()
+            .any(|e| e.reason == Reason::RolloutCompleted)
+    );
     ok.store(0, Ordering::Relaxed);
     block(w.client.set_image("chip", "chip", "chip:v3")).unwrap();
     let v = w.wait(

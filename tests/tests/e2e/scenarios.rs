@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sluice_controller::control::service::RolloutView;
+use sluice_controller::engine::Reason;
 use sluice_controller::status::Phase;
 use sluice_loadtest::paced::Answer;
 use sluice_tests::world::{Traffic, World, WorldSpec, block, rollout, signal};
@@ -413,7 +414,9 @@ fn c6_undo_after_full_promotion_fast_tracks_back() {
     assert_eq!(code, 0, "{out}{err}");
     let v = w.wait("back on v1", Duration::from_secs(10), healthy_on(&w, "v1"));
     assert!(
-        v.events.iter().any(|e| e.reason == "RolloutFastTracked"),
+        v.events
+            .iter()
+            .any(|e| e.reason == Reason::RolloutFastTracked),
         "{:?}",
         v.events
     );

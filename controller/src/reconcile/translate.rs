@@ -1,12 +1,70 @@
-//! From a rollout's route intent (revisions) to a proxy route (backends with addresses).
+//! From a rollout's route intent (revisions) to a proxy route (backends with addresses), and
+//! the check of what the proxies can express, which every runtime runs on a rollout before
+//! it takes it: one mirror route at a time, mirrors on exact methods, path prefixes and exact
+//! header values, one header per header route.
 
 use sluice_api::table::{
     BackendSpec, HostRule, MatchRule, RouteSpec, SplitMode, SplitSpec, ValueMatch,
 };
 
+use sluice_api::FieldError;
+
+use crate::Error;
 use crate::engine::RouteIntent;
 use crate::engine::route::Sticky;
-use crate::spec::rollout::StringMatch;
+use crate::spec::rollout::{Rollout, StringMatch};
+
+/// Every step of `r` the proxies cannot carry out, by field path.
+pub fn check(r: &Rollout) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let Some(c) = &r.spec.strategy.canary else {
+        return errors;
+    };
+    let exact_only = |s: &StringMatch| s.regex.is_none() && s.prefix.is_none();
+    for (i, s) in c.steps.iter().enumerate() {
+        let step = format!("spec.strategy.canary.steps[{i}]");
+        if let Some(m) = &s.set_mirror_route {
+            let path = format!("{step}.setMirrorRoute.match");
+            if m.matches.len() > 1 {
+                errors.push(FieldError::new(
+                    &path,
+                    "sluice mirrors on one match per route",
+                ));
+            }
+            for x in &m.matches {
+                if x.method.as_ref().is_some_and(|s| !exact_only(s))
+                    || x.path.as_ref().is_some_and(|s| s.regex.is_some())
+                    || x.headers.values().any(|s| !exact_only(s))
+                {
+                    errors.push(FieldError::new(
+                        &path,
+                        "sluice mirrors on exact methods, path prefixes and exact header values",
+                    ));
+                }
+            }
+        }
+        if let Some(h) = &s.set_header_route
+            && h.matches.len() > 1
+        {
+            errors.push(FieldError::new(
+                format!("{step}.setHeaderRoute.match"),
+                "sluice routes on one header per route; split it into several setHeaderRoute steps",
+            ));
+        }
+    }
+    let mirrors: std::collections::BTreeSet<&str> = c
+        .steps
+        .iter()
+        .filter_map(|s| s.set_mirror_route.as_ref().map(|m| m.name.as_str()))
+        .collect();
+    if mirrors.len() > 1 {
+        errors.push(FieldError::new(
+            "spec.strategy.canary.steps",
+            "sluice mirrors one route at a time; use one setMirrorRoute name",
+        ));
+    }
+    errors
+}
 
 /// The backend name of a revision on a route.
 pub fn backend_name(route: &str, hash: &str) -> String {
@@ -23,8 +81,8 @@ fn value_match(m: &StringMatch) -> Option<ValueMatch> {
     }
 }
 
-/// The proxy's mirror for the first mirror route (the local config refuses what the proxy
-/// cannot express: several mirror routes, or matches other than exact methods, path prefixes
+/// The proxy's mirror for the first mirror route ([`check`] refuses what the proxy cannot
+/// express: several mirror routes, or matches other than exact methods, path prefixes
 /// and exact headers).
 fn mirror(intent: &RouteIntent, canary: &str) -> Option<sluice_api::table::MirrorSpec> {
     let m = intent.mirror_routes.first()?;
@@ -59,12 +117,12 @@ pub fn to_proxy(
     intent: &RouteIntent,
     addresses: impl Fn(&str) -> Vec<String>,
     debug_headers: bool,
-) -> Result<(RouteSpec, Vec<BackendSpec>), String> {
+) -> Result<(RouteSpec, Vec<BackendSpec>), Error> {
     let mut backends = Vec::new();
-    let mut backend = |hash: &str| -> Result<String, String> {
+    let mut backend = |hash: &str| -> Result<String, Error> {
         let endpoints = addresses(hash);
         if endpoints.is_empty() {
-            return Err(format!("revision {hash} has no addresses"));
+            return Err(Error::NotFound(format!("revision {hash} has no addresses")));
         }
         let name = backend_name(&intent.route, hash);
         backends.push(BackendSpec {

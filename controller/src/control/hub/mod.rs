@@ -1,11 +1,14 @@
-//! The controller's view of its proxies: the route table it publishes (with generations that
-//! never repeat, also across restarts), which proxies are expected and what each applied, and
-//! the counters they report, merged.
+//! The controller's side of every proxy subscription, in three parts behind one lock:
+//! [`routes`] (the table, its generations and what is on disk), [`fleet`] (leases, the
+//! expected set, acknowledgements, proxy events) and [`counters`] (the proxies' counters,
+//! merged, and their windows).
 //!
 //! Guarantees:
 //! - a route's generation only grows; the next generation is on disk before any proxy can
 //!   see it, except an abort's when the disk refuses it ([`Hub::publish_abort`]): a hub
 //!   opened again starts [`RESTART_GAP`] past the persisted one, so no generation is reused;
+//! - the disk is written with no lock held that a poll or a report waits for: publications
+//!   are staged, written, then committed, one publisher at a time;
 //! - the expected set is the proxies with a live lease (renewed by every poll and report)
 //!   plus the required ones; a proxy leaves it by unsubscribing or when its lease expires,
 //!   and each is recorded as an event;
@@ -16,36 +19,33 @@
 //!   that never go down within one instance), so nothing a reporter sends grows memory
 //!   beyond what the published routes allow, and sums saturate instead of wrapping.
 //!
-//! Every method takes the time as an argument; the API layer passes the wall clock.
+//! Every method takes the time as an argument; the API layer passes the wall clock. Queries
+//! change nothing.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+mod counters;
+mod fleet;
+mod routes;
+
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use sluice_api::FieldError;
 use sluice_api::Totals;
 use sluice_api::protocol::{Report, Snapshot, Unsubscribe};
-use sluice_api::table::{BackendSpec, RouteSpec, TableSpec};
+use sluice_api::table::{BackendSpec, RouteSpec};
 use tokio::sync::watch;
 
+use counters::Counters;
+pub use counters::Pair;
+pub use fleet::{AckLatency, HubEvent, ProxyReason, ProxyView};
+use fleet::{Arrival, Fleet};
+pub use routes::RESTART_GAP;
+use routes::Routes;
+
+use crate::Error;
 use crate::time::Time;
-
-/// How long samples of merged counters are kept (longest analysis window).
-const SAMPLE_HISTORY: Duration = Duration::from_secs(15 * 60);
-/// Events kept in memory.
-const EVENTS_KEPT: usize = 500;
-/// How far a hub opened on a persisted state starts past its last persisted generation: an
-/// abort is published even when the disk refuses to keep it ([`Hub::publish_abort`]), and
-/// the generation it used must never be given again to another table after a restart.
-pub const RESTART_GAP: u64 = 1_000;
-/// Revisions of a route whose counters a report may carry: the current ones and those
-/// published before them, so that a proxy a generation behind is not refused.
-const KNOWN_REVISIONS: usize = 16;
-
-/// A (route, revision) pair.
-pub type Pair = (String, String);
 
 /// Settings of the hub.
 #[derive(Debug, Clone)]
@@ -68,98 +68,18 @@ impl Default for HubConfig {
     }
 }
 
-/// Something that happened to the proxies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HubEvent {
-    /// When.
-    pub time: Time,
-    /// `ProxySubscribed`, `ProxyRestarted`, `ProxyUnsubscribed`, `ProxyLeaseExpired`.
-    pub reason: String,
-    /// Details.
-    pub message: String,
-}
-
-/// One proxy as the hub sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ProxyView {
-    /// Id.
-    pub id: String,
-    /// Current instance.
-    pub instance: String,
-    /// Whether it is in the expected set.
-    pub expected: bool,
-    /// Its lease ends at.
-    pub lease_until: Time,
-    /// Generation applied per route.
-    pub applied: BTreeMap<String, u64>,
-}
-
-#[derive(Debug, Clone)]
-struct ProxyEntry {
-    instance: String,
-    lease_until: Time,
-    left: bool,
-    applied: BTreeMap<String, u64>,
-    stats: BTreeMap<Pair, (Totals, u64)>,
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Persisted {
-    next_generation: u64,
-    routes: BTreeMap<String, (RouteSpec, Vec<BackendSpec>)>,
-}
-
-#[derive(Default)]
 struct State {
-    next_generation: u64,
-    generation: u64,
-    routes: BTreeMap<String, (RouteSpec, Vec<BackendSpec>)>,
-    proxies: BTreeMap<String, ProxyEntry>,
-    retired: BTreeMap<Pair, Totals>,
-    samples: BTreeMap<Pair, VecDeque<(Time, Totals)>>,
-    events: VecDeque<HubEvent>,
-    /// Generations published and not yet applied by every expected proxy: (route, when).
-    pending: BTreeMap<u64, (String, Time)>,
-    /// Time from publishing to the last expected proxy's acknowledgement, newest last.
-    ack_latencies: VecDeque<AckLatency>,
-    /// Per route, the revisions a report may count, newest last.
-    known: BTreeMap<String, VecDeque<String>>,
-}
-
-impl State {
-    /// Remembers the revisions of a route's backends as ones a report may count.
-    fn learn(&mut self, route: &str, backends: &[BackendSpec]) {
-        let known = self.known.entry(route.to_owned()).or_default();
-        for b in backends {
-            let rev = b.revision.clone().unwrap_or_else(|| b.name.clone());
-            known.retain(|r| *r != rev);
-            known.push_back(rev);
-        }
-        while known.len() > KNOWN_REVISIONS {
-            known.pop_front();
-        }
-    }
-}
-
-/// How long a generation took to reach every expected proxy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AckLatency {
-    /// Route.
-    pub route: String,
-    /// Generation.
-    pub generation: u64,
-    /// Proxies that acknowledged it.
-    pub proxies: u32,
-    /// Milliseconds from publishing to the last acknowledgement.
-    pub millis: u64,
+    routes: Routes,
+    fleet: Fleet,
+    counters: Counters,
 }
 
 /// The controller's side of every proxy subscription.
 pub struct Hub {
-    config: HubConfig,
+    state_file: Option<PathBuf>,
     state: Mutex<State>,
+    /// One publisher at a time, from staging to commit.
+    publishing: Mutex<()>,
     table_tx: watch::Sender<u64>,
     activity: watch::Sender<u64>,
 }
@@ -192,30 +112,30 @@ fn check_report(s: &State, r: &Report) -> Result<(), Vec<FieldError>> {
             "must be 1 to 253 letters, digits, '-', '_', '.' or ':'",
         ));
     }
-    if r.table_generation >= s.next_generation {
+    if !s.routes.was_given(r.table_generation) {
         e.push(FieldError::new(
             "table_generation",
             format!("{} was never published", r.table_generation),
         ));
     }
     for (route, g) in &r.applied {
-        if !s.routes.contains_key(route) {
+        if !s.routes.has(route) {
             e.push(FieldError::new(
                 format!("applied.{route}"),
                 "no route of that name is published",
             ));
-        } else if *g >= s.next_generation {
+        } else if !s.routes.was_given(*g) {
             e.push(FieldError::new(
                 format!("applied.{route}"),
                 format!("generation {g} was never published"),
             ));
         }
     }
-    let previous = s.proxies.get(&r.proxy).filter(|p| p.instance == r.instance);
+    let same_instance = s.fleet.instance(&r.proxy) == Some(r.instance.as_str());
     let mut seen = BTreeSet::new();
     for (i, p) in r.stats.iter().enumerate() {
         let at = |field: &str| format!("stats[{i}].{field}");
-        let known = s.known.get(&p.route);
+        let known = s.routes.known(&p.route);
         if known.is_none() {
             e.push(FieldError::new(
                 at("route"),
@@ -263,8 +183,9 @@ fn check_report(s: &State, r: &Report) -> Result<(), Vec<FieldError>> {
                 "more upstream errors than responses",
             ));
         }
-        if let Some((old, _)) =
-            previous.and_then(|o| o.stats.get(&(p.route.clone(), p.revision.clone())))
+        let pair = (p.route.clone(), p.revision.clone());
+        if same_instance
+            && let Some((old, _)) = s.counters.last(&r.proxy, &pair)
             && let Some(field) = went_down(old, t)
         {
             e.push(FieldError::new(
@@ -294,41 +215,28 @@ fn went_down(old: &Totals, new: &Totals) -> Option<String> {
 
 impl Hub {
     /// A hub, with the routes and generations it persisted, if any.
-    pub fn open(config: HubConfig) -> Result<Self, String> {
-        let mut state = State {
-            next_generation: 1,
-            ..State::default()
-        };
-        if let Some(path) = &config.state_file {
-            match std::fs::read(path) {
-                Ok(bytes) => {
-                    let p: Persisted = serde_json::from_slice(&bytes)
-                        .map_err(|e| format!("{} is not a routes file: {e}", path.display()))?;
-                    state.next_generation = p.next_generation.max(1).saturating_add(RESTART_GAP);
-                    state.routes = p.routes;
-                    let routes: Vec<_> = state
-                        .routes
-                        .iter()
-                        .map(|(n, (_, b))| (n.clone(), b.clone()))
-                        .collect();
-                    for (name, backends) in routes {
-                        state.learn(&name, &backends);
-                    }
-                    state.generation = state
-                        .routes
-                        .values()
-                        .filter_map(|(r, _)| r.generation)
-                        .max()
-                        .unwrap_or(0);
+    pub fn open(config: HubConfig) -> Result<Self, Error> {
+        let routes = match &config.state_file {
+            None => Routes::default(),
+            Some(path) => match std::fs::read(path) {
+                Ok(bytes) => Routes::from_persisted(&bytes).map_err(|e| {
+                    Error::State(format!("{} is not a routes file: {e}", path.display()))
+                })?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Routes::default(),
+                Err(e) => {
+                    return Err(Error::State(format!("cannot read {}: {e}", path.display())));
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-            }
-        }
-        let (table_tx, _) = watch::channel(state.generation);
+            },
+        };
+        let (table_tx, _) = watch::channel(routes.generation());
         Ok(Self {
-            config,
-            state: Mutex::new(state),
+            state_file: config.state_file,
+            state: Mutex::new(State {
+                routes,
+                fleet: Fleet::new(config.lease, config.required),
+                counters: Counters::default(),
+            }),
+            publishing: Mutex::new(()),
             table_tx,
             activity: watch::channel(0).0,
         })
@@ -338,23 +246,16 @@ impl Hub {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn persist(&self, s: &State) -> Result<(), String> {
-        let Some(path) = &self.config.state_file else {
-            return Ok(());
-        };
-        let p = Persisted {
-            next_generation: s.next_generation,
-            routes: s.routes.clone(),
-        };
-        let bytes = serde_json::to_vec(&p).map_err(|e| e.to_string())?;
-        sluice_io::files::write_atomically(path, &bytes)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))
-    }
-
     /// Sets a route (and the backends it uses). Returns its generation: the same as before
     /// when nothing changed, else a new one, persisted before any proxy can see it.
-    pub fn publish(&self, route: RouteSpec, backends: Vec<BackendSpec>) -> Result<u64, String> {
-        self.publish_with(route, backends, false).map(|(g, _)| g)
+    pub fn publish(
+        &self,
+        route: RouteSpec,
+        backends: Vec<BackendSpec>,
+        now: Time,
+    ) -> Result<u64, Error> {
+        self.publish_with(route, backends, false, now)
+            .map(|(g, _)| g)
     }
 
     /// Sets an aborted rollout's route: like [`Hub::publish`], but the proxies get it even
@@ -364,47 +265,44 @@ impl Hub {
         &self,
         route: RouteSpec,
         backends: Vec<BackendSpec>,
+        now: Time,
     ) -> (u64, Option<String>) {
-        self.publish_with(route, backends, true)
-            .unwrap_or_else(|e| (self.generation(), Some(e)))
+        self.publish_with(route, backends, true, now)
+            .unwrap_or_else(|e| (self.generation(), Some(e.to_string())))
     }
 
     fn publish_with(
         &self,
-        mut route: RouteSpec,
+        route: RouteSpec,
         backends: Vec<BackendSpec>,
         serve_unpersisted: bool,
-    ) -> Result<(u64, Option<String>), String> {
-        let mut s = self.lock();
-        route.generation = None;
-        if let Some((old, old_backends)) = s.routes.get(&route.name) {
-            let mut o = old.clone();
-            let g = o.generation.take();
-            if o == route && *old_backends == backends {
-                return Ok((g.unwrap_or(0), None));
-            }
-        }
-        let generation = s.next_generation;
-        route.generation = Some(generation);
-        let name = route.name.clone();
-        s.learn(&name, &backends);
-        let previous = s.routes.insert(name.clone(), (route, backends));
-        s.next_generation += 1;
-        let unpersisted = match self.persist(&s) {
-            Ok(()) => None,
-            Err(e) if serve_unpersisted => Some(e),
-            Err(e) => {
-                // undo: a generation that is not on disk must not be served
-                s.next_generation -= 1;
-                match previous {
-                    Some(p) => s.routes.insert(name, p),
-                    None => s.routes.remove(&name),
-                };
-                return Err(e);
-            }
+        now: Time,
+    ) -> Result<(u64, Option<String>), Error> {
+        let _one_publisher = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
+        let staged = match self.lock().routes.stage(route, backends) {
+            Ok(staged) => staged,
+            Err(unchanged) => return Ok((unchanged, None)),
         };
-        s.generation = generation;
-        s.pending.insert(generation, (name, Time::now()));
+        let unpersisted = match &self.state_file {
+            None => None,
+            Some(path) => match sluice_io::files::write_atomically(path, &staged.bytes) {
+                Ok(()) => None,
+                // a generation that is not on disk must not be served, except an abort's
+                Err(e) if serve_unpersisted => {
+                    Some(format!("cannot write {}: {e}", path.display()))
+                }
+                Err(e) => {
+                    return Err(Error::State(format!(
+                        "cannot write {}: {e}",
+                        path.display()
+                    )));
+                }
+            },
+        };
+        let mut s = self.lock();
+        let name = staged.route_name().to_owned();
+        let generation = s.routes.commit(staged);
+        s.fleet.published(&name, generation, now);
         drop(s);
         self.table_tx.send_replace(generation);
         Ok((generation, unpersisted))
@@ -412,22 +310,7 @@ impl Hub {
 
     /// The whole table now.
     pub fn snapshot(&self) -> Snapshot {
-        let s = self.lock();
-        let mut backends: BTreeMap<String, BackendSpec> = BTreeMap::new();
-        let mut routes = Vec::new();
-        for (route, bs) in s.routes.values() {
-            routes.push(route.clone());
-            for b in bs {
-                backends.entry(b.name.clone()).or_insert_with(|| b.clone());
-            }
-        }
-        Snapshot {
-            generation: s.generation,
-            table: TableSpec {
-                backends: backends.into_values().collect(),
-                routes,
-            },
-        }
+        self.lock().routes.snapshot()
     }
 
     /// The route a rollout published, with its generation.
@@ -437,7 +320,7 @@ impl Hub {
 
     /// The table generation.
     pub fn generation(&self) -> u64 {
-        self.lock().generation
+        self.lock().routes.generation()
     }
 
     /// Waits up to `wait` for a table newer than `after`.
@@ -466,274 +349,73 @@ impl Hub {
         self.table_tx.subscribe()
     }
 
-    fn event(s: &mut State, time: Time, reason: &str, message: String) {
-        tracing::info!(reason, message = %message, "proxy event");
-        s.events.push_back(HubEvent {
-            time,
-            reason: reason.to_owned(),
-            message,
-        });
-        while s.events.len() > EVENTS_KEPT {
-            s.events.pop_front();
-        }
-    }
-
     /// A poll from a proxy: renews its lease.
     pub fn polled(&self, proxy: &str, now: Time) {
-        let lease = self.config.lease;
-        let mut s = self.lock();
-        if let Some(p) = s.proxies.get_mut(proxy) {
-            p.lease_until = now.plus(lease);
-            if p.left {
-                p.left = false;
-                Self::event(
-                    &mut s,
-                    now,
-                    "ProxySubscribed",
-                    format!("proxy {proxy} is back"),
-                );
-            }
-        }
+        self.lock().fleet.polled(proxy, now);
     }
 
     /// A report: renews the lease, records what the proxy applied and counted. A report
     /// that is not of the known shape ([`check_report`]) changes nothing.
     pub fn report(&self, r: Report, now: Time) -> Result<(), Vec<FieldError>> {
-        let lease = self.config.lease;
-        let mut guard = self.lock();
-        let s = &mut *guard;
-        check_report(s, &r)?;
-        let entry = s.proxies.get(&r.proxy).cloned();
-        let news = entry
-            .as_ref()
-            .is_none_or(|old| old.applied != r.applied || old.left || old.instance != r.instance);
-        match entry {
-            None => Self::event(
-                s,
-                now,
-                "ProxySubscribed",
-                format!("proxy {} subscribed", r.proxy),
-            ),
-            Some(old) if old.instance != r.instance => {
-                for (pair, (totals, _)) in &old.stats {
-                    s.retired.entry(pair.clone()).or_default().add(totals);
-                }
-                Self::event(
-                    s,
-                    now,
-                    "ProxyRestarted",
-                    format!("proxy {} restarted (instance {})", r.proxy, r.instance),
-                );
-            }
-            Some(old) if old.left => {
-                Self::event(
-                    s,
-                    now,
-                    "ProxySubscribed",
-                    format!("proxy {} is back", r.proxy),
-                );
-            }
-            Some(_) => {}
-        }
+        let mut s = self.lock();
+        check_report(&s, &r)?;
+        let arrival = s.fleet.reported(&r.proxy, &r.instance, r.applied, now);
         let stats = r
             .stats
             .into_iter()
             .map(|p| ((p.route, p.revision), (p.totals, p.in_flight)))
             .collect();
-        s.proxies.insert(
-            r.proxy,
-            ProxyEntry {
-                instance: r.instance,
-                lease_until: now.plus(lease),
-                left: false,
-                applied: r.applied,
-                stats,
-            },
-        );
-        self.settle_pending(&mut guard, now);
-        drop(guard);
-        if news {
+        s.counters
+            .record(&r.proxy, stats, arrival == Arrival::Restarted);
+        drop(s);
+        if arrival != Arrival::Same {
             self.bump();
         }
         Ok(())
     }
 
-    /// Records the acknowledgement latency of generations every expected proxy applied.
-    fn settle_pending(&self, s: &mut State, now: Time) {
-        let expected = self.expected_ids(s, now);
-        if expected.is_empty() {
-            return;
-        }
-        let done: Vec<u64> = s
-            .pending
-            .iter()
-            .filter(|(g, (route, _))| {
-                expected.iter().all(|id| {
-                    s.proxies
-                        .get(id)
-                        .and_then(|p| p.applied.get(route))
-                        .is_some_and(|a| a >= g)
-                })
-            })
-            .map(|(g, _)| *g)
-            .collect();
-        for g in done {
-            if let Some((route, at)) = s.pending.remove(&g) {
-                s.ack_latencies.push_back(AckLatency {
-                    route,
-                    generation: g,
-                    proxies: expected.len() as u32,
-                    millis: u64::try_from(Time::now().0 - at.0).unwrap_or(0),
-                });
-                while s.ack_latencies.len() > EVENTS_KEPT {
-                    s.ack_latencies.pop_front();
-                }
-            }
-        }
-        // generations superseded long ago are no longer waited for
-        while s.pending.len() > 1000 {
-            s.pending.pop_first();
-        }
-    }
-
     /// Acknowledgement latencies of recent generations, oldest first.
     pub fn ack_latencies(&self) -> Vec<AckLatency> {
-        self.lock().ack_latencies.iter().cloned().collect()
+        self.lock().fleet.latencies()
     }
 
     /// A proxy leaving on purpose.
     pub fn unsubscribe(&self, u: &Unsubscribe, now: Time) {
-        let mut s = self.lock();
-        let left = match s.proxies.get_mut(&u.proxy) {
-            Some(p) if p.instance == u.instance && !p.left => {
-                p.left = true;
-                true
-            }
-            _ => false,
-        };
+        let left = self.lock().fleet.unsubscribe(&u.proxy, &u.instance, now);
         if left {
-            Self::event(
-                &mut s,
-                now,
-                "ProxyUnsubscribed",
-                format!("proxy {} unsubscribed", u.proxy),
-            );
-            drop(s);
             self.bump();
         }
     }
 
-    /// Drops proxies whose lease ended from the expected set, with an event each.
+    /// Records the proxies whose lease ended as gone, with an event each.
     pub fn expire(&self, now: Time) {
-        let mut s = self.lock();
-        let expired: Vec<String> = s
-            .proxies
-            .iter()
-            .filter(|(_, p)| !p.left && p.lease_until < now)
-            .map(|(id, _)| id.clone())
-            .collect();
-        let any = !expired.is_empty();
-        for id in expired {
-            if let Some(p) = s.proxies.get_mut(&id) {
-                p.left = true;
-            }
-            Self::event(
-                &mut s,
-                now,
-                "ProxyLeaseExpired",
-                format!("proxy {id} left the expected set: its lease expired"),
-            );
-        }
-        drop(s);
+        let any = self.lock().fleet.expire(now);
         if any {
             self.bump();
         }
     }
 
-    /// Proxies not left (leases are ended by [`Hub::expire`], which records an event) plus
-    /// the required ones.
-    fn expected_ids(&self, s: &State, _now: Time) -> BTreeSet<String> {
-        let mut ids: BTreeSet<String> = s
-            .proxies
-            .iter()
-            .filter(|(_, p)| !p.left)
-            .map(|(id, _)| id.clone())
-            .collect();
-        ids.extend(self.config.required.iter().cloned());
-        ids
-    }
-
     /// (expected proxies, those that applied at least `generation` of `route`).
     pub fn acknowledgements(&self, route: &str, generation: u64, now: Time) -> (u32, u32) {
-        self.expire(now);
-        let s = self.lock();
-        let expected = self.expected_ids(&s, now);
-        let acked = expected
-            .iter()
-            .filter(|id| {
-                s.proxies
-                    .get(*id)
-                    .and_then(|p| p.applied.get(route))
-                    .is_some_and(|g| *g >= generation)
-            })
-            .count();
-        (expected.len() as u32, acked as u32)
+        self.lock().fleet.acknowledgements(route, generation, now)
     }
 
     /// Every proxy.
     pub fn proxies(&self, now: Time) -> Vec<ProxyView> {
-        self.expire(now);
-        let s = self.lock();
-        let expected = self.expected_ids(&s, now);
-        let mut out: Vec<ProxyView> = s
-            .proxies
-            .iter()
-            .map(|(id, p)| ProxyView {
-                id: id.clone(),
-                instance: p.instance.clone(),
-                expected: expected.contains(id),
-                lease_until: p.lease_until,
-                applied: p.applied.clone(),
-            })
-            .collect();
-        for id in &self.config.required {
-            if !s.proxies.contains_key(id) {
-                out.push(ProxyView {
-                    id: id.clone(),
-                    instance: String::new(),
-                    expected: true,
-                    lease_until: Time(0),
-                    applied: BTreeMap::new(),
-                });
-            }
-        }
-        out
+        self.lock().fleet.views(now)
     }
 
     /// Events, oldest first.
     pub fn events(&self) -> Vec<HubEvent> {
-        self.lock().events.iter().cloned().collect()
-    }
-
-    fn merged_locked(s: &State, pair: &Pair) -> (Totals, u64) {
-        let mut t = s.retired.get(pair).cloned().unwrap_or_default();
-        let mut in_flight = 0;
-        for p in s.proxies.values() {
-            if let Some((pt, f)) = p.stats.get(pair) {
-                t.add(pt);
-                if !p.left {
-                    in_flight += f;
-                }
-            }
-        }
-        (t, in_flight)
+        self.lock().fleet.events()
     }
 
     /// Counters of a (route, revision) since the start, summed over proxies, and requests in
     /// flight now.
     pub fn merged(&self, route: &str, revision: &str) -> (Totals, u64) {
         let s = self.lock();
-        Self::merged_locked(&s, &(route.to_owned(), revision.to_owned()))
+        let pair = (route.to_owned(), revision.to_owned());
+        s.counters.merged(&pair, |p| s.fleet.present(p))
     }
 
     /// Counters of a (route, revision) over the last `window`: now minus the sample taken
@@ -745,43 +427,25 @@ impl Hub {
         window: Duration,
         now: Time,
     ) -> (Totals, Duration) {
-        let s = self.lock();
         let pair = (route.to_owned(), revision.to_owned());
-        let (current, _) = Self::merged_locked(&s, &pair);
-        let since = Time(now.0 - i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
-        let base = s.samples.get(&pair).and_then(|q| {
-            q.iter()
-                .rev()
-                .find(|(t, _)| *t <= since)
-                .or_else(|| q.front())
-                .cloned()
-        });
-        match base {
-            Some((t, totals)) => (current.minus(&totals), now.since(t)),
-            None => (current, Duration::ZERO),
-        }
+        self.lock().counters.window(&pair, window, now)
     }
 
     /// Samples every pair's merged counters (call about once a second).
     pub fn sample(&self, now: Time) {
-        let mut s = self.lock();
-        let pairs: BTreeSet<Pair> = s
-            .proxies
-            .values()
-            .flat_map(|p| p.stats.keys().cloned())
-            .chain(s.retired.keys().cloned())
-            .collect();
-        for pair in pairs {
-            let (t, _) = Self::merged_locked(&s, &pair);
-            let q = s.samples.entry(pair).or_default();
-            q.push_back((now, t));
-            while q
-                .front()
-                .is_some_and(|(t0, _)| now.since(*t0) > SAMPLE_HISTORY)
-            {
-                q.pop_front();
-            }
-        }
+        self.lock().counters.sample(now);
+    }
+}
+
+impl crate::providers::CounterWindow for Hub {
+    fn window(
+        &self,
+        route: &str,
+        revision: &str,
+        window: Duration,
+        now: Time,
+    ) -> (Totals, Duration) {
+        Hub::window(self, route, revision, window, now)
     }
 }
 
@@ -789,6 +453,7 @@ impl Hub {
 mod tests {
     use super::*;
     use sluice_api::protocol::PairReport;
+    use std::collections::BTreeMap;
 
     fn route(name: &str, weight: u32) -> RouteSpec {
         RouteSpec {
@@ -834,7 +499,8 @@ mod tests {
     fn hub_with_route(config: HubConfig) -> Hub {
         let hub = Hub::open(config).unwrap();
         for w in 1..=6 {
-            hub.publish(route("r", w), vec![backend("h")]).unwrap();
+            hub.publish(route("r", w), vec![backend("h")], Time(0))
+                .unwrap();
         }
         hub
     }
@@ -865,21 +531,21 @@ mod tests {
             ..Default::default()
         };
         let hub = Hub::open(cfg.clone()).unwrap();
-        assert_eq!(hub.publish(route("r", 10), vec![]).unwrap(), 1);
+        assert_eq!(hub.publish(route("r", 10), vec![], Time(0)).unwrap(), 1);
         assert_eq!(
-            hub.publish(route("r", 10), vec![]).unwrap(),
+            hub.publish(route("r", 10), vec![], Time(0)).unwrap(),
             1,
             "unchanged keeps its generation"
         );
-        assert_eq!(hub.publish(route("r", 20), vec![]).unwrap(), 2);
-        assert_eq!(hub.publish(route("q", 5), vec![]).unwrap(), 3);
+        assert_eq!(hub.publish(route("r", 20), vec![], Time(0)).unwrap(), 2);
+        assert_eq!(hub.publish(route("q", 5), vec![], Time(0)).unwrap(), 3);
         assert_eq!(hub.snapshot().generation, 3);
         drop(hub);
         let hub = Hub::open(cfg).unwrap();
         assert_eq!(hub.snapshot().generation, 3);
         assert_eq!(hub.snapshot().table.routes.len(), 2);
         assert_eq!(
-            hub.publish(route("r", 30), vec![]).unwrap(),
+            hub.publish(route("r", 30), vec![], Time(0)).unwrap(),
             4 + RESTART_GAP,
             "a reopened hub starts past any generation an unpersisted abort may have used"
         );
@@ -897,9 +563,9 @@ mod tests {
         .unwrap();
         // the state directory becomes a file: every write fails, whoever runs the test
         std::fs::write(&state, b"").unwrap();
-        assert!(hub.publish(route("r", 20), vec![]).is_err());
+        assert!(hub.publish(route("r", 20), vec![], Time(0)).is_err());
         assert_eq!(hub.generation(), 0, "a refused publish is not served");
-        let (g, unpersisted) = hub.publish_abort(route("r", 0), vec![]);
+        let (g, unpersisted) = hub.publish_abort(route("r", 0), vec![], Time(0));
         assert_eq!(g, 1);
         assert!(unpersisted.is_some_and(|e| e.contains("cannot write")));
         assert_eq!(hub.snapshot().generation, 1, "the proxies get the abort");
@@ -940,7 +606,7 @@ mod tests {
         assert!(
             hub.events()
                 .iter()
-                .any(|e| e.reason == "ProxyLeaseExpired" && e.message.contains("p2"))
+                .any(|e| e.reason == ProxyReason::ProxyLeaseExpired && e.message.contains("p2"))
         );
         // unsubscribing leaves at once, but a required proxy stays expected: it applied 5,
         // and nobody will apply 6 for it
@@ -1030,7 +696,8 @@ mod tests {
     #[test]
     fn a_proxy_a_generation_behind_may_still_count_the_old_revision() {
         let hub = hub_with_route(HubConfig::default());
-        hub.publish(route("r", 50), vec![backend("next")]).unwrap();
+        hub.publish(route("r", 50), vec![backend("next")], Time(0))
+            .unwrap();
         let mut r = report("p1", "i1", 6, 1, 0);
         r.stats.push(PairReport {
             revision: "next".into(),

@@ -1,4 +1,4 @@
-//! Analysis providers of the local runtime: where a metric's number comes from.
+//! Analysis providers: where a metric's number comes from.
 //! - `proxy`: the proxies' own counters, merged by the hub, over a window;
 //! - `prometheus`: an instant query to a Prometheus HTTP API;
 //! - `web`: an HTTP call and a JSON path into its answer;
@@ -15,16 +15,28 @@ use serde_json::Value as Json;
 
 use crate::analysis::expr::Value;
 use crate::analysis::run::{MetricSpec, ProviderOutcome};
-use crate::control::hub::Hub;
 use crate::spec::defaults;
 use crate::spec::template::{ProxyQuery, RevisionRole};
 use crate::time::Time;
 
+/// The proxies' counters of a (route, revision) over the last `window` before `now`, merged
+/// across proxies, with the span they cover (what the `proxy` provider reads).
+pub trait CounterWindow: Send + Sync {
+    /// Counters over the window and the span covered.
+    fn window(
+        &self,
+        route: &str,
+        revision: &str,
+        window: Duration,
+        now: Time,
+    ) -> (sluice_api::Totals, Duration);
+}
+
 /// What a measurement needs to know about its rollout.
 #[derive(Clone)]
 pub struct Measured {
-    /// The hub (for `proxy`).
-    pub hub: Arc<Hub>,
+    /// The merged counters (for `proxy`).
+    pub counters: Arc<dyn CounterWindow>,
     /// The rollout's proxy route.
     pub route: String,
     /// The revision under analysis.
@@ -50,7 +62,7 @@ pub async fn measure(metric: &MetricSpec, target: &Measured, now: Time) -> Provi
             .as_ref()
             .map_or(defaults::PROXY_WINDOW, |w| w.value);
         let min = x.min_requests.unwrap_or(defaults::PROXY_MIN_REQUESTS);
-        let (t, span) = target.hub.window(&target.route, revision, window, now);
+        let (t, span) = target.counters.window(&target.route, revision, window, now);
         return proxy_value(
             x.query,
             x.quantile.unwrap_or(defaults::PROXY_QUANTILE),

@@ -1,4 +1,4 @@
-//! Runs analysis runs for the local runtime: each run is a task that measures its metrics when
+//! Drives analysis runs for every runtime: each run is a task that measures its metrics when
 //! they are due (by the pure scheduling rules), records the measurements in the run, and wakes
 //! the runtime when the verdict changes. Runs are part of the persisted state, so a restarted
 //! controller picks them up where they were.
@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::providers;
-pub use super::providers::Measured;
+use crate::Error;
 use crate::analysis::run::{self, MetricState, RunPhase, RunSpec};
 use crate::engine::AnalysisRequest;
+use crate::providers;
+pub use crate::providers::Measured;
 use crate::time::Time;
 
 /// A run and everything measured so far.
@@ -72,22 +73,20 @@ pub trait RunHost: Send + Sync + 'static {
 }
 
 /// Builds the run's spec from the runtime's templates.
-fn spec_of(rt: &impl RunHost, rec: &RunRecord) -> Result<RunSpec, String> {
+fn spec_of(rt: &impl RunHost, rec: &RunRecord) -> Result<RunSpec, Error> {
     let mut templates = Vec::new();
     for name in &rec.request.templates {
         match rt.template(name) {
             Some(t) => templates.push(t),
-            None => return Err(format!("no AnalysisTemplate named {name:?}")),
+            None => {
+                return Err(Error::NotFound(format!(
+                    "no AnalysisTemplate named {name:?}"
+                )));
+            }
         }
     }
     let refs: Vec<&crate::spec::AnalysisTemplate> = templates.iter().collect();
-    run::build_run(&refs, &rec.request.args).map_err(|errors| {
-        errors
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ")
-    })
+    run::build_run(&refs, &rec.request.args).map_err(Error::Invalid)
 }
 
 /// Runs (or resumes) one run until it is done or terminated.
@@ -98,7 +97,7 @@ pub async fn drive(rt: Arc<impl RunHost>, name: String) {
         Err(e) => {
             tracing::warn!(run = %name, error = %e, "analysis cannot run");
             rt.update_run(&name, |r| {
-                r.error = Some(e.clone());
+                r.error = Some(e.to_string());
                 r.phase = RunPhase::Error;
             });
             return;

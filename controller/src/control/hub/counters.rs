@@ -1,0 +1,138 @@
+//! The proxies' counters, merged: the cumulative totals each proxy instance reported per
+//! (route, revision), what earlier instances counted before they restarted, and samples of
+//! the merged totals over time, so that a window is "now minus then". Pure; sums saturate.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use sluice_api::Totals;
+
+use crate::time::Time;
+
+/// How long samples of merged counters are kept (longest analysis window).
+const SAMPLE_HISTORY: Duration = Duration::from_secs(15 * 60);
+
+/// A (route, revision) pair.
+pub type Pair = (String, String);
+
+/// What one proxy reported last, per pair: cumulative totals and requests in flight.
+pub type Reported = BTreeMap<Pair, (Totals, u64)>;
+
+/// The merged counters.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Per proxy, its current instance's latest report.
+    reported: BTreeMap<String, Reported>,
+    /// What instances that restarted had counted.
+    retired: BTreeMap<Pair, Totals>,
+    samples: BTreeMap<Pair, VecDeque<(Time, Totals)>>,
+}
+
+impl Counters {
+    /// What a proxy's current instance reported last for a pair.
+    pub fn last(&self, proxy: &str, pair: &Pair) -> Option<&(Totals, u64)> {
+        self.reported.get(proxy).and_then(|r| r.get(pair))
+    }
+
+    /// Takes a proxy's report; `restarted` when it comes from a new instance, whose old
+    /// counters are kept as retired.
+    pub fn record(&mut self, proxy: &str, stats: Reported, restarted: bool) {
+        if restarted && let Some(old) = self.reported.remove(proxy) {
+            for (pair, (totals, _)) in old {
+                self.retired.entry(pair).or_default().add(&totals);
+            }
+        }
+        self.reported.insert(proxy.to_owned(), stats);
+    }
+
+    /// Counters of a pair since the start, summed over proxies, and the requests in flight
+    /// at the proxies `present` says are still there.
+    pub fn merged(&self, pair: &Pair, present: impl Fn(&str) -> bool) -> (Totals, u64) {
+        let mut t = self.retired.get(pair).cloned().unwrap_or_default();
+        let mut in_flight = 0u64;
+        for (proxy, reported) in &self.reported {
+            if let Some((pt, f)) = reported.get(pair) {
+                t.add(pt);
+                if present(proxy) {
+                    in_flight = in_flight.saturating_add(*f);
+                }
+            }
+        }
+        (t, in_flight)
+    }
+
+    /// Counters of a pair over the last `window`: now minus the sample taken `window` ago
+    /// (or the oldest one), with the span covered.
+    pub fn window(&self, pair: &Pair, window: Duration, now: Time) -> (Totals, Duration) {
+        let (current, _) = self.merged(pair, |_| false);
+        let since = Time(now.0 - i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
+        let base = self.samples.get(pair).and_then(|q| {
+            q.iter()
+                .rev()
+                .find(|(t, _)| *t <= since)
+                .or_else(|| q.front())
+        });
+        match base {
+            Some((t, totals)) => (current.minus(totals), now.since(*t)),
+            None => (current, Duration::ZERO),
+        }
+    }
+
+    /// Samples every pair's merged counters (about once a second).
+    pub fn sample(&mut self, now: Time) {
+        let pairs: BTreeSet<Pair> = self
+            .reported
+            .values()
+            .flat_map(|r| r.keys().cloned())
+            .chain(self.retired.keys().cloned())
+            .collect();
+        for pair in pairs {
+            let (t, _) = self.merged(&pair, |_| false);
+            let q = self.samples.entry(pair).or_default();
+            q.push_back((now, t));
+            while q
+                .front()
+                .is_some_and(|(t0, _)| now.since(*t0) > SAMPLE_HISTORY)
+            {
+                q.pop_front();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair() -> Pair {
+        ("r".into(), "h".into())
+    }
+
+    fn ok(n: u64) -> Reported {
+        let mut t = Totals::default();
+        t.by_class[1] = n;
+        t.buckets[10] = n;
+        BTreeMap::from([(pair(), (t, 2))])
+    }
+
+    #[test]
+    fn a_restarted_instance_keeps_what_the_old_one_counted_and_windows_subtract() {
+        let mut c = Counters::default();
+        c.record("p1", ok(100), false);
+        c.record("p2", ok(50), false);
+        c.sample(Time(0));
+        c.record("p1", ok(5), true);
+        let (t, in_flight) = c.merged(&pair(), |p| p == "p1");
+        assert_eq!((t.requests(), in_flight), (155, 2));
+        let (w, span) = c.window(&pair(), Duration::from_secs(10), Time(10_000));
+        assert_eq!((w.requests(), span), (5, Duration::from_secs(10)));
+        assert_eq!(
+            c.window(
+                &("r".into(), "other".into()),
+                Duration::from_secs(1),
+                Time(0)
+            ),
+            (Totals::default(), Duration::ZERO)
+        );
+    }
+}

@@ -1,0 +1,239 @@
+//! The route table the controller serves: each route with its backends, the generation of
+//! each, the next generation to give, and the revisions a report may count per route. Pure:
+//! publishing is staged (the caller writes [`Staged::bytes`] to disk first) and committed
+//! after, so nothing here waits on a disk.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+use sluice_api::protocol::Snapshot;
+use sluice_api::table::{BackendSpec, RouteSpec, TableSpec};
+
+/// How far a table opened on a persisted state starts past its last persisted generation: an
+/// abort is published even when the disk refuses to keep it, and the generation it used must
+/// never be given again to another table after a restart.
+pub const RESTART_GAP: u64 = 1_000;
+/// Revisions of a route whose counters a report may carry: the current ones and those
+/// published before them, so that a proxy a generation behind is not refused.
+const KNOWN_REVISIONS: usize = 16;
+
+/// A route and the backends it uses.
+pub type Published = (RouteSpec, Vec<BackendSpec>);
+
+/// What is kept on disk.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Persisted {
+    next_generation: u64,
+    routes: BTreeMap<String, Published>,
+}
+
+/// The table.
+#[derive(Debug)]
+pub struct Routes {
+    next_generation: u64,
+    generation: u64,
+    routes: BTreeMap<String, Published>,
+    /// Per route, the revisions a report may count, newest last.
+    known: BTreeMap<String, VecDeque<String>>,
+}
+
+impl Default for Routes {
+    fn default() -> Self {
+        Self {
+            next_generation: 1,
+            generation: 0,
+            routes: BTreeMap::new(),
+            known: BTreeMap::new(),
+        }
+    }
+}
+
+/// A publication ready to be written, then committed.
+#[derive(Debug)]
+pub struct Staged {
+    /// The route, numbered.
+    route: RouteSpec,
+    backends: Vec<BackendSpec>,
+    /// What to write to disk before the route is served.
+    pub bytes: Vec<u8>,
+}
+
+impl Staged {
+    /// The route's name.
+    pub fn route_name(&self) -> &str {
+        &self.route.name
+    }
+}
+
+impl Routes {
+    /// The table as it was persisted (`bytes`), restarting [`RESTART_GAP`] past it.
+    pub fn from_persisted(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        let p: Persisted = serde_json::from_slice(bytes)?;
+        let mut routes = Self {
+            next_generation: p.next_generation.max(1).saturating_add(RESTART_GAP),
+            generation: p
+                .routes
+                .values()
+                .filter_map(|(r, _)| r.generation)
+                .max()
+                .unwrap_or(0),
+            routes: p.routes,
+            known: BTreeMap::new(),
+        };
+        let all: Vec<(String, Vec<BackendSpec>)> = routes
+            .routes
+            .iter()
+            .map(|(n, (_, b))| (n.clone(), b.clone()))
+            .collect();
+        for (name, backends) in all {
+            routes.learn(&name, &backends);
+        }
+        Ok(routes)
+    }
+
+    /// Remembers the revisions of a route's backends as ones a report may count.
+    fn learn(&mut self, route: &str, backends: &[BackendSpec]) {
+        let known = self.known.entry(route.to_owned()).or_default();
+        for b in backends {
+            let rev = b.revision.clone().unwrap_or_else(|| b.name.clone());
+            known.retain(|r| *r != rev);
+            known.push_back(rev);
+        }
+        while known.len() > KNOWN_REVISIONS {
+            known.pop_front();
+        }
+    }
+
+    /// Prepares `route`: `Err(generation)` when it is what is served already, else the
+    /// numbered route and the bytes of the table with it.
+    pub fn stage(&self, mut route: RouteSpec, backends: Vec<BackendSpec>) -> Result<Staged, u64> {
+        route.generation = None;
+        if let Some((old, old_backends)) = self.routes.get(&route.name) {
+            let mut o = old.clone();
+            let g = o.generation.take();
+            if o == route && *old_backends == backends {
+                return Err(g.unwrap_or(0));
+            }
+        }
+        route.generation = Some(self.next_generation);
+        let mut routes = self.routes.clone();
+        routes.insert(route.name.clone(), (route.clone(), backends.clone()));
+        let bytes = serde_json::to_vec(&Persisted {
+            next_generation: self.next_generation + 1,
+            routes,
+        })
+        .unwrap_or_default();
+        Ok(Staged {
+            route,
+            backends,
+            bytes,
+        })
+    }
+
+    /// Serves a staged route. A stage taken before another commit is numbered again, so
+    /// generations only grow.
+    pub fn commit(&mut self, mut staged: Staged) -> u64 {
+        let generation = self.next_generation;
+        staged.route.generation = Some(generation);
+        let name = staged.route.name.clone();
+        self.learn(&name, &staged.backends);
+        self.routes.insert(name, (staged.route, staged.backends));
+        self.next_generation += 1;
+        self.generation = generation;
+        generation
+    }
+
+    /// The whole table now.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut backends: BTreeMap<String, BackendSpec> = BTreeMap::new();
+        let mut routes = Vec::new();
+        for (route, bs) in self.routes.values() {
+            routes.push(route.clone());
+            for b in bs {
+                backends.entry(b.name.clone()).or_insert_with(|| b.clone());
+            }
+        }
+        Snapshot {
+            generation: self.generation,
+            table: TableSpec {
+                backends: backends.into_values().collect(),
+                routes,
+            },
+        }
+    }
+
+    /// A route, with its backends.
+    pub fn get(&self, name: &str) -> Option<&Published> {
+        self.routes.get(name)
+    }
+
+    /// The table's generation (the newest route's).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Whether `g` was given to a route already.
+    pub fn was_given(&self, g: u64) -> bool {
+        g < self.next_generation
+    }
+
+    /// Whether a route of that name is served.
+    pub fn has(&self, name: &str) -> bool {
+        self.routes.contains_key(name)
+    }
+
+    /// The revisions a report may count for `route`; `None` for a route never served.
+    pub fn known(&self, route: &str) -> Option<&VecDeque<String>> {
+        self.known.get(route)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(weight: u32) -> RouteSpec {
+        RouteSpec {
+            name: "r".into(),
+            hosts: vec![],
+            path_prefix: "/".into(),
+            stable: "a".into(),
+            canary: Some("b".into()),
+            weight,
+            total: 100,
+            split: Default::default(),
+            header_rules: vec![],
+            cookie_rules: vec![],
+            host_rules: vec![],
+            debug_headers: false,
+            failover: None,
+            grpc_error_codes: None,
+            mirror: None,
+            generation: None,
+        }
+    }
+
+    #[test]
+    fn a_stage_committed_after_another_is_numbered_past_it() {
+        let mut t = Routes::default();
+        let a = t.stage(route(10), vec![]).unwrap();
+        let b = t.stage(route(20), vec![]).unwrap();
+        assert_eq!((a.route.generation, b.route.generation), (Some(1), Some(1)));
+        assert_eq!(t.commit(a), 1);
+        assert_eq!(t.commit(b), 2);
+        assert_eq!(t.generation(), 2);
+        assert_eq!(t.get("r").unwrap().0.weight, 20);
+        assert_eq!(t.stage(route(20), vec![]).unwrap_err(), 2, "unchanged");
+    }
+
+    #[test]
+    fn the_staged_bytes_hold_the_table_with_the_new_route() {
+        let t = Routes::default();
+        let s = t.stage(route(30), vec![]).unwrap();
+        let back = Routes::from_persisted(&s.bytes).unwrap();
+        assert_eq!(back.get("r").unwrap().0.weight, 30);
+        assert_eq!(back.generation(), 1);
+        assert!(back.was_given(1 + RESTART_GAP));
+        assert!(!back.was_given(2 + RESTART_GAP));
+    }
+}

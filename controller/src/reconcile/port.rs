@@ -1,0 +1,63 @@
+//! The port a runtime implements so that the shared reconcile loop can run in its world: what
+//! the rollouts and templates say, where a revision runs and whether it is healthy, how the
+//! state is kept, and how a scale is carried out. Everything else — deciding, publishing
+//! routes to the proxies, driving analysis runs, the views — is the loop's and the same for
+//! every runtime.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+use super::state::State;
+use crate::Error;
+use crate::spec::{AnalysisTemplate, PodTemplate, Rollout};
+
+/// What a runtime's owners wrote: the rollouts and the analysis templates, by name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct World {
+    /// Rollouts by name.
+    pub rollouts: BTreeMap<String, Rollout>,
+    /// Analysis templates by name.
+    pub templates: BTreeMap<String, AnalysisTemplate>,
+}
+
+/// What [`Port::refresh`] found.
+#[derive(Debug)]
+pub enum Refresh {
+    /// Nothing new.
+    Unchanged,
+    /// The world changed; [`Port::world`] has the new one.
+    Changed,
+    /// What the owners wrote now is invalid; the previous world stays in force.
+    Invalid(Error),
+}
+
+/// A runtime, as the reconcile loop sees it.
+pub trait Port: Send + Sync + 'static {
+    /// Looks again at what the owners wrote (a config file, watched objects).
+    fn refresh(&self) -> Refresh;
+    /// The world now in force.
+    fn world(&self) -> Arc<World>;
+    /// The addresses a revision (a pod template) of a rollout is served at: what the proxies
+    /// route to.
+    fn addresses(&self, rollout: &str, template: &PodTemplate) -> Vec<String>;
+    /// How many of `addresses` are healthy now.
+    fn healthy(&self, addresses: &[String]) -> u32;
+    /// Whether a template can run in this world (checked before `set image` and `undo`).
+    fn check_template(&self, template: &PodTemplate) -> Result<(), Error>;
+    /// Whether the routes this runtime publishes carry the debug response headers.
+    fn debug_headers(&self) -> bool;
+    /// The state as last saved, or the empty state on a first start.
+    fn load(&self) -> Result<State, Error>;
+    /// Saves the state whole and durably, without blocking the async runtime's threads; the
+    /// loop carries out no effect of a decision before the state holding it is saved.
+    fn save(&self, state: State) -> BoxFuture<'_, Result<(), Error>>;
+    /// Carries out a scale the engine decided (the loop records it in the state either way).
+    fn scale(
+        &self,
+        rollout: &str,
+        revision: &str,
+        replicas: i32,
+    ) -> BoxFuture<'_, Result<(), Error>>;
+}

@@ -1,0 +1,642 @@
+//! The reconcile loop every runtime shares: observe (the hub's acknowledgements and counters,
+//! the port's endpoints and health, the analysis runs), decide (the engine, until each
+//! rollout settles), save (through the port), then act (publish routes, carry out scales,
+//! start runs).
+//!
+//! Guarantees:
+//! - the state is saved before any effect of a decision is carried out; if it cannot be
+//!   saved, nothing advances and the views say why — except an abort, which is never gated:
+//!   its route reaches the proxies all the same;
+//! - saving happens with no blocking lock held: the decision is taken under the state's
+//!   mutex, which is released before the port saves; one writer at a time (ticks and
+//!   commands) is kept by an async lock;
+//! - a restarted controller resumes where it was: timed pauses keep their start, runs keep
+//!   their measurements, generations continue upward;
+//! - a command or a report wakes the loop at once; timers wake it when due.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio::sync::{Notify, watch};
+
+use super::port::{Port, Refresh, World};
+use super::runs::{self, Measured, RunHost, RunRecord};
+use super::settle::{self, RunChange, Sight};
+use super::state::{Entry, Problems, State};
+use super::{translate, views};
+use crate::Error;
+use crate::commands::{self, Command};
+use crate::control::hub::Hub;
+use crate::control::service::{RolloutService, RolloutSummary, RolloutView};
+use crate::engine::{Reason, RouteIntent};
+use crate::revision::pod_template_hash;
+use crate::spec::PodTemplate;
+use crate::spec::rollout::{Rollout, RolloutSpec};
+use crate::status::RolloutStatus;
+use crate::time::Time;
+
+/// Longest sleep of the loop between two looks.
+const LONGEST_SLEEP: Duration = Duration::from_millis(250);
+/// How long a command waits for the tick that carries it out.
+const COMMAND_WAIT: Duration = Duration::from_secs(2);
+
+#[derive(Default)]
+struct Inner {
+    state: State,
+    problems: Problems,
+    /// Ticks that have taken the state so far (the number of the latest).
+    ticks_started: u64,
+}
+
+/// The loop, over a runtime's port.
+pub struct Reconciler<P: Port> {
+    port: Arc<P>,
+    hub: Arc<Hub>,
+    inner: Mutex<Inner>,
+    /// One writer at a time (ticks and commands); holds the state as last saved.
+    writer: tokio::sync::Mutex<Option<State>>,
+    wake: Notify,
+    version: watch::Sender<u64>,
+    /// The number of the latest tick that has finished (published what it decided).
+    ticks_done: watch::Sender<u64>,
+}
+
+/// The loop's view of the world through the hub and the port.
+struct Seen<'a, P: Port> {
+    hub: &'a Hub,
+    port: &'a P,
+    now: Time,
+}
+
+impl<P: Port> Sight for Seen<'_, P> {
+    fn acknowledgements(&self, route: &str, generation: Option<u64>) -> (u32, u32) {
+        self.hub
+            .acknowledgements(route, generation.unwrap_or(u64::MAX), self.now)
+    }
+
+    fn generation(&self, route: &str) -> u64 {
+        self.hub
+            .route(route)
+            .and_then(|(r, _)| r.generation)
+            .unwrap_or(0)
+    }
+
+    fn revision(&self, rollout: &str, route: &str, template: &PodTemplate) -> (u32, u64) {
+        let addresses = self.port.addresses(rollout, template);
+        let in_flight = self.hub.merged(route, &pod_template_hash(template)).1;
+        (self.port.healthy(&addresses), in_flight)
+    }
+}
+
+/// What a tick decided and must carry out once saved.
+struct Plan {
+    publishes: Vec<(String, RouteIntent)>,
+    scales: Vec<(String, String, i32)>,
+    runs: Vec<RunChange>,
+    next: Option<Time>,
+}
+
+impl<P: Port> Reconciler<P> {
+    /// Opens the loop on a port and a hub, with the state the port saved last.
+    pub fn open(port: P, hub: Arc<Hub>) -> Result<Arc<Self>, Error> {
+        let state = port.load()?;
+        let reconciler = Arc::new(Self {
+            port: Arc::new(port),
+            hub,
+            inner: Mutex::new(Inner {
+                state: state.clone(),
+                ..Inner::default()
+            }),
+            writer: tokio::sync::Mutex::new(Some(state)),
+            wake: Notify::new(),
+            version: watch::channel(0).0,
+            ticks_done: watch::channel(0).0,
+        });
+        reconciler.follow_world();
+        Ok(reconciler)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The runtime's port.
+    pub fn port(&self) -> &Arc<P> {
+        &self.port
+    }
+
+    /// Wakes the loop.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    fn changed(&self) {
+        self.version.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Brings the entries in line with the world: new rollouts, removed ones, new templates.
+    fn follow_world(&self) {
+        let world = self.port.world();
+        let mut inner = self.lock();
+        let rollouts = &mut inner.state.rollouts;
+        rollouts.retain(|name, _| world.rollouts.contains_key(name));
+        for (name, r) in &world.rollouts {
+            let e = rollouts.entry(name.clone()).or_default();
+            let had = e.file_template.is_some();
+            if e.follow(r.spec.template.as_ref()) && had {
+                tracing::info!(rollout = %name, "the owners' pod template changed");
+            }
+        }
+    }
+
+    fn refresh(&self) {
+        match self.port.refresh() {
+            Refresh::Unchanged => {}
+            Refresh::Changed => {
+                self.lock().problems.world = None;
+                self.follow_world();
+                self.changed();
+            }
+            Refresh::Invalid(e) => {
+                let msg = e.to_string();
+                let mut inner = self.lock();
+                if inner.problems.world.as_deref() != Some(msg.as_str()) {
+                    tracing::error!("{msg}");
+                    inner.problems.world = Some(msg);
+                    drop(inner);
+                    self.changed();
+                }
+            }
+        }
+    }
+
+    /// Decides every rollout until it settles (in memory, under the state's mutex).
+    fn decide_all(&self, world: &World, now: Time) -> Plan {
+        let mut inner = self.lock();
+        inner.ticks_started += 1;
+        let sight = Seen {
+            hub: &self.hub,
+            port: &*self.port,
+            now,
+        };
+        let mut plan = Plan {
+            publishes: Vec::new(),
+            scales: Vec::new(),
+            runs: Vec::new(),
+            next: None,
+        };
+        let names: Vec<String> = inner.state.rollouts.keys().cloned().collect();
+        for name in names {
+            let Some(rollout) = world.rollouts.get(&name) else {
+                continue;
+            };
+            let settled = settle::settle(&mut inner.state, &name, rollout, &sight, now);
+            if let Some(intent) = settled.publish {
+                plan.publishes.push((name.clone(), intent));
+            }
+            plan.scales.extend(
+                settled
+                    .scales
+                    .into_iter()
+                    .map(|(rev, n)| (name.clone(), rev, n)),
+            );
+            plan.runs.extend(settled.runs);
+            if let Some(w) = inner.state.rollouts.get(&name).and_then(|e| e.next_wake) {
+                plan.next = Some(plan.next.map_or(w, |n| n.min(w)));
+            }
+        }
+        plan
+    }
+
+    /// One round: decide every rollout until it settles, save, act. Returns the next time a
+    /// timer is due.
+    pub async fn tick(self: &Arc<Self>, now: Time) -> Option<Time> {
+        let mut saved = self.writer.lock().await;
+        self.refresh();
+        // proxies whose lease lapsed leave the expected set, with their event, before the
+        // decisions that count on it
+        self.hub.expire(now);
+        let world = self.port.world();
+        let before = self.lock().state.rollouts.clone();
+        let plan = self.decide_all(&world, now);
+        let (this_tick, state) = {
+            let inner = self.lock();
+            (inner.ticks_started, inner.state.clone())
+        };
+        let written = if saved.as_ref() == Some(&state) {
+            Ok(())
+        } else {
+            self.port.save(state.clone()).await
+        };
+        let next = match written {
+            Ok(()) => {
+                *saved = Some(state);
+                if self.lock().problems.state.take().is_some() {
+                    tracing::info!("the state is written again");
+                }
+                self.carry_out(world.clone(), plan.publishes, false).await;
+                for (rollout, revision, replicas) in plan.scales {
+                    if let Err(e) = self.port.scale(&rollout, &revision, replicas).await {
+                        tracing::error!(rollout = %rollout, revision = %revision, error = %e, "cannot scale");
+                        self.lock().problems.rollouts.insert(rollout, e.to_string());
+                    }
+                }
+                for change in &plan.runs {
+                    if let RunChange::Started(run) = change {
+                        tokio::spawn(runs::drive(self.clone(), run.clone()));
+                    }
+                }
+                plan.next
+            }
+            Err(e) => {
+                // nothing advances, but an abort is never gated: an aborted rollout keeps its
+                // decision in memory and its route goes to the proxies all the same
+                let aborting = self.hold_back(before, &plan, &e);
+                let aborts = plan
+                    .publishes
+                    .into_iter()
+                    .filter(|(n, _)| aborting.contains(n))
+                    .collect();
+                self.carry_out(world.clone(), aborts, true).await;
+                Some(now.plus(Duration::from_secs(1)))
+            }
+        };
+        drop(saved);
+        self.changed();
+        self.ticks_done.send_replace(this_tick);
+        next
+    }
+
+    /// Undoes what a tick decided when its state could not be saved, except the aborts (never
+    /// gated), and says so in the views; returns the rollouts whose abort goes out anyway.
+    fn hold_back(&self, before: BTreeMap<String, Entry>, plan: &Plan, e: &Error) -> Vec<String> {
+        let mut inner = self.lock();
+        let aborting: Vec<String> = plan
+            .publishes
+            .iter()
+            .map(|(n, _)| n.clone())
+            .filter(|n| inner.state.rollouts.get(n).is_some_and(|e| e.status.abort))
+            .collect();
+        let mut msg = format!("{e}; not advancing");
+        if !aborting.is_empty() {
+            msg.push_str(&format!(
+                "; abort of {} carried out but not persisted",
+                aborting.join(", ")
+            ));
+        }
+        tracing::error!("{msg}");
+        let mut restored = before;
+        for n in &aborting {
+            if let Some(entry) = inner.state.rollouts.remove(n) {
+                restored.insert(n.clone(), entry);
+            }
+        }
+        inner.state.rollouts = restored;
+        settle::undo_runs(&mut inner.state, &plan.runs);
+        inner.problems.state = Some(msg);
+        aborting
+    }
+
+    /// Waits (up to [`COMMAND_WAIT`]) until a tick that took the state after tick `seen` has
+    /// finished, so that a command answers once what it changed has been decided and
+    /// published.
+    async fn decided_after(&self, seen: u64) {
+        let mut done = self.ticks_done.subscribe();
+        let _ = tokio::time::timeout(COMMAND_WAIT, done.wait_for(|t| *t > seen)).await;
+    }
+
+    /// Publishes the routes a tick decided, on a thread where waiting for the disk blocks no
+    /// task; `aborts` when they are aborts the state could not keep (served all the same, see
+    /// [`Hub::publish_abort`]).
+    async fn carry_out(
+        self: &Arc<Self>,
+        world: Arc<World>,
+        publishes: Vec<(String, RouteIntent)>,
+        aborts: bool,
+    ) {
+        if publishes.is_empty() {
+            return;
+        }
+        let me = self.clone();
+        let published = tokio::task::spawn_blocking(move || {
+            me.publish_all(&world, publishes, aborts, Time::now());
+        })
+        .await;
+        if let Err(e) = published {
+            tracing::error!(error = %e, "publishing stopped");
+        }
+    }
+
+    fn publish_all(
+        &self,
+        world: &World,
+        publishes: Vec<(String, RouteIntent)>,
+        aborts: bool,
+        now: Time,
+    ) {
+        for (name, intent) in publishes {
+            let Some(rollout) = world.rollouts.get(&name) else {
+                continue;
+            };
+            let addresses = |hash: &str| self.addresses_of(&name, rollout, hash);
+            let built = translate::to_proxy(&intent, addresses, self.port.debug_headers());
+            let published = built.and_then(|(route, backends)| {
+                if aborts {
+                    Ok(self.hub.publish_abort(route, backends, now).0)
+                } else {
+                    self.hub.publish(route, backends, now)
+                }
+            });
+            let mut inner = self.lock();
+            match published {
+                Ok(generation) => {
+                    inner.problems.rollouts.remove(&name);
+                    if let Some(e) = inner.state.rollouts.get_mut(&name) {
+                        e.live = Some((intent, generation));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(rollout = %name, error = %e, "cannot publish the route");
+                    if let Some(en) = inner.state.rollouts.get_mut(&name) {
+                        en.published = None;
+                    }
+                    let problem = format!("rollout {name}: {e}");
+                    inner.problems.rollouts.insert(name, problem);
+                }
+            }
+        }
+    }
+
+    /// The addresses of a rollout's revision: from its recorded template, or the spec's.
+    fn addresses_of(&self, name: &str, rollout: &Rollout, hash: &str) -> Vec<String> {
+        let template = {
+            let inner = self.lock();
+            inner.state.rollouts.get(name).and_then(|e| {
+                e.status
+                    .revision(hash)
+                    .map(|r| r.template.clone())
+                    .or_else(|| {
+                        e.effective(rollout)
+                            .template
+                            .filter(|t| pod_template_hash(t) == hash)
+                    })
+            })
+        };
+        template
+            .map(|t| self.port.addresses(name, &t))
+            .unwrap_or_default()
+    }
+
+    /// Resumes runs left unfinished by a previous process.
+    pub fn resume_runs(self: &Arc<Self>) {
+        let names: Vec<String> = self
+            .lock()
+            .state
+            .runs
+            .iter()
+            .filter(|(_, r)| !r.terminated && !r.phase.is_complete())
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in names {
+            tokio::spawn(runs::drive(self.clone(), n));
+        }
+    }
+
+    /// The loop: tick on wake-ups, reports, timers, and at least every 250 ms.
+    pub async fn serve(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        self.resume_runs();
+        let mut table = self.hub.subscribe_table();
+        let mut activity = self.hub.subscribe_activity();
+        loop {
+            let next = self.tick(Time::now()).await;
+            let sleep = next
+                .map(|t| t.since(Time::now()))
+                .unwrap_or(LONGEST_SLEEP)
+                .min(LONGEST_SLEEP);
+            tokio::select! {
+                () = self.wake.notified() => {}
+                _ = activity.changed() => {}
+                _ = table.changed() => {}
+                () = tokio::time::sleep(sleep) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
+    /// Applies a command to a rollout's spec and status and saves it before answering. When
+    /// the state cannot be saved, the command is not carried out and says so, unless it is
+    /// `never_gated` (an abort): that one is carried out all the same, and says it was not
+    /// persisted.
+    async fn apply_command(
+        &self,
+        name: &str,
+        never_gated: bool,
+        f: impl FnOnce(&mut RolloutSpec, &mut RolloutStatus) -> Result<String, Error>,
+    ) -> Result<(String, u64), Error> {
+        let mut saved = self.writer.lock().await;
+        let world = self.port.world();
+        let not_found = || Error::NotFound(format!("no rollout named {name:?}"));
+        let rollout = world.rollouts.get(name).ok_or_else(not_found)?;
+        let (seen, before, state, mut msg) = {
+            let mut inner = self.lock();
+            let seen = inner.ticks_started;
+            let e = inner.state.rollouts.get_mut(name).ok_or_else(not_found)?;
+            let before = e.clone();
+            let mut spec = e.effective(rollout);
+            let mut status = e.status.clone();
+            let msg = f(&mut spec, &mut status)?;
+            let owners = e.effective(rollout);
+            if spec.template != owners.template {
+                e.template_override = spec.template.clone();
+            }
+            if spec.paused != owners.paused {
+                e.paused_override = Some(spec.paused);
+            }
+            e.status = status;
+            e.record(Time::now(), Reason::Command, &msg);
+            (seen, before, inner.state.clone(), msg)
+        };
+        match self.port.save(state.clone()).await {
+            Ok(()) => *saved = Some(state),
+            Err(err) => {
+                if !never_gated {
+                    self.lock().state.rollouts.insert(name.to_owned(), before);
+                    return Err(Error::NotCarriedOut(err.to_string()));
+                }
+                tracing::error!(rollout = %name, "{err}; the abort is carried out all the same");
+                msg = format!("{msg} (not persisted: {err})");
+            }
+        }
+        drop(saved);
+        self.wake();
+        Ok((msg, seen))
+    }
+
+    /// Checks that a template a command would put in force can run here.
+    fn check_template(&self, spec: &RolloutSpec) -> Result<(), Error> {
+        match &spec.template {
+            Some(t) => self.port.check_template(t),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<P: Port> RolloutService for Reconciler<P> {
+    fn list(&self) -> Vec<RolloutSummary> {
+        let world = self.port.world();
+        let inner = self.lock();
+        inner
+            .state
+            .rollouts
+            .iter()
+            .filter_map(|(name, e)| {
+                let r = world.rollouts.get(name)?;
+                Some(views::summary(r, &e.effective(r), e))
+            })
+            .collect()
+    }
+
+    fn get(&self, name: &str) -> Option<RolloutView> {
+        let world = self.port.world();
+        let r = world.rollouts.get(name)?;
+        let (entry, runs, problem) = {
+            let inner = self.lock();
+            let e = inner.state.rollouts.get(name)?.clone();
+            let runs: Vec<(String, RunRecord)> = inner
+                .state
+                .runs
+                .iter()
+                .filter(|(_, run)| run.rollout == name)
+                .map(|(n, run)| (n.clone(), run.clone()))
+                .collect();
+            (e, runs, inner.problems.of(name))
+        };
+        let route = settle::route_of(r, &entry);
+        let now = Time::now();
+        let figures = |template: &PodTemplate, hash: &str| {
+            let addresses = self.port.addresses(name, template);
+            let (totals, span) = self.hub.window(&route, hash, views::VIEW_WINDOW, now);
+            views::Figures {
+                healthy: self.port.healthy(&addresses),
+                addresses,
+                totals,
+                span,
+            }
+        };
+        Some(views::rollout(views::Sources {
+            rollout: r,
+            spec: &entry.effective(r),
+            entry: &entry,
+            runs: &runs,
+            figures: &figures,
+            problem,
+        }))
+    }
+
+    fn command(&self, name: &str, command: Command) -> BoxFuture<'_, Result<String, Error>> {
+        let name = name.to_owned();
+        Box::pin(async move {
+            let now = Time::now();
+            let (message, seen) = self
+                .apply_command(&name, command == Command::Abort, |spec, status| {
+                    if let Command::Undo { .. } = command {
+                        // the target revision must be able to run here
+                        let (mut s2, mut st2) = (spec.clone(), status.clone());
+                        commands::apply(command, &mut s2, &mut st2, now)
+                            .map_err(|e| Error::Refused(e.to_string()))?;
+                        self.check_template(&s2)
+                            .map_err(|e| Error::Refused(e.to_string()))?;
+                    }
+                    commands::apply(command, spec, status, now)
+                        .map_err(|e| Error::Refused(e.to_string()))
+                })
+                .await?;
+            self.decided_after(seen).await;
+            Ok(message)
+        })
+    }
+
+    fn set_image(
+        &self,
+        name: &str,
+        container: &str,
+        image: &str,
+    ) -> BoxFuture<'_, Result<String, Error>> {
+        let (name, container, image) = (name.to_owned(), container.to_owned(), image.to_owned());
+        Box::pin(async move {
+            let (message, seen) = self
+                .apply_command(&name, false, |spec, _status| {
+                    let mut t = spec.template.clone().ok_or_else(|| {
+                        Error::field("spec.template", "the rollout has no pod template")
+                    })?;
+                    if !t.set_image(&container, &image) {
+                        return Err(Error::field(
+                            "container",
+                            format!("no container named {container:?}"),
+                        ));
+                    }
+                    spec.template = Some(t);
+                    self.check_template(spec)?;
+                    Ok(format!("{container} image set to {image}"))
+                })
+                .await?;
+            self.decided_after(seen).await;
+            Ok(message)
+        })
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+}
+
+impl<P: Port> RunHost for Reconciler<P> {
+    fn run(&self, name: &str) -> Option<RunRecord> {
+        self.lock().state.runs.get(name).cloned()
+    }
+
+    fn update_run(&self, name: &str, f: impl FnOnce(&mut RunRecord)) {
+        let verdict_changed = {
+            let mut inner = self.lock();
+            match inner.state.runs.get_mut(name) {
+                Some(r) => {
+                    let before = r.phase;
+                    f(r);
+                    before != r.phase
+                }
+                None => false,
+            }
+        };
+        self.changed();
+        if verdict_changed {
+            self.wake();
+        }
+    }
+
+    fn wake(&self) {
+        Reconciler::wake(self);
+    }
+
+    fn template(&self, name: &str) -> Option<crate::spec::AnalysisTemplate> {
+        self.port.world().templates.get(name).cloned()
+    }
+
+    fn target_of(&self, rec: &RunRecord) -> Option<Measured> {
+        let world = self.port.world();
+        let r = world.rollouts.get(&rec.rollout)?;
+        let route = {
+            let inner = self.lock();
+            settle::route_of(r, inner.state.rollouts.get(&rec.rollout)?)
+        };
+        Some(Measured {
+            counters: self.hub.clone(),
+            route,
+            revision: rec.request.revision.clone(),
+            stable: rec.request.stable.clone(),
+            revision_addresses: self.addresses_of(&rec.rollout, r, &rec.request.revision),
+            stable_addresses: self.addresses_of(&rec.rollout, r, &rec.request.stable),
+        })
+    }
+}
