@@ -24,6 +24,20 @@ pub struct World {
     pub proxies: Vec<SubscribedProxy>,
     /// A client of the controller's API (with the token, if any).
     pub client: ControlClient,
+    /// The pod template of the world's first Rollout, if any (revision hashes start here).
+    template: Option<sluice_controller::spec::PodTemplate>,
+}
+
+/// The pod template of the first valid Rollout among `documents`.
+fn first_template(documents: &str) -> Option<sluice_controller::spec::PodTemplate> {
+    use sluice_controller::spec::{Document, parse_documents};
+    parse_documents(documents)
+        .ok()?
+        .into_iter()
+        .find_map(|d| match d {
+            Ok(Document::Rollout(r)) => r.spec.template,
+            _ => None,
+        })
 }
 
 /// How to build a world.
@@ -58,6 +72,49 @@ impl Default for WorldSpec<'_> {
             controller_nofile: None,
         }
     }
+}
+
+/// The documents of a scenario in `manifests/examples/` (the one copy the engine tests and
+/// these tests share), made to run here: the images are the test backends' (`chip:vN`), and
+/// every timed pause lasts a tenth as long (at least a second). The Services in the file are
+/// other kinds, which the local runtime skips.
+pub fn example(file: &str) -> String {
+    let path = format!(
+        "{}/../manifests/examples/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    text.replace("fidelissauro/chip:", "chip:")
+        .lines()
+        .map(shorten_pause)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `pause: {duration: 30s}` (or `10`, `5m`) with a tenth of the time, in whole seconds.
+fn shorten_pause(line: &str) -> String {
+    let Some(at) = line.find("duration: ") else {
+        return line.to_owned();
+    };
+    let start = at + "duration: ".len();
+    let rest = &line[start..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let Ok(n) = digits.parse::<u64>() else {
+        return line.to_owned();
+    };
+    let unit = rest[digits.len()..].chars().next();
+    let (seconds, unit_len) = match unit {
+        Some('s') => (n, 1),
+        Some('m') => (n * 60, 1),
+        Some('h') => (n * 3600, 1),
+        _ => (n, 0),
+    };
+    format!(
+        "{}{}{}",
+        &line[..start],
+        (seconds / 10).max(1),
+        &rest[digits.len() + unit_len..]
+    )
 }
 
 /// A Rollout document named `chip` in namespace `shop`, on image `chip:v1`, with `strategy`
@@ -146,6 +203,7 @@ spec:
             controller,
             proxies,
             client,
+            template: first_template(&docs),
         };
         if spec.proxies > 0 && spec.documents.contains("kind: Rollout") {
             world.wait(
@@ -206,11 +264,14 @@ spec:
 
     /// The hash of version `v`'s template.
     pub fn hash(&self, v: &str) -> String {
-        let t: sluice_controller::spec::PodTemplate = serde_json::from_value(serde_json::json!({
-            "metadata": {"labels": {"app": "chip"}},
-            "spec": {"containers": [{"name": "chip", "image": format!("chip:{v}")}]}
-        }))
-        .unwrap();
+        let mut t = self.template.clone().unwrap_or_else(|| {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"labels": {"app": "chip"}},
+                "spec": {"containers": [{"name": "chip", "image": "chip:v1"}]}
+            }))
+            .unwrap()
+        });
+        assert!(t.set_image("chip", &format!("chip:{v}")));
         sluice_controller::revision::pod_template_hash(&t)
     }
 

@@ -52,10 +52,39 @@ spec:
     }
 }
 
+/// The Rollout of a scenario in `manifests/examples/`, the one copy the engine tests and the
+/// end-to-end tests share (10 replicas, so a 20 % canary is sized 2).
+pub(super) fn example(file: &str) -> RolloutSpec {
+    let path = format!(
+        "{}/../manifests/examples/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // the simulation names its images chip:vN, as the end-to-end backends do
+    let text = text.replace("fidelissauro/chip:", "chip:");
+    parse_documents(&text)
+        .unwrap()
+        .into_iter()
+        .find_map(|d| match d {
+            Ok(Document::Rollout(r)) => Some(r.spec),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{path} has no valid Rollout"))
+}
+
 impl Sim {
     pub fn new(yaml: &str) -> Self {
+        Self::with(rollout(yaml))
+    }
+
+    /// The scenario of an example manifest.
+    pub fn example(file: &str) -> Self {
+        Self::with(example(file))
+    }
+
+    pub fn with(spec: RolloutSpec) -> Self {
         let mut sim = Self {
-            spec: rollout(yaml),
+            spec,
             status: RolloutStatus::default(),
             obs: Observations::default(),
             now: Time(1_800_000_000_000),

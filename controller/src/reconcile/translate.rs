@@ -125,14 +125,7 @@ pub fn to_proxy(
             return Err(Error::NotFound(format!("revision {hash} has no addresses")));
         }
         let name = backend_name(&intent.route, hash);
-        backends.push(BackendSpec {
-            name: name.clone(),
-            revision: Some(hash.to_owned()),
-            endpoints,
-            protocol: Default::default(),
-            health_check: None,
-            tls: None,
-        });
+        backends.push(BackendSpec::new(name.clone(), endpoints).of_revision(hash));
         Ok(name)
     };
     let stable = backend(&intent.stable)?;

@@ -161,6 +161,58 @@ fn default_path_prefix() -> String {
     "/".to_owned()
 }
 
+impl RouteSpec {
+    /// A route `name` on every host and path that sends everything to `stable`, with every
+    /// option at its default (as a file that names only these two fields reads).
+    pub fn new(name: impl Into<String>, stable: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            hosts: Vec::new(),
+            path_prefix: default_path_prefix(),
+            stable: stable.into(),
+            canary: None,
+            weight: 0,
+            total: default_total(),
+            split: SplitSpec::default(),
+            header_rules: Vec::new(),
+            cookie_rules: Vec::new(),
+            host_rules: Vec::new(),
+            debug_headers: false,
+            grpc_error_codes: None,
+            mirror: None,
+            failover: None,
+            generation: None,
+        }
+    }
+
+    /// The same route, sending `weight` (of its total) to `canary`.
+    pub fn with_canary(mut self, canary: impl Into<String>, weight: u32) -> Self {
+        self.canary = Some(canary.into());
+        self.weight = weight;
+        self
+    }
+}
+
+impl BackendSpec {
+    /// A backend of plain HTTP/1.1 endpoints, with no health check and no TLS.
+    pub fn new(name: impl Into<String>, endpoints: Vec<String>) -> Self {
+        Self {
+            name: name.into(),
+            revision: None,
+            endpoints,
+            protocol: UpstreamProtocol::default(),
+            health_check: None,
+            tls: None,
+        }
+    }
+
+    /// The same backend, serving `revision`.
+    pub fn of_revision(mut self, revision: impl Into<String>) -> Self {
+        self.revision = Some(revision.into());
+        self
+    }
+}
+
 fn default_total() -> u32 {
     crate::limits::DEFAULT_TOTAL
 }
@@ -294,3 +346,25 @@ pub struct HostRule {
 /// The gRPC codes that count as errors when a route does not list its own: UNKNOWN,
 /// DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS.
 pub const DEFAULT_GRPC_ERRORS: [u32; 6] = [2, 4, 12, 13, 14, 15];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_constructors_read_as_a_file_naming_only_their_fields_does() {
+        let route: RouteSpec = crate::parse::parse_json(
+            br#"{"name": "r", "stable": "a", "canary": "b", "weight": 7}"#,
+        )
+        .unwrap();
+        assert_eq!(route, RouteSpec::new("r", "a").with_canary("b", 7));
+        let backend: BackendSpec = crate::parse::parse_json(
+            br#"{"name": "b", "revision": "h", "endpoints": ["127.0.0.1:1"]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            backend,
+            BackendSpec::new("b", vec!["127.0.0.1:1".into()]).of_revision("h")
+        );
+    }
+}

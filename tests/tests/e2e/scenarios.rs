@@ -11,7 +11,7 @@ use sluice_controller::control::service::RolloutView;
 use sluice_controller::engine::Reason;
 use sluice_controller::status::Phase;
 use sluice_loadtest::paced::Answer;
-use sluice_tests::world::{Traffic, World, WorldSpec, block, rollout, signal};
+use sluice_tests::world::{Traffic, World, WorldSpec, block, example, rollout, signal};
 
 /// Records the weight of every generation the rollout publishes, by polling its view.
 /// Generation → (canary revision, weight).
@@ -126,10 +126,13 @@ fn healthy_on(w: &World, v: &str) -> impl Fn(&RolloutView) -> bool {
 }
 
 fn world(strategy: &str, proxies: usize) -> World {
-    let docs = rollout(strategy);
+    world_of(&rollout(strategy), proxies)
+}
+
+fn world_of(docs: &str, proxies: usize) -> World {
     World::start(WorldSpec {
         versions: vec![("v1", vec![]), ("v2", vec![]), ("v3", vec![])],
-        documents: &docs,
+        documents: docs,
         proxies,
         ..Default::default()
     })
@@ -139,24 +142,9 @@ fn loop_on(w: &World) -> Traffic {
     Traffic::start(w.proxies.iter().map(|p| p.url("/version")).collect(), 200.0)
 }
 
-const C1: &str = "  revisionHistoryLimit: 2
-  strategy:
-    canary:
-      steps:
-      - setWeight: 20
-      - pause: {duration: 1}
-      - setWeight: 40
-      - pause: {duration: 1}
-      - setWeight: 60
-      - pause: {duration: 1}
-      - setWeight: 80
-      - pause: {duration: 1}
-      - setWeight: 100
-";
-
 #[test]
 fn c1_and_w1_the_canary_moves_by_itself_while_a_person_watches() {
-    let w = world(C1, 2);
+    let w = world_of(&example("c1-canary-auto.yaml"), 2);
     let watch = Command::new(sluice_tests::bin("sluice"))
         .args([
             "--server",
@@ -203,20 +191,9 @@ fn c1_and_w1_the_canary_moves_by_itself_while_a_person_watches() {
     assert!(text.contains("revision 2 is stable"), "{text}");
 }
 
-const C2: &str = "  strategy:
-    canary:
-      steps:
-      - setWeight: 20
-      - pause: {duration: 1}
-      - setWeight: 60
-      - pause: {duration: 1}
-      - setWeight: 80
-      - pause: {}
-";
-
 #[test]
 fn c2_stops_at_80_then_promote_goes_on_and_abort_goes_back() {
-    let w = world(C2, 2);
+    let w = world_of(&example("c2-canary-final-promote.yaml"), 2);
     let log = WeightLog::start(&w);
     let t = loop_on(&w);
     block(w.client.set_image("chip", "chip", "chip:v2")).unwrap();
@@ -276,8 +253,7 @@ fn c2_stops_at_80_then_promote_goes_on_and_abort_goes_back() {
 
 #[test]
 fn c3_and_c4_promotions_by_hand() {
-    let c3 = "  strategy:\n    canary:\n      steps:\n      - setWeight: 20\n      - pause: {}\n      - setWeight: 40\n      - pause: {duration: 1}\n      - setWeight: 100\n";
-    let w = world(c3, 1);
+    let w = world_of(&example("c3-canary-initial-promote.yaml"), 1);
     let log = WeightLog::start(&w);
     let t = loop_on(&w);
     block(w.client.set_image("chip", "chip", "chip:v2")).unwrap();
@@ -300,7 +276,10 @@ fn c3_and_c4_promotions_by_hand() {
     let answers = t.stop();
     no_failures(&answers);
     let seen = check_split_per_generation(&answers, &log.finish(), 1);
-    assert!(seen.contains(&20) && seen.contains(&40), "{seen:?}");
+    assert!(
+        [20, 40, 60, 80].iter().all(|w| seen.contains(w)),
+        "{seen:?}"
+    );
 
     let mut c4 = String::from("  strategy:\n    canary:\n      steps:\n");
     for wgt in (10..=90).step_by(40) {
@@ -431,19 +410,9 @@ fn c6_undo_after_full_promotion_fast_tracks_back() {
     );
 }
 
-const B1: &str = "  strategy:
-    blueGreen:
-      activeService: chip-active
-      previewService: chip-preview
-      autoPromotionEnabled: false
-      trafficRouting:
-        sluice:
-          previewHosts: [chip-preview.example.com]
-";
-
 #[test]
 fn b1_preview_by_host_or_header_while_users_stay_on_active() {
-    let w = world(B1, 2);
+    let w = world_of(&example("b1-blue-green-manual.yaml"), 2);
     let log = WeightLog::start(&w);
     let users = loop_on(&w);
     block(w.client.set_image("chip", "chip", "chip:v2")).unwrap();

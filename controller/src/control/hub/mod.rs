@@ -456,24 +456,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn route(name: &str, weight: u32) -> RouteSpec {
-        RouteSpec {
-            name: name.into(),
-            hosts: vec![],
-            path_prefix: "/".into(),
-            stable: "a".into(),
-            canary: Some("b".into()),
-            weight,
-            total: 100,
-            split: Default::default(),
-            header_rules: vec![],
-            cookie_rules: vec![],
-            host_rules: vec![],
-            debug_headers: false,
-            failover: None,
-            grpc_error_codes: None,
-            mirror: None,
-            generation: None,
-        }
+        RouteSpec::new(name, "a").with_canary("b", weight)
     }
 
     fn totals(ok: u64, bad: u64) -> Totals {
@@ -485,14 +468,7 @@ mod tests {
     }
 
     fn backend(rev: &str) -> BackendSpec {
-        BackendSpec {
-            name: format!("b-{rev}"),
-            revision: Some(rev.into()),
-            endpoints: vec!["127.0.0.1:1".into()],
-            protocol: Default::default(),
-            health_check: None,
-            tls: None,
-        }
+        BackendSpec::new(format!("b-{rev}"), vec!["127.0.0.1:1".into()]).of_revision(rev)
     }
 
     /// A hub that published route `r` (revision `h`) six times: generations 1 to 6.

@@ -193,24 +193,7 @@ mod tests {
     use super::*;
 
     fn route(weight: u32) -> RouteSpec {
-        RouteSpec {
-            name: "r".into(),
-            hosts: vec![],
-            path_prefix: "/".into(),
-            stable: "a".into(),
-            canary: Some("b".into()),
-            weight,
-            total: 100,
-            split: Default::default(),
-            header_rules: vec![],
-            cookie_rules: vec![],
-            host_rules: vec![],
-            debug_headers: false,
-            failover: None,
-            grpc_error_codes: None,
-            mirror: None,
-            generation: None,
-        }
+        RouteSpec::new("r", "a").with_canary("b", weight)
     }
 
     #[test]

@@ -2,24 +2,9 @@
 
 use super::*;
 
-const C1: &str = "  revisionHistoryLimit: 2
-  strategy:
-    canary:
-      steps:
-      - setWeight: 20
-      - pause: {duration: 10}
-      - setWeight: 40
-      - pause: {duration: 10}
-      - setWeight: 60
-      - pause: {duration: 10}
-      - setWeight: 80
-      - pause: {duration: 10}
-      - setWeight: 100
-";
-
 #[test]
 fn c1_weights_move_by_themselves_and_revision_2_becomes_stable() {
-    let mut sim = Sim::new(C1);
+    let mut sim = Sim::example("c1-canary-auto.yaml");
     sim.set_image("chip:v2").settle();
     assert_eq!(sim.split(), ("r1".into(), Some(("r2".into(), 20))));
     assert_eq!(sim.phase(), Phase::Paused);
@@ -27,7 +12,7 @@ fn c1_weights_move_by_themselves_and_revision_2_becomes_stable() {
         sim.take_trace(),
         [
             "route stable=r1 canary=r2 w=20",
-            "scale r2=1",
+            "scale r2=2",
             "event RolloutUpdated",
             "event RolloutPhaseChanged",
             "event RolloutStepCompleted",
@@ -52,8 +37,10 @@ fn c1_weights_move_by_themselves_and_revision_2_becomes_stable() {
     assert_eq!(
         sim.take_trace(),
         [
-            // 100 % to the canary first; once acknowledged, the stable role moves
+            // 100 % to the canary first (sized to all 10 replicas); once acknowledged, the
+            // stable role moves
             "route stable=r1 canary=r2 w=100",
+            "scale r2=10",
             "event RolloutStepCompleted",
             "event RolloutPhaseChanged",
             "route stable=r2",
@@ -74,7 +61,7 @@ fn c1_weights_move_by_themselves_and_revision_2_becomes_stable() {
             .unwrap()
             .replicas
             .get(&sim.hash("chip:v1")),
-        Some(&4)
+        Some(&10)
     );
     sim.advance(30).settle();
     assert_eq!(sim.take_trace(), ["scale r1=0"]);
@@ -83,7 +70,7 @@ fn c1_weights_move_by_themselves_and_revision_2_becomes_stable() {
 
 #[test]
 fn c1_promotion_goes_through_100_percent_before_the_stable_role_moves() {
-    let mut sim = Sim::new(C1);
+    let mut sim = Sim::example("c1-canary-auto.yaml");
     sim.set_image("chip:v2").settle();
     sim.auto_ack = false;
     sim.command(Command::PromoteFull).unwrap();
@@ -106,27 +93,16 @@ fn c1_promotion_goes_through_100_percent_before_the_stable_role_moves() {
     let r1 = sim.hash("chip:v1");
     sim.obs.revisions.get_mut(&r1).unwrap().in_flight = 3;
     sim.advance(31).settle();
-    assert_eq!(sim.last.as_ref().unwrap().replicas[&r1], 4);
+    assert_eq!(sim.last.as_ref().unwrap().replicas[&r1], 10);
     sim.obs.revisions.get_mut(&r1).unwrap().in_flight = 0;
     sim.take_trace();
     sim.settle();
     assert_eq!(sim.take_trace(), ["scale r1=0"]);
 }
 
-const C2: &str = "  strategy:
-    canary:
-      steps:
-      - setWeight: 20
-      - pause: {duration: 10}
-      - setWeight: 60
-      - pause: {duration: 10}
-      - setWeight: 80
-      - pause: {}
-";
-
 #[test]
 fn c2_stops_at_80_until_promote() {
-    let mut sim = Sim::new(C2);
+    let mut sim = Sim::example("c2-canary-final-promote.yaml");
     sim.set_image("chip:v2").settle();
     sim.advance(10).settle().advance(10).settle();
     assert_eq!(sim.split().1, Some(("r2".into(), 80)));
@@ -146,7 +122,7 @@ fn c2_stops_at_80_until_promote() {
 
 #[test]
 fn c2_abort_at_80_sends_everything_back_to_stable() {
-    let mut sim = Sim::new(C2);
+    let mut sim = Sim::example("c2-canary-final-promote.yaml");
     sim.set_image("chip:v2").settle();
     sim.advance(10).settle().advance(10).settle();
     sim.auto_ack = false;
@@ -177,23 +153,9 @@ fn c2_abort_at_80_sends_everything_back_to_stable() {
     assert_eq!(sim.status.attempt, 1);
 }
 
-const C3: &str = "  strategy:
-    canary:
-      steps:
-      - setWeight: 20
-      - pause: {}
-      - setWeight: 40
-      - pause: {duration: 10}
-      - setWeight: 60
-      - pause: {duration: 10}
-      - setWeight: 80
-      - pause: {duration: 10}
-      - setWeight: 100
-";
-
 #[test]
 fn c3_a_person_looks_at_20_then_the_timed_steps_run() {
-    let mut sim = Sim::new(C3);
+    let mut sim = Sim::example("c3-canary-initial-promote.yaml");
     sim.set_image("chip:v2").settle();
     assert_eq!(sim.split().1, Some(("r2".into(), 20)));
     sim.advance(600).settle();
@@ -213,12 +175,7 @@ fn c3_a_person_looks_at_20_then_the_timed_steps_run() {
 
 #[test]
 fn c4_every_step_promoted_by_hand() {
-    let mut steps = String::from("  strategy:\n    canary:\n      steps:\n");
-    for w in (10..=90).step_by(10) {
-        steps.push_str(&format!("      - setWeight: {w}\n      - pause: {{}}\n"));
-    }
-    steps.push_str("      - setWeight: 100\n");
-    let mut sim = Sim::new(&steps);
+    let mut sim = Sim::example("c4-canary-manual-steps.yaml");
     sim.set_image("chip:v2").settle();
     for w in (10..=90).step_by(10) {
         assert_eq!(sim.split().1, Some(("r2".into(), w)));
@@ -234,7 +191,7 @@ fn c4_every_step_promoted_by_hand() {
 #[test]
 fn c5_abort_at_any_step_publishes_no_canary_at_once() {
     for promotes in 0..8 {
-        let mut sim = Sim::new(C3);
+        let mut sim = Sim::example("c3-canary-initial-promote.yaml");
         sim.set_image("chip:v2").settle();
         for _ in 0..promotes {
             let _ = sim.command(Command::Promote);
@@ -313,7 +270,7 @@ fn c6_undo_after_full_promotion_rolls_back_and_fast_tracks_inside_the_window() {
 
 #[test]
 fn c6_undo_during_a_rollout_goes_back_to_stable_without_steps() {
-    let mut sim = Sim::new(C2);
+    let mut sim = Sim::example("c2-canary-final-promote.yaml");
     sim.set_image("chip:v2").settle();
     sim.command(Command::Undo { to_revision: None }).unwrap();
     sim.settle();
@@ -328,25 +285,15 @@ fn c6_undo_during_a_rollout_goes_back_to_stable_without_steps() {
     assert_eq!(sim.last.as_ref().unwrap().replicas[&sim.hash("chip:v2")], 0);
 }
 
-const B1: &str = "  strategy:
-    blueGreen:
-      activeService: chip-active
-      previewService: chip-preview
-      autoPromotionEnabled: false
-      trafficRouting:
-        sluice:
-          previewHosts: [chip-preview.example.com]
-";
-
 #[test]
 fn b1_preview_is_reachable_while_users_stay_on_active_until_promote() {
-    let mut sim = Sim::new(B1);
+    let mut sim = Sim::example("b1-blue-green-manual.yaml");
     sim.set_image("chip:v2").settle();
     assert_eq!(
         sim.take_trace(),
         [
             "route stable=r1 canary=r2 w=0 preview=x-sluice-preview",
-            "scale r2=4",
+            "scale r2=10",
             "event RolloutUpdated",
             "event RolloutPhaseChanged",
             "event RolloutPhaseChanged",
@@ -377,7 +324,7 @@ fn b1_preview_is_reachable_while_users_stay_on_active_until_promote() {
 
 #[test]
 fn b1_preview_waits_for_healthy_endpoints() {
-    let mut sim = Sim::new(B1);
+    let mut sim = Sim::example("b1-blue-green-manual.yaml");
     let r2 = sim.hash("chip:v2");
     sim.unhealthy.push(r2);
     sim.set_image("chip:v2").settle();
@@ -470,23 +417,9 @@ fn b3_auto_promotion_seconds_is_ignored_without_auto_promotion() {
     assert_eq!(sim.phase(), Phase::Paused);
 }
 
-const A1: &str = "  strategy:
-    canary:
-      analysis:
-        templates: [{templateName: chip-error-rate}]
-        startingStep: 1
-      steps:
-      - setWeight: 20
-      - pause: {duration: 30s}
-      - analysis:
-          templates: [{templateName: chip-error-rate}]
-      - setWeight: 50
-      - pause: {duration: 30s}
-";
-
 #[test]
 fn a1_a_failing_background_analysis_aborts_by_itself() {
-    let mut sim = Sim::new(A1);
+    let mut sim = Sim::example("a1-canary-analysis.yaml");
     sim.set_image("chip:v2").settle();
     let trace = sim.take_trace();
     assert!(trace.contains(&"start Background".to_owned()), "{trace:?}");
@@ -506,7 +439,7 @@ fn a1_a_failing_background_analysis_aborts_by_itself() {
 
 #[test]
 fn a1_step_analysis_success_goes_on_and_inconclusive_pauses() {
-    let mut sim = Sim::new(A1);
+    let mut sim = Sim::example("a1-canary-analysis.yaml");
     sim.set_image("chip:v2").settle();
     sim.advance(30).settle();
     assert!(sim.take_trace().contains(&"start Step(2)".to_owned()));
@@ -529,7 +462,7 @@ fn a1_step_analysis_success_goes_on_and_inconclusive_pauses() {
 
 #[test]
 fn acknowledgements_gate_every_traffic_step() {
-    let mut sim = Sim::new(C1);
+    let mut sim = Sim::example("c1-canary-auto.yaml");
     sim.auto_ack = false;
     sim.set_image("chip:v2").settle();
     assert_eq!(sim.status.current_step_index, Some(0));
@@ -564,7 +497,7 @@ fn acknowledgements_gate_every_traffic_step() {
 
 #[test]
 fn a_timed_pause_resumes_with_its_remaining_time_after_a_restart() {
-    let mut sim = Sim::new(C1);
+    let mut sim = Sim::example("c1-canary-auto.yaml");
     sim.set_image("chip:v2").settle();
     sim.advance(4);
     // a "restarted" controller: same spec and status, fresh observations of the same world
@@ -577,7 +510,7 @@ fn a_timed_pause_resumes_with_its_remaining_time_after_a_restart() {
 
 #[test]
 fn weight_never_moves_to_a_revision_without_healthy_endpoints() {
-    let mut sim = Sim::new(C1);
+    let mut sim = Sim::example("c1-canary-auto.yaml");
     let r2 = sim.hash("chip:v2");
     sim.unhealthy.push(r2.clone());
     sim.set_image("chip:v2").settle();
@@ -593,9 +526,10 @@ fn weight_never_moves_to_a_revision_without_healthy_endpoints() {
 
 #[test]
 fn progress_deadline_degrades_and_aborts_when_asked() {
-    let mut sim = Sim::new(&format!(
-        "  progressDeadlineSeconds: 60\n  progressDeadlineAbort: true\n{C1}"
-    ));
+    let mut spec = example("c1-canary-auto.yaml");
+    spec.progress_deadline_seconds = Some(60);
+    spec.progress_deadline_abort = true;
+    let mut sim = Sim::with(spec);
     sim.auto_ack = false;
     sim.set_image("chip:v2").settle();
     sim.advance(59).settle();
@@ -608,7 +542,7 @@ fn progress_deadline_degrades_and_aborts_when_asked() {
 
 #[test]
 fn promote_when_not_paused_skips_the_current_step() {
-    let mut sim = Sim::new(C1);
+    let mut sim = Sim::example("c1-canary-auto.yaml");
     sim.auto_ack = false;
     sim.set_image("chip:v2").settle();
     assert_eq!(sim.status.current_step_index, Some(0));
@@ -651,7 +585,9 @@ fn header_routes_reach_the_canary_from_their_step_on() {
 
 #[test]
 fn history_keeps_revision_history_limit_old_revisions() {
-    let mut sim = Sim::new(&format!("  revisionHistoryLimit: 1\n{C2}"));
+    let mut spec = example("c2-canary-final-promote.yaml");
+    spec.revision_history_limit = Some(1);
+    let mut sim = Sim::with(spec);
     for v in ["chip:v2", "chip:v3", "chip:v4"] {
         sim.set_image(v).settle();
         sim.command(Command::PromoteFull).unwrap();
