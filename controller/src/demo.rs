@@ -14,11 +14,17 @@ use std::time::{Duration, Instant};
 use sluice_loadtest::backend::{self, BackendConfig};
 use sluice_loadtest::paced::{self, Answer, PacedConfig, PacedLoop};
 
+use crate::Error;
 use crate::cli::render;
 use crate::control::client::ControlClient;
 use crate::local::config::LocalConfig;
 use crate::server::{self as ctl, RunningController};
 use crate::status::Phase;
+
+/// Why the demo could not go on.
+fn demo_error(e: impl std::fmt::Display) -> Error {
+    Error::Demo(e.to_string())
+}
 
 /// Demo settings.
 #[derive(Debug, Clone)]
@@ -121,7 +127,7 @@ spec:
     )
 }
 
-fn spawn_proxy(exe: &Path, dir: &Path, control: &str, id: &str) -> Result<(Child, String), String> {
+fn spawn_proxy(exe: &Path, dir: &Path, control: &str, id: &str) -> Result<(Child, String), Error> {
     let addr_file = dir.join(format!("{id}.addr"));
     let child = Command::new(exe)
         .args([
@@ -146,7 +152,7 @@ fn spawn_proxy(exe: &Path, dir: &Path, control: &str, id: &str) -> Result<(Child
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| format!("cannot start a proxy: {e}"))?;
+        .map_err(|e| Error::Demo(format!("cannot start a proxy: {e}")))?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Ok(text) = std::fs::read_to_string(&addr_file)
@@ -156,7 +162,9 @@ fn spawn_proxy(exe: &Path, dir: &Path, control: &str, id: &str) -> Result<(Child
             return Ok((child, l.to_owned()));
         }
         if Instant::now() > deadline {
-            return Err("a proxy did not start listening in 10 s".into());
+            return Err(Error::Demo(
+                "a proxy did not start listening in 10 s".into(),
+            ));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -168,11 +176,11 @@ async fn wait_for(
     timeout: Duration,
     done: impl Fn(&crate::control::service::RolloutView) -> bool,
     show: &mut dyn FnMut(&crate::control::service::RolloutView),
-) -> Result<crate::control::service::RolloutView, String> {
+) -> Result<crate::control::service::RolloutView, Error> {
     let deadline = Instant::now() + timeout;
     let mut last_show = Instant::now() - Duration::from_secs(10);
     loop {
-        let v = client.get("chip").await.map_err(|e| e.to_string())?;
+        let v = client.get("chip").await.map_err(demo_error)?;
         if last_show.elapsed() >= Duration::from_millis(700) {
             show(&v);
             last_show = Instant::now();
@@ -182,7 +190,7 @@ async fn wait_for(
             return Ok(v);
         }
         if Instant::now() > deadline {
-            return Err(format!("timed out waiting for {what}"));
+            return Err(Error::Demo(format!("timed out waiting for {what}")));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -213,10 +221,10 @@ fn traffic_line(lp: &PacedLoop) -> String {
 }
 
 /// Runs the demo; prints as it goes and returns the summary.
-pub async fn run(opts: DemoOptions) -> Result<Summary, String> {
+pub async fn run(opts: DemoOptions) -> Result<Summary, Error> {
     let tty = std::io::stdout().is_terminal();
     let dir = std::env::temp_dir().join(format!("sluice-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&dir).map_err(demo_error)?;
     println!(
         "sluice demo: everything on loopback; files in {}",
         dir.display()
@@ -227,8 +235,8 @@ pub async fn run(opts: DemoOptions) -> Result<Summary, String> {
     for (name, error_rate) in [("v1", 0.0), ("v2", 0.0), ("v3", 0.3)] {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
-            .map_err(|e| e.to_string())?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            .map_err(demo_error)?;
+        let addr = listener.local_addr().map_err(demo_error)?;
         let mut cfg = BackendConfig::new(name);
         cfg.error_rate = error_rate;
         cfg.error_status = http::StatusCode::SERVICE_UNAVAILABLE;
@@ -246,17 +254,15 @@ pub async fn run(opts: DemoOptions) -> Result<Summary, String> {
 
     // the controller, in this process
     let cfg_path = dir.join("sluice.yaml");
-    std::fs::write(&cfg_path, config_text(&dir, &images, opts.fast)).map_err(|e| e.to_string())?;
-    let cfg = LocalConfig::load(&cfg_path).map_err(|e| e.to_string())?;
-    let controller: RunningController = ctl::start(cfg, None, None)
-        .await
-        .map_err(|e| e.to_string())?;
+    std::fs::write(&cfg_path, config_text(&dir, &images, opts.fast)).map_err(demo_error)?;
+    let cfg = LocalConfig::load(&cfg_path).map_err(demo_error)?;
+    let controller: RunningController = ctl::start(cfg, None, None).await.map_err(demo_error)?;
     let control = format!("http://{}", controller.addr);
     println!("  controller (local runtime) on {control}");
     let client = ControlClient::new(&control, None);
 
     // the proxies, as child processes of this binary
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().map_err(demo_error)?;
     let mut procs = Procs(Vec::new());
     let mut targets = Vec::new();
     for i in 1..=opts.proxies.max(1) {
@@ -266,7 +272,7 @@ pub async fn run(opts: DemoOptions) -> Result<Summary, String> {
         targets.push(
             format!("http://{listen}/version")
                 .parse()
-                .map_err(|e| format!("{e}"))?,
+                .map_err(demo_error)?,
         );
     }
     let show = |v: &crate::control::service::RolloutView| {
@@ -311,7 +317,7 @@ pub async fn run(opts: DemoOptions) -> Result<Summary, String> {
     client
         .set_image("chip", "chip", "chip:v2")
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(demo_error)?;
     let v2_timeout = Duration::from_secs(if opts.fast { 40 } else { 60 });
     wait_for(
         &client,
@@ -333,7 +339,7 @@ pub async fn run(opts: DemoOptions) -> Result<Summary, String> {
     client
         .set_image("chip", "chip", "chip:v3")
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(demo_error)?;
     let aborted = wait_for(
         &client,
         "the analysis to abort v3",

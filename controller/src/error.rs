@@ -30,6 +30,9 @@ pub enum Error {
     /// The controller could not start (a listener, a token, a directory).
     #[error("{0}")]
     Start(String),
+    /// The demo could not go on.
+    #[error("{0}")]
+    Demo(String),
     /// The controller could not be reached.
     #[error("controller unreachable: {0}")]
     Unreachable(String),
