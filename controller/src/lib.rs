@@ -4,6 +4,7 @@ pub mod analysis;
 pub mod cli;
 pub mod commands;
 pub mod control;
+pub mod crd;
 pub mod demo;
 pub mod engine;
 pub mod error;

@@ -30,6 +30,12 @@ enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Print the CustomResourceDefinitions sluice installs on Kubernetes (YAML).
+    Crd {
+        /// Write one file per CRD into this folder instead.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Run the controller with the local runtime.
     Controller {
         /// Local config: Rollouts, AnalysisTemplates and one LocalRuntime document.
@@ -163,6 +169,20 @@ fn main() -> ExitCode {
     let args = Args::parse();
     match args.command {
         Command::Lint { files, quiet } => lint_files(&files, quiet),
+        Command::Crd { dir: None } => {
+            print!("{}", sluice_controller::crd::yaml());
+            ExitCode::SUCCESS
+        }
+        Command::Crd { dir: Some(dir) } => {
+            for (file, text) in sluice_controller::crd::files() {
+                let path = dir.join(file);
+                if let Err(e) = std::fs::write(&path, text) {
+                    eprintln!("sluice crd: {}: {e}", path.display());
+                    return ExitCode::from(1);
+                }
+            }
+            ExitCode::SUCCESS
+        }
         Command::Proxy(p) => sluice_proxy::cli::main_with(*p),
         Command::Demo {
             fast,
@@ -238,6 +258,7 @@ fn main() -> ExitCode {
                         what: SetWhat::Image { name, assignment },
                     } => cli::set_image(&client, &name, &assignment).await,
                     Command::Lint { .. }
+                    | Command::Crd { .. }
                     | Command::Proxy(_)
                     | Command::Controller { .. }
                     | Command::Demo { .. } => ExitCode::from(2),

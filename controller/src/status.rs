@@ -5,12 +5,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::run::RunPhase;
-use crate::spec::PodTemplate;
+use crate::analysis::phase::RunPhase;
+use crate::spec::meta::PodTemplate;
 use crate::time::Time;
 
 /// The phase, as Argo names them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum Phase {
     /// Stable is the desired revision and every proxy applied its route.
     #[default]
@@ -24,7 +26,7 @@ pub enum Phase {
 }
 
 /// Why a rollout is paused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum PauseReason {
     /// A canary `pause` step.
     CanaryPauseStep,
@@ -35,7 +37,7 @@ pub enum PauseReason {
 }
 
 /// A pause and when it started.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PauseCondition {
     /// Why.
@@ -45,7 +47,7 @@ pub struct PauseCondition {
 }
 
 /// One side of the traffic split.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WeightDestination {
     /// Weight out of the route's total.
@@ -55,7 +57,7 @@ pub struct WeightDestination {
 }
 
 /// The weights set, and whether every expected proxy applied them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TrafficWeights {
     /// Canary side (absent when only stable serves).
@@ -71,10 +73,14 @@ pub struct TrafficWeights {
     pub acknowledged: u32,
     /// Proxies expected.
     pub expected: u32,
+    /// The canary weight every expected proxy applied last (what users get for sure while a
+    /// change is on its way).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_weight: Option<u32>,
 }
 
 /// An analysis run the rollout is following.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunStatus {
     /// Run name.
@@ -84,7 +90,7 @@ pub struct RunStatus {
 }
 
 /// Canary-specific status.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryStatus {
     /// The weights set and verified.
@@ -99,7 +105,7 @@ pub struct CanaryStatus {
 }
 
 /// Blue/green-specific status.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BlueGreenStatus {
     /// The revision users reach.
@@ -117,14 +123,14 @@ pub struct BlueGreenStatus {
 }
 
 /// The type of a condition sluice writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum ConditionType {
     /// Whether the rollout is making progress (Argo's `Progressing`).
     Progressing,
 }
 
 /// A condition's status, as Kubernetes spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum ConditionStatus {
     /// It holds.
     True,
@@ -133,7 +139,7 @@ pub enum ConditionStatus {
 }
 
 /// Why a condition has its status (Argo's reasons).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum ConditionReason {
     /// The rollout is healthy on its new revision.
     NewReplicaSetAvailable,
@@ -142,7 +148,7 @@ pub enum ConditionReason {
 }
 
 /// A condition, as Kubernetes writes them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
     /// Its type.
@@ -159,7 +165,7 @@ pub struct Condition {
 }
 
 /// A revision the rollout knows, with its template (for undo and the local runtime).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RevisionRecord {
     /// Revision number (grows with every new rollout).
@@ -171,7 +177,7 @@ pub struct RevisionRecord {
 }
 
 /// A revision to scale down once its delay passed and nothing is in flight to it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScaleDown {
     /// Revision.
@@ -182,7 +188,7 @@ pub struct ScaleDown {
 }
 
 /// The whole status.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutStatus {
     /// Phase.
@@ -247,6 +253,28 @@ pub struct RolloutStatus {
     /// Replicas the last `setCanaryScale` asked for (when not following the weight).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_scale: Option<i32>,
+    /// Pods of every revision (Kubernetes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// Pods of the current revision (Kubernetes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_replicas: Option<i32>,
+    /// Ready pods (Kubernetes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    /// Available pods (Kubernetes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_replicas: Option<i32>,
+    /// The replica count the scale subresource reports to an autoscaler (Argo's spelling).
+    #[serde(
+        default,
+        rename = "HPAReplicas",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub hpa_replicas: Option<i32>,
+    /// The pods' label selector as text, for the scale subresource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
 }
 
 impl RolloutStatus {

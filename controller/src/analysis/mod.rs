@@ -2,4 +2,5 @@
 //! Rollouts' semantics. Pure: providers fetch numbers elsewhere; here everything decides.
 
 pub mod expr;
+pub mod phase;
 pub mod run;

@@ -31,56 +31,10 @@ pub const DEFAULT_CONSECUTIVE_ERROR_LIMIT: i64 = 4;
 /// Retry delay for a metric with no interval whose provider had too little data.
 pub const WAIT_RETRY: Duration = Duration::from_secs(1);
 
-/// Phase of a metric or a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum RunPhase {
-    /// Nothing measured yet.
-    Pending,
-    /// Measuring.
-    Running,
-    /// Done, within every limit.
-    Successful,
-    /// Too many inconclusive measurements.
-    Inconclusive,
-    /// Too many consecutive provider errors.
-    Error,
-    /// Too many failed measurements.
-    Failed,
-}
-
-impl RunPhase {
-    /// Rank from best to worst: Successful, Pending, Running, Inconclusive, Error, Failed.
-    pub fn badness(self) -> u8 {
-        match self {
-            Self::Successful => 0,
-            Self::Pending => 1,
-            Self::Running => 2,
-            Self::Inconclusive => 3,
-            Self::Error => 4,
-            Self::Failed => 5,
-        }
-    }
-
-    /// Whether nothing more will change it.
-    pub fn is_complete(self) -> bool {
-        matches!(
-            self,
-            Self::Successful | Self::Inconclusive | Self::Error | Self::Failed
-        )
-    }
-
-    /// The worse of two phases.
-    pub fn worst(self, other: Self) -> Self {
-        if other.badness() > self.badness() {
-            other
-        } else {
-            self
-        }
-    }
-}
+pub use super::phase::RunPhase;
 
 /// What one measurement concluded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum MeasurementPhase {
     /// The success condition held (or the failure condition did not).
     Successful,
@@ -93,7 +47,7 @@ pub enum MeasurementPhase {
 }
 
 /// One measurement.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Measurement {
     /// What it concluded.
@@ -161,7 +115,7 @@ pub struct RunSpec {
 }
 
 /// Measurements of one metric so far.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricState {
     /// Metric name.

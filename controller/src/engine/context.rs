@@ -146,6 +146,16 @@ impl<'a> Ctx<'a> {
         let verified = obs.published.as_ref() == Some(&r)
             && obs.expected >= 1
             && obs.acknowledged >= obs.expected;
+        let canary_weight = if r.canary.is_some() { r.weight } else { 0 };
+        let verified_weight = if verified {
+            Some(canary_weight)
+        } else {
+            self.st
+                .canary
+                .weights
+                .as_ref()
+                .and_then(|w| w.verified_weight)
+        };
         self.st.canary.weights = Some(TrafficWeights {
             canary: r.canary.as_ref().map(|c| WeightDestination {
                 weight: r.weight,
@@ -165,6 +175,7 @@ impl<'a> Ctx<'a> {
                 0
             },
             expected: obs.expected,
+            verified_weight,
         });
         if !verified {
             if obs.expected == 0 {

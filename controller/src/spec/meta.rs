@@ -32,7 +32,7 @@ impl ObjectMeta {
 }
 
 /// A label selector.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LabelSelector {
     /// Labels that must all be present with these values.
@@ -40,6 +40,7 @@ pub struct LabelSelector {
     pub match_labels: BTreeMap<String, String>,
     /// Set-based requirements, kept as written.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "super::schema::any_objects")]
     pub match_expressions: Vec<serde_json::Value>,
 }
 

@@ -8,6 +8,7 @@ pub mod duration;
 pub mod local;
 pub mod meta;
 pub mod rollout;
+mod schema;
 pub mod template;
 pub mod unsupported;
 pub mod validate;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::duration::ArgoDuration;
 use super::meta::{LabelSelector, ObjectMeta, PodTemplate};
+use crate::status::RolloutStatus;
 
 /// A Rollout document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,8 +27,62 @@ pub struct Rollout {
     pub status: Option<serde_json::Value>,
 }
 
-/// The desired state of a Rollout.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The desired state of a Rollout. On Kubernetes it is the spec of the `Rollout` custom
+/// resource ([`RolloutResource`]), whose CRD is generated from these types: status and scale
+/// subresources as Argo's, and the printer columns of `kubectl get rollouts`.
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, kube::CustomResource,
+)]
+// every printcolumn(...) names its type_: the lint reads them as one repeated attribute
+#[allow(clippy::duplicated_attributes)]
+#[kube(
+    group = "sluice.dev",
+    version = "v1alpha1",
+    kind = "Rollout",
+    root = "RolloutResource",
+    namespaced,
+    status = "RolloutStatus",
+    doc = "A Rollout: a Deployment that moves to a new revision step by step, with traffic split by sluice's proxies.",
+    category = "sluice",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.HPAReplicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(name = "Desired", type_ = "integer", json_path = ".spec.replicas"),
+    printcolumn(name = "Current", type_ = "integer", json_path = ".status.replicas"),
+    printcolumn(
+        name = "Up-to-date",
+        type_ = "integer",
+        json_path = ".status.updatedReplicas"
+    ),
+    printcolumn(
+        name = "Available",
+        type_ = "integer",
+        json_path = ".status.availableReplicas"
+    ),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(
+        name = "Step",
+        type_ = "integer",
+        json_path = ".status.currentStepIndex"
+    ),
+    printcolumn(
+        name = "Set weight",
+        type_ = "integer",
+        json_path = ".status.canary.weights.canary.weight"
+    ),
+    printcolumn(
+        name = "Acknowledged weight",
+        type_ = "integer",
+        json_path = ".status.canary.weights.verifiedWeight"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RolloutSpec {
     /// Desired pods (1 by default).
@@ -62,7 +117,7 @@ pub struct RolloutSpec {
 }
 
 /// `rollbackWindow`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RollbackWindow {
     /// How many recent revisions a rollback may skip the steps to.
@@ -70,7 +125,7 @@ pub struct RollbackWindow {
 }
 
 /// Exactly one of `canary` or `blueGreen`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Strategy {
     /// The canary strategy.
@@ -82,7 +137,7 @@ pub struct Strategy {
 }
 
 /// The canary strategy.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CanaryStrategy {
     /// The steps, in order; none means straight to 100 %.
@@ -112,7 +167,7 @@ pub struct CanaryStrategy {
 }
 
 /// `trafficRouting`: sluice is the only router.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TrafficRouting {
     /// The total weights are out of (100 by default, up to 10 000).
@@ -124,7 +179,7 @@ pub struct TrafficRouting {
 }
 
 /// `trafficRouting.sluice`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SluiceRouting {
     /// The proxy route; `<namespace>/<name>` by default.
@@ -152,7 +207,7 @@ pub struct SluiceRouting {
 }
 
 /// One canary step: exactly one field is set.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CanaryStep {
     /// Send this share of traffic (out of `maxTrafficWeight`) to the canary.
@@ -176,7 +231,7 @@ pub struct CanaryStep {
 }
 
 /// `pause`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Pause {
     /// How long; absent means until promoted.
@@ -185,7 +240,7 @@ pub struct Pause {
 }
 
 /// An analysis to run: templates and arguments.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RolloutAnalysis {
     /// AnalysisTemplates whose metrics make the run.
@@ -196,7 +251,7 @@ pub struct RolloutAnalysis {
 }
 
 /// Background analysis: an analysis plus the step it starts at.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackgroundAnalysis {
     /// AnalysisTemplates whose metrics make the run.
@@ -210,7 +265,7 @@ pub struct BackgroundAnalysis {
 }
 
 /// A reference to an AnalysisTemplate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TemplateRef {
     /// Template name, in the Rollout's namespace.
@@ -218,7 +273,7 @@ pub struct TemplateRef {
 }
 
 /// An argument given to analysis templates.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AnalysisArg {
     /// Argument name.
@@ -232,7 +287,7 @@ pub struct AnalysisArg {
 }
 
 /// `valueFrom` of an argument.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ArgValueFrom {
     /// `Stable` or `Latest`: the pod-template hash of that revision.
@@ -240,7 +295,7 @@ pub struct ArgValueFrom {
 }
 
 /// Which revision's hash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum PodTemplateHashValue {
     /// The stable revision.
     Stable,
@@ -250,7 +305,7 @@ pub enum PodTemplateHashValue {
 
 /// `setHeaderRoute`: requests matching every header match go to the canary; no match removes
 /// the route.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetHeaderRoute {
     /// Route name.
@@ -261,7 +316,7 @@ pub struct SetHeaderRoute {
 }
 
 /// One header match.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HeaderMatch {
     /// Header name.
@@ -271,7 +326,7 @@ pub struct HeaderMatch {
 }
 
 /// Exactly one of exact, prefix or regex.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StringMatch {
     /// Equal to.
@@ -286,7 +341,7 @@ pub struct StringMatch {
 }
 
 /// `setMirrorRoute`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetMirrorRoute {
     /// Route name.
@@ -300,7 +355,7 @@ pub struct SetMirrorRoute {
 }
 
 /// A request match of a mirror route.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteMatch {
     /// Method match.
@@ -315,7 +370,7 @@ pub struct RouteMatch {
 }
 
 /// `setCanaryScale`: exactly one field.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetCanaryScale {
     /// A number of pods.
@@ -330,7 +385,7 @@ pub struct SetCanaryScale {
 }
 
 /// The blue/green strategy.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BlueGreenStrategy {
     /// Service users reach (Kubernetes); required.

@@ -22,8 +22,27 @@ pub struct AnalysisTemplate {
     pub spec: AnalysisTemplateSpec,
 }
 
-/// What a template measures.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// What a template measures. On Kubernetes it is the spec of the `AnalysisTemplate` custom
+/// resource ([`AnalysisTemplateResource`]); a `ClusterAnalysisTemplate` has the same spec.
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    kube::CustomResource,
+)]
+#[kube(
+    group = "sluice.dev",
+    version = "v1alpha1",
+    kind = "AnalysisTemplate",
+    root = "AnalysisTemplateResource",
+    doc = "An AnalysisTemplate: the metrics a rollout's analysis measures and when they pass.",
+    namespaced,
+    category = "sluice"
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AnalysisTemplateSpec {
     /// The metrics.
@@ -37,7 +56,7 @@ pub struct AnalysisTemplateSpec {
 }
 
 /// A declared argument.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ArgSpec {
     /// Name.
@@ -48,7 +67,7 @@ pub struct ArgSpec {
 }
 
 /// `dryRun` entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DryRun {
     /// Metric name (`*` for all).
@@ -66,7 +85,7 @@ pub enum IntOrString {
 }
 
 /// One metric.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Metric {
     /// Unique name within a run.
@@ -100,7 +119,7 @@ pub struct Metric {
 }
 
 /// Exactly one provider.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Provider {
     /// sluice's proxies' own figures.
@@ -121,7 +140,7 @@ pub struct Provider {
 }
 
 /// What the proxy provider measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProxyQuery {
     /// Share of responses that are not 5xx or upstream errors (0..1).
@@ -135,7 +154,9 @@ pub enum ProxyQuery {
 }
 
 /// Which revision a measurement is about.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RevisionRole {
     /// The new revision (canary or preview).
@@ -146,7 +167,7 @@ pub enum RevisionRole {
 }
 
 /// `provider.proxy`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProxyProvider {
     /// The figure.
@@ -166,7 +187,7 @@ pub struct ProxyProvider {
 }
 
 /// `provider.prometheus`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PrometheusProvider {
     /// Base URL of the Prometheus HTTP API.
@@ -179,7 +200,7 @@ pub struct PrometheusProvider {
 }
 
 /// A header of a web call.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WebHeader {
     /// Name.
@@ -189,7 +210,7 @@ pub struct WebHeader {
 }
 
 /// `provider.web`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WebProvider {
     /// URL.
@@ -205,6 +226,7 @@ pub struct WebProvider {
     pub body: Option<String>,
     /// JSON body as YAML (alternative to `body`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::schema::any_value")]
     pub json_body: Option<serde_json::Value>,
     /// JSONPath-like path into the answer, e.g. `{$.data.ok}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -215,14 +237,16 @@ pub struct WebProvider {
 }
 
 /// `provider.job`: a Kubernetes Job spec, or in local mode a command.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JobProvider {
     /// Job metadata (Kubernetes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::schema::any_object")]
     pub metadata: Option<serde_json::Value>,
     /// Job spec (Kubernetes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::schema::any_object")]
     pub spec: Option<serde_json::Value>,
     /// Command and arguments (local mode).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -233,7 +257,7 @@ pub struct JobProvider {
 }
 
 /// `provider.load`: the warm-up of scenario B2.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoadProvider {
     /// Requests to send.

@@ -151,3 +151,31 @@ fn broken_variants_are_refused_naming_the_field() {
     let (code, out) = lint(&dir.path().join("missing.yaml"));
     assert_eq!(code, 2, "{out}");
 }
+
+#[test]
+fn sluice_crd_prints_the_crds_of_manifests_crds_and_writes_them_to_a_folder() {
+    let out = Command::new(bin("sluice")).arg("crd").output().unwrap();
+    assert!(out.status.success());
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/crds");
+    for kind in [
+        "rollouts",
+        "analysistemplates",
+        "clusteranalysistemplates",
+        "analysisruns",
+    ] {
+        let file = std::fs::read_to_string(dir.join(format!("{kind}.sluice.dev.yaml"))).unwrap();
+        assert!(
+            printed.contains(&file),
+            "{kind} is not printed as the file has it"
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let status = Command::new(bin("sluice"))
+        .args(["crd", "--dir"])
+        .arg(tmp.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 4);
+}
