@@ -8,6 +8,7 @@ pub mod crd;
 pub mod demo;
 pub mod engine;
 pub mod error;
+pub mod kube;
 pub mod lint;
 pub mod local;
 pub mod providers;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use sluice_controller::cli::{self, ClientArgs};
+use sluice_controller::commands::Command as Rollout;
 use sluice_controller::lint;
 use sluice_controller::local::config::LocalConfig;
 
@@ -222,14 +223,15 @@ fn main() -> ExitCode {
             addr_file,
         } => run_controller(&config, listen, &log, args.client.token_file, addr_file),
         other => {
-            let client = match args.client.client() {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("sluice: {e}");
-                    return ExitCode::from(2);
-                }
-            };
+            let as_kubectl_plugin = invoked_as_kubectl_plugin();
             runtime().block_on(async move {
+                let client = match args.client.rollouts(as_kubectl_plugin).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("sluice: {e}");
+                        return ExitCode::from(cli::exit_code(&e).max(2));
+                    }
+                };
                 match other {
                     Command::Get {
                         what: GetWhat::Rollout { name, watch },
@@ -238,21 +240,20 @@ fn main() -> ExitCode {
                         what: ListWhat::Rollouts,
                     } => cli::list(&client).await,
                     Command::Promote { name, full } => {
-                        cli::command(
-                            &client,
-                            &name,
-                            if full { "promote-full" } else { "promote" },
-                            None,
-                        )
-                        .await
+                        let c = if full {
+                            Rollout::PromoteFull
+                        } else {
+                            Rollout::Promote
+                        };
+                        cli::command(&client, &name, c).await
                     }
-                    Command::Abort { name } => cli::command(&client, &name, "abort", None).await,
-                    Command::Retry { name } => cli::command(&client, &name, "retry", None).await,
+                    Command::Abort { name } => cli::command(&client, &name, Rollout::Abort).await,
+                    Command::Retry { name } => cli::command(&client, &name, Rollout::Retry).await,
                     Command::Undo { name, to_revision } => {
-                        cli::command(&client, &name, "undo", to_revision).await
+                        cli::command(&client, &name, Rollout::Undo { to_revision }).await
                     }
-                    Command::Pause { name } => cli::command(&client, &name, "pause", None).await,
-                    Command::Resume { name } => cli::command(&client, &name, "resume", None).await,
+                    Command::Pause { name } => cli::command(&client, &name, Rollout::Pause).await,
+                    Command::Resume { name } => cli::command(&client, &name, Rollout::Resume).await,
                     Command::Status { name, timeout } => cli::status(&client, &name, timeout).await,
                     Command::Set {
                         what: SetWhat::Image { name, assignment },
@@ -266,6 +267,18 @@ fn main() -> ExitCode {
             })
         }
     }
+}
+
+/// Whether this binary runs as `kubectl sluice …` (installed as `kubectl-sluice`).
+fn invoked_as_kubectl_plugin() -> bool {
+    std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+        })
+        .is_some_and(|f| f.starts_with("kubectl-sluice"))
 }
 
 fn lint_files(files: &[PathBuf], quiet: bool) -> ExitCode {

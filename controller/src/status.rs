@@ -191,7 +191,8 @@ pub struct ScaleDown {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutStatus {
-    /// Phase.
+    /// Phase (Healthy until a controller says otherwise).
+    #[serde(default)]
     pub phase: Phase,
     /// Human message.
     #[serde(default)]

@@ -493,7 +493,12 @@ impl<P: Port> RolloutService for Reconciler<P> {
             .iter()
             .filter_map(|(name, e)| {
                 let r = world.rollouts.get(name)?;
-                Some(views::summary(r, &e.effective(r), e))
+                Some(views::summary(
+                    &r.metadata.name,
+                    r.metadata.namespace(),
+                    &e.effective(r),
+                    &e.status,
+                ))
             })
             .collect()
     }

@@ -14,6 +14,7 @@ use crate::control::service::{
 };
 use crate::spec::PodTemplate;
 use crate::spec::rollout::{Rollout, RolloutSpec};
+use crate::status::RolloutStatus;
 
 /// Window of the figures in views.
 pub const VIEW_WINDOW: Duration = Duration::from_secs(10);
@@ -43,22 +44,51 @@ pub fn role(hash: &str, stable: &str, current: &str, blue_green: bool) -> &'stat
 }
 
 /// A line of `list rollouts`.
-pub fn summary(r: &Rollout, spec: &RolloutSpec, e: &Entry) -> RolloutSummary {
+pub fn summary(
+    name: &str,
+    namespace: &str,
+    spec: &RolloutSpec,
+    status: &RolloutStatus,
+) -> RolloutSummary {
     let steps = spec.strategy.canary.as_ref().map(|c| c.steps.len() as u32);
     RolloutSummary {
-        name: r.metadata.name.clone(),
-        namespace: r.metadata.namespace().to_owned(),
+        name: name.to_owned(),
+        namespace: namespace.to_owned(),
         strategy: strategy(spec).to_owned(),
-        phase: e.status.phase,
-        step: steps.map(|n| (e.status.current_step_index.unwrap_or(0).min(n), n)),
-        weight: e.status.canary.weights.as_ref().map(|w| {
+        phase: status.phase,
+        step: steps.map(|n| (status.current_step_index.unwrap_or(0).min(n), n)),
+        weight: status.canary.weights.as_ref().map(|w| {
             (
                 w.canary.as_ref().map_or(0, |c| c.weight),
                 w.total,
                 w.verified,
             )
         }),
-        message: e.status.message.clone(),
+        message: status.message.clone(),
+    }
+}
+
+/// A revision as a view shows it, without figures (where the proxies' counters cannot be
+/// read, as from a cluster's API server alone).
+pub fn bare_revision(
+    rev: &crate::status::RevisionRecord,
+    stable: &str,
+    current: &str,
+    blue_green: bool,
+) -> RevisionView {
+    RevisionView {
+        revision: rev.revision,
+        pod_template_hash: rev.pod_template_hash.clone(),
+        role: role(&rev.pod_template_hash, stable, current, blue_green).to_owned(),
+        images: rev
+            .template
+            .containers()
+            .map(|cs| cs.into_iter().map(|c| c.image).collect())
+            .unwrap_or_default(),
+        addresses: Vec::new(),
+        healthy: 0,
+        replicas: None,
+        stats: RevisionStats::default(),
     }
 }
 
