@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's one test command: installs what the tests need, then runs the checks, every
+# The project's one test command: installs what the tests need, then runs the checks (format,
+# lints, import cycles, the manifests against Kubernetes' schemas and the CRDs), every
 # test (unit, property and end-to-end against the real binaries on loopback), the demo and a
 # smoke run of the benchmark script (which installs nginx, HAProxy and wrk when missing).
 set -euo pipefail
@@ -13,6 +14,8 @@ echo "== lints"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== imports: no cycle between the modules of a crate, and route/ stays pure"
 scripts/check-imports.py
+echo "== manifests: built-in kinds with kubernetes-validate, sluice's against the generated CRDs"
+"$(scripts/install-test-deps.sh --print-python)" scripts/validate-manifests.py 1.36.0
 echo "== no aws-lc-rs in the dependency tree"
 if cargo tree --workspace -i aws-lc-rs >/dev/null 2>&1; then
   echo "aws-lc-rs is in the dependency tree; use the ring provider" >&2

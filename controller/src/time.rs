@@ -68,6 +68,18 @@ impl<'de> Deserialize<'de> for Time {
     }
 }
 
+impl schemars::JsonSchema for Time {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Time".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        crate::spec::schema::time(g)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

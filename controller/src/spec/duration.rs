@@ -127,6 +127,18 @@ impl<'de> Deserialize<'de> for ArgoDuration {
     }
 }
 
+impl schemars::JsonSchema for ArgoDuration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ArgoDuration".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::schema::int_or_string(g)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -128,3 +128,15 @@ impl PodTemplate {
         false
     }
 }
+
+impl schemars::JsonSchema for PodTemplate {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PodTemplate".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::schema::any_object(g)
+    }
+}

@@ -8,7 +8,7 @@ pub mod duration;
 pub mod local;
 pub mod meta;
 pub mod rollout;
-mod schema;
+pub(crate) mod schema;
 pub mod template;
 pub mod unsupported;
 pub mod validate;
@@ -144,6 +144,8 @@ pub fn parse_document(tree: Value, index: usize) -> Result<Document, DocumentErr
             )]))
         }
         "Rollout" => {
+            let mut tree = tree;
+            drop_nulls(&mut tree);
             let unsupported = unsupported::in_rollout(&tree);
             if !unsupported.is_empty() {
                 return Err(fail(unsupported));
@@ -157,6 +159,8 @@ pub fn parse_document(tree: Value, index: usize) -> Result<Document, DocumentErr
             }
         }
         "AnalysisTemplate" | "ClusterAnalysisTemplate" => {
+            let mut tree = tree;
+            drop_nulls(&mut tree);
             let unsupported = unsupported::in_analysis_template(&tree);
             if !unsupported.is_empty() {
                 return Err(fail(unsupported));
@@ -218,6 +222,26 @@ pub fn parse_document(tree: Value, index: usize) -> Result<Document, DocumentErr
 }
 
 /// Deserializes a tree with the failing field's path in the error.
+/// Fields whose value is kept as written, nulls included (a pod template, a Job, a JSON body).
+const KEPT_WHOLE: [&str; 3] = ["template", "job", "jsonBody"];
+
+/// Removes every field whose value is null, as the API server reads a custom resource (`steps:`
+/// with nothing after it is no steps), except inside what is kept whole.
+fn drop_nulls(tree: &mut Value) {
+    match tree {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            for (k, v) in map.iter_mut() {
+                if !KEPT_WHOLE.contains(&k.as_str()) {
+                    drop_nulls(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
+}
+
 fn typed<T: serde::de::DeserializeOwned>(tree: Value) -> Result<T, FieldError> {
     serde_path_to_error::deserialize(tree).map_err(|e| {
         let path = e.path().to_string();
@@ -229,6 +253,35 @@ fn typed<T: serde::de::DeserializeOwned>(tree: Value) -> Result<T, FieldError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_field_written_with_no_value_is_absent_as_kubernetes_reads_it() {
+        let text = "apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: chip}
+spec:
+  replicas:
+  selector: {matchLabels: {app: chip}}
+  template:
+    metadata: {labels: {app: chip}, annotations: {kept: null}}
+    spec: {containers: [{name: chip, image: \"chip:v1\"}]}
+  strategy:
+    canary:
+      steps:
+";
+        let doc = parse_documents(text).unwrap().remove(0);
+        let Ok(Document::Rollout(r)) = doc else {
+            panic!("{doc:?}")
+        };
+        assert_eq!(r.spec.replicas, None);
+        assert!(r.spec.strategy.canary.unwrap().steps.is_empty());
+        let t = r.spec.template.unwrap();
+        assert_eq!(
+            t.0.pointer("/metadata/annotations/kept"),
+            Some(&Value::Null),
+            "the pod template is kept as written"
+        );
+    }
 
     #[test]
     fn both_api_versions_parse_the_same() {

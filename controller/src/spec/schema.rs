@@ -1,16 +1,10 @@
-//! The OpenAPI schemas of the types whose serde form is written by hand, in the shape a
-//! Kubernetes API server accepts in a structural CRD schema: an int-or-string is marked
-//! `x-kubernetes-int-or-string`, a kept-whole object (a pod template, a Job spec) is an
-//! object that preserves its unknown fields, a time is an RFC 3339 string.
+//! The OpenAPI schemas of what serde reads by hand, in the shape a Kubernetes API server
+//! accepts in a structural CRD schema: an int-or-string is marked `x-kubernetes-int-or-string`,
+//! a kept-whole object (a pod template, a Job spec) is an object that preserves its unknown
+//! fields, a time is an RFC 3339 string. The types' `JsonSchema` impls, beside each type, use
+//! these.
 
-use std::borrow::Cow;
-
-use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-
-use super::duration::ArgoDuration;
-use super::meta::PodTemplate;
-use super::template::IntOrString;
-use crate::time::Time;
+use schemars::{Schema, SchemaGenerator, json_schema};
 
 /// A number or a text (`10`, `"10s"`, `"{{args.count}}"`).
 pub fn int_or_string(_: &mut SchemaGenerator) -> Schema {
@@ -35,50 +29,7 @@ pub fn any_objects(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
-impl JsonSchema for ArgoDuration {
-    fn schema_name() -> Cow<'static, str> {
-        "ArgoDuration".into()
-    }
-    fn inline_schema() -> bool {
-        true
-    }
-    fn json_schema(g: &mut SchemaGenerator) -> Schema {
-        int_or_string(g)
-    }
-}
-
-impl JsonSchema for IntOrString {
-    fn schema_name() -> Cow<'static, str> {
-        "IntOrString".into()
-    }
-    fn inline_schema() -> bool {
-        true
-    }
-    fn json_schema(g: &mut SchemaGenerator) -> Schema {
-        int_or_string(g)
-    }
-}
-
-impl JsonSchema for PodTemplate {
-    fn schema_name() -> Cow<'static, str> {
-        "PodTemplate".into()
-    }
-    fn inline_schema() -> bool {
-        true
-    }
-    fn json_schema(g: &mut SchemaGenerator) -> Schema {
-        any_object(g)
-    }
-}
-
-impl JsonSchema for Time {
-    fn schema_name() -> Cow<'static, str> {
-        "Time".into()
-    }
-    fn inline_schema() -> bool {
-        true
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({ "type": "string", "format": "date-time" })
-    }
+/// An RFC 3339 time.
+pub fn time(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "type": "string", "format": "date-time" })
 }
