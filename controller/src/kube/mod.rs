@@ -1,9 +1,16 @@
 //! sluice on Kubernetes. Here now: the CLI's side of a cluster — Rollout objects listed, shown
 //! and commanded through the API server with the patches Argo Rollouts' plugin sends
-//! ([`rollouts`], [`patch`]). The CRDs are [`crate::crd`]'s. The controller's Kubernetes
-//! runtime (a [`crate::reconcile::Port`] on the API server) is not built yet.
+//! ([`rollouts`], [`patch`]) — and the pure rules the controller's Kubernetes runtime is
+//! built from: a revision's ReplicaSet ([`replicaset`]), the addresses of its available pods
+//! ([`endpoints`]), the managed Services' selectors ([`services`]) and leader election over
+//! a Lease ([`lease`]). The CRDs are [`crate::crd`]'s. The runtime itself (a
+//! [`crate::reconcile::Port`] on the API server that uses these) is not built yet.
 
+pub mod endpoints;
+pub mod lease;
 pub mod patch;
+pub mod replicaset;
 pub mod rollouts;
+pub mod services;
 
 pub use rollouts::ClusterRollouts;

@@ -381,10 +381,7 @@ fn c5_abort_reaches_every_proxy_fast_twenty_times_under_load() {
 
 #[test]
 fn c6_undo_after_full_promotion_fast_tracks_back() {
-    let w = world(
-        "  rollbackWindow: {revisions: 2}\n  strategy:\n    canary:\n      steps:\n      - setWeight: 30\n      - pause: {duration: 1}\n",
-        2,
-    );
+    let w = world_of(&example("c6-rollback-window.yaml"), 2);
     let t = loop_on(&w);
     block(w.client.set_image("chip", "chip", "chip:v2")).unwrap();
     w.wait("v2 stable", Duration::from_secs(15), healthy_on(&w, "v2"));
@@ -402,7 +399,7 @@ fn c6_undo_after_full_promotion_fast_tracks_back() {
     std::thread::sleep(Duration::from_millis(300));
     let answers = t.stop();
     no_failures(&answers);
-    // fast-tracked: no 30 % step on the way back
+    // fast-tracked: no 20 % step on the way back
     let back: Vec<&Answer> = answers.iter().filter(|a| a.at > undo_at).collect();
     assert!(
         back.iter()
@@ -617,10 +614,7 @@ spec:
 
 #[test]
 fn p1_testers_reach_the_new_version_with_a_header() {
-    let w = world(
-        "  strategy:\n    canary:\n      steps:\n      - setHeaderRoute:\n          name: testers\n          match: [{headerName: x-canary, headerValue: {exact: always}}]\n      - setWeight: 10\n      - pause: {}\n",
-        2,
-    );
+    let w = world_of(&example("p1-header-preview.yaml"), 2);
     block(w.client.set_image("chip", "chip", "chip:v2")).unwrap();
     w.wait("10 % paused", Duration::from_secs(10), |v| {
         v.status.phase == Phase::Paused

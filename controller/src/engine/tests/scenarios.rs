@@ -215,16 +215,7 @@ fn c5_abort_at_any_step_publishes_no_canary_at_once() {
 
 #[test]
 fn c6_undo_after_full_promotion_rolls_back_and_fast_tracks_inside_the_window() {
-    let yaml = "  rollbackWindow: {revisions: 2}
-  strategy:
-    canary:
-      steps:
-      - setWeight: 20
-      - pause: {duration: 10}
-      - setWeight: 60
-      - pause: {duration: 10}
-";
-    let mut sim = Sim::new(yaml);
+    let mut sim = Sim::example("c6-rollback-window.yaml");
     sim.set_image("chip:v2").settle();
     sim.advance(10).settle().advance(10).settle();
     assert_eq!(sim.phase(), Phase::Healthy);
@@ -247,7 +238,9 @@ fn c6_undo_after_full_promotion_rolls_back_and_fast_tracks_inside_the_window() {
     );
 
     // outside the window, the steps run
-    let mut sim = Sim::new(&yaml.replace("revisions: 2", "revisions: 1"));
+    let mut spec = example("c6-rollback-window.yaml");
+    spec.rollback_window.as_mut().unwrap().revisions = 1;
+    let mut sim = Sim::with(spec);
     for v in ["chip:v2", "chip:v3"] {
         sim.set_image(v).settle();
         sim.advance(10).settle().advance(10).settle();
@@ -555,21 +548,17 @@ fn promote_when_not_paused_skips_the_current_step() {
 
 #[test]
 fn header_routes_reach_the_canary_from_their_step_on() {
-    let yaml = "  strategy:
-    canary:
-      steps:
-      - setHeaderRoute:
-          name: testers
-          match: [{headerName: x-canary, headerValue: {exact: always}}]
-      - setWeight: 10
-      - pause: {}
-";
-    let mut sim = Sim::new(yaml);
+    let mut sim = Sim::example("p1-header-preview.yaml");
     sim.set_image("chip:v2").settle();
     let r = sim.obs.route.published.clone().unwrap();
     assert_eq!(r.weight, 10);
     assert_eq!(r.header_routes.len(), 1);
     assert_eq!(r.header_routes[0].name, "testers");
+    // the route stays through the later steps, and goes with the rollout's end
+    sim.command(Command::Promote).unwrap();
+    sim.settle();
+    let r = sim.obs.route.published.clone().unwrap();
+    assert_eq!((r.weight, r.header_routes.len()), (50, 1));
     sim.command(Command::Promote).unwrap();
     sim.settle();
     assert!(
