@@ -68,17 +68,7 @@ impl<'de> Deserialize<'de> for Time {
     }
 }
 
-impl schemars::JsonSchema for Time {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Time".into()
-    }
-    fn inline_schema() -> bool {
-        true
-    }
-    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        crate::spec::schema::time(g)
-    }
-}
+crate::spec::schema::hand_written_schema!(Time, "Time", crate::spec::schema::time);
 
 #[cfg(test)]
 mod tests {

@@ -455,3 +455,17 @@ impl Drop for SubscribedProxy {
         let _ = self.child.wait();
     }
 }
+
+/// Runs a command to its end: its exit code (-1 when a signal ended it) and its standard
+/// output followed by its standard error.
+pub fn finished(cmd: &mut Command) -> (i32, String) {
+    let out = cmd.output().expect("the command starts");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}

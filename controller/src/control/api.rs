@@ -25,7 +25,7 @@ use sluice_api::protocol::{Report, Unsubscribe};
 use sluice_io::listener::ApiLimits;
 
 use super::auth::{Caller, Credentials};
-use super::hub::Hub;
+use super::hub::{CounterWindow, Hub};
 use super::service::RolloutService;
 use crate::Error;
 use crate::commands::Command;

@@ -14,3 +14,21 @@ pub mod rollouts;
 pub mod services;
 
 pub use rollouts::ClusterRollouts;
+
+/// A Rollout object `shop/chip` on `chip:v1`, canary 20 % then a pause, with `status`.
+#[cfg(test)]
+pub(crate) fn rollout_object(status: serde_json::Value, paused: bool) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "sluice.dev/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": "chip", "namespace": "shop"},
+        "spec": {
+            "paused": paused,
+            "selector": {"matchLabels": {"app": "chip"}},
+            "template": {"metadata": {"labels": {"app": "chip"}},
+                         "spec": {"containers": [{"name": "chip", "image": "chip:v1"}]}},
+            "strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}]}}
+        },
+        "status": status
+    })
+}

@@ -108,20 +108,7 @@ mod tests {
     use super::*;
 
     fn rollout(status: Value, paused: bool) -> RolloutResource {
-        serde_json::from_value(json!({
-            "apiVersion": "sluice.dev/v1alpha1",
-            "kind": "Rollout",
-            "metadata": {"name": "chip", "namespace": "shop"},
-            "spec": {
-                "paused": paused,
-                "selector": {"matchLabels": {"app": "chip"}},
-                "template": {"metadata": {"labels": {"app": "chip"}},
-                             "spec": {"containers": [{"name": "chip", "image": "chip:v1"}]}},
-                "strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}, {"pause": {}}]}}
-            },
-            "status": status
-        }))
-        .unwrap()
+        serde_json::from_value(super::super::rollout_object(status, paused)).unwrap()
     }
 
     #[test]

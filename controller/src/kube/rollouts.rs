@@ -175,19 +175,7 @@ mod tests {
     }
 
     fn object(status: Value, paused: bool) -> Value {
-        json!({
-            "apiVersion": "sluice.dev/v1alpha1",
-            "kind": "Rollout",
-            "metadata": {"name": "chip", "namespace": "shop"},
-            "spec": {
-                "paused": paused,
-                "selector": {"matchLabels": {"app": "chip"}},
-                "template": {"metadata": {"labels": {"app": "chip"}},
-                             "spec": {"containers": [{"name": "chip", "image": "chip:v1"}]}},
-                "strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}]}}
-            },
-            "status": status
-        })
+        super::super::rollout_object(status, paused)
     }
 
     /// One call the CLI must make, and the API server's answer.

@@ -28,7 +28,7 @@ use super::state::{Entry, Problems, State};
 use super::{translate, views};
 use crate::Error;
 use crate::commands::{self, Command};
-use crate::control::hub::Hub;
+use crate::control::hub::{CounterWindow, Hub};
 use crate::control::service::{RolloutService, RolloutSummary, RolloutView};
 use crate::engine::{Reason, RouteIntent};
 use crate::revision::pod_template_hash;

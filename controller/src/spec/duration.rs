@@ -127,17 +127,11 @@ impl<'de> Deserialize<'de> for ArgoDuration {
     }
 }
 
-impl schemars::JsonSchema for ArgoDuration {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "ArgoDuration".into()
-    }
-    fn inline_schema() -> bool {
-        true
-    }
-    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        super::schema::int_or_string(g)
-    }
-}
+crate::spec::schema::hand_written_schema!(
+    ArgoDuration,
+    "ArgoDuration",
+    super::schema::int_or_string
+);
 
 #[cfg(test)]
 mod tests {

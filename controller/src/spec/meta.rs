@@ -129,14 +129,4 @@ impl PodTemplate {
     }
 }
 
-impl schemars::JsonSchema for PodTemplate {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "PodTemplate".into()
-    }
-    fn inline_schema() -> bool {
-        true
-    }
-    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        super::schema::any_object(g)
-    }
-}
+crate::spec::schema::hand_written_schema!(PodTemplate, "PodTemplate", super::schema::any_object);

@@ -29,6 +29,25 @@ pub fn any_objects(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
+/// Implements `JsonSchema` for a type whose serde form is written by hand, with one of the
+/// schemas above, inlined where the type is used.
+macro_rules! hand_written_schema {
+    ($ty:ty, $name:literal, $schema:path) => {
+        impl schemars::JsonSchema for $ty {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                $name.into()
+            }
+            fn inline_schema() -> bool {
+                true
+            }
+            fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                $schema(g)
+            }
+        }
+    };
+}
+pub(crate) use hand_written_schema;
+
 /// An RFC 3339 time.
 pub fn time(_: &mut SchemaGenerator) -> Schema {
     json_schema!({ "type": "string", "format": "date-time" })

@@ -279,14 +279,4 @@ pub struct LoadProvider {
     pub headers: BTreeMap<String, String>,
 }
 
-impl schemars::JsonSchema for IntOrString {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "IntOrString".into()
-    }
-    fn inline_schema() -> bool {
-        true
-    }
-    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        super::schema::int_or_string(g)
-    }
-}
+crate::spec::schema::hand_written_schema!(IntOrString, "IntOrString", super::schema::int_or_string);

@@ -135,19 +135,11 @@ current-context: test
 }
 
 fn sluice(exe: &std::path::Path, kubeconfig: &std::path::Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(exe)
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .env_remove("SLUICE_SERVER")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+    sluice_tests::procs::finished(
+        Command::new(exe)
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
+            .env_remove("SLUICE_SERVER"),
     )
 }
 

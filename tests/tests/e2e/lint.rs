@@ -7,19 +7,7 @@ use std::process::Command;
 use sluice_tests::bin;
 
 fn lint(path: &Path) -> (i32, String) {
-    let out = Command::new(bin("sluice"))
-        .args(["lint", "-f"])
-        .arg(path)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    sluice_tests::procs::finished(Command::new(bin("sluice")).args(["lint", "-f"]).arg(path))
 }
 
 fn examples() -> Vec<std::path::PathBuf> {

@@ -45,6 +45,7 @@ pub use routes::RESTART_GAP;
 use routes::Routes;
 
 use crate::Error;
+pub use crate::providers::CounterWindow;
 use crate::time::Time;
 
 /// Settings of the hub.
@@ -418,9 +419,16 @@ impl Hub {
         s.counters.merged(&pair, |p| s.fleet.present(p))
     }
 
+    /// Samples every pair's merged counters (call about once a second).
+    pub fn sample(&self, now: Time) {
+        self.lock().counters.sample(now);
+    }
+}
+
+impl CounterWindow for Hub {
     /// Counters of a (route, revision) over the last `window`: now minus the sample taken
     /// `window` ago (or the oldest one). Also returns the covered span.
-    pub fn window(
+    fn window(
         &self,
         route: &str,
         revision: &str,
@@ -429,23 +437,6 @@ impl Hub {
     ) -> (Totals, Duration) {
         let pair = (route.to_owned(), revision.to_owned());
         self.lock().counters.window(&pair, window, now)
-    }
-
-    /// Samples every pair's merged counters (call about once a second).
-    pub fn sample(&self, now: Time) {
-        self.lock().counters.sample(now);
-    }
-}
-
-impl crate::providers::CounterWindow for Hub {
-    fn window(
-        &self,
-        route: &str,
-        revision: &str,
-        window: Duration,
-        now: Time,
-    ) -> (Totals, Duration) {
-        Hub::window(self, route, revision, window, now)
     }
 }
 
