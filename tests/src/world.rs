@@ -76,8 +76,8 @@ impl Default for WorldSpec<'_> {
 
 /// The documents of a scenario in `manifests/examples/` (the one copy the engine tests and
 /// these tests share), made to run here: the images are the test backends' (`chip:vN`), and
-/// every timed pause lasts a tenth as long (at least a second). The Services in the file are
-/// other kinds, which the local runtime skips.
+/// every pause, analysis interval and measurement window lasts a tenth as long (at least a
+/// second). The Services in the file are other kinds, which the local runtime skips.
 pub fn example(file: &str) -> String {
     let path = format!(
         "{}/../manifests/examples/{file}",
@@ -91,12 +91,16 @@ pub fn example(file: &str) -> String {
         .join("\n")
 }
 
-/// `pause: {duration: 30s}` (or `10`, `5m`) with a tenth of the time, in whole seconds.
+/// A `duration: 30s`, `interval: 10` or `window: 5m` with a tenth of the time, in whole
+/// seconds.
 fn shorten_pause(line: &str) -> String {
-    let Some(at) = line.find("duration: ") else {
+    let Some((at, key)) = ["duration: ", "interval: ", "window: "]
+        .iter()
+        .find_map(|k| line.find(k).map(|at| (at, *k)))
+    else {
         return line.to_owned();
     };
-    let start = at + "duration: ".len();
+    let start = at + key.len();
     let rest = &line[start..];
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     let Ok(n) = digits.parse::<u64>() else {

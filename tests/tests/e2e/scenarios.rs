@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use sluice_controller::analysis::run::RunPhase;
 use sluice_controller::control::service::RolloutView;
 use sluice_controller::engine::Reason;
 use sluice_controller::status::Phase;
@@ -281,15 +282,11 @@ fn c3_and_c4_promotions_by_hand() {
         "{seen:?}"
     );
 
-    let mut c4 = String::from("  strategy:\n    canary:\n      steps:\n");
-    for wgt in (10..=90).step_by(40) {
-        c4.push_str(&format!("      - setWeight: {wgt}\n      - pause: {{}}\n"));
-    }
-    let w = world(&c4, 1);
+    let w = world_of(&example("c4-canary-manual-steps.yaml"), 1);
     let log = WeightLog::start(&w);
     let t = loop_on(&w);
     block(w.client.set_image("chip", "chip", "chip:v2")).unwrap();
-    for step in [1, 3, 5] {
+    for step in (1..18).step_by(2) {
         w.wait("a pause", Duration::from_secs(10), |v| {
             v.status.phase == Phase::Paused && v.status.current_step_index == Some(step)
         });
@@ -301,8 +298,8 @@ fn c3_and_c4_promotions_by_hand() {
     no_failures(&answers);
     let seen = check_split_per_generation(&answers, &log.finish(), 1);
     assert!(
-        seen.contains(&10) && seen.contains(&50) && seen.contains(&90),
-        "{seen:?}"
+        (10..=90).step_by(10).all(|w| seen.contains(&w)),
+        "every step's weight served: {seen:?}"
     );
 }
 
@@ -464,93 +461,88 @@ fn b1_preview_by_host_or_header_while_users_stay_on_active() {
     );
 }
 
-#[test]
-fn b2_and_b3_promotion_only_after_warm_up_and_success_rate() {
-    let docs = format!(
-        "{}---
-apiVersion: sluice.dev/v1alpha1
-kind: AnalysisTemplate
-metadata: {{name: warm-up}}
-spec:
-  metrics:
-    - name: warm-up
-      successCondition: result >= 0.99
-      provider: {{load: {{requests: 1000, concurrency: 3, path: /version}}}}
----
-apiVersion: sluice.dev/v1alpha1
-kind: AnalysisTemplate
-metadata: {{name: success-rate}}
-spec:
-  metrics:
-    - name: preview-success-rate
-      interval: 1s
-      count: 2
-      successCondition: result >= 0.95
-      provider: {{proxy: {{query: success-rate, window: 3s, minRequests: 10}}}}
-",
-        rollout(
-            "  strategy:\n    blueGreen:\n      activeService: chip-active\n      prePromotionAnalysis:\n        templates: [{templateName: warm-up}, {templateName: success-rate}]\n"
-        )
-    );
+/// Testers' requests with the preview header, so that the proxies count the preview.
+fn testers(w: &World) -> (tokio::runtime::Runtime, sluice_loadtest::paced::PacedLoop) {
+    let targets = w.proxies.iter().map(|p| p.url("/version")).collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let lp = rt.block_on(async {
+        sluice_loadtest::paced::start(sluice_loadtest::paced::PacedConfig {
+            targets,
+            rate: 50.0,
+            connections: 2,
+            max_duration: Duration::from_secs(120),
+            headers: vec![(
+                "x-sluice-preview".parse().unwrap(),
+                "always".parse().unwrap(),
+            )],
+        })
+    });
+    (rt, lp)
+}
+
+/// A blue/green example whose pre-promotion analysis passes for v2 — then a person promotes —
+/// and fails for v3, which answers 20 % 5xx: users never reach v3, no switch fails a request.
+fn blue_green_promoted_only_after_its_analysis(file: &str, with_testers: bool) {
     let w = World::start(WorldSpec {
         versions: vec![
             ("v1", vec![]),
             ("v2", vec![]),
             ("v3", vec!["--error-rate", "0.2"]),
         ],
-        documents: &docs,
+        documents: &example(file),
         proxies: 2,
         ..Default::default()
     });
     let users = loop_on(&w);
-    // testers reach the preview through the header, so the proxies measure it
-    let testers_with_header = {
-        let targets = w.proxies.iter().map(|p| p.url("/version")).collect();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let lp = rt.block_on(async {
-            sluice_loadtest::paced::start(sluice_loadtest::paced::PacedConfig {
-                targets,
-                rate: 50.0,
-                connections: 2,
-                max_duration: Duration::from_secs(120),
-                headers: vec![(
-                    "x-sluice-preview".parse().unwrap(),
-                    "always".parse().unwrap(),
-                )],
-            })
-        });
-        (rt, lp)
-    };
+    let testers = with_testers.then(|| testers(&w));
     block(w.client.set_image("chip", "chip", "chip:v2")).unwrap();
     let v = w.wait(
-        "v2 promoted after warm-up and success rate",
+        "the analysis passed, waiting for a person",
         Duration::from_secs(40),
-        healthy_on(&w, "v2"),
+        |v| {
+            v.status.phase == Phase::Paused
+                && v.analysis_runs
+                    .iter()
+                    .any(|r| r.name.ends_with("-pre") && r.phase == RunPhase::Successful)
+        },
     );
-    let pre = v
-        .analysis_runs
-        .iter()
-        .find(|r| r.name.ends_with("-pre"))
-        .unwrap();
-    assert_eq!(pre.metrics.len(), 2);
+    assert_eq!(
+        v.status.stable_rs.as_deref(),
+        Some(w.hash("v1").as_str()),
+        "no switch before the promotion"
+    );
+    block(w.client.command("chip", "promote", None)).unwrap();
+    w.wait("v2 promoted", Duration::from_secs(20), healthy_on(&w, "v2"));
     block(w.client.set_image("chip", "chip", "chip:v3")).unwrap();
     w.wait("v3 refused", Duration::from_secs(40), |v| {
         v.status.phase == Phase::Degraded
     });
     let users_answers = users.stop();
-    let (rt, lp) = testers_with_header;
-    let _ = rt.block_on(lp.stop());
-    // users never reached v3, and no switch failed a user's request
+    if let Some((rt, lp)) = testers {
+        let _ = rt.block_on(lp.stop());
+    }
     no_failures(&users_answers);
     assert!(
         users_answers
             .iter()
             .all(|a| !a.backend.ends_with(&w.hash("v3")))
     );
+}
+
+#[test]
+fn b2_promotion_only_after_the_warm_up() {
+    // the warm-up sends its own 1000 requests to the preview
+    blue_green_promoted_only_after_its_analysis("b2-blue-green-warm-up.yaml", false);
+}
+
+#[test]
+fn b3_promotion_only_while_the_preview_succeeds() {
+    // the proxies measure the preview from the testers' requests
+    blue_green_promoted_only_after_its_analysis("b3-blue-green-success-rate.yaml", true);
 }
 
 #[test]

@@ -335,23 +335,20 @@ fn b1_preview_waits_for_healthy_endpoints() {
 
 #[test]
 fn b2_promotion_only_after_the_warm_up_succeeded() {
-    let yaml = "  strategy:
-    blueGreen:
-      activeService: chip-active
-      previewService: chip-preview
-      prePromotionAnalysis:
-        templates: [{templateName: chip-http-warm-up}]
-";
     for (result, switched) in [(RunPhase::Successful, true), (RunPhase::Failed, false)] {
-        let mut sim = Sim::new(yaml);
+        let mut sim = Sim::example("b2-blue-green-warm-up.yaml");
         sim.set_image("chip:v2").settle();
         assert!(sim.take_trace().contains(&"start PrePromotion".to_owned()));
         assert_eq!(sim.split().0, "r1");
-        assert_eq!(sim.phase(), Phase::Progressing);
         sim.advance(60).settle();
         assert_eq!(sim.split().0, "r1", "no switch while the warm-up runs");
         sim.run_result(RunKind::PrePromotion, result).settle();
         if switched {
+            // autoPromotionEnabled: false — the warm-up passed, a person promotes
+            assert_eq!(sim.split().0, "r1");
+            assert_eq!(sim.phase(), Phase::Paused);
+            sim.command(Command::Promote).unwrap();
+            sim.settle();
             assert_eq!(sim.split(), ("r2".into(), None));
             assert_eq!(sim.phase(), Phase::Healthy);
         } else {
