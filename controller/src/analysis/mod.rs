@@ -4,3 +4,4 @@
 pub mod expr;
 pub mod phase;
 pub mod run;
+pub mod sequential;
