@@ -15,6 +15,7 @@ use serde_json::Value as Json;
 
 use crate::analysis::expr::Value;
 use crate::analysis::run::{MetricSpec, ProviderOutcome};
+use crate::analysis::sequential;
 use crate::spec::defaults;
 use crate::spec::template::{ProxyQuery, RevisionRole};
 use crate::time::Time;
@@ -30,6 +31,78 @@ pub trait CounterWindow: Send + Sync {
         window: Duration,
         now: Time,
     ) -> (sluice_api::Totals, Duration);
+    /// The merged counters of a (route, revision) as sampled (about once a second) since
+    /// `since`, oldest first: cumulative totals with the time of each sample.
+    fn samples(&self, route: &str, revision: &str, since: Time) -> Vec<(Time, sluice_api::Totals)>;
+}
+
+/// The `canary-vs-stable` verdict over the samples of both revisions taken at the same
+/// moments: each step between two samples is one window of the sequential test. Fewer than
+/// `min_requests` canary responses, or no verdict yet, is not a measurement.
+pub fn canary_vs_stable(
+    params: &sequential::Params,
+    canary: &[(Time, sluice_api::Totals)],
+    stable: &[(Time, sluice_api::Totals)],
+    min_requests: u64,
+) -> ProviderOutcome {
+    let step = |s: &[(Time, sluice_api::Totals)], i: usize| {
+        let d = s[i].1.minus(&s[i - 1].1);
+        sequential::Counts {
+            requests: d.requests(),
+            errors: d.server_errors(),
+        }
+    };
+    let mut evidence = sequential::Evidence::default();
+    let mut j = 1;
+    for i in 1..canary.len() {
+        // the stable samples of the same two moments, if there are
+        while j < stable.len() && stable[j].0 < canary[i].0 {
+            j += 1;
+        }
+        let same =
+            j < stable.len() && stable[j].0 == canary[i].0 && stable[j - 1].0 == canary[i - 1].0;
+        let s = if same {
+            step(stable, j)
+        } else {
+            sequential::Counts::default()
+        };
+        evidence.add(params, step(canary, i), s);
+    }
+    let figures = format!(
+        "canary {} of {} failed ({}), stable {} of {} ({}), statistic {:.2} (worse at {:.2}, not worse at {:.2})",
+        evidence.canary.errors,
+        evidence.canary.requests,
+        rate_text(sequential::Evidence::rate(evidence.canary)),
+        evidence.stable.errors,
+        evidence.stable.requests,
+        rate_text(sequential::Evidence::rate(evidence.stable)),
+        evidence.statistic,
+        params.upper(),
+        params.lower(),
+    );
+    if evidence.canary.requests < min_requests {
+        return ProviderOutcome::NotEnoughData(format!(
+            "waiting for traffic: {} of {min_requests} canary requests",
+            evidence.canary.requests
+        ));
+    }
+    match evidence.verdict(params) {
+        sequential::Verdict::Worse => ProviderOutcome::Decided {
+            success: false,
+            detail: format!("worse than stable: {figures}"),
+        },
+        sequential::Verdict::NotWorse => ProviderOutcome::Decided {
+            success: true,
+            detail: format!("not worse than stable: {figures}"),
+        },
+        sequential::Verdict::Undecided => {
+            ProviderOutcome::NotEnoughData(format!("undecided: {figures}"))
+        }
+    }
+}
+
+fn rate_text(rate: Option<f64>) -> String {
+    rate.map_or_else(|| "-".to_owned(), |r| format!("{:.2} %", r * 100.0))
 }
 
 /// What a measurement needs to know about its rollout.
@@ -62,6 +135,16 @@ pub async fn measure(metric: &MetricSpec, target: &Measured, now: Time) -> Provi
             .as_ref()
             .map_or(defaults::PROXY_WINDOW, |w| w.value);
         let min = x.min_requests.unwrap_or(defaults::PROXY_MIN_REQUESTS);
+        if x.query == ProxyQuery::CanaryVsStable {
+            let since = Time(now.0 - i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
+            let canary = target
+                .counters
+                .samples(&target.route, &target.revision, since);
+            let stable = target
+                .counters
+                .samples(&target.route, &target.stable, since);
+            return canary_vs_stable(&x.sequential(), &canary, &stable, min);
+        }
         let (t, span) = target.counters.window(&target.route, revision, window, now);
         return proxy_value(
             x.query,
@@ -194,6 +277,11 @@ pub fn proxy_value(
         ProxyQuery::SuccessRate => t.success_rate().unwrap_or(1.0),
         ProxyQuery::ErrorRate => t.error_rate().unwrap_or(0.0),
         ProxyQuery::RequestRate => n as f64 / span.as_secs_f64().max(1.0),
+        ProxyQuery::CanaryVsStable => {
+            return ProviderOutcome::Error(
+                "canary-vs-stable is measured over samples, not one window".into(),
+            );
+        }
         ProxyQuery::Latency => match t.quantile_seconds(quantile) {
             Some(q) => q,
             None => return ProviderOutcome::NotEnoughData("no timed responses yet".into()),
@@ -366,6 +454,53 @@ async fn run_command(command: &[String], timeout: Duration) -> ProviderOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Cumulative samples a second apart: (requests, 5xx) added in each second.
+    fn series(steps: &[(u64, u64)]) -> Vec<(Time, sluice_api::Totals)> {
+        let mut t = sluice_api::Totals::default();
+        let mut out = vec![(Time(0), t.clone())];
+        for (i, (n, bad)) in steps.iter().enumerate() {
+            t.by_class[1] += n - bad;
+            t.by_class[4] += bad;
+            out.push((Time(1000 * (i as i64 + 1)), t.clone()));
+        }
+        out
+    }
+
+    #[test]
+    fn canary_vs_stable_fails_a_canary_erring_alone_and_passes_one_erring_like_stable() {
+        let p = crate::analysis::sequential::Params::default();
+        let stable_ok = series(&[(160, 1); 8]);
+        let bad = series(&[(40, 12); 8]);
+        match canary_vs_stable(&p, &bad, &stable_ok, 20) {
+            ProviderOutcome::Decided { success, detail } => {
+                assert!(!success);
+                assert!(detail.starts_with("worse than stable: canary "), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // the same spike on both: no evidence against the canary
+        let stable_spike = series(&[(160, 40); 30]);
+        let canary_spike = series(&[(40, 10); 30]);
+        assert!(matches!(
+            canary_vs_stable(&p, &canary_spike, &stable_spike, 20),
+            ProviderOutcome::Decided { success: true, .. }
+        ));
+        // too little canary traffic is not a measurement
+        assert!(matches!(
+            canary_vs_stable(&p, &series(&[(3, 3)]), &series(&[(160, 0)]), 20),
+            ProviderOutcome::NotEnoughData(m) if m.starts_with("waiting for traffic")
+        ));
+        // samples of other moments are not compared: the canary's errors alone weigh nothing
+        let mut shifted = stable_ok.clone();
+        for (t, _) in &mut shifted {
+            t.0 += 500;
+        }
+        assert!(matches!(
+            canary_vs_stable(&p, &bad, &shifted, 20),
+            ProviderOutcome::NotEnoughData(m) if m.starts_with("undecided")
+        ));
+    }
 
     #[test]
     fn prometheus_vectors_and_scalars_become_values() {

@@ -47,20 +47,23 @@ impl Default for Params {
 }
 
 impl Params {
-    /// Why these settings cannot be used, if they cannot.
+    /// Why these settings cannot be used, if they cannot (named as a metric spells them).
     pub fn check(&self) -> Result<(), String> {
         let open = |x: f64| x > 0.0 && x < 1.0;
         if !open(self.alpha) {
-            return Err(format!("alpha {} is not between 0 and 1", self.alpha));
+            return Err(format!(
+                "falseFailure {} is not between 0 and 1",
+                self.alpha
+            ));
         }
         if !open(self.beta) {
-            return Err(format!("beta {} is not between 0 and 1", self.beta));
+            return Err(format!("falsePass {} is not between 0 and 1", self.beta));
         }
         if self.alpha + self.beta >= 1.0 {
-            return Err("alpha + beta must be below 1".to_owned());
+            return Err("falseFailure + falsePass must be below 1".to_owned());
         }
         if !(self.worse_ratio > 1.0 && self.worse_ratio.is_finite()) {
-            return Err(format!("worse ratio {} is not above 1", self.worse_ratio));
+            return Err(format!("worseRatio {} is not above 1", self.worse_ratio));
         }
         Ok(())
     }

@@ -35,6 +35,13 @@ pub const PROXY_WINDOW: Duration = Duration::from_secs(30);
 /// `proxy.minRequests`.
 pub const PROXY_MIN_REQUESTS: u64 = 20;
 /// `proxy.quantile`.
+/// `canary-vs-stable`: the error-rate ratio that counts as worse.
+pub const SEQUENTIAL_WORSE_RATIO: f64 = 2.0;
+/// `canary-vs-stable`: the largest chance of failing a canary that is no worse.
+pub const SEQUENTIAL_FALSE_FAILURE: f64 = 0.01;
+/// `canary-vs-stable`: the largest chance of passing a canary twice as bad.
+pub const SEQUENTIAL_FALSE_PASS: f64 = 0.05;
+/// The default quantile, for `latency`.
 pub const PROXY_QUANTILE: f64 = 0.99;
 /// `prometheus.timeout`, seconds.
 pub const PROMETHEUS_TIMEOUT_SECONDS: u32 = 30;

@@ -151,6 +151,9 @@ pub enum ProxyQuery {
     Latency,
     /// Responses per second.
     RequestRate,
+    /// A sequential verdict: is the canary's error rate worse than the stable revision's over
+    /// the same moments ([`crate::analysis::sequential`])? Decides the measurement by itself.
+    CanaryVsStable,
 }
 
 /// Which revision a measurement is about.
@@ -184,6 +187,32 @@ pub struct ProxyProvider {
     /// Canary (default) or stable.
     #[serde(default)]
     pub revision: RevisionRole,
+    /// For `canary-vs-stable`: how many times the stable error rate counts as worse (2 by
+    /// default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worse_ratio: Option<f64>,
+    /// For `canary-vs-stable`: the largest chance of failing a canary that is no worse (0.01
+    /// by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub false_failure: Option<f64>,
+    /// For `canary-vs-stable`: the largest chance of passing a canary `worseRatio` times
+    /// worse (0.05 by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub false_pass: Option<f64>,
+}
+
+impl ProxyProvider {
+    /// The sequential test's settings of a `canary-vs-stable` metric.
+    pub fn sequential(&self) -> crate::analysis::sequential::Params {
+        use super::defaults;
+        crate::analysis::sequential::Params {
+            alpha: self
+                .false_failure
+                .unwrap_or(defaults::SEQUENTIAL_FALSE_FAILURE),
+            beta: self.false_pass.unwrap_or(defaults::SEQUENTIAL_FALSE_PASS),
+            worse_ratio: self.worse_ratio.unwrap_or(defaults::SEQUENTIAL_WORSE_RATIO),
+        }
+    }
 }
 
 /// `provider.prometheus`.

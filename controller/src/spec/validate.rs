@@ -466,6 +466,23 @@ fn metric(e: &mut Errors, p: &str, m: &Metric) {
         if x.window.as_ref().is_some_and(|w| w.value.as_secs() < 1) {
             e.add(format!("{p}.provider.proxy.window"), "must be at least 1s");
         }
+        let sequential = [
+            ("worseRatio", x.worse_ratio),
+            ("falseFailure", x.false_failure),
+            ("falsePass", x.false_pass),
+        ];
+        if x.query != crate::spec::template::ProxyQuery::CanaryVsStable {
+            for (field, value) in sequential {
+                if value.is_some() {
+                    e.add(
+                        format!("{p}.provider.proxy.{field}"),
+                        "applies to query canary-vs-stable only",
+                    );
+                }
+            }
+        } else if let Err(reason) = x.sequential().check() {
+            e.add(format!("{p}.provider.proxy"), reason);
+        }
     }
     if let Some(x) = &pr.prometheus {
         if !url_ok(&x.address) {

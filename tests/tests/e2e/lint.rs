@@ -43,7 +43,8 @@ fn broken_variants_are_refused_naming_the_field() {
             .join("../manifests/examples/b2-blue-green-warm-up.yaml"),
     )
     .unwrap();
-    let cases: Vec<(String, &str)> = vec![
+    let cases: Vec<(String, &str)> =
+        vec![
         (
             c1.replace("setWeight: 40", "setWeight: 140"),
             "spec.strategy.canary.steps[2].setWeight: 140 exceeds maxTrafficWeight 100",
@@ -117,6 +118,27 @@ fn broken_variants_are_refused_naming_the_field() {
         (
             b2.replace("requests: 1000", "requests: 0"),
             "spec.metrics[0].provider.load.requests: must be above 0",
+        ),
+        (
+            std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../manifests/examples/a1-canary-analysis.yaml"),
+            )
+            .unwrap()
+            .replace("query: error-rate", "query: error-rate\n          worseRatio: 3"),
+            "spec.metrics[0].provider.proxy.worseRatio: applies to query canary-vs-stable only",
+        ),
+        (
+            std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../manifests/examples/a1-canary-analysis.yaml"),
+            )
+            .unwrap()
+            .replace(
+                "query: error-rate",
+                "query: canary-vs-stable\n          falseFailure: 0.7\n          falsePass: 0.5",
+            ),
+            "spec.metrics[0].provider.proxy: falseFailure + falsePass must be below 1",
         ),
         (
             c1.replace(

@@ -545,8 +545,10 @@ fn b3_promotion_only_while_the_preview_succeeds() {
     blue_green_promoted_only_after_its_analysis("b3-blue-green-success-rate.yaml", true);
 }
 
-#[test]
-fn a1_a_bad_canary_is_aborted_by_itself_within_seconds() {
+/// A1: a canary at 20 % of 200 req/s over 3 proxies answering 30 % 503, with background
+/// analysis by `metric` (YAML of one metric); returns how long from the first bad answer to
+/// the abort acknowledged by every proxy, and how many user requests failed.
+fn a1_abort(metric: &str, label: &str) -> (f64, usize) {
     let docs = format!(
         "{}---
 apiVersion: sluice.dev/v1alpha1
@@ -554,11 +556,7 @@ kind: AnalysisTemplate
 metadata: {{name: error-rate}}
 spec:
   metrics:
-    - name: error-rate
-      interval: 1s
-      failureCondition: result > 0.05
-      provider: {{proxy: {{query: error-rate, window: 2s, minRequests: 10}}}}
-",
+{metric}",
         rollout(
             "  strategy:\n    canary:\n      analysis: {templates: [{templateName: error-rate}]}\n      steps:\n      - setWeight: 20\n      - pause: {duration: 60}\n"
         )
@@ -589,9 +587,9 @@ spec:
         .min()
         .expect("the canary failed some requests");
     let failed = answers.iter().filter(|a| a.failed()).count();
+    let seconds = acked.saturating_sub(first_bad).as_secs_f64();
     eprintln!(
-        "first 5xx → abort acknowledged by 3 proxies: {:.2} s, user requests failed meanwhile: {failed} (of {} sent at 200/s)",
-        acked.saturating_sub(first_bad).as_secs_f64(),
+        "{label}: first 5xx → abort acknowledged by 3 proxies: {seconds:.2} s, user requests failed meanwhile: {failed} (of {} sent at 200/s)",
         answers.len()
     );
     assert!(
@@ -602,6 +600,33 @@ spec:
         "a failure came from stable"
     );
     assert!(w.view().status.message.contains("background analysis"));
+    (seconds, failed)
+}
+
+#[test]
+fn a1_a_bad_canary_is_aborted_by_itself_within_seconds() {
+    a1_abort(
+        "    - name: error-rate
+      interval: 1s
+      failureCondition: result > 0.05
+      provider: {proxy: {query: error-rate, window: 2s, minRequests: 10}}
+",
+        "error-rate over a 2 s window",
+    );
+}
+
+#[test]
+fn a1_canary_vs_stable_aborts_a_bad_canary_from_the_evidence() {
+    let (_, failed) = a1_abort(
+        "    - name: versus-stable
+      interval: 1s
+      provider: {proxy: {query: canary-vs-stable, window: 60s, minRequests: 10}}
+",
+        "canary-vs-stable",
+    );
+    // 30 % of 20 % of 200 req/s is 12 failed requests a second: the verdict needs about ten
+    // canary errors, then a measurement interval and the publication
+    assert!(failed < 60, "{failed} user requests failed");
 }
 
 #[test]

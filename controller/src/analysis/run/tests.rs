@@ -31,6 +31,9 @@ fn metric(
                 window: None,
                 min_requests: None,
                 revision: Default::default(),
+                worse_ratio: None,
+                false_failure: None,
+                false_pass: None,
             }),
             ..Default::default()
         },

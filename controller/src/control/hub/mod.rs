@@ -426,6 +426,11 @@ impl Hub {
 }
 
 impl CounterWindow for Hub {
+    fn samples(&self, route: &str, revision: &str, since: Time) -> Vec<(Time, Totals)> {
+        let pair = (route.to_owned(), revision.to_owned());
+        self.lock().counters.samples_since(&pair, since)
+    }
+
     /// Counters of a (route, revision) over the last `window`: now minus the sample taken
     /// `window` ago (or the oldest one). Also returns the covered span.
     fn window(
