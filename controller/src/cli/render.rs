@@ -123,6 +123,9 @@ pub fn rollout(v: &RolloutView) -> String {
                     .unwrap_or_default();
                 let dry = if m.dry_run { " [dry run]" } else { "" };
                 let _ = writeln!(o, "    {}{dry}: {}{waiting}", m.name, values.join("  "));
+                if let Some(d) = &m.detail {
+                    let _ = writeln!(o, "      {}", d.lines().next().unwrap_or_default());
+                }
             }
         }
     }

@@ -82,6 +82,10 @@ pub struct MetricView {
     pub measurements: Vec<(String, crate::analysis::run::MeasurementPhase)>,
     /// Why the last attempt was not a measurement.
     pub waiting: Option<String>,
+    /// What the provider said of the newest measurement, where it decided it by itself (a
+    /// job's output, the figures of `canary-vs-stable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
     /// Measured but never deciding.
     pub dry_run: bool,
 }

@@ -158,6 +158,11 @@ fn run_view(name: &str, rec: &RunRecord) -> AnalysisRunView {
                         })
                         .collect(),
                     waiting: m.waiting.clone(),
+                    detail: m
+                        .measurements
+                        .last()
+                        .filter(|x| x.value.is_some())
+                        .and_then(|x| x.message.clone()),
                     dry_run: rec.dry_run.contains(&m.name),
                 }
             })

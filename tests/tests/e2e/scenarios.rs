@@ -547,8 +547,8 @@ fn b3_promotion_only_while_the_preview_succeeds() {
 
 /// A1: a canary at 20 % of 200 req/s over 3 proxies answering 30 % 503, with background
 /// analysis by `metric` (YAML of one metric); returns how long from the first bad answer to
-/// the abort acknowledged by every proxy, and how many user requests failed.
-fn a1_abort(metric: &str, label: &str) -> (f64, usize) {
+/// the abort acknowledged by every proxy, how many user requests failed, and the rollout then.
+fn a1_abort(metric: &str, label: &str) -> (f64, usize, RolloutView) {
     let docs = format!(
         "{}---
 apiVersion: sluice.dev/v1alpha1
@@ -599,8 +599,9 @@ spec:
             .all(|a| a.backend.ends_with(&w.hash("v2"))),
         "a failure came from stable"
     );
-    assert!(w.view().status.message.contains("background analysis"));
-    (seconds, failed)
+    let v = w.view();
+    assert!(v.status.message.contains("background analysis"));
+    (seconds, failed, v)
 }
 
 #[test]
@@ -617,7 +618,7 @@ fn a1_a_bad_canary_is_aborted_by_itself_within_seconds() {
 
 #[test]
 fn a1_canary_vs_stable_aborts_a_bad_canary_from_the_evidence() {
-    let (_, failed) = a1_abort(
+    let (_, failed, v) = a1_abort(
         "    - name: versus-stable
       interval: 1s
       provider: {proxy: {query: canary-vs-stable, window: 60s, minRequests: 10}}
@@ -627,6 +628,13 @@ fn a1_canary_vs_stable_aborts_a_bad_canary_from_the_evidence() {
     // 30 % of 20 % of 200 req/s is 12 failed requests a second: the verdict needs about ten
     // canary errors, then a measurement interval and the publication
     assert!(failed < 60, "{failed} user requests failed");
+    // the figures that decided it are in the view (and so in `get rollout` and the API)
+    let metric = &v.analysis_runs[0].metrics[0];
+    let detail = metric.detail.as_deref().unwrap_or_default();
+    assert!(
+        detail.starts_with("worse than stable: canary ") && detail.contains("statistic"),
+        "{metric:?}"
+    );
 }
 
 #[test]
