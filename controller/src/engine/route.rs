@@ -92,7 +92,11 @@ pub fn routing_of(spec: &RolloutSpec) -> Option<&TrafficRouting> {
 
 /// The proxy route a rollout drives: `trafficRouting.sluice.route`, else `namespace/name`.
 pub fn route_name(namespace: &str, name: &str, spec: &RolloutSpec) -> String {
-    routing_of(spec)
+    name_on(namespace, name, routing_of(spec))
+}
+
+fn name_on(namespace: &str, name: &str, routing: Option<&TrafficRouting>) -> String {
+    routing
         .and_then(|r| r.sluice.as_ref())
         .and_then(|s| s.route.clone())
         .unwrap_or_else(|| format!("{namespace}/{name}"))
@@ -107,9 +111,7 @@ pub fn base(
 ) -> RouteIntent {
     let sluice = routing.and_then(|r| r.sluice.as_ref());
     RouteIntent {
-        route: sluice
-            .and_then(|s| s.route.clone())
-            .unwrap_or_else(|| format!("{namespace}/{name}")),
+        route: name_on(namespace, name, routing),
         hosts: sluice.map(|s| s.hosts.clone()).unwrap_or_default(),
         path_prefix: sluice
             .and_then(|s| s.path_prefix.clone())

@@ -518,7 +518,7 @@ impl<P: Port> RolloutService for Reconciler<P> {
                 .collect();
             (e, runs, inner.problems.of(name))
         };
-        let route = settle::route_of(r, &entry);
+        let route = settle::route_of(r);
         let now = Time::now();
         let figures = |template: &PodTemplate, hash: &str| {
             let addresses = self.port.addresses(name, template);
@@ -631,10 +631,10 @@ impl<P: Port> RunHost for Reconciler<P> {
     fn target_of(&self, rec: &RunRecord) -> Option<Measured> {
         let world = self.port.world();
         let r = world.rollouts.get(&rec.rollout)?;
-        let route = {
-            let inner = self.lock();
-            settle::route_of(r, inner.state.rollouts.get(&rec.rollout)?)
-        };
+        if !self.lock().state.rollouts.contains_key(&rec.rollout) {
+            return None;
+        }
+        let route = settle::route_of(r);
         Some(Measured {
             counters: self.hub.clone(),
             route,

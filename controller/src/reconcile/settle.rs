@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::runs::RunRecord;
-use super::state::{Entry, State};
+use super::state::State;
 use crate::analysis::run::RunPhase;
 use crate::engine::{
     self, Effect, Input, Observations, RevisionObservation, RouteIntent, RouteObservation,
@@ -59,9 +59,10 @@ pub struct Settled {
     pub runs: Vec<RunChange>,
 }
 
-/// The route name a rollout drives.
-pub fn route_of(r: &Rollout, e: &Entry) -> String {
-    engine::route::route_name(r.metadata.namespace(), &r.metadata.name, &e.effective(r))
+/// The route name a rollout drives (commands never change its routing, so the owners' spec
+/// says it).
+pub fn route_of(r: &Rollout) -> String {
+    engine::route::route_name(r.metadata.namespace(), &r.metadata.name, &r.spec)
 }
 
 /// What the engine observes. `pending`: a route decided in this tick is not yet published,
@@ -77,7 +78,7 @@ pub fn observe(
         return Observations::default();
     };
     let spec = e.effective(r);
-    let route = route_of(r, e);
+    let route = route_of(r);
     let (expected, acknowledged) = match (&e.published, pending) {
         (Some(_), false) => sight.acknowledgements(&route, Some(sight.generation(&route))),
         _ => (sight.acknowledgements(&route, None).0, 0),
@@ -285,7 +286,7 @@ spec:
 
     fn released(r: &Rollout) -> (State, Rollout) {
         let mut state = State::default();
-        let mut entry = Entry::default();
+        let mut entry = crate::reconcile::Entry::default();
         entry.follow(r.spec.template.as_ref());
         state.rollouts.insert("chip".into(), entry);
         let sight = OneProxy {
