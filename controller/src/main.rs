@@ -37,11 +37,29 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
-    /// Run the controller with the local runtime.
+    /// Run the controller: with the local runtime (`--config`), or on a Kubernetes cluster
+    /// (`--kubernetes`, for the rollouts of one namespace).
     Controller {
         /// Local config: Rollouts, AnalysisTemplates and one LocalRuntime document.
-        #[arg(short = 'c', long)]
-        config: PathBuf,
+        #[arg(short = 'c', long, required_unless_present = "kubernetes")]
+        config: Option<PathBuf>,
+        /// On Kubernetes: the probes' listener (`/healthz`; `/readyz` answers 200 once
+        /// leading).
+        #[arg(long, default_value = "0.0.0.0:9701")]
+        probe_listen: String,
+        /// On Kubernetes: this candidate's identity in the leader election [default:
+        /// $POD_NAME].
+        #[arg(long)]
+        identity: Option<String>,
+        /// On Kubernetes: how long the lead is held without renewing.
+        #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+        lease: Duration,
+        /// On Kubernetes: the proxies' tokens file (one `proxy-id token` per line).
+        #[arg(long)]
+        proxy_tokens_file: Option<PathBuf>,
+        /// On Kubernetes: routes carry the debug response headers.
+        #[arg(long)]
+        debug_headers: bool,
         /// Control API listener, overriding the config's.
         #[arg(long)]
         listen: Option<String>,
@@ -221,7 +239,30 @@ fn main() -> ExitCode {
             listen,
             log,
             addr_file,
-        } => run_controller(&config, listen, &log, args.client.token_file, addr_file),
+            probe_listen,
+            identity,
+            lease,
+            proxy_tokens_file,
+            debug_headers,
+        } => match config {
+            Some(config) if !args.client.kubernetes => {
+                run_controller(&config, listen, &log, args.client.token_file, addr_file)
+            }
+            _ => run_cluster_controller(
+                sluice_controller::kube::controller::Options {
+                    namespace: args.client.namespace,
+                    listen: listen.unwrap_or_else(|| "0.0.0.0:9700".to_owned()),
+                    probe_listen,
+                    token_file: args.client.token_file,
+                    proxy_tokens_file,
+                    identity,
+                    lease,
+                    debug_headers,
+                },
+                &log,
+                addr_file,
+            ),
+        },
         other => {
             let as_kubectl_plugin = invoked_as_kubectl_plugin();
             runtime().block_on(async move {
@@ -308,13 +349,7 @@ fn lint_files(files: &[PathBuf], quiet: bool) -> ExitCode {
     }
 }
 
-fn run_controller(
-    config: &std::path::Path,
-    listen: Option<String>,
-    log: &str,
-    token_file: Option<PathBuf>,
-    addr_file: Option<PathBuf>,
-) -> ExitCode {
+fn init_logs(log: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(log)
@@ -322,6 +357,43 @@ fn run_controller(
         )
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+fn run_cluster_controller(
+    options: sluice_controller::kube::controller::Options,
+    log: &str,
+    addr_file: Option<PathBuf>,
+) -> ExitCode {
+    init_logs(log);
+    runtime().block_on(async move {
+        let listening = move |addr: std::net::SocketAddr| {
+            eprintln!("sluice controller: control API on http://{addr}");
+            if let Some(f) = addr_file {
+                let json = serde_json::json!({"listen": addr}).to_string();
+                if let Err(e) = sluice_io::files::write_atomically(&f, json.as_bytes()) {
+                    eprintln!("sluice controller: cannot write {}: {e}", f.display());
+                }
+            }
+        };
+        let stop = sluice_io::signal::wait_for_stop_signal();
+        match sluice_controller::kube::controller::run(options, stop, listening).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sluice controller: {e}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}
+
+fn run_controller(
+    config: &std::path::Path,
+    listen: Option<String>,
+    log: &str,
+    token_file: Option<PathBuf>,
+    addr_file: Option<PathBuf>,
+) -> ExitCode {
+    init_logs(log);
     let cfg = match LocalConfig::load(config) {
         Ok(c) => c,
         Err(e) => {

@@ -17,7 +17,7 @@ use crate::spec::defaults;
 
 use crate::control::api::{self, ApiState};
 use crate::control::auth::{self, Credentials};
-use crate::control::hub::{Hub, HubConfig};
+use crate::control::hub::{FileStore, Hub, HubConfig};
 use crate::local::Runtime;
 use crate::local::config::LocalConfig;
 use crate::local::health;
@@ -42,21 +42,46 @@ impl RunningController {
     }
 }
 
-/// Starts a controller on a loaded config.
-pub async fn start(
-    config: LocalConfig,
-    listen: Option<String>,
-    token_file: Option<PathBuf>,
-) -> Result<RunningController, Error> {
-    let state_dir = config.state_dir();
-    std::fs::create_dir_all(&state_dir)
-        .map_err(|e| Error::Start(format!("cannot create {}: {e}", state_dir.display())))?;
-    let token_file = token_file
-        .as_deref()
-        .or(config.runtime.token_file.as_deref());
-    let source = token::Source::configured(token_file, config.runtime.token_env.as_deref());
+/// Samples the hub's counters once a second and expires proxies whose lease lapsed.
+pub async fn sample(hub: Arc<Hub>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let now = Time::now();
+        hub.sample(now);
+        hub.expire(now);
+    }
+}
+
+/// Serves the control API on `listener` until `stop` says so.
+pub async fn serve_api(
+    listener: tokio::net::TcpListener,
+    state: Arc<ApiState>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let limits = ApiLimits {
+        max_connections: 1024,
+        max_body_bytes: 4 * 1024 * 1024,
+        ..ApiLimits::default()
+    }
+    .within_descriptors();
+    let app = api::router(state.clone(), limits);
+    let credentialed = api::credentialed(&state);
+    sluice_io::listener::serve(listener, app, limits, credentialed, async move {
+        let _ = stop.wait_for(|s| *s).await;
+    })
+    .await;
+}
+
+/// The operator token and the proxies' tokens, from their files or variables.
+pub fn credentials(
+    token_file: Option<&std::path::Path>,
+    token_env: Option<&str>,
+    proxy_tokens_file: Option<&std::path::Path>,
+) -> Result<Credentials, Error> {
+    let source = token::Source::configured(token_file, token_env);
     let token = token::read(source).map_err(|e| Error::Start(e.to_string()))?;
-    let proxy_tokens = match &config.runtime.proxy_tokens_file {
+    let proxy_tokens = match proxy_tokens_file {
         None => Vec::new(),
         Some(f) => {
             let at = format!("spec.proxyTokensFile {}", f.display());
@@ -71,6 +96,26 @@ pub async fn start(
             })?
         }
     };
+    Ok(Credentials::new(token, proxy_tokens))
+}
+
+/// Starts a controller on a loaded config.
+pub async fn start(
+    config: LocalConfig,
+    listen: Option<String>,
+    token_file: Option<PathBuf>,
+) -> Result<RunningController, Error> {
+    let state_dir = config.state_dir();
+    std::fs::create_dir_all(&state_dir)
+        .map_err(|e| Error::Start(format!("cannot create {}: {e}", state_dir.display())))?;
+    let token_file = token_file
+        .as_deref()
+        .or(config.runtime.token_file.as_deref());
+    let credentials = credentials(
+        token_file,
+        config.runtime.token_env.as_deref(),
+        config.runtime.proxy_tokens_file.as_deref(),
+    )?;
     let hub = Arc::new(Hub::open(HubConfig {
         lease: Duration::from_secs(u64::from(
             config
@@ -79,7 +124,7 @@ pub async fn start(
                 .unwrap_or(defaults::LEASE_SECONDS),
         )),
         required: config.runtime.required_proxies.iter().cloned().collect(),
-        state_file: Some(state_dir.join("routes.json")),
+        store: Some(Arc::new(FileStore(state_dir.join("routes.json")))),
     })?);
     let listen = listen
         .or_else(|| config.runtime.listen.clone())
@@ -112,36 +157,13 @@ pub async fn start(
         move || rt.wake(),
     ));
 
-    let sampler_hub = hub.clone();
-    let sampler = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tick.tick().await;
-            let now = Time::now();
-            sampler_hub.sample(now);
-            sampler_hub.expire(now);
-        }
-    });
+    let sampler = tokio::spawn(sample(hub.clone()));
     let state = Arc::new(ApiState {
         hub,
         rollouts: runtime.clone(),
-        credentials: Credentials::new(token, proxy_tokens),
+        credentials,
     });
-    let limits = ApiLimits {
-        max_connections: 1024,
-        max_body_bytes: 4 * 1024 * 1024,
-        ..ApiLimits::default()
-    }
-    .within_descriptors();
-    let app = api::router(state.clone(), limits);
-    let credentialed = api::credentialed(&state);
-    let mut api_stop = stop_rx.clone();
-    let server = tokio::spawn(async move {
-        sluice_io::listener::serve(listener, app, limits, credentialed, async move {
-            let _ = api_stop.wait_for(|s| *s).await;
-        })
-        .await;
-    });
+    let server = tokio::spawn(serve_api(listener, state, stop_rx.clone()));
     let loop_task = tokio::spawn(runtime.clone().serve(stop_rx));
     let done = tokio::spawn(async move {
         let _ = loop_task.await;

@@ -127,6 +127,9 @@ pub struct BlueGreenStatus {
 pub enum ConditionType {
     /// Whether the rollout is making progress (Argo's `Progressing`).
     Progressing,
+    /// The spec as written is invalid and the rollout is left as it is (Argo's
+    /// `InvalidSpec`).
+    InvalidSpec,
 }
 
 /// A condition's status, as Kubernetes spells it.
@@ -145,6 +148,8 @@ pub enum ConditionReason {
     NewReplicaSetAvailable,
     /// It did not progress within `progressDeadlineSeconds`.
     ProgressDeadlineExceeded,
+    /// Its spec is invalid (the message names the field and the reason).
+    InvalidSpec,
 }
 
 /// A condition, as Kubernetes writes them.

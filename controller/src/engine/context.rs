@@ -458,7 +458,16 @@ impl<'a> Ctx<'a> {
                 {
                     self.wake = Some(self.wake.map_or(t, |w| w.min(t)));
                 }
-                self.replicas.insert(s.pod_template_hash.clone(), replicas);
+                // kept as it is until it goes: an old stable stays whole, an aborted canary
+                // does not grow
+                let kept = self
+                    .input
+                    .observed
+                    .revisions
+                    .get(&s.pod_template_hash)
+                    .and_then(|r| r.replicas)
+                    .map_or(replicas, |n| n.min(replicas));
+                self.replicas.insert(s.pod_template_hash.clone(), kept);
             }
         }
         self.st
@@ -477,8 +486,10 @@ impl<'a> Ctx<'a> {
     /// The progress deadline: Degraded (and aborted, if configured) when nothing moved for
     /// `progressDeadlineSeconds` while progressing (pauses excepted).
     pub(super) fn check_progress_deadline(&mut self) {
+        // paused or aborted, the clock stops; it starts again from zero when the rollout
+        // moves on (not moved on every look, so that a waiting rollout writes nothing)
         if self.st.abort || !self.st.pause_conditions.is_empty() || self.input.spec.paused {
-            self.st.progress_at = Some(self.now());
+            self.st.progress_at = None;
             return;
         }
         let deadline = Duration::from_secs(u64::from(
@@ -487,7 +498,7 @@ impl<'a> Ctx<'a> {
                 .progress_deadline_seconds
                 .unwrap_or(DEFAULT_PROGRESS_DEADLINE),
         ));
-        let since = self.st.progress_at.unwrap_or(self.now());
+        let since = *self.st.progress_at.get_or_insert(self.now());
         if self.now().since(since) >= deadline {
             let message = format!(
                 "ProgressDeadlineExceeded: revision {} made no progress for {}s",
@@ -524,6 +535,16 @@ impl<'a> Ctx<'a> {
         message: &str,
     ) {
         let now = self.now();
+        // the transition time moves only when the condition does
+        if let Some(c) = self
+            .st
+            .conditions
+            .iter_mut()
+            .find(|c| c.type_ == type_ && c.status == status && c.reason == reason)
+        {
+            message.clone_into(&mut c.message);
+            return;
+        }
         self.st.conditions.retain(|c| c.type_ != type_);
         self.st.conditions.push(Condition {
             type_,

@@ -1,17 +1,25 @@
-//! sluice on Kubernetes. Here now: the CLI's side of a cluster — Rollout objects listed, shown
-//! and commanded through the API server with the patches Argo Rollouts' plugin sends
-//! ([`rollouts`], [`patch`]) — and the pure rules the controller's Kubernetes runtime is
-//! built from: a revision's ReplicaSet ([`replicaset`]), the addresses of its available pods
-//! ([`endpoints`]), the managed Services' selectors ([`services`]) and leader election over
-//! a Lease ([`lease`]). The CRDs are [`crate::crd`]'s. The runtime itself (a
-//! [`crate::reconcile::Port`] on the API server that uses these) is not built yet.
+//! sluice on Kubernetes. The CLI's side of a cluster: Rollout objects listed, shown and
+//! commanded through the API server with the patches Argo Rollouts' plugin sends
+//! ([`rollouts`], [`patch`]). The controller's runtime: a [`crate::reconcile::Port`] on the API
+//! server ([`port`]) that reads what the watches hold ([`cache`], [`world`]), keeps its state
+//! in a ConfigMap ([`stored`]) and writes what the loop decided ([`plan`]), built from pure
+//! rules: a revision's ReplicaSet ([`replicaset`]), the addresses of its available pods
+//! ([`endpoints`]), the managed Services' selectors ([`services`]) and leader election over a
+//! Lease ([`lease`]). The CRDs are [`crate::crd`]'s.
 
+pub mod cache;
+pub mod controller;
 pub mod endpoints;
+pub mod leader;
 pub mod lease;
 pub mod patch;
+pub mod plan;
+pub mod port;
 pub mod replicaset;
 pub mod rollouts;
 pub mod services;
+pub mod stored;
+pub mod world;
 
 pub use rollouts::ClusterRollouts;
 
@@ -32,3 +40,8 @@ pub(crate) fn rollout_object(status: serde_json::Value, paused: bool) -> serde_j
         "status": status
     })
 }
+
+#[cfg(test)]
+pub(crate) mod fake;
+#[cfg(test)]
+mod runtime_tests;

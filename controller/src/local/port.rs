@@ -27,6 +27,7 @@ fn world_of(config: &LocalConfig) -> Arc<World> {
     Arc::new(World {
         rollouts: config.rollouts.clone(),
         templates: config.templates.clone(),
+        ..World::default()
     })
 }
 

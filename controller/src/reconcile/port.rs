@@ -12,6 +12,7 @@ use futures_util::future::BoxFuture;
 use super::state::State;
 use crate::Error;
 use crate::spec::{AnalysisTemplate, PodTemplate, Rollout};
+use crate::status::RolloutStatus;
 
 /// What a runtime's owners wrote: the rollouts and the analysis templates, by name.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -20,6 +21,14 @@ pub struct World {
     pub rollouts: BTreeMap<String, Rollout>,
     /// Analysis templates by name.
     pub templates: BTreeMap<String, AnalysisTemplate>,
+    /// Rollouts whose spec, as written now, is invalid, with why (field path and reason).
+    /// Such a rollout is left as it is: not decided, nothing scaled or published for it. If
+    /// it was valid before, `rollouts` keeps that spec so that its state and route stay.
+    pub invalid: BTreeMap<String, String>,
+    /// Statuses someone else changed since the loop last showed them (a command sent to the
+    /// cluster's API, as Argo Rollouts' plugin does): the loop takes each as the rollout's
+    /// status.
+    pub commanded: BTreeMap<String, RolloutStatus>,
 }
 
 /// What [`Port::refresh`] found.
@@ -60,4 +69,11 @@ pub trait Port: Send + Sync + 'static {
         revision: &str,
         replicas: i32,
     ) -> BoxFuture<'_, Result<(), Error>>;
+    /// Shows the state, once saved and carried out, where the runtime's owners look (on a
+    /// cluster: each Rollout's status, its ReplicaSets and Services). Level-based: called
+    /// after every tick with the whole state, it changes only what differs.
+    fn reflect(&self, state: State) -> BoxFuture<'_, Result<(), Error>> {
+        let _ = state;
+        Box::pin(async { Ok(()) })
+    }
 }

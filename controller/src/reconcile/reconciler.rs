@@ -148,7 +148,20 @@ impl<P: Port> Reconciler<P> {
             if e.follow(r.spec.template.as_ref()) && had {
                 tracing::info!(rollout = %name, "the owners' pod template changed");
             }
+            if let Some(status) = world.commanded.get(name)
+                && *status != e.status
+            {
+                tracing::info!(rollout = %name, "status changed through the API");
+                e.status = status.clone();
+                e.record(
+                    Time::now(),
+                    Reason::Command,
+                    "status changed through the API",
+                );
+            }
         }
+        let invalid = world.invalid.clone();
+        inner.problems.invalid = invalid;
     }
 
     fn refresh(&self) {
@@ -192,6 +205,10 @@ impl<P: Port> Reconciler<P> {
             let Some(rollout) = world.rollouts.get(&name) else {
                 continue;
             };
+            if world.invalid.contains_key(&name) {
+                // left as it is until its owners fix it
+                continue;
+            }
             let settled = settle::settle(&mut inner.state, &name, rollout, &sight, now);
             if let Some(intent) = settled.publish {
                 plan.publishes.push((name.clone(), intent));
@@ -248,6 +265,7 @@ impl<P: Port> Reconciler<P> {
                         tokio::spawn(runs::drive(self.clone(), run.clone()));
                     }
                 }
+                self.reflect().await;
                 plan.next
             }
             Err(e) => {
@@ -267,6 +285,28 @@ impl<P: Port> Reconciler<P> {
         self.changed();
         self.ticks_done.send_replace(this_tick);
         next
+    }
+
+    /// Shows the state where the runtime's owners look ([`Port::reflect`]); what cannot be
+    /// shown is a problem in the views until it can.
+    async fn reflect(&self) {
+        let state = self.lock().state.clone();
+        let shown = self.port.reflect(state).await;
+        let mut inner = self.lock();
+        match shown {
+            Ok(()) => {
+                if inner.problems.reflect.take().is_some() {
+                    tracing::info!("the state is shown again");
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                if inner.problems.reflect.as_deref() != Some(msg.as_str()) {
+                    tracing::error!("cannot show the state: {msg}");
+                }
+                inner.problems.reflect = Some(msg);
+            }
+        }
     }
 
     /// Undoes what a tick decided when its state could not be saved, except the aborts (never

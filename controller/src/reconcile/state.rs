@@ -98,16 +98,26 @@ pub struct Problems {
     pub state: Option<String>,
     /// Per rollout: its route could not be built or published.
     pub rollouts: BTreeMap<String, String>,
+    /// Per rollout: its spec as written now is invalid, and it is left as it is.
+    pub invalid: BTreeMap<String, String>,
+    /// The state could not be shown where the owners look (a Rollout's status, its
+    /// ReplicaSets and Services on a cluster).
+    pub reflect: Option<String>,
 }
 
 impl Problems {
     /// The problems a rollout's view shows, joined; `None` when there are none.
     pub fn of(&self, rollout: &str) -> Option<String> {
-        let all: Vec<&str> = [self.world.as_deref(), self.state.as_deref()]
-            .into_iter()
-            .flatten()
-            .chain(self.rollouts.get(rollout).map(String::as_str))
-            .collect();
+        let all: Vec<&str> = [
+            self.world.as_deref(),
+            self.state.as_deref(),
+            self.reflect.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(self.invalid.get(rollout).map(String::as_str))
+        .chain(self.rollouts.get(rollout).map(String::as_str))
+        .collect();
         (!all.is_empty()).then(|| all.join("; "))
     }
 }

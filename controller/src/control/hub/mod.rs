@@ -25,10 +25,10 @@
 mod counters;
 mod fleet;
 mod routes;
+pub mod store;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sluice_api::FieldError;
@@ -43,20 +43,21 @@ pub use fleet::{AckLatency, HubEvent, ProxyReason, ProxyView};
 use fleet::{Arrival, Fleet};
 pub use routes::RESTART_GAP;
 use routes::Routes;
+pub use store::{FileStore, RouteStore};
 
 use crate::Error;
 pub use crate::providers::CounterWindow;
 use crate::time::Time;
 
 /// Settings of the hub.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HubConfig {
     /// A proxy that has not polled or reported for this long leaves the expected set.
     pub lease: Duration,
     /// Proxies always expected, even before they first subscribe.
     pub required: BTreeSet<String>,
     /// Where routes and the next generation are kept across restarts.
-    pub state_file: Option<PathBuf>,
+    pub store: Option<Arc<dyn RouteStore>>,
 }
 
 impl Default for HubConfig {
@@ -64,7 +65,7 @@ impl Default for HubConfig {
         Self {
             lease: Duration::from_secs(u64::from(crate::spec::defaults::LEASE_SECONDS)),
             required: BTreeSet::new(),
-            state_file: None,
+            store: None,
         }
     }
 }
@@ -77,7 +78,7 @@ struct State {
 
 /// The controller's side of every proxy subscription.
 pub struct Hub {
-    state_file: Option<PathBuf>,
+    store: Option<Arc<dyn RouteStore>>,
     state: Mutex<State>,
     /// One publisher at a time, from staging to commit.
     publishing: Mutex<()>,
@@ -217,21 +218,24 @@ fn went_down(old: &Totals, new: &Totals) -> Option<String> {
 impl Hub {
     /// A hub, with the routes and generations it persisted, if any.
     pub fn open(config: HubConfig) -> Result<Self, Error> {
-        let routes = match &config.state_file {
+        let routes = match &config.store {
             None => Routes::default(),
-            Some(path) => match std::fs::read(path) {
-                Ok(bytes) => Routes::from_persisted(&bytes).map_err(|e| {
-                    Error::State(format!("{} is not a routes file: {e}", path.display()))
+            Some(store) => match store.read() {
+                Ok(Some(bytes)) => Routes::from_persisted(&bytes).map_err(|e| {
+                    Error::State(format!("{} is not a routes file: {e}", store.describe()))
                 })?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Routes::default(),
+                Ok(None) => Routes::default(),
                 Err(e) => {
-                    return Err(Error::State(format!("cannot read {}: {e}", path.display())));
+                    return Err(Error::State(format!(
+                        "cannot read {}: {e}",
+                        store.describe()
+                    )));
                 }
             },
         };
         let (table_tx, _) = watch::channel(routes.generation());
         Ok(Self {
-            state_file: config.state_file,
+            store: config.store,
             state: Mutex::new(State {
                 routes,
                 fleet: Fleet::new(config.lease, config.required),
@@ -284,18 +288,18 @@ impl Hub {
             Ok(staged) => staged,
             Err(unchanged) => return Ok((unchanged, None)),
         };
-        let unpersisted = match &self.state_file {
+        let unpersisted = match &self.store {
             None => None,
-            Some(path) => match sluice_io::files::write_atomically(path, &staged.bytes) {
+            Some(store) => match store.write(&staged.bytes) {
                 Ok(()) => None,
-                // a generation that is not on disk must not be served, except an abort's
+                // a generation that is not persisted must not be served, except an abort's
                 Err(e) if serve_unpersisted => {
-                    Some(format!("cannot write {}: {e}", path.display()))
+                    Some(format!("cannot write {}: {e}", store.describe()))
                 }
                 Err(e) => {
                     return Err(Error::State(format!(
                         "cannot write {}: {e}",
-                        path.display()
+                        store.describe()
                     )));
                 }
             },
@@ -499,7 +503,7 @@ mod tests {
         let file = dir.join("routes.json");
         let _ = std::fs::remove_file(&file);
         let cfg = HubConfig {
-            state_file: Some(file.clone()),
+            store: Some(Arc::new(FileStore(file.clone()))),
             ..Default::default()
         };
         let hub = Hub::open(cfg.clone()).unwrap();
@@ -529,7 +533,7 @@ mod tests {
         let dir = tempfile_dir("unwritable");
         let state = dir.join("state");
         let hub = Hub::open(HubConfig {
-            state_file: Some(state.join("routes.json")),
+            store: Some(Arc::new(FileStore(state.join("routes.json")))),
             ..Default::default()
         })
         .unwrap();
@@ -545,7 +549,7 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    fn tempfile_dir(name: &str) -> PathBuf {
+    fn tempfile_dir(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("sluice-hub-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();

@@ -1,0 +1,174 @@
+//! What the controller's Kubernetes runtime reads, as kube-runtime reflectors keep it: the
+//! Rollouts and AnalysisTemplates of its namespace (as untyped objects, so that one object the
+//! API server accepted but our rules refuse never stops the watch: it is judged on its own),
+//! and the ReplicaSets and Pods that carry a revision label, and the Services. Reads come from
+//! here; only writes go to the API server. A test fills the stores itself through
+//! [`Writers`] and watches nothing.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::reflector::Store;
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource};
+use tokio::sync::Notify;
+
+use super::replicaset::HASH_LABEL;
+use crate::spec::rollout::RolloutResource;
+use crate::spec::template::AnalysisTemplateResource;
+
+/// The stores the runtime reads.
+#[derive(Clone)]
+pub struct Cache {
+    /// Rollouts, untyped.
+    pub rollouts: Store<DynamicObject>,
+    /// AnalysisTemplates, untyped.
+    pub templates: Store<DynamicObject>,
+    /// ReplicaSets with a `rollouts-pod-template-hash` label.
+    pub replica_sets: Store<ReplicaSet>,
+    /// Pods with a `rollouts-pod-template-hash` label.
+    pub pods: Store<Pod>,
+    /// Services.
+    pub services: Store<Service>,
+    /// Notified on every change any watch sees.
+    pub changed: Arc<Notify>,
+}
+
+/// The writing side of each store.
+pub struct Writers {
+    /// Rollouts.
+    pub rollouts: Writer<DynamicObject>,
+    /// AnalysisTemplates.
+    pub templates: Writer<DynamicObject>,
+    /// ReplicaSets.
+    pub replica_sets: Writer<ReplicaSet>,
+    /// Pods.
+    pub pods: Writer<Pod>,
+    /// Services.
+    pub services: Writer<Service>,
+}
+
+/// The API resource of Rollouts.
+pub fn rollout_resource() -> ApiResource {
+    ApiResource::erase::<RolloutResource>(&())
+}
+
+/// The API resource of AnalysisTemplates.
+pub fn template_resource() -> ApiResource {
+    ApiResource::erase::<AnalysisTemplateResource>(&())
+}
+
+impl Cache {
+    /// Empty stores and their writers.
+    pub fn new() -> (Self, Writers) {
+        let writers = Writers {
+            rollouts: Writer::new(rollout_resource()),
+            templates: Writer::new(template_resource()),
+            replica_sets: Writer::default(),
+            pods: Writer::default(),
+            services: Writer::default(),
+        };
+        let cache = Self {
+            rollouts: writers.rollouts.as_reader(),
+            templates: writers.templates.as_reader(),
+            replica_sets: writers.replica_sets.as_reader(),
+            pods: writers.pods.as_reader(),
+            services: writers.services.as_reader(),
+            changed: Arc::new(Notify::new()),
+        };
+        (cache, writers)
+    }
+
+    /// Whether every store has had its first full list.
+    pub async fn ready(&self) {
+        let _ = self.rollouts.wait_until_ready().await;
+        let _ = self.templates.wait_until_ready().await;
+        let _ = self.replica_sets.wait_until_ready().await;
+        let _ = self.pods.wait_until_ready().await;
+        let _ = self.services.wait_until_ready().await;
+    }
+}
+
+/// Keeps one store in step with the API server until the process ends, notifying `changed`
+/// on every event; a failed watch is retried with kube-runtime's backoff.
+async fn follow<K>(api: Api<K>, config: watcher::Config, writer: Writer<K>, changed: Arc<Notify>)
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Default,
+{
+    let kind = K::kind(&K::DynamicType::default()).into_owned();
+    let stream = watcher(api, config).default_backoff().reflect(writer);
+    futures_util::pin_mut!(stream);
+    while let Some(event) = stream.next().await {
+        if let Err(e) = event {
+            tracing::warn!(kind = %kind, error = %e, "watch failed; retrying");
+        }
+        changed.notify_one();
+    }
+}
+
+/// Same as [`follow`] for untyped objects.
+async fn follow_dynamic(
+    api: Api<DynamicObject>,
+    writer: Writer<DynamicObject>,
+    changed: Arc<Notify>,
+    kind: String,
+) {
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer);
+    futures_util::pin_mut!(stream);
+    while let Some(event) = stream.next().await {
+        if let Err(e) = event {
+            tracing::warn!(kind = %kind, error = %e, "watch failed; retrying");
+        }
+        changed.notify_one();
+    }
+}
+
+/// Starts the watches of namespace `namespace` that keep `cache` (made with `writers`) filled.
+pub fn watch(
+    client: &Client,
+    namespace: &str,
+    cache: &Cache,
+    writers: Writers,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let labelled = || watcher::Config::default().labels(HASH_LABEL);
+    let changed = &cache.changed;
+    vec![
+        tokio::spawn(follow_dynamic(
+            Api::namespaced_with(client.clone(), namespace, &rollout_resource()),
+            writers.rollouts,
+            changed.clone(),
+            "Rollout".into(),
+        )),
+        tokio::spawn(follow_dynamic(
+            Api::namespaced_with(client.clone(), namespace, &template_resource()),
+            writers.templates,
+            changed.clone(),
+            "AnalysisTemplate".into(),
+        )),
+        tokio::spawn(follow(
+            Api::<ReplicaSet>::namespaced(client.clone(), namespace),
+            labelled(),
+            writers.replica_sets,
+            changed.clone(),
+        )),
+        tokio::spawn(follow(
+            Api::<Pod>::namespaced(client.clone(), namespace),
+            labelled(),
+            writers.pods,
+            changed.clone(),
+        )),
+        tokio::spawn(follow(
+            Api::<Service>::namespaced(client.clone(), namespace),
+            watcher::Config::default(),
+            writers.services,
+            changed.clone(),
+        )),
+    ]
+}

@@ -1,0 +1,181 @@
+//! `sluice controller --kubernetes`: the reconcile loop on a cluster, for one namespace. In
+//! order: the probes (`/healthz` always, `/readyz` once leading), the watches, the election;
+//! once leading, the state and the routes are read from the API server, the loop runs, the
+//! control API serves the proxies and the CLI, and every watch event wakes the loop. A leader
+//! that cannot renew its lease stops with an error, so that the Deployment restarts it as a
+//! candidate: two controllers never act at once.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Client;
+use kube::api::Api;
+use tokio::sync::watch;
+
+use super::cache::{self, Cache};
+use super::leader::Elector;
+use super::port::KubePort;
+use super::stored::{RoutesStore, Stored};
+use crate::Error;
+use crate::control::api::ApiState;
+use crate::control::hub::{Hub, HubConfig};
+use crate::reconcile::Reconciler;
+use crate::server;
+use crate::spec::defaults;
+
+/// The Lease the controllers of a namespace compete for.
+pub const LEASE: &str = "sluice-controller";
+/// The ConfigMap that holds the hub's routes and generations.
+pub const ROUTES_CONFIGMAP: &str = "sluice-controller-routes";
+
+/// How the Kubernetes controller runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The namespace whose rollouts it runs (default: the client's).
+    pub namespace: Option<String>,
+    /// Control API listener.
+    pub listen: String,
+    /// Probe listener (`/healthz`, `/readyz`).
+    pub probe_listen: String,
+    /// The operator token's file (else `SLUICE_TOKEN`).
+    pub token_file: Option<PathBuf>,
+    /// The proxies' tokens file, if any.
+    pub proxy_tokens_file: Option<PathBuf>,
+    /// This candidate's identity (default: `POD_NAME`, else the host name and process id).
+    pub identity: Option<String>,
+    /// How long the lead is held without renewing.
+    pub lease: Duration,
+    /// Whether routes carry the debug response headers.
+    pub debug_headers: bool,
+}
+
+fn identity(given: Option<String>) -> String {
+    given
+        .or_else(|| std::env::var("POD_NAME").ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("sluice-{}", std::process::id()))
+}
+
+async fn probes(
+    listener: tokio::net::TcpListener,
+    ready: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let leading = *ready.borrow();
+                async move {
+                    if leading {
+                        (StatusCode::OK, "leading\n")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "not leading\n")
+                    }
+                }
+            }),
+        );
+    axum::serve(listener, app).await
+}
+
+async fn bind(addr: &str) -> Result<tokio::net::TcpListener, Error> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Start(format!("cannot listen on {addr}: {e}")))
+}
+
+/// Runs until `stop` resolves (`Ok`) or the lead is lost (`Err`).
+pub async fn run(
+    options: Options,
+    stop: impl std::future::Future<Output = ()>,
+    on_listening: impl FnOnce(SocketAddr),
+) -> Result<(), Error> {
+    let client = Client::try_default()
+        .await
+        .map_err(|e| Error::Unreachable(format!("no Kubernetes API server: {e}")))?;
+    let namespace = options
+        .namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_owned());
+    let credentials = server::credentials(
+        options.token_file.as_deref(),
+        Some("SLUICE_TOKEN"),
+        options.proxy_tokens_file.as_deref(),
+    )?;
+    let (ready_tx, ready_rx) = watch::channel(false);
+    let probe_listener = bind(&options.probe_listen).await?;
+    let probes_task = tokio::spawn(probes(probe_listener, ready_rx));
+
+    let (cache, writers) = Cache::new();
+    let watches = cache::watch(&client, &namespace, &cache, writers);
+    cache.ready().await;
+    let elector = Elector::new(
+        Api::<Lease>::namespaced(client.clone(), &namespace),
+        LEASE,
+        &identity(options.identity.clone()),
+        options.lease,
+    );
+    tracing::info!(namespace = %namespace, identity = %elector.identity(), "waiting to lead");
+    elector.acquire().await;
+
+    let configmaps = Api::<ConfigMap>::namespaced(client.clone(), &namespace);
+    let routes =
+        RoutesStore::open(Stored::new(configmaps, ROUTES_CONFIGMAP, "routes.json")).await?;
+    let hub = Arc::new(Hub::open(HubConfig {
+        lease: Duration::from_secs(u64::from(defaults::LEASE_SECONDS)),
+        store: Some(Arc::new(routes)),
+        ..HubConfig::default()
+    })?);
+    let port = KubePort::open(client, &namespace, cache.clone(), options.debug_headers).await?;
+    let runtime = Reconciler::open(port, hub.clone())?;
+    let listener = bind(&options.listen).await?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Start(e.to_string()))?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let sampler = tokio::spawn(server::sample(hub.clone()));
+    let api = tokio::spawn(server::serve_api(
+        listener,
+        Arc::new(ApiState {
+            hub,
+            rollouts: runtime.clone(),
+            credentials,
+        }),
+        stop_rx.clone(),
+    ));
+    let waker = {
+        let runtime = runtime.clone();
+        let changed = cache.changed.clone();
+        tokio::spawn(async move {
+            loop {
+                changed.notified().await;
+                runtime.wake();
+            }
+        })
+    };
+    let loop_task = tokio::spawn(runtime.clone().serve(stop_rx));
+    ready_tx.send_replace(true);
+    tracing::info!(listen = %addr, namespace = %namespace, "sluice controller leading");
+    on_listening(addr);
+
+    let result = tokio::select! {
+        () = elector.keep() => Err(Error::Start("lost the lead; stopping".into())),
+        () = stop => Ok(()),
+    };
+    ready_tx.send_replace(false);
+    let _ = stop_tx.send(true);
+    let _ = loop_task.await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), api).await;
+    for task in watches.into_iter().chain([waker, sampler]) {
+        task.abort();
+    }
+    probes_task.abort();
+    result
+}

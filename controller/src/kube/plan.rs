@@ -1,0 +1,284 @@
+//! What the cluster must be told so that it shows a rollout's state, as the writes that get it
+//! there from what the watches hold: each revision's ReplicaSet created or scaled to the
+//! replicas the engine recorded (new ones first, then the Services, then scale-downs and
+//! deletions of revisions the engine dropped, as Argo Rollouts orders them so that no role is
+//! ever left without pods), each managed Service's selector, and the Rollout's status with
+//! Argo's replica counts — written only when it differs. An invalid rollout gets
+//! `phase: Degraded` and an `InvalidSpec` condition and nothing else: its ReplicaSets stay as
+//! they are. Pure: objects in, writes out.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::DynamicObject;
+use serde_json::{Value, json};
+
+use super::patch::merge_patch;
+use super::replicaset::{self, HASH_LABEL};
+use super::services;
+use super::world::status_of;
+use crate::reconcile::Entry;
+use crate::spec::Rollout;
+use crate::spec::rollout::RolloutResource;
+use crate::status::{
+    Condition, ConditionReason, ConditionStatus, ConditionType, Phase, RolloutStatus,
+};
+use crate::time::Time;
+
+/// One write to the API server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Create a revision's ReplicaSet.
+    CreateReplicaSet(Box<ReplicaSet>),
+    /// Set a ReplicaSet's `spec.replicas`.
+    ScaleReplicaSet {
+        /// Its name.
+        name: String,
+        /// The replicas.
+        replicas: i32,
+    },
+    /// Delete a ReplicaSet the engine no longer keeps.
+    DeleteReplicaSet {
+        /// Its name.
+        name: String,
+    },
+    /// Merge-patch a Service (its selector).
+    PatchService {
+        /// Its name.
+        name: String,
+        /// The merge patch.
+        patch: Value,
+    },
+    /// Merge-patch the Rollout's status subresource.
+    PatchStatus {
+        /// The rollout.
+        rollout: String,
+        /// The merge patch (`{"status": …}`).
+        patch: Value,
+        /// The status once patched.
+        shown: Box<RolloutStatus>,
+    },
+}
+
+impl Write {
+    /// The write in a few words, for logs.
+    pub fn what(&self) -> String {
+        match self {
+            Self::CreateReplicaSet(rs) => format!(
+                "create replicaset {}",
+                rs.metadata.name.as_deref().unwrap_or_default()
+            ),
+            Self::ScaleReplicaSet { name, replicas } => {
+                format!("scale replicaset {name} to {replicas}")
+            }
+            Self::DeleteReplicaSet { name } => format!("delete replicaset {name}"),
+            Self::PatchService { name, .. } => format!("patch service {name}"),
+            Self::PatchStatus { rollout, .. } => format!("patch rollout {rollout} status"),
+        }
+    }
+}
+
+/// What the planner looks at for one rollout.
+pub struct Seen<'a> {
+    /// The Rollout object as watched.
+    pub object: &'a DynamicObject,
+    /// Its spec in force (the last valid one).
+    pub rollout: Option<&'a Rollout>,
+    /// Why its spec as written now is invalid.
+    pub invalid: Option<&'a str>,
+    /// The loop's state of it.
+    pub entry: Option<&'a Entry>,
+    /// The ReplicaSets it owns.
+    pub replica_sets: Vec<&'a ReplicaSet>,
+    /// The Services of its namespace.
+    pub services: &'a [&'a Service],
+    /// Now (for conditions' transition times).
+    pub now: Time,
+}
+
+/// Whether `rs` is owned (as controller) by the object with `uid`.
+pub fn owned_by(rs: &ReplicaSet, uid: &str) -> bool {
+    rs.metadata
+        .owner_references
+        .as_ref()
+        .is_some_and(|o| o.iter().any(|r| r.uid == uid && r.controller == Some(true)))
+}
+
+fn hash_of(rs: &ReplicaSet) -> Option<&str> {
+    rs.metadata
+        .labels
+        .as_ref()?
+        .get(HASH_LABEL)
+        .map(String::as_str)
+}
+
+/// The label selector of the rollout's pods, as `kubectl` prints one (`k=v,k2=v2`).
+fn selector_text(r: &Rollout) -> Option<String> {
+    let labels = match &r.spec.selector {
+        Some(s) => s.match_labels.clone(),
+        None => r.spec.template.as_ref()?.labels(),
+    };
+    (!labels.is_empty()).then(|| {
+        labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
+/// The status shown for an invalid rollout: what it had, Degraded, with the reason.
+fn invalid_status(before: Option<RolloutStatus>, why: &str, now: Time) -> RolloutStatus {
+    let mut s = before.unwrap_or_default();
+    s.phase = Phase::Degraded;
+    s.message = why.to_owned();
+    let unchanged = s
+        .conditions
+        .iter()
+        .any(|c| c.type_ == ConditionType::InvalidSpec && c.message == why);
+    if !unchanged {
+        s.conditions
+            .retain(|c| c.type_ != ConditionType::InvalidSpec);
+        s.conditions.push(Condition {
+            type_: ConditionType::InvalidSpec,
+            status: ConditionStatus::True,
+            reason: ConditionReason::InvalidSpec,
+            message: why.to_owned(),
+            last_transition_time: now,
+        });
+    }
+    s
+}
+
+/// The loop's status with the counts a cluster shows (Argo's fields), from the ReplicaSets.
+fn shown_status(entry: &Entry, rollout: &Rollout, sets: &[&ReplicaSet]) -> RolloutStatus {
+    let mut s = entry.status.clone();
+    let count = |f: fn(&ReplicaSet) -> Option<i32>| sets.iter().filter_map(|r| f(r)).sum::<i32>();
+    let total = count(|r| r.status.as_ref().map(|s| s.replicas));
+    s.replicas = Some(total);
+    s.updated_replicas = Some(
+        sets.iter()
+            .filter(|r| hash_of(r).is_some() && hash_of(r) == s.current_pod_hash.as_deref())
+            .filter_map(|r| r.status.as_ref().map(|s| s.replicas))
+            .sum(),
+    );
+    s.ready_replicas = Some(count(|r| r.status.as_ref().and_then(|s| s.ready_replicas)));
+    s.available_replicas = Some(count(|r| {
+        r.status.as_ref().and_then(|s| s.available_replicas)
+    }));
+    s.hpa_replicas = Some(total);
+    s.selector = selector_text(rollout);
+    s.conditions
+        .retain(|c| c.type_ != ConditionType::InvalidSpec);
+    s
+}
+
+fn status_write(name: &str, before: Option<RolloutStatus>, shown: RolloutStatus) -> Option<Write> {
+    let old = serde_json::to_value(before.unwrap_or_default()).unwrap_or(Value::Null);
+    let new = serde_json::to_value(&shown).unwrap_or(Value::Null);
+    merge_patch(&old, &new).map(|p| Write::PatchStatus {
+        rollout: name.to_owned(),
+        patch: json!({ "status": p }),
+        shown: Box::new(shown),
+    })
+}
+
+/// Every write that brings the cluster in line with the loop's state of one rollout.
+pub fn writes(seen: &Seen<'_>) -> Vec<Write> {
+    let o = seen.object;
+    let Some(name) = o.metadata.name.as_deref() else {
+        return Vec::new();
+    };
+    let before = status_of(o);
+    if let Some(why) = seen.invalid {
+        let shown = invalid_status(before.clone(), why, seen.now);
+        return status_write(name, before, shown).into_iter().collect();
+    }
+    let (Some(rollout), Some(entry)) = (seen.rollout, seen.entry) else {
+        return Vec::new();
+    };
+    let by_hash: BTreeMap<&str, &ReplicaSet> = seen
+        .replica_sets
+        .iter()
+        .filter_map(|rs| hash_of(rs).map(|h| (h, *rs)))
+        .collect();
+    let mut ups = Vec::new();
+    let mut downs = Vec::new();
+    for (hash, &replicas) in &entry.replicas {
+        match by_hash.get(hash.as_str()) {
+            None if replicas > 0 => {
+                let Some(record) = entry.status.revision(hash) else {
+                    continue;
+                };
+                let owner = RolloutResource {
+                    metadata: kube::api::ObjectMeta {
+                        name: Some(name.to_owned()),
+                        namespace: o.metadata.namespace.clone(),
+                        uid: o.metadata.uid.clone(),
+                        ..Default::default()
+                    },
+                    spec: rollout.spec.clone(),
+                    status: None,
+                };
+                if let Ok(rs) = replicaset::replica_set(
+                    &owner,
+                    &record.template,
+                    hash,
+                    record.revision,
+                    replicas,
+                ) {
+                    ups.push(Write::CreateReplicaSet(Box::new(rs)));
+                }
+            }
+            None => {}
+            Some(rs) => {
+                let now = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+                if now != replicas {
+                    let w = Write::ScaleReplicaSet {
+                        name: rs.metadata.name.clone().unwrap_or_default(),
+                        replicas,
+                    };
+                    if replicas > now {
+                        ups.push(w)
+                    } else {
+                        downs.push(w)
+                    }
+                }
+            }
+        }
+    }
+    for (hash, rs) in &by_hash {
+        if !entry.replicas.contains_key(*hash) {
+            downs.push(Write::DeleteReplicaSet {
+                name: rs.metadata.name.clone().unwrap_or_default(),
+            });
+        }
+    }
+    let mut out = ups;
+    for (service, hash) in services::selectors(&rollout.spec, &entry.status) {
+        let current = seen
+            .services
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some(service.as_str()))
+            .map(|s| {
+                s.spec
+                    .as_ref()
+                    .and_then(|sp| sp.selector.as_ref())
+                    .map(|sel| serde_json::to_value(sel).unwrap_or(Value::Null))
+            });
+        // a Service that does not exist (yet) is not written: the views say so
+        if let Some(current) = current
+            && let Some(patch) = services::patch(current.as_ref(), &hash)
+        {
+            out.push(Write::PatchService {
+                name: service,
+                patch,
+            });
+        }
+    }
+    out.extend(downs);
+    let shown = shown_status(entry, rollout, &seen.replica_sets);
+    out.extend(status_write(name, before, shown));
+    out
+}

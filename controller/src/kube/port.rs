@@ -1,0 +1,293 @@
+//! The Kubernetes runtime's side of the reconcile port. The world is the Rollouts and
+//! AnalysisTemplates of one namespace as the watches hold them ([`super::world`]); a revision
+//! runs on the available pods of its ReplicaSet, whose `IP:port` go straight into the route
+//! table; the state is kept in the API server ([`super::stored`]); and after each tick the
+//! cluster is brought in line with it ([`super::plan`]): ReplicaSets, Services, statuses.
+//! Scales are carried out there, level-based, so a write that failed is made again on the
+//! next tick.
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use futures_util::future::BoxFuture;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec, Service};
+use kube::Client;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+
+use super::cache::{Cache, rollout_resource};
+use super::endpoints;
+use super::plan::{self, Write};
+use super::replicaset;
+use super::stored::Stored;
+use super::world::{self, Memory};
+use crate::Error;
+use crate::reconcile::{Port, Refresh, State, World};
+use crate::revision::pod_template_hash;
+use crate::spec::PodTemplate;
+use crate::time::Time;
+
+/// The ConfigMap that holds the controller's state.
+pub const STATE_CONFIGMAP: &str = "sluice-controller-state";
+
+/// The Kubernetes runtime's port, for one namespace.
+pub struct KubePort {
+    client: Client,
+    namespace: String,
+    cache: Cache,
+    state: Stored,
+    loaded: Mutex<Option<State>>,
+    world: RwLock<Arc<World>>,
+    memory: Mutex<Memory>,
+    debug_headers: bool,
+}
+
+fn unpoisoned<T>(r: std::sync::LockResult<T>) -> T {
+    r.unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl KubePort {
+    /// The port of namespace `namespace`, reading from `cache`, with the state it saved last
+    /// (read now).
+    pub async fn open(
+        client: Client,
+        namespace: &str,
+        cache: Cache,
+        debug_headers: bool,
+    ) -> Result<Self, Error> {
+        let state = Stored::new(
+            Api::<ConfigMap>::namespaced(client.clone(), namespace),
+            STATE_CONFIGMAP,
+            "state.json",
+        );
+        let loaded = match state.read().await? {
+            None => State::default(),
+            Some(text) => serde_json::from_str(&text).map_err(|e| {
+                Error::State(format!("configmap {STATE_CONFIGMAP} holds no state: {e}"))
+            })?,
+        };
+        let port = Self {
+            client,
+            namespace: namespace.to_owned(),
+            cache,
+            state,
+            loaded: Mutex::new(Some(loaded)),
+            world: RwLock::new(Arc::new(World::default())),
+            memory: Mutex::new(Memory::default()),
+            debug_headers,
+        };
+        port.refresh();
+        Ok(port)
+    }
+
+    /// The namespace it runs.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    fn min_ready_seconds(&self, rollout: &str) -> u32 {
+        self.world()
+            .rollouts
+            .get(rollout)
+            .and_then(|r| r.spec.min_ready_seconds)
+            .unwrap_or(0)
+    }
+
+    /// Every write that brings the cluster in line with `state`, with the problems that keep
+    /// some rollout from being shown (a managed Service that does not exist).
+    fn plan(&self, state: &State, now: Time) -> (Vec<Write>, Vec<String>) {
+        let world = self.world();
+        let objects = self.cache.rollouts.state();
+        let sets = self.cache.replica_sets.state();
+        let services = self.cache.services.state();
+        let services: Vec<&Service> = services.iter().map(AsRef::as_ref).collect();
+        let mut writes = Vec::new();
+        let mut problems = Vec::new();
+        for o in &objects {
+            let Some(name) = o.metadata.name.as_deref() else {
+                continue;
+            };
+            let uid = o.metadata.uid.as_deref().unwrap_or_default();
+            let rollout = world.rollouts.get(name);
+            if let Some(r) = rollout
+                && !world.invalid.contains_key(name)
+            {
+                for (service, _) in super::services::selectors(
+                    &r.spec,
+                    &state
+                        .rollouts
+                        .get(name)
+                        .map(|e| e.status.clone())
+                        .unwrap_or_default(),
+                ) {
+                    if !services
+                        .iter()
+                        .any(|s| s.metadata.name.as_deref() == Some(&service))
+                    {
+                        problems.push(format!(
+                            "rollout {name}: service {service:?} does not exist"
+                        ));
+                    }
+                }
+            }
+            writes.extend(plan::writes(&plan::Seen {
+                object: o,
+                rollout,
+                invalid: world.invalid.get(name).map(String::as_str),
+                entry: state.rollouts.get(name),
+                replica_sets: sets
+                    .iter()
+                    .map(AsRef::as_ref)
+                    .filter(|rs| plan::owned_by(rs, uid))
+                    .collect(),
+                services: &services,
+                now,
+            }));
+        }
+        (writes, problems)
+    }
+
+    async fn carry_out(&self, write: Write) -> Result<(), kube::Error> {
+        let sets = Api::<ReplicaSet>::namespaced(self.client.clone(), &self.namespace);
+        let merge = PatchParams::default();
+        match write {
+            Write::CreateReplicaSet(rs) => sets.create(&PostParams::default(), &rs).await.map(drop),
+            Write::ScaleReplicaSet { name, replicas } => sets
+                .patch(
+                    &name,
+                    &merge,
+                    &Patch::Merge(serde_json::json!({"spec": {"replicas": replicas}})),
+                )
+                .await
+                .map(drop),
+            Write::DeleteReplicaSet { name } => sets
+                .delete(&name, &DeleteParams::background())
+                .await
+                .map(drop),
+            Write::PatchService { name, patch } => {
+                Api::<Service>::namespaced(self.client.clone(), &self.namespace)
+                    .patch(&name, &merge, &Patch::Merge(patch))
+                    .await
+                    .map(drop)
+            }
+            Write::PatchStatus {
+                rollout,
+                patch,
+                shown,
+            } => {
+                let api = Api::<kube::api::DynamicObject>::namespaced_with(
+                    self.client.clone(),
+                    &self.namespace,
+                    &rollout_resource(),
+                );
+                api.patch_status(&rollout, &merge, &Patch::Merge(patch))
+                    .await?;
+                unpoisoned(self.memory.lock()).know(&rollout, &shown);
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Port for KubePort {
+    fn refresh(&self) -> Refresh {
+        let rollouts = self.cache.rollouts.state();
+        let templates = self.cache.templates.state();
+        let next = {
+            let mut memory = unpoisoned(self.memory.lock());
+            world::world(
+                &rollouts.iter().map(AsRef::as_ref).collect::<Vec<_>>(),
+                &templates.iter().map(AsRef::as_ref).collect::<Vec<_>>(),
+                &mut memory,
+            )
+        };
+        let mut world = unpoisoned(self.world.write());
+        if **world == next {
+            return Refresh::Unchanged;
+        }
+        *world = Arc::new(next);
+        Refresh::Changed
+    }
+
+    fn world(&self) -> Arc<World> {
+        unpoisoned(self.world.read()).clone()
+    }
+
+    fn addresses(&self, rollout: &str, template: &PodTemplate) -> Vec<String> {
+        let set = replicaset::name(rollout, &pod_template_hash(template));
+        let pods = self.cache.pods.state();
+        let owned = pods.iter().map(AsRef::as_ref).filter(|p| {
+            p.metadata
+                .owner_references
+                .as_ref()
+                .is_some_and(|o| o.iter().any(|r| r.kind == "ReplicaSet" && r.name == set))
+        });
+        endpoints::addresses(
+            owned,
+            &pod_template_hash(template),
+            self.min_ready_seconds(rollout),
+            Time::now(),
+        )
+    }
+
+    /// Every address is an available pod.
+    fn healthy(&self, addresses: &[String]) -> u32 {
+        u32::try_from(addresses.len()).unwrap_or(u32::MAX)
+    }
+
+    fn check_template(&self, template: &PodTemplate) -> Result<(), Error> {
+        let pod: PodTemplateSpec = serde_json::from_value(template.0.clone())
+            .map_err(|e| Error::field("spec.template", e.to_string()))?;
+        if pod.spec.is_none_or(|s| s.containers.is_empty()) {
+            return Err(Error::field(
+                "spec.template.spec.containers",
+                "a pod needs at least one container",
+            ));
+        }
+        Ok(())
+    }
+
+    fn debug_headers(&self) -> bool {
+        self.debug_headers
+    }
+
+    fn load(&self) -> Result<State, Error> {
+        Ok(unpoisoned(self.loaded.lock()).take().unwrap_or_default())
+    }
+
+    fn save(&self, state: State) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(async move {
+            let text = serde_json::to_string(&state)
+                .map_err(|e| Error::State(format!("cannot encode the state: {e}")))?;
+            self.state.write(text).await
+        })
+    }
+
+    /// Carried out by [`Port::reflect`], level-based.
+    fn scale(
+        &self,
+        _rollout: &str,
+        _revision: &str,
+        _replicas: i32,
+    ) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn reflect(&self, state: State) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(async move {
+            let (writes, mut problems) = self.plan(&state, Time::now());
+            for w in writes {
+                let what = w.what();
+                if let Err(e) = self.carry_out(w).await {
+                    tracing::warn!(error = %e, "cannot write {what}");
+                    problems.push(format!("cannot write to the API server: {e}"));
+                }
+            }
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                problems.dedup();
+                Err(Error::Unreachable(problems.join("; ")))
+            }
+        })
+    }
+}

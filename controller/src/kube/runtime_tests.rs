@@ -1,0 +1,613 @@
+//! The Kubernetes runtime against an API server in memory ([`super::fake`]): for each
+//! situation, the exact API calls the controller makes, in order, and what they carry.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_api::protocol::Report;
+
+use serde_json::{Value, json};
+
+use super::ClusterRollouts;
+use super::cache::Cache;
+use super::fake::{Call, FakeApi};
+use super::port::KubePort;
+use crate::commands::Command;
+use crate::control::hub::{Hub, HubConfig};
+use crate::reconcile::Reconciler;
+use crate::time::Time;
+
+const ROLLOUT: &str = "/apis/sluice.dev/v1alpha1/namespaces/shop/rollouts/chip";
+const STATE: &str = "/api/v1/namespaces/shop/configmaps/sluice-controller-state";
+const CONFIGMAPS: &str = "/api/v1/namespaces/shop/configmaps";
+const RS: &str = "/apis/apps/v1/namespaces/shop/replicasets";
+const SERVICES: &str = "/api/v1/namespaces/shop/services";
+
+fn canary(image: &str) -> Value {
+    json!({
+        "apiVersion": "sluice.dev/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "chip", "namespace": "shop"},
+        "spec": {
+            "replicas": 5,
+            "selector": {"matchLabels": {"app": "chip"}},
+            "template": {"metadata": {"labels": {"app": "chip"}},
+                         "spec": {"containers": [{"name": "chip", "image": image,
+                                                  "ports": [{"containerPort": 8080}]}]}},
+            "strategy": {"canary": {"stableService": "chip-stable", "canaryService": "chip-canary",
+                                    "steps": [{"setWeight": 20}, {"pause": {}}]}}
+        }
+    })
+}
+
+fn service(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Service",
+           "metadata": {"name": name, "namespace": "shop"},
+           "spec": {"selector": {"app": "chip"}, "ports": [{"port": 80}]}})
+}
+
+struct Cluster {
+    api: FakeApi,
+    hub: Arc<Hub>,
+    runtime: Arc<Reconciler<KubePort>>,
+    client: kube::Client,
+    now: Time,
+}
+
+impl Cluster {
+    async fn new(rollout: Value, services: &[&str]) -> Self {
+        let (cache, writers) = Cache::new();
+        let (client, api) = FakeApi::start(writers);
+        api.put(ROLLOUT, rollout);
+        for s in services {
+            api.put(&format!("{SERVICES}/{s}"), service(s));
+        }
+        let port = KubePort::open(client.clone(), "shop", cache, false)
+            .await
+            .unwrap();
+        let hub = Arc::new(Hub::open(HubConfig::default()).unwrap());
+        let runtime = Reconciler::open(port, hub.clone()).unwrap();
+        Self {
+            api,
+            hub,
+            runtime,
+            client,
+            now: Time::now(),
+        }
+    }
+
+    /// One tick `after` the previous one; the calls it made.
+    async fn tick(&mut self, after: Duration) -> Vec<Call> {
+        self.now = self.now.plus(after);
+        self.runtime.tick(self.now).await;
+        self.api.take_calls()
+    }
+
+    /// The pods start and a proxy applies the routes.
+    fn settle(&self) {
+        self.api.kubelet();
+        let snap = self.hub.snapshot();
+        let applied = snap
+            .table
+            .routes
+            .iter()
+            .map(|r| (r.name.clone(), r.generation.unwrap_or(0)))
+            .collect();
+        self.hub
+            .report(
+                Report {
+                    proxy: "p1".into(),
+                    instance: "i1".into(),
+                    table_generation: snap.generation,
+                    applied,
+                    stats: Vec::new(),
+                },
+                self.now,
+            )
+            .unwrap();
+    }
+
+    fn set_image(&self, image: &str) {
+        let mut r = self.api.get(ROLLOUT).unwrap();
+        r["spec"]["template"]["spec"]["containers"][0]["image"] = json!(image);
+        self.api.put(ROLLOUT, r);
+    }
+
+    fn status(&self) -> Value {
+        self.api.get(ROLLOUT).unwrap()["status"].clone()
+    }
+}
+
+fn lines(calls: &[Call]) -> Vec<String> {
+    calls.iter().map(Call::line).collect()
+}
+
+fn body_of<'a>(calls: &'a [Call], line: &str) -> &'a Value {
+    &calls
+        .iter()
+        .find(|c| c.line() == line)
+        .unwrap_or_else(|| panic!("no call {line}"))
+        .body
+}
+
+const STATUS: &str = "PATCH /apis/sluice.dev/v1alpha1/namespaces/shop/rollouts/chip/status";
+const SAVE: &str = "PUT /api/v1/namespaces/shop/configmaps/sluice-controller-state";
+const V1: &str = "2bcp6knj56";
+const V2: &str = "x4wwvspktq";
+
+fn rs(hash: &str) -> String {
+    format!("{RS}/chip-{hash}")
+}
+
+fn patch(path: &str) -> String {
+    format!("PATCH {path}")
+}
+
+/// A canary deployed once and healthy on v1, with a proxy; the calls so far are taken.
+async fn healthy_canary() -> Cluster {
+    let mut c = Cluster::new(canary("chip:v1"), &["chip-stable", "chip-canary"]).await;
+    c.tick(Duration::ZERO).await;
+    c.settle();
+    c.tick(Duration::from_secs(1)).await;
+    c.settle();
+    c.tick(Duration::from_secs(1)).await;
+    assert_eq!(c.status()["phase"], "Healthy", "{}", c.status());
+    // the generation the proxies got is kept with the state on the next look
+    c.tick(Duration::from_secs(1)).await;
+    c.api.take_calls();
+    c
+}
+
+/// [`healthy_canary`] moved to v2 and paused at 20 %.
+async fn paused_canary() -> Cluster {
+    let mut c = healthy_canary().await;
+    c.set_image("chip:v2");
+    c.tick(Duration::from_secs(1)).await;
+    c.settle();
+    c.tick(Duration::from_secs(1)).await;
+    c.settle();
+    c.tick(Duration::from_secs(1)).await;
+    assert_eq!(c.status()["phase"], "Paused", "{}", c.status());
+    c.tick(Duration::from_secs(1)).await;
+    c.api.take_calls();
+    c
+}
+
+#[tokio::test]
+async fn a_first_deploy_creates_the_state_the_replica_set_and_points_both_services_at_it() {
+    let (cache, writers) = Cache::new();
+    let (client, api) = FakeApi::start(writers);
+    api.put(ROLLOUT, canary("chip:v1"));
+    for s in ["chip-stable", "chip-canary"] {
+        api.put(&format!("{SERVICES}/{s}"), service(s));
+    }
+    let port = KubePort::open(client, "shop", cache, false).await.unwrap();
+    assert_eq!(lines(&api.take_calls()), [format!("GET {STATE}")]);
+    let hub = Arc::new(Hub::open(HubConfig::default()).unwrap());
+    let runtime = Reconciler::open(port, hub).unwrap();
+    runtime.tick(Time::now()).await;
+    let calls = api.take_calls();
+    assert_eq!(
+        lines(&calls),
+        [
+            format!("POST {CONFIGMAPS}"),
+            format!("POST {RS}"),
+            patch(&format!("{SERVICES}/chip-stable")),
+            patch(&format!("{SERVICES}/chip-canary")),
+            STATUS.to_owned(),
+        ]
+    );
+    let created = body_of(&calls, &format!("POST {RS}"));
+    assert_eq!(created["metadata"]["name"], format!("chip-{V1}"));
+    assert_eq!(created["spec"]["replicas"], 5);
+    assert_eq!(created["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+    let selector = json!({"spec": {"selector": {"rollouts-pod-template-hash": V1}}});
+    assert_eq!(
+        body_of(&calls, &patch(&format!("{SERVICES}/chip-stable"))),
+        &selector
+    );
+    assert_eq!(
+        body_of(&calls, &patch(&format!("{SERVICES}/chip-canary"))),
+        &selector
+    );
+    let status = &body_of(&calls, STATUS)["status"];
+    assert_eq!(status["stableRS"], V1);
+    assert_eq!(status["currentPodHash"], V1);
+    assert_eq!(status["selector"], "app=chip");
+    let state: Value = serde_json::from_str(
+        body_of(&calls, &format!("POST {CONFIGMAPS}"))["data"]["state.json"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["rollouts"]["chip"]["replicas"][V1], 5);
+}
+
+#[tokio::test]
+async fn a_canary_through_its_steps_scales_patches_and_writes_its_status_on_change_only() {
+    let mut c = healthy_canary().await;
+    let quiet = c.tick(Duration::from_secs(1)).await;
+
+    assert!(
+        quiet.is_empty(),
+        "nothing changed, nothing written: {quiet:?}"
+    );
+    c.set_image("chip:v2");
+    let calls = c.tick(Duration::from_secs(1)).await;
+    assert_eq!(
+        lines(&calls),
+        [
+            SAVE.to_owned(),
+            format!("POST {RS}"),
+            patch(&format!("{SERVICES}/chip-canary")),
+            STATUS.to_owned(),
+        ]
+    );
+    let created = body_of(&calls, &format!("POST {RS}"));
+    assert_eq!(created["metadata"]["name"], format!("chip-{V2}"));
+    assert_eq!(created["spec"]["replicas"], 1, "ceil(5 x 20 / 100)");
+    assert_eq!(
+        created["metadata"]["annotations"]["rollout.sluice.dev/revision"],
+        "2"
+    );
+    c.settle();
+    let calls = c.tick(Duration::from_secs(1)).await;
+    assert_eq!(lines(&calls), [SAVE, STATUS]);
+    assert_eq!(
+        body_of(&calls, STATUS)["status"]["canary"]["weights"]["canary"]["weight"],
+        20
+    );
+    c.settle();
+    let calls = c.tick(Duration::from_secs(1)).await;
+    assert_eq!(lines(&calls), [SAVE, STATUS]);
+    assert_eq!(body_of(&calls, STATUS)["status"]["phase"], "Paused");
+    assert_eq!(
+        body_of(&calls, STATUS)["status"]["canary"]["weights"]["verifiedWeight"],
+        20
+    );
+
+    // the plugin's promote: the status subresource alone
+    ClusterRollouts::new(c.client.clone(), "shop")
+        .command("chip", Command::Promote)
+        .await
+        .unwrap();
+    let calls = c.api.take_calls();
+    assert_eq!(lines(&calls), [format!("GET {ROLLOUT}"), STATUS.to_owned()]);
+    assert_eq!(
+        body_of(&calls, STATUS),
+        &json!({"status": {"pauseConditions": null}})
+    );
+    let calls = c.tick(Duration::from_secs(1)).await;
+    assert_eq!(
+        lines(&calls),
+        [SAVE.to_owned(), patch(&rs(V2)), STATUS.to_owned()]
+    );
+    assert_eq!(
+        body_of(&calls, &patch(&rs(V2))),
+        &json!({"spec": {"replicas": 5}})
+    );
+    c.settle();
+    let calls = c.tick(Duration::from_secs(1)).await;
+    assert_eq!(
+        lines(&calls),
+        [
+            SAVE.to_owned(),
+            patch(&format!("{SERVICES}/chip-stable")),
+            STATUS.to_owned()
+        ]
+    );
+    assert_eq!(body_of(&calls, STATUS)["status"]["stableRS"], V2);
+    c.settle();
+    let calls = c.tick(Duration::from_secs(1)).await;
+    assert_eq!(lines(&calls), [SAVE, STATUS]);
+    assert_eq!(body_of(&calls, STATUS)["status"]["phase"], "Healthy");
+    // the old revision goes once scaleDownDelaySeconds (30 s) have passed, not before
+    c.settle();
+    assert!(!lines(&c.tick(Duration::from_secs(20)).await).contains(&patch(&rs(V1))));
+    c.settle();
+    let calls = c.tick(Duration::from_secs(11)).await;
+    assert!(
+        lines(&calls).contains(&patch(&rs(V1))),
+        "{:?}",
+        lines(&calls)
+    );
+    assert_eq!(
+        body_of(&calls, &patch(&rs(V1))),
+        &json!({"spec": {"replicas": 0}})
+    );
+}
+
+#[tokio::test]
+async fn a_paused_rollout_writes_nothing_while_it_waits() {
+    let mut c = paused_canary().await;
+    for _ in 0..3 {
+        let calls = c.tick(Duration::from_secs(1)).await;
+        assert!(calls.is_empty(), "{:?}", lines(&calls));
+    }
+}
+
+#[tokio::test]
+async fn an_abort_sends_the_canary_service_back_to_stable_and_scales_the_canary_down_later() {
+    let mut c = paused_canary().await;
+    ClusterRollouts::new(c.client.clone(), "shop")
+        .command("chip", Command::Abort)
+        .await
+        .unwrap();
+    let calls = c.api.take_calls();
+    assert_eq!(lines(&calls), [format!("GET {ROLLOUT}"), STATUS.to_owned()]);
+    assert_eq!(body_of(&calls, STATUS)["status"]["abort"], true);
+    let calls = c.tick(Duration::from_secs(1)).await;
+    assert_eq!(
+        lines(&calls),
+        [
+            SAVE.to_owned(),
+            patch(&format!("{SERVICES}/chip-canary")),
+            STATUS.to_owned()
+        ],
+        "the canary keeps its one pod until abortScaleDownDelaySeconds"
+    );
+    assert_eq!(
+        body_of(&calls, &patch(&format!("{SERVICES}/chip-canary"))),
+        &json!({"spec": {"selector": {"rollouts-pod-template-hash": V1}}})
+    );
+    let status = &body_of(&calls, STATUS)["status"];
+    assert_eq!(status["phase"], "Degraded");
+    assert_eq!(status["canary"]["weights"]["stable"]["weight"], 100);
+    c.settle();
+    let calls = c.tick(Duration::from_secs(1)).await;
+    assert_eq!(lines(&calls), [SAVE, STATUS]);
+    assert_eq!(
+        body_of(&calls, STATUS)["status"]["canary"]["weights"]["verified"],
+        true
+    );
+    c.settle();
+    let calls = c.tick(Duration::from_secs(31)).await;
+    assert!(
+        lines(&calls).contains(&patch(&rs(V2))),
+        "{:?}",
+        lines(&calls)
+    );
+    assert_eq!(
+        body_of(&calls, &patch(&rs(V2))),
+        &json!({"spec": {"replicas": 0}})
+    );
+}
+
+fn blue_green(image: &str) -> Value {
+    let mut r = canary(image);
+    r["spec"]["strategy"] = json!({"blueGreen": {"activeService": "chip-active",
+        "previewService": "chip-preview", "autoPromotionEnabled": false}});
+    r
+}
+
+#[tokio::test]
+async fn a_blue_green_promote_switches_the_active_service_then_scales_the_old_side_down() {
+    let mut c = Cluster::new(blue_green("chip:v1"), &["chip-active", "chip-preview"]).await;
+    for _ in 0..4 {
+        c.tick(Duration::from_secs(1)).await;
+        c.settle();
+    }
+    assert_eq!(c.status()["phase"], "Healthy", "{}", c.status());
+    c.set_image("chip:v2");
+    let calls = c.tick(Duration::from_secs(1)).await;
+    assert_eq!(
+        lines(&calls),
+        [SAVE.to_owned(), format!("POST {RS}"), STATUS.to_owned()]
+    );
+    assert_eq!(
+        body_of(&calls, &format!("POST {RS}"))["spec"]["replicas"],
+        5,
+        "a full preview"
+    );
+    c.settle();
+    let calls = c.tick(Duration::from_secs(1)).await;
+    assert_eq!(
+        lines(&calls),
+        [
+            SAVE.to_owned(),
+            patch(&format!("{SERVICES}/chip-preview")),
+            STATUS.to_owned()
+        ]
+    );
+    c.settle();
+    let calls = c.tick(Duration::from_secs(1)).await;
+    assert_eq!(lines(&calls), [SAVE, STATUS]);
+    assert_eq!(body_of(&calls, STATUS)["status"]["phase"], "Paused");
+    assert!(
+        !c.api
+            .take_calls()
+            .iter()
+            .any(|c| c.path.ends_with("/chip-active")),
+        "the active service stays on v1 until promoted"
+    );
+    ClusterRollouts::new(c.client.clone(), "shop")
+        .command("chip", Command::Promote)
+        .await
+        .unwrap();
+    c.api.take_calls();
+    c.settle();
+    let calls = c.tick(Duration::from_secs(1)).await;
+    assert_eq!(
+        lines(&calls),
+        [
+            SAVE.to_owned(),
+            patch(&format!("{SERVICES}/chip-active")),
+            STATUS.to_owned()
+        ]
+    );
+    assert_eq!(
+        body_of(&calls, &patch(&format!("{SERVICES}/chip-active"))),
+        &json!({"spec": {"selector": {"rollouts-pod-template-hash": V2}}})
+    );
+    assert_eq!(
+        body_of(&calls, STATUS)["status"]["blueGreen"]["activeSelector"],
+        V2
+    );
+    c.settle();
+    let calls = c.tick(Duration::from_secs(1)).await;
+    assert_eq!(body_of(&calls, STATUS)["status"]["phase"], "Healthy");
+    c.settle();
+    let calls = c.tick(Duration::from_secs(31)).await;
+    assert_eq!(
+        body_of(&calls, &patch(&rs(V1))),
+        &json!({"spec": {"replicas": 0}})
+    );
+}
+
+#[tokio::test]
+async fn a_scale_change_mid_rollout_rescales_both_sides_without_moving_a_step_or_the_route() {
+    let mut c = paused_canary().await;
+    let generation = c.hub.generation();
+    let mut r = c.api.get(ROLLOUT).unwrap();
+    r["spec"]["replicas"] = json!(10);
+    c.api.put(ROLLOUT, r);
+    let calls = c.tick(Duration::from_secs(1)).await;
+    assert_eq!(
+        lines(&calls),
+        [SAVE.to_owned(), patch(&rs(V1)), patch(&rs(V2))],
+        "no status change until the pods are there"
+    );
+    assert_eq!(
+        body_of(&calls, &patch(&rs(V1))),
+        &json!({"spec": {"replicas": 10}})
+    );
+    assert_eq!(
+        body_of(&calls, &patch(&rs(V2))),
+        &json!({"spec": {"replicas": 2}}),
+        "ceil(10 x 20 %)"
+    );
+    c.settle();
+    let calls = c.tick(Duration::from_secs(1)).await;
+    assert_eq!(lines(&calls), [STATUS]);
+    assert_eq!(
+        body_of(&calls, STATUS)["status"],
+        json!({"HPAReplicas": 12, "availableReplicas": 12, "readyReplicas": 12, "replicas": 12,
+               "updatedReplicas": 2})
+    );
+    assert_eq!(c.status()["currentStepIndex"], 1);
+    assert_eq!(c.hub.generation(), generation, "the route did not change");
+}
+
+#[tokio::test]
+async fn an_invalid_spec_is_degraded_with_its_field_and_nothing_else_is_touched() {
+    let mut c = paused_canary().await;
+    let generation = c.hub.generation();
+    let mut r = c.api.get(ROLLOUT).unwrap();
+    r["spec"]["strategy"]["canary"]["steps"][0]["setWeight"] = json!(150);
+    r["spec"]["template"]["spec"]["containers"][0]["image"] = json!("chip:v3");
+    c.api.put(ROLLOUT, r);
+    let calls = c.tick(Duration::from_secs(1)).await;
+    assert_eq!(lines(&calls), [STATUS]);
+    let status = &body_of(&calls, STATUS)["status"];
+    assert_eq!(status["phase"], "Degraded");
+    let why =
+        "rollout chip: spec.strategy.canary.steps[0].setWeight: 150 exceeds maxTrafficWeight 100";
+    assert_eq!(status["message"], why);
+    assert_eq!(status["conditions"][0]["type"], "InvalidSpec");
+    assert_eq!(status["conditions"][0]["reason"], "InvalidSpec");
+    assert_eq!(status["conditions"][0]["message"], why);
+    assert!(
+        c.tick(Duration::from_secs(1)).await.is_empty(),
+        "written once"
+    );
+    assert_eq!(c.hub.generation(), generation);
+    let view = crate::control::service::RolloutService::get(&*c.runtime, "chip").unwrap();
+    assert!(
+        format!("{view:?}").contains("exceeds maxTrafficWeight"),
+        "{view:?}"
+    );
+    // fixed: it goes on from where it was
+    let mut r = c.api.get(ROLLOUT).unwrap();
+    r["spec"]["strategy"]["canary"]["steps"][0]["setWeight"] = json!(20);
+    r["spec"]["template"]["spec"]["containers"][0]["image"] = json!("chip:v2");
+    c.api.put(ROLLOUT, r);
+    let calls = c.tick(Duration::from_secs(1)).await;
+    assert_eq!(lines(&calls), [STATUS]);
+    let status = &body_of(&calls, STATUS)["status"];
+    assert_eq!(status["phase"], "Paused");
+    assert_eq!(
+        status["currentStepIndex"],
+        json!(null),
+        "unchanged, not in the patch"
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_rollout_leaves_the_state_and_its_replica_sets_to_the_garbage_collector() {
+    let mut c = paused_canary().await;
+    c.api.remove(ROLLOUT);
+    let calls = c.tick(Duration::from_secs(1)).await;
+    assert_eq!(lines(&calls), [SAVE]);
+    let state: Value =
+        serde_json::from_str(calls[0].body["data"]["state.json"].as_str().unwrap()).unwrap();
+    assert_eq!(state["rollouts"], json!({}));
+    assert!(c.tick(Duration::from_secs(1)).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_leader_change_fences_the_old_leader_out_of_the_state() {
+    use super::leader::Elector;
+    use k8s_openapi::api::coordination::v1::Lease;
+    let mut c = paused_canary().await;
+    let leases = kube::Api::<Lease>::namespaced(c.client.clone(), "shop");
+    let lease = "/apis/coordination.k8s.io/v1/namespaces/shop/leases/sluice-controller";
+    let a = Elector::new(
+        leases.clone(),
+        "sluice-controller",
+        "a",
+        Duration::from_secs(15),
+    );
+    let b = Elector::new(leases, "sluice-controller", "b", Duration::from_secs(15));
+    let t0 = c.now;
+    assert!(a.round(t0).await.unwrap());
+    assert_eq!(
+        lines(&c.api.take_calls()),
+        [
+            format!("GET {lease}"),
+            "POST /apis/coordination.k8s.io/v1/namespaces/shop/leases".to_owned()
+        ]
+    );
+    assert!(
+        !b.round(t0.plus(Duration::from_secs(5))).await.unwrap(),
+        "a leads"
+    );
+    assert_eq!(lines(&c.api.take_calls()), [format!("GET {lease}")]);
+    // a stops renewing; b takes over once the lease has expired
+    assert!(b.round(t0.plus(Duration::from_secs(16))).await.unwrap());
+    assert_eq!(
+        lines(&c.api.take_calls()),
+        [format!("GET {lease}"), format!("PUT {lease}")]
+    );
+    assert_eq!(c.api.get(lease).unwrap()["spec"]["holderIdentity"], "b");
+    assert_eq!(c.api.get(lease).unwrap()["spec"]["leaseTransitions"], 1);
+    assert!(
+        !a.round(t0.plus(Duration::from_secs(17))).await.unwrap(),
+        "a follows now"
+    );
+
+    // b starts from what a saved, and writes the state; a, not knowing yet, cannot write over it
+    let (cache, writers) = Cache::new();
+    drop(writers);
+    let b_port = KubePort::open(c.client.clone(), "shop", cache, false)
+        .await
+        .unwrap();
+    let saved = crate::reconcile::Port::load(&b_port).unwrap();
+    assert_eq!(saved.rollouts["chip"].status.current_step_index, Some(1));
+    crate::reconcile::Port::save(&b_port, saved).await.unwrap();
+    c.api.take_calls();
+    let mut r = c.api.get(ROLLOUT).unwrap();
+    r["spec"]["replicas"] = json!(7);
+    c.api.put(ROLLOUT, r);
+    let calls = c.tick(Duration::from_secs(1)).await;
+    assert_eq!(lines(&calls), [SAVE], "refused: nothing is carried out");
+    let view = crate::control::service::RolloutService::get(&*c.runtime, "chip").unwrap();
+    assert!(
+        format!("{view:?}").contains("written by another controller"),
+        "{view:?}"
+    );
+    assert!(
+        c.api
+            .paths(&format!("{RS}/"))
+            .iter()
+            .all(|p| { c.api.get(p).unwrap()["spec"]["replicas"] != json!(7) })
+    );
+}
