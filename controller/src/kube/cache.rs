@@ -1,5 +1,5 @@
 //! What the controller's Kubernetes runtime reads, as kube-runtime reflectors keep it: the
-//! Rollouts and AnalysisTemplates of its namespace (as untyped objects, so that one object the
+//! Rollouts and AnalysisTemplates of every namespace, or of one (as untyped objects, so that one object the
 //! API server accepted but our rules refuse never stops the watch: it is judged on its own),
 //! and the ReplicaSets and Pods that carry a revision label, and the Services. Reads come from
 //! here; only writes go to the API server. A test fills the stores itself through
@@ -130,10 +130,30 @@ async fn follow_dynamic(
     }
 }
 
-/// Starts the watches of namespace `namespace` that keep `cache` (made with `writers`) filled.
+/// An API of `K` in `namespace`, or in every namespace.
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+fn dynamic_api(client: &Client, namespace: Option<&str>, ar: &ApiResource) -> Api<DynamicObject> {
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
+        None => Api::all_with(client.clone(), ar),
+    }
+}
+
+/// Starts the watches that keep `cache` (made with `writers`) filled: of `namespace`, or of
+/// every namespace.
 pub fn watch(
     client: &Client,
-    namespace: &str,
+    namespace: Option<&str>,
     cache: &Cache,
     writers: Writers,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -141,31 +161,31 @@ pub fn watch(
     let changed = &cache.changed;
     vec![
         tokio::spawn(follow_dynamic(
-            Api::namespaced_with(client.clone(), namespace, &rollout_resource()),
+            dynamic_api(client, namespace, &rollout_resource()),
             writers.rollouts,
             changed.clone(),
             "Rollout".into(),
         )),
         tokio::spawn(follow_dynamic(
-            Api::namespaced_with(client.clone(), namespace, &template_resource()),
+            dynamic_api(client, namespace, &template_resource()),
             writers.templates,
             changed.clone(),
             "AnalysisTemplate".into(),
         )),
         tokio::spawn(follow(
-            Api::<ReplicaSet>::namespaced(client.clone(), namespace),
+            api::<ReplicaSet>(client, namespace),
             labelled(),
             writers.replica_sets,
             changed.clone(),
         )),
         tokio::spawn(follow(
-            Api::<Pod>::namespaced(client.clone(), namespace),
+            api::<Pod>(client, namespace),
             labelled(),
             writers.pods,
             changed.clone(),
         )),
         tokio::spawn(follow(
-            Api::<Service>::namespaced(client.clone(), namespace),
+            api::<Service>(client, namespace),
             watcher::Config::default(),
             writers.services,
             changed.clone(),

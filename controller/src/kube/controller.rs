@@ -1,5 +1,6 @@
-//! `sluice controller --kubernetes`: the reconcile loop on a cluster, for one namespace. In
-//! order: the probes (`/healthz` always, `/readyz` once leading), the watches, the election;
+//! `sluice controller --kubernetes`: the reconcile loop on a cluster, for the rollouts of every
+//! namespace (or of the one given). It keeps its lease, state and routes in its own namespace
+//! (`POD_NAMESPACE`, else the client's). In order: the probes (`/healthz` always, `/readyz` once leading), the watches, the election;
 //! once leading, the state and the routes are read from the API server, the loop runs, the
 //! control API serves the proxies and the CLI, and every watch event wakes the loop. A leader
 //! that cannot renew its lease stops with an error, so that the Deployment restarts it as a
@@ -38,7 +39,7 @@ pub const ROUTES_CONFIGMAP: &str = "sluice-controller-routes";
 /// How the Kubernetes controller runs.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The namespace whose rollouts it runs (default: the client's).
+    /// The namespace whose rollouts it runs (default: every namespace).
     pub namespace: Option<String>,
     /// Control API listener.
     pub listen: String,
@@ -100,10 +101,11 @@ pub async fn run(
     let client = Client::try_default()
         .await
         .map_err(|e| Error::Unreachable(format!("no Kubernetes API server: {e}")))?;
-    let namespace = options
-        .namespace
-        .clone()
+    let home = std::env::var("POD_NAMESPACE")
+        .ok()
+        .filter(|n| !n.is_empty())
         .unwrap_or_else(|| client.default_namespace().to_owned());
+    let scope = options.namespace.as_deref();
     let credentials = server::credentials(
         options.token_file.as_deref(),
         Some("SLUICE_TOKEN"),
@@ -114,18 +116,19 @@ pub async fn run(
     let probes_task = tokio::spawn(probes(probe_listener, ready_rx));
 
     let (cache, writers) = Cache::new();
-    let watches = cache::watch(&client, &namespace, &cache, writers);
+    let watches = cache::watch(&client, scope, &cache, writers);
     cache.ready().await;
     let elector = Elector::new(
-        Api::<Lease>::namespaced(client.clone(), &namespace),
+        Api::<Lease>::namespaced(client.clone(), &home),
         LEASE,
         &identity(options.identity.clone()),
         options.lease,
     );
-    tracing::info!(namespace = %namespace, identity = %elector.identity(), "waiting to lead");
+    let watched = scope.unwrap_or("every namespace").to_owned();
+    tracing::info!(namespace = %home, watched = %watched, identity = %elector.identity(), "waiting to lead");
     elector.acquire().await;
 
-    let configmaps = Api::<ConfigMap>::namespaced(client.clone(), &namespace);
+    let configmaps = Api::<ConfigMap>::namespaced(client.clone(), &home);
     let routes =
         RoutesStore::open(Stored::new(configmaps, ROUTES_CONFIGMAP, "routes.json")).await?;
     let hub = Arc::new(Hub::open(HubConfig {
@@ -133,7 +136,7 @@ pub async fn run(
         store: Some(Arc::new(routes)),
         ..HubConfig::default()
     })?);
-    let port = KubePort::open(client, &namespace, cache.clone(), options.debug_headers).await?;
+    let port = KubePort::open(client, &home, cache.clone(), options.debug_headers).await?;
     let runtime = Reconciler::open(port, hub.clone())?;
     let listener = bind(&options.listen).await?;
     let addr = listener
@@ -162,7 +165,7 @@ pub async fn run(
     };
     let loop_task = tokio::spawn(runtime.clone().serve(stop_rx));
     ready_tx.send_replace(true);
-    tracing::info!(listen = %addr, namespace = %namespace, "sluice controller leading");
+    tracing::info!(listen = %addr, watched = %watched, "sluice controller leading");
     on_listening(addr);
 
     let result = tokio::select! {

@@ -1,5 +1,6 @@
 //! The Kubernetes runtime's side of the reconcile port. The world is the Rollouts and
-//! AnalysisTemplates of one namespace as the watches hold them ([`super::world`]); a revision
+//! AnalysisTemplates the watches hold (of every namespace, or of one), keyed
+//! `namespace/name` ([`super::world`]); a revision
 //! runs on the available pods of its ReplicaSet, whose `IP:port` go straight into the route
 //! table; the state is kept in the API server ([`super::stored`]); and after each tick the
 //! cluster is brought in line with it ([`super::plan`]): ReplicaSets, Services, statuses.
@@ -29,10 +30,9 @@ use crate::time::Time;
 /// The ConfigMap that holds the controller's state.
 pub const STATE_CONFIGMAP: &str = "sluice-controller-state";
 
-/// The Kubernetes runtime's port, for one namespace.
+/// The Kubernetes runtime's port.
 pub struct KubePort {
     client: Client,
-    namespace: String,
     cache: Cache,
     state: Stored,
     loaded: Mutex<Option<State>>,
@@ -46,16 +46,16 @@ fn unpoisoned<T>(r: std::sync::LockResult<T>) -> T {
 }
 
 impl KubePort {
-    /// The port of namespace `namespace`, reading from `cache`, with the state it saved last
+    /// The port reading from `cache`, with the state it saved last in namespace `home`
     /// (read now).
     pub async fn open(
         client: Client,
-        namespace: &str,
+        home: &str,
         cache: Cache,
         debug_headers: bool,
     ) -> Result<Self, Error> {
         let state = Stored::new(
-            Api::<ConfigMap>::namespaced(client.clone(), namespace),
+            Api::<ConfigMap>::namespaced(client.clone(), home),
             STATE_CONFIGMAP,
             "state.json",
         );
@@ -67,7 +67,6 @@ impl KubePort {
         };
         let port = Self {
             client,
-            namespace: namespace.to_owned(),
             cache,
             state,
             loaded: Mutex::new(Some(loaded)),
@@ -79,11 +78,6 @@ impl KubePort {
         Ok(port)
     }
 
-    /// The namespace it runs.
-    pub fn namespace(&self) -> &str {
-        &self.namespace
-    }
-
     fn min_ready_seconds(&self, rollout: &str) -> u32 {
         self.world()
             .rollouts
@@ -92,48 +86,46 @@ impl KubePort {
             .unwrap_or(0)
     }
 
-    /// Every write that brings the cluster in line with `state`, with the problems that keep
-    /// some rollout from being shown (a managed Service that does not exist).
-    fn plan(&self, state: &State, now: Time) -> (Vec<Write>, Vec<String>) {
+    /// Every write (with its namespace) that brings the cluster in line with `state`, with
+    /// the problems that keep some rollout from being shown (a managed Service that does not
+    /// exist).
+    fn plan(&self, state: &State, now: Time) -> (Vec<(String, Write)>, Vec<String>) {
         let world = self.world();
         let objects = self.cache.rollouts.state();
         let sets = self.cache.replica_sets.state();
         let services = self.cache.services.state();
-        let services: Vec<&Service> = services.iter().map(AsRef::as_ref).collect();
         let mut writes = Vec::new();
         let mut problems = Vec::new();
         for o in &objects {
-            let Some(name) = o.metadata.name.as_deref() else {
+            let Some(key) = world::key(o) else {
                 continue;
             };
+            let ns = o.metadata.namespace.clone().unwrap_or_default();
             let uid = o.metadata.uid.as_deref().unwrap_or_default();
-            let rollout = world.rollouts.get(name);
-            if let Some(r) = rollout
-                && !world.invalid.contains_key(name)
+            let services: Vec<&Service> = services
+                .iter()
+                .map(AsRef::as_ref)
+                .filter(|s| s.metadata.namespace.as_deref() == Some(ns.as_str()))
+                .collect();
+            let rollout = world.rollouts.get(&key);
+            let entry = state.rollouts.get(&key);
+            if let (Some(r), Some(e)) = (rollout, entry)
+                && !world.invalid.contains_key(&key)
             {
-                for (service, _) in super::services::selectors(
-                    &r.spec,
-                    &state
-                        .rollouts
-                        .get(name)
-                        .map(|e| e.status.clone())
-                        .unwrap_or_default(),
-                ) {
+                for (service, _) in super::services::selectors(&r.spec, &e.status) {
                     if !services
                         .iter()
                         .any(|s| s.metadata.name.as_deref() == Some(&service))
                     {
-                        problems.push(format!(
-                            "rollout {name}: service {service:?} does not exist"
-                        ));
+                        problems.push(format!("rollout {key}: service {service:?} does not exist"));
                     }
                 }
             }
-            writes.extend(plan::writes(&plan::Seen {
+            let seen = plan::Seen {
                 object: o,
                 rollout,
-                invalid: world.invalid.get(name).map(String::as_str),
-                entry: state.rollouts.get(name),
+                invalid: world.invalid.get(&key).map(String::as_str),
+                entry,
                 replica_sets: sets
                     .iter()
                     .map(AsRef::as_ref)
@@ -141,13 +133,14 @@ impl KubePort {
                     .collect(),
                 services: &services,
                 now,
-            }));
+            };
+            writes.extend(plan::writes(&seen).into_iter().map(|w| (ns.clone(), w)));
         }
         (writes, problems)
     }
 
-    async fn carry_out(&self, write: Write) -> Result<(), kube::Error> {
-        let sets = Api::<ReplicaSet>::namespaced(self.client.clone(), &self.namespace);
+    async fn carry_out(&self, ns: &str, write: Write) -> Result<(), kube::Error> {
+        let sets = Api::<ReplicaSet>::namespaced(self.client.clone(), ns);
         let merge = PatchParams::default();
         match write {
             Write::CreateReplicaSet(rs) => sets.create(&PostParams::default(), &rs).await.map(drop),
@@ -164,7 +157,7 @@ impl KubePort {
                 .await
                 .map(drop),
             Write::PatchService { name, patch } => {
-                Api::<Service>::namespaced(self.client.clone(), &self.namespace)
+                Api::<Service>::namespaced(self.client.clone(), ns)
                     .patch(&name, &merge, &Patch::Merge(patch))
                     .await
                     .map(drop)
@@ -176,12 +169,12 @@ impl KubePort {
             } => {
                 let api = Api::<kube::api::DynamicObject>::namespaced_with(
                     self.client.clone(),
-                    &self.namespace,
+                    ns,
                     &rollout_resource(),
                 );
                 api.patch_status(&rollout, &merge, &Patch::Merge(patch))
                     .await?;
-                unpoisoned(self.memory.lock()).know(&rollout, &shown);
+                unpoisoned(self.memory.lock()).know(&format!("{ns}/{rollout}"), &shown);
                 Ok(())
             }
         }
@@ -213,13 +206,15 @@ impl Port for KubePort {
     }
 
     fn addresses(&self, rollout: &str, template: &PodTemplate) -> Vec<String> {
-        let set = replicaset::name(rollout, &pod_template_hash(template));
+        let (ns, name) = world::split(rollout);
+        let set = replicaset::name(name, &pod_template_hash(template));
         let pods = self.cache.pods.state();
         let owned = pods.iter().map(AsRef::as_ref).filter(|p| {
-            p.metadata
-                .owner_references
-                .as_ref()
-                .is_some_and(|o| o.iter().any(|r| r.kind == "ReplicaSet" && r.name == set))
+            p.metadata.namespace.as_deref() == Some(ns)
+                && p.metadata
+                    .owner_references
+                    .as_ref()
+                    .is_some_and(|o| o.iter().any(|r| r.kind == "ReplicaSet" && r.name == set))
         });
         endpoints::addresses(
             owned,
@@ -275,9 +270,9 @@ impl Port for KubePort {
     fn reflect(&self, state: State) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
             let (writes, mut problems) = self.plan(&state, Time::now());
-            for w in writes {
+            for (ns, w) in writes {
                 let what = w.what();
-                if let Err(e) = self.carry_out(w).await {
+                if let Err(e) = self.carry_out(&ns, w).await {
                     tracing::warn!(error = %e, "cannot write {what}");
                     problems.push(format!("cannot write to the API server: {e}"));
                 }

@@ -219,7 +219,7 @@ async fn a_first_deploy_creates_the_state_the_replica_set_and_points_both_servic
             .unwrap(),
     )
     .unwrap();
-    assert_eq!(state["rollouts"]["chip"]["replicas"][V1], 5);
+    assert_eq!(state["rollouts"]["shop/chip"]["replicas"][V1], 5);
 }
 
 #[tokio::test]
@@ -499,8 +499,7 @@ async fn an_invalid_spec_is_degraded_with_its_field_and_nothing_else_is_touched(
     assert_eq!(lines(&calls), [STATUS]);
     let status = &body_of(&calls, STATUS)["status"];
     assert_eq!(status["phase"], "Degraded");
-    let why =
-        "rollout chip: spec.strategy.canary.steps[0].setWeight: 150 exceeds maxTrafficWeight 100";
+    let why = "rollout shop/chip: spec.strategy.canary.steps[0].setWeight: 150 exceeds maxTrafficWeight 100";
     assert_eq!(status["message"], why);
     assert_eq!(status["conditions"][0]["type"], "InvalidSpec");
     assert_eq!(status["conditions"][0]["reason"], "InvalidSpec");
@@ -510,7 +509,7 @@ async fn an_invalid_spec_is_degraded_with_its_field_and_nothing_else_is_touched(
         "written once"
     );
     assert_eq!(c.hub.generation(), generation);
-    let view = crate::control::service::RolloutService::get(&*c.runtime, "chip").unwrap();
+    let view = crate::control::service::RolloutService::get(&*c.runtime, "shop/chip").unwrap();
     assert!(
         format!("{view:?}").contains("exceeds maxTrafficWeight"),
         "{view:?}"
@@ -591,7 +590,10 @@ async fn a_leader_change_fences_the_old_leader_out_of_the_state() {
         .await
         .unwrap();
     let saved = crate::reconcile::Port::load(&b_port).unwrap();
-    assert_eq!(saved.rollouts["chip"].status.current_step_index, Some(1));
+    assert_eq!(
+        saved.rollouts["shop/chip"].status.current_step_index,
+        Some(1)
+    );
     crate::reconcile::Port::save(&b_port, saved).await.unwrap();
     c.api.take_calls();
     let mut r = c.api.get(ROLLOUT).unwrap();
@@ -599,7 +601,7 @@ async fn a_leader_change_fences_the_old_leader_out_of_the_state() {
     c.api.put(ROLLOUT, r);
     let calls = c.tick(Duration::from_secs(1)).await;
     assert_eq!(lines(&calls), [SAVE], "refused: nothing is carried out");
-    let view = crate::control::service::RolloutService::get(&*c.runtime, "chip").unwrap();
+    let view = crate::control::service::RolloutService::get(&*c.runtime, "shop/chip").unwrap();
     assert!(
         format!("{view:?}").contains("written by another controller"),
         "{view:?}"

@@ -47,6 +47,19 @@ impl Memory {
     }
 }
 
+/// The key of an object in the world and the state: `namespace/name` (a controller may run
+/// the rollouts of every namespace).
+pub fn key(o: &DynamicObject) -> Option<String> {
+    let name = o.metadata.name.as_deref()?;
+    let ns = o.metadata.namespace.as_deref().unwrap_or("default");
+    Some(format!("{ns}/{name}"))
+}
+
+/// The namespace and name of a key.
+pub fn split(key: &str) -> (&str, &str) {
+    key.split_once('/').unwrap_or(("default", key))
+}
+
 /// The object as a document our rules judge: its kind, name, labels and spec, nothing the
 /// API server adds.
 fn document(o: &DynamicObject, kind: &str) -> Value {
@@ -94,7 +107,7 @@ pub fn world(
     let mut w = World::default();
     let mut present = Vec::new();
     for o in rollouts {
-        let Some(name) = o.metadata.name.clone() else {
+        let Some(name) = key(o) else {
             continue;
         };
         present.push(name.clone());
@@ -124,7 +137,7 @@ pub fn world(
     for o in templates {
         match spec::parse_document(document(o, "AnalysisTemplate"), 0) {
             Ok(Document::AnalysisTemplate(t)) => {
-                if let Some(name) = o.metadata.name.clone() {
+                if let Some(name) = key(o) {
                     w.templates.insert(name, *t);
                 }
             }
@@ -163,7 +176,7 @@ mod tests {
         let w = world(&[&r], &[], &mut m);
         assert_eq!(w.rollouts.len(), 1);
         assert!(w.invalid.is_empty() && w.commanded.is_empty());
-        assert_eq!(w.rollouts["chip"].metadata.name, "chip");
+        assert_eq!(w.rollouts["shop/chip"].metadata.name, "chip");
     }
 
     #[test]
@@ -175,21 +188,21 @@ mod tests {
         bad["spec"]["strategy"]["canary"]["steps"] = json!([{"setWeight": 150}]);
         let bad = object(bad);
         let w = world(&[&bad], &[], &mut m);
-        let why = &w.invalid["chip"];
-        assert!(why.starts_with("rollout chip: "), "{why}");
+        let why = &w.invalid["shop/chip"];
+        assert!(why.starts_with("rollout shop/chip: "), "{why}");
         assert!(
             why.contains("spec.strategy.canary.steps[0].setWeight"),
             "{why}"
         );
         assert_eq!(
-            w.rollouts["chip"], m.last_valid["chip"],
+            w.rollouts["shop/chip"], m.last_valid["shop/chip"],
             "the last valid spec stays"
         );
         // never valid: invalid and absent
         let mut fresh = Memory::default();
         let w = world(&[&bad], &[], &mut fresh);
         assert!(w.rollouts.is_empty());
-        assert!(w.invalid.contains_key("chip"));
+        assert!(w.invalid.contains_key("shop/chip"));
     }
 
     #[test]
@@ -197,14 +210,14 @@ mod tests {
         let mut m = Memory::default();
         let ours: RolloutStatus =
             serde_json::from_value(json!({"phase": "Paused", "currentStepIndex": 1})).unwrap();
-        m.know("chip", &ours);
+        m.know("shop/chip", &ours);
         let r = rollout("chip:v1", serde_json::to_value(&ours).unwrap());
         assert!(world(&[&r], &[], &mut m).commanded.is_empty(), "ours");
         let mut promoted = ours.clone();
         promoted.controller_pause = true;
         let r = rollout("chip:v1", serde_json::to_value(&promoted).unwrap());
         let w = world(&[&r], &[], &mut m);
-        assert_eq!(w.commanded.get("chip"), Some(&promoted));
+        assert_eq!(w.commanded.get("shop/chip"), Some(&promoted));
         assert!(
             world(&[&r], &[], &mut m).commanded.is_empty(),
             "handed over once"
@@ -219,7 +232,7 @@ mod tests {
         let mut m = Memory::default();
         let r = rollout("chip:v1", json!({"phase": "Healthy"}));
         world(&[&r], &[], &mut m);
-        assert!(m.last_valid.contains_key("chip") && m.known.contains_key("chip"));
+        assert!(m.last_valid.contains_key("shop/chip") && m.known.contains_key("shop/chip"));
         let w = world(&[], &[], &mut m);
         assert!(w.rollouts.is_empty());
         assert!(m.last_valid.is_empty() && m.known.is_empty());
@@ -240,6 +253,6 @@ mod tests {
             "spec": {"metrics": "none"}
         }));
         let w = world(&[], &[&good, &bad], &mut m);
-        assert_eq!(w.templates.keys().collect::<Vec<_>>(), ["errors"]);
+        assert_eq!(w.templates.keys().collect::<Vec<_>>(), ["shop/errors"]);
     }
 }

@@ -66,8 +66,8 @@ pub trait RunHost: Send + Sync + 'static {
     fn update_run(&self, name: &str, f: impl FnOnce(&mut RunRecord));
     /// Asks the runtime to look at its runs again.
     fn wake(&self);
-    /// The AnalysisTemplate of that name, if there is one.
-    fn template(&self, name: &str) -> Option<crate::spec::AnalysisTemplate>;
+    /// The AnalysisTemplate of that name that `rollout`'s runs use, if there is one.
+    fn template(&self, rollout: &str, name: &str) -> Option<crate::spec::AnalysisTemplate>;
     /// What the run's providers measure; `None` while the rollout is unknown.
     fn target_of(&self, rec: &RunRecord) -> Option<Measured>;
 }
@@ -76,7 +76,7 @@ pub trait RunHost: Send + Sync + 'static {
 fn spec_of(rt: &impl RunHost, rec: &RunRecord) -> Result<RunSpec, Error> {
     let mut templates = Vec::new();
     for name in &rec.request.templates {
-        match rt.template(name) {
+        match rt.template(&rec.rollout, name) {
             Some(t) => templates.push(t),
             None => {
                 return Err(Error::NotFound(format!(

@@ -143,7 +143,8 @@ pub fn settle(
         let spec = entry.effective(r);
         let observed = observe(state, name, r, sight, out.publish.is_some());
         let decision = engine::decide(&Input {
-            name,
+            // the object's name: on a cluster the entry's is `namespace/name`
+            name: &r.metadata.name,
             namespace: r.metadata.namespace(),
             spec: &spec,
             status: &entry.status,
