@@ -10,6 +10,7 @@
 pub mod cache;
 pub mod controller;
 pub mod endpoints;
+pub mod events;
 pub mod leader;
 pub mod lease;
 pub mod patch;

@@ -50,6 +50,8 @@ pub enum Write {
         /// The merge patch.
         patch: Value,
     },
+    /// Post an Event on the Rollout.
+    CreateEvent(Box<k8s_openapi::api::core::v1::Event>),
     /// Merge-patch the Rollout's status subresource.
     PatchStatus {
         /// The rollout.
@@ -75,6 +77,9 @@ impl Write {
             Self::DeleteReplicaSet { name } => format!("delete replicaset {name}"),
             Self::PatchService { name, .. } => format!("patch service {name}"),
             Self::PatchStatus { rollout, .. } => format!("patch rollout {rollout} status"),
+            Self::CreateEvent(e) => {
+                format!("post event {}", e.reason.as_deref().unwrap_or_default())
+            }
         }
     }
 }

@@ -7,21 +7,24 @@
 //! Scales are carried out there, level-based, so a write that failed is made again on the
 //! next tick.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use futures_util::future::BoxFuture;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, PodTemplateSpec, Service};
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 
 use super::cache::{Cache, rollout_resource};
 use super::endpoints;
+use super::events;
 use super::plan::{self, Write};
 use super::replicaset;
 use super::stored::Stored;
 use super::world::{self, Memory};
 use crate::Error;
+use crate::control::service::EventView;
 use crate::reconcile::{Port, Refresh, State, World};
 use crate::revision::pod_template_hash;
 use crate::spec::PodTemplate;
@@ -38,6 +41,8 @@ pub struct KubePort {
     loaded: Mutex<Option<State>>,
     world: RwLock<Arc<World>>,
     memory: Mutex<Memory>,
+    /// Per rollout, the last record posted as an Event.
+    posted: Mutex<BTreeMap<String, EventView>>,
     debug_headers: bool,
 }
 
@@ -65,6 +70,12 @@ impl KubePort {
                 Error::State(format!("configmap {STATE_CONFIGMAP} holds no state: {e}"))
             })?,
         };
+        // what was recorded before this start was posted by whoever recorded it
+        let posted = loaded
+            .rollouts
+            .iter()
+            .filter_map(|(k, e)| e.events.back().map(|v| (k.clone(), v.clone())))
+            .collect();
         let port = Self {
             client,
             cache,
@@ -72,6 +83,7 @@ impl KubePort {
             loaded: Mutex::new(Some(loaded)),
             world: RwLock::new(Arc::new(World::default())),
             memory: Mutex::new(Memory::default()),
+            posted: Mutex::new(posted),
             debug_headers,
         };
         port.refresh();
@@ -135,6 +147,16 @@ impl KubePort {
                 now,
             };
             writes.extend(plan::writes(&seen).into_iter().map(|w| (ns.clone(), w)));
+            if let Some(e) = entry {
+                let posted = unpoisoned(self.posted.lock());
+                let new = events::unposted(e, posted.get(&key));
+                writes.extend(new.iter().enumerate().map(|(n, v)| {
+                    (
+                        ns.clone(),
+                        Write::CreateEvent(Box::new(events::event(o, v, n))),
+                    )
+                }));
+            }
         }
         (writes, problems)
     }
@@ -161,6 +183,17 @@ impl KubePort {
                     .patch(&name, &merge, &Patch::Merge(patch))
                     .await
                     .map(drop)
+            }
+            Write::CreateEvent(event) => {
+                Api::<Event>::namespaced(self.client.clone(), ns)
+                    .create(&PostParams::default(), &event)
+                    .await?;
+                if let (Some(name), Some(record)) =
+                    (&event.involved_object.name, events::record_of(&event))
+                {
+                    unpoisoned(self.posted.lock()).insert(format!("{ns}/{name}"), record);
+                }
+                Ok(())
             }
             Write::PatchStatus {
                 rollout,

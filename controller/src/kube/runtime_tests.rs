@@ -117,8 +117,24 @@ impl Cluster {
     }
 }
 
+const EVENTS: &str = "POST /api/v1/namespaces/shop/events";
+
+/// The calls, but the Events (checked on their own).
 fn lines(calls: &[Call]) -> Vec<String> {
-    calls.iter().map(Call::line).collect()
+    calls
+        .iter()
+        .map(Call::line)
+        .filter(|l| l != EVENTS)
+        .collect()
+}
+
+/// The reasons of the Events among `calls`.
+fn events(calls: &[Call]) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| c.line() == EVENTS)
+        .map(|c| c.body["reason"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 fn body_of<'a>(calls: &'a [Call], line: &str) -> &'a Value {
@@ -242,6 +258,7 @@ async fn a_canary_through_its_steps_scales_patches_and_writes_its_status_on_chan
             STATUS.to_owned(),
         ]
     );
+    assert_eq!(events(&calls), ["RolloutUpdated", "RolloutPhaseChanged"]);
     let created = body_of(&calls, &format!("POST {RS}"));
     assert_eq!(created["metadata"]["name"], format!("chip-{V2}"));
     assert_eq!(created["spec"]["replicas"], 1, "ceil(5 x 20 / 100)");
@@ -352,6 +369,9 @@ async fn an_abort_sends_the_canary_service_back_to_stable_and_scales_the_canary_
     let status = &body_of(&calls, STATUS)["status"];
     assert_eq!(status["phase"], "Degraded");
     assert_eq!(status["canary"]["weights"]["stable"]["weight"], 100);
+    assert_eq!(events(&calls), ["Command", "RolloutPhaseChanged"]);
+    let aborted = calls.iter().find(|c| c.line() == EVENTS).unwrap();
+    assert_eq!(aborted.body["message"], "aborted through the API");
     c.settle();
     let calls = c.tick(Duration::from_secs(1)).await;
     assert_eq!(lines(&calls), [SAVE, STATUS]);

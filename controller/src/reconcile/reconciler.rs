@@ -90,6 +90,24 @@ impl<P: Port> Sight for Seen<'_, P> {
     }
 }
 
+/// What a command sent to the cluster's API did to a status, in words (Argo Rollouts' plugin
+/// and ours send each command as a patch of the status subresource).
+fn commanded(before: &RolloutStatus, after: &RolloutStatus) -> &'static str {
+    if after.abort && !before.abort {
+        "aborted through the API"
+    } else if before.abort && !after.abort {
+        "retried through the API"
+    } else if after.promote_full && !before.promote_full {
+        "fully promoted through the API"
+    } else if after.pause_conditions.is_empty() && !before.pause_conditions.is_empty()
+        || after.current_step_index != before.current_step_index
+    {
+        "promoted through the API"
+    } else {
+        "status changed through the API"
+    }
+}
+
 /// What a tick decided and must carry out once saved.
 struct Plan {
     publishes: Vec<(String, RouteIntent)>,
@@ -151,13 +169,10 @@ impl<P: Port> Reconciler<P> {
             if let Some(status) = world.commanded.get(name)
                 && *status != e.status
             {
-                tracing::info!(rollout = %name, "status changed through the API");
+                let what = commanded(&e.status, status);
+                tracing::info!(rollout = %name, "{what}");
                 e.status = status.clone();
-                e.record(
-                    Time::now(),
-                    Reason::Command,
-                    "status changed through the API",
-                );
+                e.record(Time::now(), Reason::Command, what);
             }
         }
         let invalid = world.invalid.clone();
