@@ -9,6 +9,8 @@
   `x-kubernetes-int-or-string`, `x-kubernetes-preserve-unknown-fields`, and unknown fields
   refused (what `kubectl apply` does with strict field validation).
 - A sluice.dev kind with no CRD (LocalRuntime: local mode only) is named and skipped.
+- A kustomization.yaml (kustomize's, not the API server's): only the keys this project uses,
+  and every resource it lists must exist.
 
 Usage: validate-manifests.py KUBERNETES_VERSION [ROOT]. Exit 1 when any document is invalid.
 Run by scripts/test.sh with the kubernetes-validate that scripts/install-test-deps.sh installs.
@@ -23,6 +25,18 @@ import kubernetes_validate
 import yaml
 
 OUR_GROUPS = ("sluice.dev/", "argoproj.io/")
+KUSTOMIZE = "kustomize.config.k8s.io/"
+KUSTOMIZATION_KEYS = {"apiVersion", "kind", "resources", "namespace", "images", "labels"}
+
+
+def kustomization_errors(doc, folder):
+    """What is wrong with a kustomization: unknown keys, resources that do not exist."""
+    errors = [f"{k}: not a key this project's kustomizations use"
+              for k in sorted(set(doc) - KUSTOMIZATION_KEYS)]
+    for r in doc.get("resources", []):
+        if not os.path.exists(os.path.join(folder, r)):
+            errors.append(f"resources: {r} does not exist")
+    return errors
 LOCAL_ONLY = {"LocalRuntime"}
 
 
@@ -103,7 +117,14 @@ def main():
             for i, doc in enumerate(docs, 1):
                 api_version, kind = doc.get("apiVersion", ""), doc.get("kind", "")
                 where = f"{path}: document {i} ({kind} {doc.get('metadata', {}).get('name', '')})"
-                if api_version.startswith(OUR_GROUPS):
+                if api_version.startswith(KUSTOMIZE) and kind == "Kustomization":
+                    errors = kustomization_errors(doc, dirpath)
+                    for e in errors:
+                        print(f"{where}: {e}")
+                    failed += bool(errors)
+                    if errors:
+                        continue
+                elif api_version.startswith(OUR_GROUPS):
                     if kind in LOCAL_ONLY:
                         print(f"{where}: local mode only, skipped")
                         continue

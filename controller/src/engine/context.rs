@@ -373,7 +373,9 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Keeps stable, current and `revisionHistoryLimit` older revisions.
+    /// Keeps stable, current and `revisionHistoryLimit` older revisions; a revision waiting
+    /// for its scale-down (its delay, or requests still in flight to it) is kept until it is
+    /// scaled down.
     fn prune_history(&mut self) {
         let limit = self
             .input
@@ -384,6 +386,12 @@ impl<'a> Ctx<'a> {
         let keep: Vec<String> = [self.st.stable_rs.clone(), self.st.current_pod_hash.clone()]
             .into_iter()
             .flatten()
+            .chain(
+                self.st
+                    .scale_downs
+                    .iter()
+                    .map(|s| s.pod_template_hash.clone()),
+            )
             .collect();
         let mut old: Vec<&RevisionRecord> = self
             .st
@@ -399,7 +407,6 @@ impl<'a> Ctx<'a> {
             .collect();
         for h in drop {
             self.st.revisions.retain(|r| r.pod_template_hash != h);
-            self.st.scale_downs.retain(|s| s.pod_template_hash != h);
             self.deleted.push(h);
         }
     }

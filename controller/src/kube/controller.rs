@@ -1,10 +1,14 @@
 //! `sluice controller --kubernetes`: the reconcile loop on a cluster, for the rollouts of every
 //! namespace (or of the one given). It keeps its lease, state and routes in its own namespace
-//! (`POD_NAMESPACE`, else the client's). In order: the probes (`/healthz` always, `/readyz` once leading), the watches, the election;
-//! once leading, the state and the routes are read from the API server, the loop runs, the
-//! control API serves the proxies and the CLI, and every watch event wakes the loop. A leader
-//! that cannot renew its lease stops with an error, so that the Deployment restarts it as a
-//! candidate: two controllers never act at once.
+//! (`POD_NAMESPACE`, else the client's). In order: the probes (`/healthz` always, `/readyz`
+//! once its watches have listed everything, so that a Deployment of several candidates can
+//! roll), the watches, the election. In a pod (`POD_NAME`) it labels itself
+//! `sluice.dev/leader` — `"false"` at start, `"true"` once leading — and the control API's
+//! Service selects the leader by that label, so proxies and the CLI reach the leader alone.
+//! Once leading, the state and the routes are read from the API server, the loop runs, the
+//! control API serves, and every watch event wakes the loop. A leader that cannot renew its
+//! lease stops with an error, so that the Deployment restarts it as a candidate: two
+//! controllers never act at once.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,13 +19,13 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::Client;
 use kube::api::Api;
 use tokio::sync::watch;
 
 use super::cache::{self, Cache};
-use super::leader::Elector;
+use super::leader::{self, Elector};
 use super::port::KubePort;
 use super::stored::{RoutesStore, Stored};
 use crate::Error;
@@ -73,12 +77,12 @@ async fn probes(
         .route(
             "/readyz",
             get(move || {
-                let leading = *ready.borrow();
+                let listed = *ready.borrow();
                 async move {
-                    if leading {
-                        (StatusCode::OK, "leading\n")
+                    if listed {
+                        (StatusCode::OK, "ready\n")
                     } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "not leading\n")
+                        (StatusCode::SERVICE_UNAVAILABLE, "listing the cluster\n")
                     }
                 }
             }),
@@ -115,9 +119,15 @@ pub async fn run(
     let probe_listener = bind(&options.probe_listen).await?;
     let probes_task = tokio::spawn(probes(probe_listener, ready_rx));
 
+    let own_pod = std::env::var("POD_NAME").ok().filter(|n| !n.is_empty());
+    let pods = Api::<Pod>::namespaced(client.clone(), &home);
+    if let Some(pod) = &own_pod {
+        leader::mark(&pods, pod, false).await?;
+    }
     let (cache, writers) = Cache::new();
     let watches = cache::watch(&client, scope, &cache, writers);
     cache.ready().await;
+    ready_tx.send_replace(true);
     let elector = Elector::new(
         Api::<Lease>::namespaced(client.clone(), &home),
         LEASE,
@@ -127,6 +137,9 @@ pub async fn run(
     let watched = scope.unwrap_or("every namespace").to_owned();
     tracing::info!(namespace = %home, watched = %watched, identity = %elector.identity(), "waiting to lead");
     elector.acquire().await;
+    if let Some(pod) = &own_pod {
+        leader::mark(&pods, pod, true).await?;
+    }
 
     let configmaps = Api::<ConfigMap>::namespaced(client.clone(), &home);
     let routes =
@@ -164,7 +177,6 @@ pub async fn run(
         })
     };
     let loop_task = tokio::spawn(runtime.clone().serve(stop_rx));
-    ready_tx.send_replace(true);
     tracing::info!(listen = %addr, watched = %watched, "sluice controller leading");
     on_listening(addr);
 

@@ -21,6 +21,8 @@ pub struct Call {
     pub method: String,
     /// The path.
     pub path: String,
+    /// The query.
+    pub query: String,
     /// The body sent, if any.
     pub body: Value,
 }
@@ -80,13 +82,14 @@ impl FakeApi {
             while let Some((request, send)) = handle.next_request().await {
                 let method = request.method().as_str().to_owned();
                 let path = request.uri().path().to_owned();
+                let query = request.uri().query().unwrap_or_default().to_owned();
                 let bytes = request
                     .into_body()
                     .collect_bytes()
                     .await
                     .unwrap_or_default();
                 let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                let (code, answer) = server.answer(&method, &path, body);
+                let (code, answer) = server.answer(&method, &path, &query, body);
                 send.send_response(
                     Response::builder()
                         .status(StatusCode::from_u16(code).unwrap_or(StatusCode::OK))
@@ -237,10 +240,11 @@ impl FakeApi {
         }
     }
 
-    fn answer(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
+    fn answer(&self, method: &str, path: &str, query: &str, body: Value) -> (u16, Value) {
         self.calls.lock().unwrap().push(Call {
             method: method.to_owned(),
             path: path.to_owned(),
+            query: query.to_owned(),
             body: body.clone(),
         });
         let (object_path, subresource) = match path.strip_suffix("/status") {

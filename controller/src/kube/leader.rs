@@ -8,11 +8,25 @@
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::{Api, PostParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, Patch, PatchParams, PostParams};
 
 use super::lease::{self, Decision};
 use crate::Error;
 use crate::time::Time;
+
+/// The label that tells the leader's pod from the others: the control API's Service selects
+/// `"true"`, so proxies and the CLI reach the leader alone.
+pub const LEADER_LABEL: &str = "sluice.dev/leader";
+
+/// Labels this candidate's pod `leading` or not (a merge patch of its labels).
+pub async fn mark(pods: &Api<Pod>, pod: &str, leading: bool) -> Result<(), Error> {
+    let patch = serde_json::json!({"metadata": {"labels": {LEADER_LABEL: leading.to_string()}}});
+    pods.patch(pod, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map(drop)
+        .map_err(|e| Error::Unreachable(format!("cannot label pod {pod}: {e}")))
+}
 
 /// How often a candidate looks again and a leader renews.
 pub const RETRY: Duration = Duration::from_secs(2);

@@ -16,6 +16,7 @@ pub mod lease;
 pub mod patch;
 pub mod plan;
 pub mod port;
+pub mod rbac;
 pub mod replicaset;
 pub mod rollouts;
 pub mod services;

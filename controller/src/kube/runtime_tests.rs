@@ -8,10 +8,10 @@ use sluice_api::protocol::Report;
 
 use serde_json::{Value, json};
 
-use super::ClusterRollouts;
 use super::cache::Cache;
 use super::fake::{Call, FakeApi};
 use super::port::KubePort;
+use super::{ClusterRollouts, rbac};
 use crate::commands::Command;
 use crate::control::hub::{Hub, HubConfig};
 use crate::reconcile::Reconciler;
@@ -75,11 +75,14 @@ impl Cluster {
         }
     }
 
-    /// One tick `after` the previous one; the calls it made.
+    /// One tick `after` the previous one; the calls it made, each checked against the
+    /// permissions the install grants.
     async fn tick(&mut self, after: Duration) -> Vec<Call> {
         self.now = self.now.plus(after);
         self.runtime.tick(self.now).await;
-        self.api.take_calls()
+        let calls = self.api.take_calls();
+        granted(&calls);
+        calls
     }
 
     /// The pods start and a proxy applies the routes.
@@ -120,6 +123,20 @@ impl Cluster {
 const EVENTS: &str = "POST /api/v1/namespaces/shop/events";
 
 /// The calls, but the Events (checked on their own).
+/// Fails unless the install's RBAC grants every call (the controller's namespace is `shop`
+/// here).
+fn granted(calls: &[Call]) {
+    for c in calls {
+        let (group, resource, verb, ns) = rbac::request_of(&c.method, &c.path, &c.query)
+            .unwrap_or_else(|| panic!("{} is no API call", c.line()));
+        assert!(
+            rbac::allows(&group, &resource, &verb, &ns, "shop"),
+            "{} needs {verb} on {group}/{resource}, which the install does not grant",
+            c.line()
+        );
+    }
+}
+
 fn lines(calls: &[Call]) -> Vec<String> {
     calls
         .iter()
@@ -197,7 +214,9 @@ async fn a_first_deploy_creates_the_state_the_replica_set_and_points_both_servic
         api.put(&format!("{SERVICES}/{s}"), service(s));
     }
     let port = KubePort::open(client, "shop", cache, false).await.unwrap();
-    assert_eq!(lines(&api.take_calls()), [format!("GET {STATE}")]);
+    let calls = api.take_calls();
+    granted(&calls);
+    assert_eq!(lines(&calls), [format!("GET {STATE}")]);
     let hub = Arc::new(Hub::open(HubConfig::default()).unwrap());
     let runtime = Reconciler::open(port, hub).unwrap();
     runtime.tick(Time::now()).await;
@@ -578,8 +597,10 @@ async fn a_leader_change_fences_the_old_leader_out_of_the_state() {
     let b = Elector::new(leases, "sluice-controller", "b", Duration::from_secs(15));
     let t0 = c.now;
     assert!(a.round(t0).await.unwrap());
+    let calls = c.api.take_calls();
+    granted(&calls);
     assert_eq!(
-        lines(&c.api.take_calls()),
+        lines(&calls),
         [
             format!("GET {lease}"),
             "POST /apis/coordination.k8s.io/v1/namespaces/shop/leases".to_owned()
@@ -592,8 +613,10 @@ async fn a_leader_change_fences_the_old_leader_out_of_the_state() {
     assert_eq!(lines(&c.api.take_calls()), [format!("GET {lease}")]);
     // a stops renewing; b takes over once the lease has expired
     assert!(b.round(t0.plus(Duration::from_secs(16))).await.unwrap());
+    let calls = c.api.take_calls();
+    granted(&calls);
     assert_eq!(
-        lines(&c.api.take_calls()),
+        lines(&calls),
         [format!("GET {lease}"), format!("PUT {lease}")]
     );
     assert_eq!(c.api.get(lease).unwrap()["spec"]["holderIdentity"], "b");
@@ -632,4 +655,67 @@ async fn a_leader_change_fences_the_old_leader_out_of_the_state() {
             .iter()
             .all(|p| { c.api.get(p).unwrap()["spec"]["replicas"] != json!(7) })
     );
+}
+
+#[tokio::test]
+async fn a_candidate_labels_its_pod_so_that_the_control_service_selects_the_leader() {
+    let (_cache, writers) = Cache::new();
+    let (client, api) = FakeApi::start(writers);
+    let pod = "/api/v1/namespaces/shop/pods/sluice-controller-0";
+    api.put(
+        pod,
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "sluice-controller-0", "namespace": "shop"}}),
+    );
+    let pods = kube::Api::namespaced(client, "shop");
+    super::leader::mark(&pods, "sluice-controller-0", false)
+        .await
+        .unwrap();
+    super::leader::mark(&pods, "sluice-controller-0", true)
+        .await
+        .unwrap();
+    let calls = api.take_calls();
+    granted(&calls);
+    assert_eq!(lines(&calls), [patch(pod), patch(pod)]);
+    assert_eq!(
+        calls[1].body,
+        json!({"metadata": {"labels": {"sluice.dev/leader": "true"}}})
+    );
+    assert_eq!(
+        api.get(pod).unwrap()["metadata"]["labels"]["sluice.dev/leader"],
+        "true"
+    );
+}
+
+#[tokio::test]
+async fn a_replica_set_past_the_revision_history_limit_is_deleted_once_scaled_down() {
+    let mut spec = canary("chip:v1");
+    spec["spec"]["revisionHistoryLimit"] = json!(0);
+    spec["spec"]["strategy"]["canary"]["steps"] = json!([{"setWeight": 50}]);
+    let mut c = Cluster::new(spec, &["chip-stable", "chip-canary"]).await;
+    for _ in 0..3 {
+        c.tick(Duration::from_secs(1)).await;
+        c.settle();
+    }
+    c.set_image("chip:v2");
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        seen.extend(lines(&c.tick(Duration::from_secs(1)).await));
+        c.settle();
+    }
+    assert_eq!(c.status()["phase"], "Healthy", "{}", c.status());
+    assert!(
+        !seen.iter().any(|l| l.starts_with("DELETE")),
+        "not before the delay: {seen:?}"
+    );
+    let calls = c.tick(Duration::from_secs(31)).await;
+    assert_eq!(
+        lines(&calls),
+        [
+            SAVE.to_owned(),
+            format!("DELETE {}", rs(V1)),
+            STATUS.to_owned()
+        ]
+    );
+    assert_eq!(c.api.paths(&format!("{RS}/")), [rs(V2)]);
 }

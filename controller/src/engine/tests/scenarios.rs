@@ -579,7 +579,14 @@ fn history_keeps_revision_history_limit_old_revisions() {
         sim.command(Command::PromoteFull).unwrap();
         sim.settle();
     }
-    let kept: Vec<u32> = sim.status.revisions.iter().map(|r| r.revision).collect();
-    assert_eq!(kept, [3, 4]);
+    let kept =
+        |sim: &Sim| -> Vec<u32> { sim.status.revisions.iter().map(|r| r.revision).collect() };
+    assert_eq!(
+        kept(&sim),
+        [1, 2, 3, 4],
+        "a revision is not forgotten before it is scaled down"
+    );
+    sim.advance(31).settle();
+    assert_eq!(kept(&sim), [3, 4]);
     assert!(sim.trace.iter().any(|t| t.starts_with("delete ")));
 }
