@@ -218,6 +218,43 @@ pub fn build_run(
     }
 }
 
+/// The metrics of a run as its templates wrote them, with the arguments substituted (what an
+/// AnalysisRun object shows), and the arguments with their values; a metric whose text cannot
+/// be substituted is left out (the run itself says why it could not start).
+pub fn written_metrics(
+    templates: &[&AnalysisTemplate],
+    args: &BTreeMap<String, String>,
+) -> (Vec<Metric>, Vec<crate::spec::template::ArgSpec>) {
+    let mut metrics = Vec::new();
+    let mut given = BTreeMap::new();
+    for t in templates {
+        let values: BTreeMap<String, String> = t
+            .spec
+            .args
+            .iter()
+            .filter_map(|a| {
+                let v = args.get(&a.name).or(a.value.as_ref())?;
+                Some((a.name.clone(), v.clone()))
+            })
+            .collect();
+        metrics.extend(
+            t.spec
+                .metrics
+                .iter()
+                .filter_map(|m| substitute(m, &values).ok()),
+        );
+        given.extend(values);
+    }
+    let args = given
+        .into_iter()
+        .map(|(name, value)| crate::spec::template::ArgSpec {
+            name,
+            value: Some(value),
+        })
+        .collect();
+    (metrics, args)
+}
+
 /// Replaces `{{args.NAME}}` in every text of a metric.
 fn substitute(m: &Metric, values: &BTreeMap<String, String>) -> Result<Metric, String> {
     fn walk(v: &mut Json, values: &BTreeMap<String, String>) -> Result<(), String> {

@@ -19,6 +19,7 @@ pub mod port;
 pub mod rbac;
 pub mod replicaset;
 pub mod rollouts;
+pub mod runs;
 pub mod services;
 pub mod stored;
 pub mod world;

@@ -27,7 +27,7 @@ use crate::status::{
 use crate::time::Time;
 
 /// One write to the API server.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Write {
     /// Create a revision's ReplicaSet.
     CreateReplicaSet(Box<ReplicaSet>),
@@ -49,6 +49,17 @@ pub enum Write {
         name: String,
         /// The merge patch.
         patch: Value,
+    },
+    /// Create an analysis run's object.
+    CreateAnalysisRun(Box<crate::crd::AnalysisRunResource>),
+    /// Merge-patch an analysis run's status subresource.
+    PatchRunStatus {
+        /// The run.
+        name: String,
+        /// The merge patch (`{"status": …}`).
+        patch: Value,
+        /// The status once patched.
+        shown: Box<crate::crd::AnalysisRunStatus>,
     },
     /// Post an Event on the Rollout.
     CreateEvent(Box<k8s_openapi::api::core::v1::Event>),
@@ -76,6 +87,11 @@ impl Write {
             }
             Self::DeleteReplicaSet { name } => format!("delete replicaset {name}"),
             Self::PatchService { name, .. } => format!("patch service {name}"),
+            Self::CreateAnalysisRun(r) => format!(
+                "create analysisrun {}",
+                r.metadata.name.as_deref().unwrap_or_default()
+            ),
+            Self::PatchRunStatus { name, .. } => format!("patch analysisrun {name} status"),
             Self::PatchStatus { rollout, .. } => format!("patch rollout {rollout} status"),
             Self::CreateEvent(e) => {
                 format!("post event {}", e.reason.as_deref().unwrap_or_default())

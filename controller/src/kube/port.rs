@@ -25,6 +25,7 @@ use super::stored::Stored;
 use super::world::{self, Memory};
 use crate::Error;
 use crate::control::service::EventView;
+use crate::crd::{AnalysisRunResource, AnalysisRunStatus};
 use crate::reconcile::{Port, Refresh, State, World};
 use crate::revision::pod_template_hash;
 use crate::spec::PodTemplate;
@@ -43,7 +44,14 @@ pub struct KubePort {
     memory: Mutex<Memory>,
     /// Per rollout, the last record posted as an Event.
     posted: Mutex<BTreeMap<String, EventView>>,
+    /// Per analysis run (`namespace/name`), whether its object exists and the status last
+    /// written to it.
+    runs_shown: Mutex<BTreeMap<String, Option<AnalysisRunStatus>>>,
     debug_headers: bool,
+}
+
+fn is_conflict<T>(r: &Result<T, kube::Error>) -> bool {
+    matches!(r, Err(kube::Error::Api(s)) if s.code == 409)
 }
 
 fn unpoisoned<T>(r: std::sync::LockResult<T>) -> T {
@@ -84,6 +92,7 @@ impl KubePort {
             world: RwLock::new(Arc::new(World::default())),
             memory: Mutex::new(Memory::default()),
             posted: Mutex::new(posted),
+            runs_shown: Mutex::new(BTreeMap::new()),
             debug_headers,
         };
         port.refresh();
@@ -146,6 +155,11 @@ impl KubePort {
                 services: &services,
                 now,
             };
+            writes.extend(
+                self.run_writes(o, &key, &ns, state, &world)
+                    .into_iter()
+                    .map(|w| (ns.clone(), w)),
+            );
             writes.extend(plan::writes(&seen).into_iter().map(|w| (ns.clone(), w)));
             if let Some(e) = entry {
                 let posted = unpoisoned(self.posted.lock());
@@ -159,6 +173,50 @@ impl KubePort {
             }
         }
         (writes, problems)
+    }
+
+    /// The writes that show rollout `key`'s analysis runs as AnalysisRun objects.
+    fn run_writes(
+        &self,
+        o: &kube::api::DynamicObject,
+        key: &str,
+        ns: &str,
+        state: &State,
+        world: &World,
+    ) -> Vec<Write> {
+        let shown = unpoisoned(self.runs_shown.lock());
+        let mut out = Vec::new();
+        for (name, run) in state.runs.iter().filter(|(_, r)| r.rollout == key) {
+            let at = format!("{ns}/{name}");
+            let before = match shown.get(&at) {
+                None => {
+                    let templates: Vec<&crate::spec::AnalysisTemplate> = run
+                        .request
+                        .templates
+                        .iter()
+                        .filter_map(|t| {
+                            world
+                                .templates
+                                .get(&format!("{ns}/{t}"))
+                                .or_else(|| world.templates.get(t))
+                        })
+                        .collect();
+                    out.push(Write::CreateAnalysisRun(Box::new(super::runs::object(
+                        o, name, run, &templates,
+                    ))));
+                    None
+                }
+                Some(before) => before.as_ref(),
+            };
+            if let Some(patch) = super::runs::status_patch(before, run) {
+                out.push(Write::PatchRunStatus {
+                    name: name.clone(),
+                    patch,
+                    shown: Box::new(super::runs::status(run)),
+                });
+            }
+        }
+        out
     }
 
     async fn carry_out(&self, ns: &str, write: Write) -> Result<(), kube::Error> {
@@ -183,6 +241,28 @@ impl KubePort {
                     .patch(&name, &merge, &Patch::Merge(patch))
                     .await
                     .map(drop)
+            }
+            Write::CreateAnalysisRun(run) => {
+                let name = run.metadata.name.clone().unwrap_or_default();
+                let created = Api::<AnalysisRunResource>::namespaced(self.client.clone(), ns)
+                    .create(&PostParams::default(), &run)
+                    .await;
+                // made before a restart: it is there already
+                if created.is_ok() || is_conflict(&created) {
+                    unpoisoned(self.runs_shown.lock())
+                        .entry(format!("{ns}/{name}"))
+                        .or_insert(None);
+                    Ok(())
+                } else {
+                    created.map(drop)
+                }
+            }
+            Write::PatchRunStatus { name, patch, shown } => {
+                Api::<AnalysisRunResource>::namespaced(self.client.clone(), ns)
+                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(patch))
+                    .await?;
+                unpoisoned(self.runs_shown.lock()).insert(format!("{ns}/{name}"), Some(*shown));
+                Ok(())
             }
             Write::CreateEvent(event) => {
                 Api::<Event>::namespaced(self.client.clone(), ns)

@@ -1,6 +1,6 @@
 //! The permissions the controller needs on a cluster, and no more: what its watches read
 //! (list and watch), what it writes (ReplicaSets, Services' selectors, Rollouts' status,
-//! Events), and, in its own namespace only, its state and routes (ConfigMaps), its Lease and
+//! AnalysisRuns, Events), and, in its own namespace only, its state and routes (ConfigMaps), its Lease and
 //! the leader label on its own pod.
 //! `manifests/install/rbac.yaml` grants exactly these (a test reads it), and the runtime's
 //! tests check that every call it makes is one of them.
@@ -13,6 +13,8 @@ pub const CLUSTER: &[Rule] = &[
     ("sluice.dev", "rollouts", &["list", "watch"]),
     ("sluice.dev", "rollouts/status", &["patch"]),
     ("sluice.dev", "analysistemplates", &["list", "watch"]),
+    ("sluice.dev", "analysisruns", &["create"]),
+    ("sluice.dev", "analysisruns/status", &["patch"]),
     (
         "apps",
         "replicasets",

@@ -719,3 +719,66 @@ async fn a_replica_set_past_the_revision_history_limit_is_deleted_once_scaled_do
     );
     assert_eq!(c.api.paths(&format!("{RS}/")), [rs(V2)]);
 }
+
+#[tokio::test]
+async fn an_analysis_run_is_an_analysis_run_object_owned_by_the_rollout() {
+    let mut spec = canary("chip:v1");
+    spec["spec"]["strategy"]["canary"]["steps"] = json!([
+        {"setWeight": 20},
+        {"analysis": {"templates": [{"templateName": "errors"}]}},
+        {"pause": {}}
+    ]);
+    let mut c = Cluster::new(spec, &["chip-stable", "chip-canary"]).await;
+    c.api.put(
+        "/apis/sluice.dev/v1alpha1/namespaces/shop/analysistemplates/errors",
+        json!({"apiVersion": "sluice.dev/v1alpha1", "kind": "AnalysisTemplate",
+               "metadata": {"name": "errors", "namespace": "shop"},
+               "spec": {"metrics": [{"name": "errors", "interval": "10s", "count": 3,
+                                     "failureCondition": "result > 0.05",
+                                     "provider": {"proxy": {"query": "error-rate"}}}]}}),
+    );
+    for _ in 0..3 {
+        c.tick(Duration::from_secs(1)).await;
+        c.settle();
+    }
+    c.set_image("chip:v2");
+    let mut calls = Vec::new();
+    for _ in 0..4 {
+        calls.extend(c.tick(Duration::from_secs(1)).await);
+        c.settle();
+    }
+    let runs = "/apis/sluice.dev/v1alpha1/namespaces/shop/analysisruns";
+    let created = calls
+        .iter()
+        .find(|c| c.line() == format!("POST {runs}"))
+        .unwrap_or_else(|| panic!("no run created: {:?}", lines(&calls)));
+    let name = created.body["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(name, format!("chip-{V2}-0-step1"));
+    assert_eq!(
+        created.body["metadata"]["ownerReferences"][0]["kind"],
+        "Rollout"
+    );
+    assert_eq!(
+        created.body["metadata"]["labels"]["rollouts-pod-template-hash"],
+        V2
+    );
+    assert_eq!(created.body["spec"]["metrics"][0]["name"], "errors");
+    let status = calls
+        .iter()
+        .rfind(|c| c.line() == format!("PATCH {runs}/{name}/status"))
+        .unwrap_or_else(|| panic!("no run status: {:?}", lines(&calls)));
+    assert!(
+        status.body["status"]["phase"].is_string(),
+        "{}",
+        status.body
+    );
+    let shown = c.api.get(&format!("{runs}/{name}")).unwrap();
+    assert_eq!(shown["status"]["phase"], status.body["status"]["phase"]);
+    assert_eq!(
+        c.status()["canary"]["currentStepAnalysisRunStatus"]["name"],
+        json!(name)
+    );
+}

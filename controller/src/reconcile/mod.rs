@@ -14,4 +14,5 @@ pub mod views;
 
 pub use port::{Port, Refresh, World};
 pub use reconciler::Reconciler;
+pub use runs::RunRecord;
 pub use state::{Entry, Problems, State};
