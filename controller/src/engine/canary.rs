@@ -157,12 +157,21 @@ pub(super) fn run(ctx: &mut Ctx<'_>) {
         return abort(ctx, spec);
     }
     let weight = weight_at(spec, Some(index));
+    // a revision taking traffic runs at least minPodsPerReplicaSet pods (at most replicas)
+    let at_least = |n: i32, share: u32| match spec.min_pods_per_replica_set {
+        Some(min) if share > 0 => n.max(i32::try_from(min).unwrap_or(i32::MAX).min(replicas)),
+        _ => n,
+    };
     let canary_replicas = ctx
         .st
         .canary_scale
-        .unwrap_or_else(|| ceil_share(replicas, weight, ctx.total()));
+        .unwrap_or_else(|| at_least(ceil_share(replicas, weight, ctx.total()), weight));
+    let stable_share = ctx.total().saturating_sub(weight);
     let stable_replicas = if spec.dynamic_stable_scale {
-        ceil_share(replicas, ctx.total().saturating_sub(weight), ctx.total())
+        at_least(
+            ceil_share(replicas, stable_share, ctx.total()),
+            stable_share,
+        )
     } else {
         replicas
     };

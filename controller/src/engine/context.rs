@@ -451,12 +451,35 @@ impl<'a> Ctx<'a> {
         let now = self.now();
         let replicas = self.spec_replicas();
         let mut done = Vec::new();
+        // beyond scaleDownDelayRevisionLimit, the oldest revisions waiting for their delay
+        // are due at once
+        let limit = self.scale_down_delay_revision_limit();
+        let mut waiting: Vec<(u32, String)> = self
+            .st
+            .scale_downs
+            .iter()
+            // only those whose delay runs: no traffic is sent to them any more
+            .filter(|s| s.after.is_some())
+            .filter(|s| !active.iter().any(|(h, _)| *h == s.pod_template_hash))
+            .map(|s| {
+                (
+                    self.revision_number(&s.pod_template_hash),
+                    s.pod_template_hash.clone(),
+                )
+            })
+            .collect();
+        waiting.sort_by(|a, b| b.cmp(a));
+        let over: Vec<String> = waiting
+            .into_iter()
+            .skip(limit.unwrap_or(u32::MAX) as usize)
+            .map(|(_, h)| h)
+            .collect();
         for s in &self.st.scale_downs {
             if active.iter().any(|(h, _)| *h == s.pod_template_hash) {
                 done.push(s.pod_template_hash.clone());
                 continue;
             }
-            let due = s.after.is_some_and(|t| now >= t);
+            let due = s.after.is_some_and(|t| now >= t) || over.contains(&s.pod_template_hash);
             if due && self.in_flight(&s.pod_template_hash) == 0 {
                 done.push(s.pod_template_hash.clone());
             } else {
@@ -488,6 +511,19 @@ impl<'a> Ctx<'a> {
         for (h, n) in active {
             self.replicas.insert(h.clone(), *n);
         }
+    }
+
+    /// `scaleDownDelayRevisionLimit` of the strategy in force.
+    fn scale_down_delay_revision_limit(&self) -> Option<u32> {
+        let strategy = &self.input.spec.strategy;
+        strategy
+            .canary
+            .as_ref()
+            .and_then(|c| c.scale_down_delay_revision_limit)
+            .or(strategy
+                .blue_green
+                .as_ref()
+                .and_then(|b| b.scale_down_delay_revision_limit))
     }
 
     /// The progress deadline: Degraded (and aborted, if configured) when nothing moved for

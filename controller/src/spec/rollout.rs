@@ -158,6 +158,14 @@ pub struct CanaryStrategy {
     /// Seconds before the canary is scaled down after an abort (30 by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub abort_scale_down_delay_seconds: Option<u32>,
+    /// How many old revisions may wait for their scale-down delay at once; older ones are
+    /// scaled down at once (once nothing is in flight to them). Unlimited by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down_delay_revision_limit: Option<u32>,
+    /// The fewest pods a revision taking traffic runs, whatever its share (capped at
+    /// `replicas`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_pods_per_replica_set: Option<u32>,
     /// Scale the stable down as the canary takes traffic.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dynamic_stable_scale: bool,
@@ -414,6 +422,10 @@ pub struct BlueGreenStrategy {
     /// Seconds before the preview is scaled down after an abort (30 by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub abort_scale_down_delay_seconds: Option<u32>,
+    /// How many old revisions may wait for their scale-down delay at once; older ones are
+    /// scaled down at once (once nothing is in flight to them). Unlimited by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down_delay_revision_limit: Option<u32>,
     /// The proxy route this rollout drives (a sluice extension for blue/green).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_routing: Option<TrafficRouting>,

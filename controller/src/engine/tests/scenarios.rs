@@ -590,3 +590,56 @@ fn history_keeps_revision_history_limit_old_revisions() {
     assert_eq!(kept(&sim), [3, 4]);
     assert!(sim.trace.iter().any(|t| t.starts_with("delete ")));
 }
+
+#[test]
+fn min_pods_per_replica_set_floors_a_revision_taking_traffic_up_to_replicas() {
+    for (min, want) in [(3, 3), (50, 10)] {
+        let mut spec = example("c4-canary-manual-steps.yaml");
+        spec.strategy
+            .canary
+            .as_mut()
+            .unwrap()
+            .min_pods_per_replica_set = Some(min);
+        let mut sim = Sim::with(spec);
+        sim.set_image("chip:v2").settle();
+        sim.ack().settle();
+        let v2 = sim.hash("chip:v2");
+        assert_eq!(
+            sim.last.as_ref().unwrap().replicas[&v2],
+            want,
+            "10 % of 10 replicas is 1; minPodsPerReplicaSet {min}"
+        );
+    }
+    let mut sim = Sim::example("c4-canary-manual-steps.yaml");
+    sim.set_image("chip:v2").settle();
+    sim.ack().settle();
+    assert_eq!(sim.last.as_ref().unwrap().replicas[&sim.hash("chip:v2")], 1);
+}
+
+#[test]
+fn scale_down_delay_revision_limit_scales_the_oldest_waiting_revisions_down_at_once() {
+    let mut spec = example("c2-canary-final-promote.yaml");
+    spec.strategy
+        .canary
+        .as_mut()
+        .unwrap()
+        .scale_down_delay_revision_limit = Some(1);
+    let mut sim = Sim::with(spec);
+    for v in ["chip:v2", "chip:v3"] {
+        sim.set_image(v).settle();
+        sim.command(Command::PromoteFull).unwrap();
+        sim.settle();
+        sim.ack().settle();
+        sim.advance(1);
+    }
+    let replicas = &sim.last.as_ref().unwrap().replicas;
+    assert_eq!(replicas[&sim.hash("chip:v1")], 0, "beyond the limit: now");
+    assert_eq!(
+        replicas[&sim.hash("chip:v2")],
+        10,
+        "within it: after its delay"
+    );
+    assert_eq!(replicas[&sim.hash("chip:v3")], 10);
+    sim.advance(30).settle();
+    assert_eq!(sim.last.as_ref().unwrap().replicas[&sim.hash("chip:v2")], 0);
+}
