@@ -2,7 +2,8 @@
 //! there from what the watches hold: each revision's ReplicaSet created or scaled to the
 //! replicas the engine recorded (new ones first, then the Services, then scale-downs and
 //! deletions of revisions the engine dropped, as Argo Rollouts orders them so that no role is
-//! ever left without pods), each managed Service's selector, and the Rollout's status with
+//! ever left without pods), Argo's `scale-down-deadline` annotation on a revision waiting for
+//! its scale-down (removed when it serves again), each managed Service's selector, and the Rollout's status with
 //! Argo's replica counts — written only when it differs. An invalid rollout gets
 //! `phase: Degraded` and an `InvalidSpec` condition and nothing else: its ReplicaSets stay as
 //! they are. Pure: objects in, writes out.
@@ -37,6 +38,13 @@ pub enum Write {
         name: String,
         /// The replicas.
         replicas: i32,
+    },
+    /// Set (or remove) a ReplicaSet's `scale-down-deadline` annotation.
+    AnnotateDeadline {
+        /// Its name.
+        name: String,
+        /// The deadline (RFC 3339), or `None` to remove it.
+        deadline: Option<String>,
     },
     /// Delete a ReplicaSet the engine no longer keeps.
     DeleteReplicaSet {
@@ -86,6 +94,9 @@ impl Write {
                 format!("scale replicaset {name} to {replicas}")
             }
             Self::DeleteReplicaSet { name } => format!("delete replicaset {name}"),
+            Self::AnnotateDeadline { name, .. } => {
+                format!("annotate replicaset {name} scale-down-deadline")
+            }
             Self::PatchService { name, .. } => format!("patch service {name}"),
             Self::CreateAnalysisRun(r) => format!(
                 "create analysisrun {}",
@@ -267,6 +278,28 @@ pub fn writes(seen: &Seen<'_>) -> Vec<Write> {
                     }
                 }
             }
+        }
+    }
+    for (hash, rs) in &by_hash {
+        let deadline = entry
+            .status
+            .scale_downs
+            .iter()
+            .find(|s| s.pod_template_hash == *hash)
+            .and_then(|s| s.after)
+            .and_then(|t| k8s_openapi::jiff::Timestamp::from_millisecond(t.0).ok())
+            .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+        let annotated = rs
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(replicaset::SCALE_DOWN_DEADLINE_ANNOTATION))
+            .cloned();
+        if deadline != annotated && entry.replicas.contains_key(*hash) {
+            downs.push(Write::AnnotateDeadline {
+                name: rs.metadata.name.clone().unwrap_or_default(),
+                deadline,
+            });
         }
     }
     for (hash, rs) in &by_hash {

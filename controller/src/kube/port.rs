@@ -232,6 +232,16 @@ impl KubePort {
                 )
                 .await
                 .map(drop),
+            Write::AnnotateDeadline { name, deadline } => sets
+                .patch(
+                    &name,
+                    &merge,
+                    &Patch::Merge(serde_json::json!({"metadata": {"annotations": {
+                        replicaset::SCALE_DOWN_DEADLINE_ANNOTATION: deadline
+                    }}})),
+                )
+                .await
+                .map(drop),
             Write::DeleteReplicaSet { name } => sets
                 .delete(&name, &DeleteParams::background())
                 .await

@@ -334,8 +334,23 @@ async fn a_canary_through_its_steps_scales_patches_and_writes_its_status_on_chan
     assert_eq!(body_of(&calls, STATUS)["status"]["stableRS"], V2);
     c.settle();
     let calls = c.tick(Duration::from_secs(1)).await;
-    assert_eq!(lines(&calls), [SAVE, STATUS]);
+    assert_eq!(
+        lines(&calls),
+        [SAVE.to_owned(), patch(&rs(V1)), STATUS.to_owned()]
+    );
     assert_eq!(body_of(&calls, STATUS)["status"]["phase"], "Healthy");
+    // the old stable waits for its delay, as Argo marks it
+    let deadline =
+        body_of(&calls, &patch(&rs(V1)))["metadata"]["annotations"]["scale-down-deadline"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    assert_eq!(
+        body_of(&calls, STATUS)["status"]["scaleDowns"][0]["after"]
+            .as_str()
+            .unwrap()[..19],
+        deadline[..19]
+    );
     // the old revision goes once scaleDownDelaySeconds (30 s) have passed, not before
     c.settle();
     assert!(!lines(&c.tick(Duration::from_secs(20)).await).contains(&patch(&rs(V1))));
@@ -393,7 +408,14 @@ async fn an_abort_sends_the_canary_service_back_to_stable_and_scales_the_canary_
     assert_eq!(aborted.body["message"], "aborted through the API");
     c.settle();
     let calls = c.tick(Duration::from_secs(1)).await;
-    assert_eq!(lines(&calls), [SAVE, STATUS]);
+    assert_eq!(
+        lines(&calls),
+        [SAVE.to_owned(), patch(&rs(V2)), STATUS.to_owned()]
+    );
+    assert!(
+        body_of(&calls, &patch(&rs(V2)))["metadata"]["annotations"]["scale-down-deadline"]
+            .is_string()
+    );
     assert_eq!(
         body_of(&calls, STATUS)["status"]["canary"]["weights"]["verified"],
         true
