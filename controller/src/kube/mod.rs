@@ -18,6 +18,7 @@ pub mod plan;
 pub mod port;
 pub mod rbac;
 pub mod replicaset;
+pub mod roles;
 pub mod rollouts;
 pub mod runs;
 pub mod services;

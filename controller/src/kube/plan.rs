@@ -39,6 +39,20 @@ pub enum Write {
         /// The replicas.
         replicas: i32,
     },
+    /// Merge-patch the metadata of a ReplicaSet's pod template (the role's labels).
+    PatchPodTemplate {
+        /// The ReplicaSet.
+        name: String,
+        /// The merge patch of `spec.template.metadata`.
+        patch: Value,
+    },
+    /// Merge-patch a pod's metadata (the role's labels, in place).
+    PatchPod {
+        /// The pod.
+        name: String,
+        /// The merge patch of `metadata`.
+        patch: Value,
+    },
     /// Set (or remove) a ReplicaSet's `scale-down-deadline` annotation.
     AnnotateDeadline {
         /// Its name.
@@ -94,6 +108,10 @@ impl Write {
                 format!("scale replicaset {name} to {replicas}")
             }
             Self::DeleteReplicaSet { name } => format!("delete replicaset {name}"),
+            Self::PatchPodTemplate { name, .. } => {
+                format!("patch replicaset {name} pod template metadata")
+            }
+            Self::PatchPod { name, .. } => format!("patch pod {name} metadata"),
             Self::AnnotateDeadline { name, .. } => {
                 format!("annotate replicaset {name} scale-down-deadline")
             }
@@ -123,6 +141,8 @@ pub struct Seen<'a> {
     pub entry: Option<&'a Entry>,
     /// The ReplicaSets it owns.
     pub replica_sets: Vec<&'a ReplicaSet>,
+    /// The pods of those ReplicaSets.
+    pub pods: Vec<&'a k8s_openapi::api::core::v1::Pod>,
     /// The Services of its namespace.
     pub services: &'a [&'a Service],
     /// Now (for conditions' transition times).
@@ -214,6 +234,57 @@ fn status_write(name: &str, before: Option<RolloutStatus>, shown: RolloutStatus)
         patch: json!({ "status": p }),
         shown: Box::new(shown),
     })
+}
+
+/// The patches that give each revision's pod template and pods its role's labels and
+/// annotations ([`super::roles`]).
+fn role_metadata(
+    seen: &Seen<'_>,
+    rollout: &Rollout,
+    entry: &Entry,
+    by_hash: &BTreeMap<&str, &ReplicaSet>,
+) -> Vec<Write> {
+    let mut out = Vec::new();
+    for (hash, rs) in by_hash {
+        let wanted = super::roles::wanted(&rollout.spec, &entry.status, hash);
+        if wanted.1.is_empty() && wanted.2.is_empty() {
+            continue;
+        }
+        let name = rs.metadata.name.clone().unwrap_or_default();
+        let template = rs
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.as_ref())
+            .and_then(|t| t.metadata.as_ref());
+        if let Some(p) = super::roles::patch(
+            template.and_then(|m| m.labels.as_ref()),
+            template.and_then(|m| m.annotations.as_ref()),
+            &wanted,
+        ) {
+            out.push(Write::PatchPodTemplate {
+                name: name.clone(),
+                patch: json!({"spec": {"template": {"metadata": p}}}),
+            });
+        }
+        for pod in seen.pods.iter().filter(|p| {
+            p.metadata
+                .owner_references
+                .as_ref()
+                .is_some_and(|o| o.iter().any(|r| r.kind == "ReplicaSet" && r.name == name))
+        }) {
+            if let Some(p) = super::roles::patch(
+                pod.metadata.labels.as_ref(),
+                pod.metadata.annotations.as_ref(),
+                &wanted,
+            ) {
+                out.push(Write::PatchPod {
+                    name: pod.metadata.name.clone().unwrap_or_default(),
+                    patch: json!({ "metadata": p }),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Every write that brings the cluster in line with the loop's state of one rollout.
@@ -331,6 +402,7 @@ pub fn writes(seen: &Seen<'_>) -> Vec<Write> {
             });
         }
     }
+    out.extend(role_metadata(seen, rollout, entry, &by_hash));
     out.extend(downs);
     let shown = shown_status(entry, rollout, &seen.replica_sets);
     out.extend(status_write(name, before, shown));

@@ -115,6 +115,7 @@ impl KubePort {
         let objects = self.cache.rollouts.state();
         let sets = self.cache.replica_sets.state();
         let services = self.cache.services.state();
+        let pods = self.cache.pods.state();
         let mut writes = Vec::new();
         let mut problems = Vec::new();
         for o in &objects {
@@ -142,16 +143,31 @@ impl KubePort {
                     }
                 }
             }
+            let owned: Vec<&ReplicaSet> = sets
+                .iter()
+                .map(AsRef::as_ref)
+                .filter(|rs| plan::owned_by(rs, uid))
+                .collect();
+            let owned_uids: Vec<&str> = owned
+                .iter()
+                .filter_map(|rs| rs.metadata.uid.as_deref())
+                .collect();
             let seen = plan::Seen {
                 object: o,
                 rollout,
                 invalid: world.invalid.get(&key).map(String::as_str),
                 entry,
-                replica_sets: sets
+                pods: pods
                     .iter()
                     .map(AsRef::as_ref)
-                    .filter(|rs| plan::owned_by(rs, uid))
+                    .filter(|p| {
+                        p.metadata.namespace.as_deref() == Some(ns.as_str())
+                            && p.metadata.owner_references.as_ref().is_some_and(|o| {
+                                o.iter().any(|r| owned_uids.contains(&r.uid.as_str()))
+                            })
+                    })
                     .collect(),
+                replica_sets: owned,
                 services: &services,
                 now,
             };
@@ -232,6 +248,16 @@ impl KubePort {
                 )
                 .await
                 .map(drop),
+            Write::PatchPodTemplate { name, patch } => sets
+                .patch(&name, &merge, &Patch::Merge(patch))
+                .await
+                .map(drop),
+            Write::PatchPod { name, patch } => {
+                Api::<k8s_openapi::api::core::v1::Pod>::namespaced(self.client.clone(), ns)
+                    .patch(&name, &merge, &Patch::Merge(patch))
+                    .await
+                    .map(drop)
+            }
             Write::AnnotateDeadline { name, deadline } => sets
                 .patch(
                     &name,

@@ -1,7 +1,7 @@
 //! The permissions the controller needs on a cluster, and no more: what its watches read
 //! (list and watch), what it writes (ReplicaSets, Services' selectors, Rollouts' status,
-//! AnalysisRuns, Events), and, in its own namespace only, its state and routes (ConfigMaps), its Lease and
-//! the leader label on its own pod.
+//! AnalysisRuns, Events, the role labels of pods — and its own leader label), and, in its own
+//! namespace only, its state and routes (ConfigMaps) and its Lease.
 //! `manifests/install/rbac.yaml` grants exactly these (a test reads it), and the runtime's
 //! tests check that every call it makes is one of them.
 
@@ -20,7 +20,7 @@ pub const CLUSTER: &[Rule] = &[
         "replicasets",
         &["list", "watch", "create", "patch", "delete"],
     ),
-    ("", "pods", &["list", "watch"]),
+    ("", "pods", &["list", "watch", "patch"]),
     ("", "services", &["list", "watch", "patch"]),
     ("", "events", &["create"]),
 ];
@@ -28,7 +28,6 @@ pub const CLUSTER: &[Rule] = &[
 /// What it needs in its own namespace (a Role).
 pub const HOME: &[Rule] = &[
     ("", "configmaps", &["get", "create", "update"]),
-    ("", "pods", &["patch"]),
     (
         "coordination.k8s.io",
         "leases",

@@ -804,3 +804,71 @@ async fn an_analysis_run_is_an_analysis_run_object_owned_by_the_rollout() {
         json!(name)
     );
 }
+
+#[tokio::test]
+async fn each_roles_pods_carry_its_labels_and_a_promoted_canary_changes_them_in_place() {
+    let mut spec = canary("chip:v1");
+    spec["spec"]["strategy"]["canary"]["canaryMetadata"] = json!({"labels": {"role": "canary"}});
+    spec["spec"]["strategy"]["canary"]["stableMetadata"] =
+        json!({"labels": {"role": "stable"}, "annotations": {"tier": "gold"}});
+    let mut c = Cluster::new(spec, &["chip-stable", "chip-canary"]).await;
+    for _ in 0..4 {
+        c.tick(Duration::from_secs(1)).await;
+        c.settle();
+    }
+    let pod = |c: &Cluster, hash: &str| {
+        c.api
+            .get(&format!("/api/v1/namespaces/shop/pods/chip-{hash}-0"))
+            .unwrap()["metadata"]
+            .clone()
+    };
+    let template = |c: &Cluster, hash: &str| {
+        c.api.get(&rs(hash)).unwrap()["spec"]["template"]["metadata"].clone()
+    };
+    assert_eq!(pod(&c, V1)["labels"]["role"], "stable");
+    assert_eq!(pod(&c, V1)["annotations"]["tier"], "gold");
+    assert_eq!(
+        template(&c, V1)["labels"]["role"],
+        "stable",
+        "for pods to come"
+    );
+    c.set_image("chip:v2");
+    let mut calls = Vec::new();
+    for _ in 0..3 {
+        calls.extend(c.tick(Duration::from_secs(1)).await);
+        c.settle();
+    }
+    assert_eq!(pod(&c, V2)["labels"]["role"], "canary");
+    assert_eq!(pod(&c, V1)["labels"]["role"], "stable");
+    assert!(
+        calls.iter().any(
+            |c| c.line() == format!("PATCH /api/v1/namespaces/shop/pods/chip-{V2}-0")
+                && c.body == json!({"metadata": {"labels": {"role": "canary"}}})
+        ),
+        "{:?}",
+        lines(&calls)
+    );
+    ClusterRollouts::new(c.client.clone(), "shop")
+        .command("chip", Command::PromoteFull)
+        .await
+        .unwrap();
+    c.api.take_calls();
+    for _ in 0..4 {
+        c.tick(Duration::from_secs(1)).await;
+        c.settle();
+    }
+    assert_eq!(c.status()["stableRS"], V2);
+    assert_eq!(pod(&c, V2)["labels"]["role"], "stable", "promoted in place");
+    assert_eq!(pod(&c, V2)["annotations"]["tier"], "gold");
+    assert_eq!(template(&c, V2)["labels"]["role"], "stable");
+    assert_eq!(
+        pod(&c, V1)["labels"]["role"],
+        json!(null),
+        "no role any more"
+    );
+    assert_eq!(
+        pod(&c, V1)["labels"]["app"],
+        "chip",
+        "the rest is left as it was"
+    );
+}

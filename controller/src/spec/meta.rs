@@ -24,6 +24,20 @@ pub struct ObjectMeta {
     pub annotations: BTreeMap<String, String>,
 }
 
+/// Labels and annotations given to the pods of a role (`canaryMetadata`, `stableMetadata`,
+/// `activeMetadata`, `previewMetadata`): they follow the role, so a revision's pods change them
+/// when it is promoted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodMetadata {
+    /// Labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
 impl ObjectMeta {
     /// The namespace, `default` when unset.
     pub fn namespace(&self) -> &str {

@@ -162,6 +162,12 @@ pub struct CanaryStrategy {
     /// scaled down at once (once nothing is in flight to them). Unlimited by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_down_delay_revision_limit: Option<u32>,
+    /// Labels and annotations of the canary's pods while it is the canary (Kubernetes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_metadata: Option<super::meta::PodMetadata>,
+    /// Labels and annotations of the stable revision's pods (Kubernetes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_metadata: Option<super::meta::PodMetadata>,
     /// The fewest pods a revision taking traffic runs, whatever its share (capped at
     /// `replicas`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -426,6 +432,12 @@ pub struct BlueGreenStrategy {
     /// scaled down at once (once nothing is in flight to them). Unlimited by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_down_delay_revision_limit: Option<u32>,
+    /// Labels and annotations of the active revision's pods (Kubernetes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_metadata: Option<super::meta::PodMetadata>,
+    /// Labels and annotations of the preview's pods while it is the preview (Kubernetes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_metadata: Option<super::meta::PodMetadata>,
     /// The proxy route this rollout drives (a sluice extension for blue/green).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_routing: Option<TrafficRouting>,

@@ -15,8 +15,6 @@ const ROLLOUT: &[(&str, &[&str])] = &[
             "maxSurge",
             "maxUnavailable",
             "antiAffinity",
-            "canaryMetadata",
-            "stableMetadata",
             "pingPong",
             "replicaProgressThreshold",
         ],
@@ -55,12 +53,7 @@ const ROLLOUT: &[(&str, &[&str])] = &[
     ),
     (
         "spec.strategy.blueGreen",
-        &[
-            "previewMetadata",
-            "activeMetadata",
-            "antiAffinity",
-            "maxUnavailable",
-        ],
+        &["antiAffinity", "maxUnavailable"],
     ),
     (
         "spec.strategy.blueGreen.prePromotionAnalysis",
