@@ -1,14 +1,15 @@
 //! What the controller's Kubernetes runtime reads, as kube-runtime reflectors keep it: the
 //! Rollouts and AnalysisTemplates of every namespace, or of one (as untyped objects, so that one object the
 //! API server accepted but our rules refuse never stops the watch: it is judged on its own),
-//! and the ReplicaSets and Pods that carry a revision label, and the Services. Reads come from
+//! and the ReplicaSets and Pods that carry a revision label, the Services, and the
+//! Deployments (what a `workloadRef` points at). Reads come from
 //! here; only writes go to the API server. A test fills the stores itself through
 //! [`Writers`] and watches nothing.
 
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::reflector::Store;
@@ -34,6 +35,8 @@ pub struct Cache {
     pub pods: Store<Pod>,
     /// Services.
     pub services: Store<Service>,
+    /// Deployments (what a `workloadRef` points at).
+    pub deployments: Store<Deployment>,
     /// Notified on every change any watch sees.
     pub changed: Arc<Notify>,
 }
@@ -50,6 +53,8 @@ pub struct Writers {
     pub pods: Writer<Pod>,
     /// Services.
     pub services: Writer<Service>,
+    /// Deployments.
+    pub deployments: Writer<Deployment>,
 }
 
 /// The API resource of Rollouts.
@@ -71,6 +76,7 @@ impl Cache {
             replica_sets: Writer::default(),
             pods: Writer::default(),
             services: Writer::default(),
+            deployments: Writer::default(),
         };
         let cache = Self {
             rollouts: writers.rollouts.as_reader(),
@@ -78,6 +84,7 @@ impl Cache {
             replica_sets: writers.replica_sets.as_reader(),
             pods: writers.pods.as_reader(),
             services: writers.services.as_reader(),
+            deployments: writers.deployments.as_reader(),
             changed: Arc::new(Notify::new()),
         };
         (cache, writers)
@@ -90,6 +97,7 @@ impl Cache {
         let _ = self.replica_sets.wait_until_ready().await;
         let _ = self.pods.wait_until_ready().await;
         let _ = self.services.wait_until_ready().await;
+        let _ = self.deployments.wait_until_ready().await;
     }
 }
 
@@ -188,6 +196,12 @@ pub fn watch(
             api::<Service>(client, namespace),
             watcher::Config::default(),
             writers.services,
+            changed.clone(),
+        )),
+        tokio::spawn(follow(
+            api::<Deployment>(client, namespace),
+            watcher::Config::default(),
+            writers.deployments,
             changed.clone(),
         )),
     ]

@@ -216,10 +216,14 @@ impl FakeApi {
             if let Ok(o) = serde_json::from_value(o.clone()) {
                 w.pods.apply_watcher_event(&Event::Apply(o));
             }
-        } else if path.contains("/services/")
+        } else if path.contains("/services/") {
+            if let Ok(o) = serde_json::from_value(o.clone()) {
+                w.services.apply_watcher_event(&Event::Apply(o));
+            }
+        } else if path.contains("/deployments/")
             && let Ok(o) = serde_json::from_value(o.clone())
         {
-            w.services.apply_watcher_event(&Event::Apply(o));
+            w.deployments.apply_watcher_event(&Event::Apply(o));
         }
     }
 

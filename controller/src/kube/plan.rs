@@ -53,6 +53,13 @@ pub enum Write {
         /// The merge patch of `metadata`.
         patch: Value,
     },
+    /// Scale the Deployment a `workloadRef` points at down.
+    ScaleDeployment {
+        /// Its name.
+        name: String,
+        /// The replicas.
+        replicas: i32,
+    },
     /// Set (or remove) a ReplicaSet's `scale-down-deadline` annotation.
     AnnotateDeadline {
         /// Its name.
@@ -112,6 +119,9 @@ impl Write {
                 format!("patch replicaset {name} pod template metadata")
             }
             Self::PatchPod { name, .. } => format!("patch pod {name} metadata"),
+            Self::ScaleDeployment { name, replicas } => {
+                format!("scale deployment {name} to {replicas}")
+            }
             Self::AnnotateDeadline { name, .. } => {
                 format!("annotate replicaset {name} scale-down-deadline")
             }
@@ -141,6 +151,8 @@ pub struct Seen<'a> {
     pub entry: Option<&'a Entry>,
     /// The ReplicaSets it owns.
     pub replica_sets: Vec<&'a ReplicaSet>,
+    /// The Deployment its `workloadRef` points at, if any.
+    pub deployment: Option<&'a k8s_openapi::api::apps::v1::Deployment>,
     /// The pods of those ReplicaSets.
     pub pods: Vec<&'a k8s_openapi::api::core::v1::Pod>,
     /// The Services of its namespace.
@@ -233,6 +245,36 @@ fn status_write(name: &str, before: Option<RolloutStatus>, shown: RolloutStatus)
         rollout: name.to_owned(),
         patch: json!({ "status": p }),
         shown: Box::new(shown),
+    })
+}
+
+/// The Deployment a `workloadRef` points at, scaled down as its `scaleDown` says — `never`;
+/// `onsuccess`: to zero once the rollout is healthy on its revision; `progressively`: by as
+/// many pods as the rollout's stable revision has available — and never scaled back up.
+fn workload_scale_down(seen: &Seen<'_>, rollout: &Rollout, entry: &Entry) -> Option<Write> {
+    use crate::spec::rollout::ScaleDown;
+    let wr = rollout.spec.workload_ref.as_ref()?;
+    let d = seen.deployment?;
+    let now = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let st = &entry.status;
+    let settled = st.stable_rs.is_some() && st.stable_rs == st.current_pod_hash;
+    let wanted = match wr.scale_down {
+        ScaleDown::Never => return None,
+        ScaleDown::OnSuccess => (settled && st.phase == Phase::Healthy).then_some(0)?,
+        ScaleDown::Progressively => {
+            let stable = st.stable_rs.as_deref()?;
+            let available: i32 = seen
+                .replica_sets
+                .iter()
+                .filter(|r| hash_of(r) == Some(stable))
+                .filter_map(|r| r.status.as_ref().and_then(|s| s.available_replicas))
+                .sum();
+            (rollout.spec.replicas.unwrap_or(1) - available).max(0)
+        }
+    };
+    (wanted < now).then(|| Write::ScaleDeployment {
+        name: wr.name.clone(),
+        replicas: wanted,
     })
 }
 
@@ -403,6 +445,7 @@ pub fn writes(seen: &Seen<'_>) -> Vec<Write> {
         }
     }
     out.extend(role_metadata(seen, rollout, entry, &by_hash));
+    out.extend(workload_scale_down(seen, rollout, entry));
     out.extend(downs);
     let shown = shown_status(entry, rollout, &seen.replica_sets);
     out.extend(status_write(name, before, shown));

@@ -116,6 +116,7 @@ impl KubePort {
         let sets = self.cache.replica_sets.state();
         let services = self.cache.services.state();
         let pods = self.cache.pods.state();
+        let deployments = self.cache.deployments.state();
         let mut writes = Vec::new();
         let mut problems = Vec::new();
         for o in &objects {
@@ -152,9 +153,18 @@ impl KubePort {
                 .iter()
                 .filter_map(|rs| rs.metadata.uid.as_deref())
                 .collect();
+            let deployment = rollout
+                .and_then(|r| r.spec.workload_ref.as_ref())
+                .and_then(|wr| {
+                    deployments.iter().map(AsRef::as_ref).find(|d| {
+                        d.metadata.name.as_deref() == Some(wr.name.as_str())
+                            && d.metadata.namespace.as_deref() == Some(ns.as_str())
+                    })
+                });
             let seen = plan::Seen {
                 object: o,
                 rollout,
+                deployment,
                 invalid: world.invalid.get(&key).map(String::as_str),
                 entry,
                 pods: pods
@@ -258,6 +268,16 @@ impl KubePort {
                     .await
                     .map(drop)
             }
+            Write::ScaleDeployment { name, replicas } => {
+                Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(self.client.clone(), ns)
+                    .patch(
+                        &name,
+                        &merge,
+                        &Patch::Merge(serde_json::json!({"spec": {"replicas": replicas}})),
+                    )
+                    .await
+                    .map(drop)
+            }
             Write::AnnotateDeadline { name, deadline } => sets
                 .patch(
                     &name,
@@ -334,11 +354,13 @@ impl Port for KubePort {
     fn refresh(&self) -> Refresh {
         let rollouts = self.cache.rollouts.state();
         let templates = self.cache.templates.state();
+        let deployments = self.cache.deployments.state();
         let next = {
             let mut memory = unpoisoned(self.memory.lock());
             world::world(
                 &rollouts.iter().map(AsRef::as_ref).collect::<Vec<_>>(),
                 &templates.iter().map(AsRef::as_ref).collect::<Vec<_>>(),
+                &deployments.iter().map(AsRef::as_ref).collect::<Vec<_>>(),
                 &mut memory,
             )
         };

@@ -21,6 +21,7 @@ pub const CLUSTER: &[Rule] = &[
         &["list", "watch", "create", "patch", "delete"],
     ),
     ("", "pods", &["list", "watch", "patch"]),
+    ("apps", "deployments", &["list", "watch", "patch"]),
     ("", "services", &["list", "watch", "patch"]),
     ("", "events", &["create"]),
 ];

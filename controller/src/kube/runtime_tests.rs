@@ -872,3 +872,110 @@ async fn each_roles_pods_carry_its_labels_and_a_promoted_canary_changes_them_in_
         "the rest is left as it was"
     );
 }
+
+fn deployment() -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": "chip", "namespace": "shop"},
+           "spec": {"replicas": 5, "selector": {"matchLabels": {"app": "chip"}},
+                    "template": {"metadata": {"labels": {"app": "chip"}},
+                                 "spec": {"containers": [{"name": "chip", "image": "chip:v1",
+                                                          "ports": [{"containerPort": 8080}]}]}}}})
+}
+
+fn referring(scale_down: &str) -> Value {
+    let mut r = canary("chip:v1");
+    let spec = r["spec"].as_object_mut().unwrap();
+    spec.remove("template");
+    spec.remove("selector");
+    spec.insert(
+        "workloadRef".into(),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "chip",
+               "scaleDown": scale_down}),
+    );
+    r
+}
+
+const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/shop/deployments/chip";
+
+#[tokio::test]
+async fn a_workload_ref_runs_the_deployments_template_and_scales_it_down_as_asked() {
+    for scale_down in ["onsuccess", "progressively", "never"] {
+        let (cache, writers) = Cache::new();
+        let (client, api) = FakeApi::start(writers);
+        api.put(DEPLOYMENT, deployment());
+        api.put(ROLLOUT, referring(scale_down));
+        for s in ["chip-stable", "chip-canary"] {
+            api.put(&format!("{SERVICES}/{s}"), service(s));
+        }
+        let port = KubePort::open(client.clone(), "shop", cache, false)
+            .await
+            .unwrap();
+        let hub = Arc::new(Hub::open(HubConfig::default()).unwrap());
+        let runtime = Reconciler::open(port, hub.clone()).unwrap();
+        let mut c = Cluster {
+            api,
+            hub,
+            runtime,
+            client,
+            now: Time::now(),
+        };
+        let calls = c.tick(Duration::ZERO).await;
+        let created = body_of(&calls, &format!("POST {RS}"));
+        assert_eq!(
+            created["metadata"]["name"],
+            format!("chip-{V1}"),
+            "the same hash as written out"
+        );
+        assert_eq!(
+            created["spec"]["template"]["spec"]["containers"][0]["image"],
+            "chip:v1"
+        );
+        assert!(
+            !lines(&calls).contains(&patch(DEPLOYMENT)),
+            "{scale_down}: nothing before the rollout's pods are there"
+        );
+        let mut later = Vec::new();
+        for _ in 0..3 {
+            c.settle();
+            later.extend(c.tick(Duration::from_secs(1)).await);
+        }
+        assert_eq!(c.status()["phase"], "Healthy", "{}", c.status());
+        let scaled: Vec<&Call> = later
+            .iter()
+            .filter(|x| x.line() == patch(DEPLOYMENT))
+            .collect();
+        if scale_down == "never" {
+            assert!(scaled.is_empty(), "{:?}", lines(&later));
+            assert_eq!(c.api.get(DEPLOYMENT).unwrap()["spec"]["replicas"], 5);
+        } else {
+            assert_eq!(scaled.len(), 1, "{scale_down}: {:?}", lines(&later));
+            assert_eq!(scaled[0].body, json!({"spec": {"replicas": 0}}));
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_workload_ref_to_a_missing_deployment_is_an_invalid_spec() {
+    let (cache, writers) = Cache::new();
+    let (client, api) = FakeApi::start(writers);
+    api.put(ROLLOUT, referring("onsuccess"));
+    let port = KubePort::open(client.clone(), "shop", cache, false)
+        .await
+        .unwrap();
+    let hub = Arc::new(Hub::open(HubConfig::default()).unwrap());
+    let runtime = Reconciler::open(port, hub.clone()).unwrap();
+    api.take_calls();
+    let mut c = Cluster {
+        api,
+        hub,
+        runtime,
+        client,
+        now: Time::now(),
+    };
+    let calls = c.tick(Duration::ZERO).await;
+    assert_eq!(lines(&calls), [STATUS]);
+    assert_eq!(
+        body_of(&calls, STATUS)["status"]["message"],
+        "rollout shop/chip: spec.workloadRef: no Deployment \"chip\" in namespace shop"
+    );
+}

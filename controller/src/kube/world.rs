@@ -8,10 +8,12 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::DynamicObject;
 use serde_json::{Value, json};
 
 use crate::reconcile::World;
+use crate::spec::rollout::WorkloadRef;
 use crate::spec::{self, Document, Rollout};
 use crate::status::RolloutStatus;
 
@@ -98,10 +100,56 @@ fn reasons(e: &spec::DocumentError) -> String {
         .join("; ")
 }
 
+/// A Rollout with a `workloadRef` as our rules judge it: the Deployment's pod template (and
+/// selector, unless the Rollout has one) in place of the reference, which is given back
+/// apart; `Err` names what is missing.
+fn resolved(
+    mut doc: Value,
+    deployments: &[&Deployment],
+) -> Result<(Value, Option<WorkloadRef>), String> {
+    let Some(reference) = doc["spec"].get("workloadRef").cloned() else {
+        return Ok((doc, None));
+    };
+    if !doc["spec"]["template"].is_null() {
+        return Err("spec.workloadRef: set template or workloadRef, not both".into());
+    }
+    let wr: WorkloadRef =
+        serde_json::from_value(reference).map_err(|e| format!("spec.workloadRef: {e}"))?;
+    let ns = doc["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default")
+        .to_owned();
+    let d = deployments
+        .iter()
+        .find(|d| {
+            d.metadata.name.as_deref() == Some(wr.name.as_str())
+                && d.metadata.namespace.as_deref() == Some(ns.as_str())
+        })
+        .ok_or_else(|| {
+            format!(
+                "spec.workloadRef: no Deployment {:?} in namespace {ns}",
+                wr.name
+            )
+        })?;
+    let spec = d
+        .spec
+        .as_ref()
+        .ok_or("spec.workloadRef: the Deployment has no spec")?;
+    doc["spec"]["template"] = serde_json::to_value(&spec.template).unwrap_or(Value::Null);
+    if doc["spec"]["selector"].is_null() {
+        doc["spec"]["selector"] = serde_json::to_value(&spec.selector).unwrap_or(Value::Null);
+    }
+    if let Some(m) = doc["spec"].as_object_mut() {
+        m.remove("workloadRef");
+    }
+    Ok((doc, Some(wr)))
+}
+
 /// The world the objects show, updating `memory`.
 pub fn world(
     rollouts: &[&DynamicObject],
     templates: &[&DynamicObject],
+    deployments: &[&Deployment],
     memory: &mut Memory,
 ) -> World {
     let mut w = World::default();
@@ -111,15 +159,21 @@ pub fn world(
             continue;
         };
         present.push(name.clone());
-        match spec::parse_document(document(o, "Rollout"), 0) {
-            Ok(Document::Rollout(r)) => {
+        let parsed = resolved(document(o, "Rollout"), deployments).and_then(|(doc, wr)| {
+            spec::parse_document(doc, 0)
+                .map(|d| (d, wr))
+                .map_err(|e| reasons(&e))
+        });
+        match parsed {
+            Ok((Document::Rollout(mut r), wr)) => {
+                r.spec.workload_ref = wr;
                 memory.last_valid.insert(name.clone(), (*r).clone());
                 w.rollouts.insert(name.clone(), *r);
             }
             Ok(_) => {}
-            Err(e) => {
+            Err(why) => {
                 w.invalid
-                    .insert(name.clone(), format!("rollout {name}: {}", reasons(&e)));
+                    .insert(name.clone(), format!("rollout {name}: {why}"));
                 if let Some(r) = memory.last_valid.get(&name) {
                     w.rollouts.insert(name.clone(), r.clone());
                 }
@@ -173,7 +227,7 @@ mod tests {
     fn a_valid_rollout_is_in_the_world_whatever_the_api_server_added() {
         let mut m = Memory::default();
         let r = rollout("chip:v1", Value::Null);
-        let w = world(&[&r], &[], &mut m);
+        let w = world(&[&r], &[], &[], &mut m);
         assert_eq!(w.rollouts.len(), 1);
         assert!(w.invalid.is_empty() && w.commanded.is_empty());
         assert_eq!(w.rollouts["shop/chip"].metadata.name, "chip");
@@ -183,11 +237,11 @@ mod tests {
     fn an_invalid_rollout_is_named_with_its_field_and_keeps_its_last_valid_spec() {
         let mut m = Memory::default();
         let good = rollout("chip:v1", Value::Null);
-        world(&[&good], &[], &mut m);
+        world(&[&good], &[], &[], &mut m);
         let mut bad = crate::kube::rollout_object(Value::Null, false);
         bad["spec"]["strategy"]["canary"]["steps"] = json!([{"setWeight": 150}]);
         let bad = object(bad);
-        let w = world(&[&bad], &[], &mut m);
+        let w = world(&[&bad], &[], &[], &mut m);
         let why = &w.invalid["shop/chip"];
         assert!(why.starts_with("rollout shop/chip: "), "{why}");
         assert!(
@@ -200,7 +254,7 @@ mod tests {
         );
         // never valid: invalid and absent
         let mut fresh = Memory::default();
-        let w = world(&[&bad], &[], &mut fresh);
+        let w = world(&[&bad], &[], &[], &mut fresh);
         assert!(w.rollouts.is_empty());
         assert!(w.invalid.contains_key("shop/chip"));
     }
@@ -212,28 +266,28 @@ mod tests {
             serde_json::from_value(json!({"phase": "Paused", "currentStepIndex": 1})).unwrap();
         m.know("shop/chip", &ours);
         let r = rollout("chip:v1", serde_json::to_value(&ours).unwrap());
-        assert!(world(&[&r], &[], &mut m).commanded.is_empty(), "ours");
+        assert!(world(&[&r], &[], &[], &mut m).commanded.is_empty(), "ours");
         let mut promoted = ours.clone();
         promoted.controller_pause = true;
         let r = rollout("chip:v1", serde_json::to_value(&promoted).unwrap());
-        let w = world(&[&r], &[], &mut m);
+        let w = world(&[&r], &[], &[], &mut m);
         assert_eq!(w.commanded.get("shop/chip"), Some(&promoted));
         assert!(
-            world(&[&r], &[], &mut m).commanded.is_empty(),
+            world(&[&r], &[], &[], &mut m).commanded.is_empty(),
             "handed over once"
         );
         // the older status of ours, seen late from the watch, is no command either
         let r = rollout("chip:v1", serde_json::to_value(&ours).unwrap());
-        assert!(world(&[&r], &[], &mut m).commanded.is_empty());
+        assert!(world(&[&r], &[], &[], &mut m).commanded.is_empty());
     }
 
     #[test]
     fn a_deleted_rollout_is_forgotten() {
         let mut m = Memory::default();
         let r = rollout("chip:v1", json!({"phase": "Healthy"}));
-        world(&[&r], &[], &mut m);
+        world(&[&r], &[], &[], &mut m);
         assert!(m.last_valid.contains_key("shop/chip") && m.known.contains_key("shop/chip"));
-        let w = world(&[], &[], &mut m);
+        let w = world(&[], &[], &[], &mut m);
         assert!(w.rollouts.is_empty());
         assert!(m.last_valid.is_empty() && m.known.is_empty());
     }
@@ -252,7 +306,7 @@ mod tests {
             "metadata": {"name": "broken", "namespace": "shop"},
             "spec": {"metrics": "none"}
         }));
-        let w = world(&[], &[&good, &bad], &mut m);
+        let w = world(&[], &[&good, &bad], &[], &mut m);
         assert_eq!(w.templates.keys().collect::<Vec<_>>(), ["shop/errors"]);
     }
 }

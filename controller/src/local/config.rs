@@ -94,6 +94,12 @@ impl LocalConfig {
         let mut errors = Vec::new();
         for (name, r) in &self.rollouts {
             let doc = format!("Rollout {name:?}");
+            if r.spec.workload_ref.is_some() {
+                errors.push(FieldError::new(
+                    format!("{doc}: spec.workloadRef"),
+                    "needs a Kubernetes cluster (local mode has no Deployments): write the pod template in spec.template",
+                ));
+            }
             if let Some(t) = &r.spec.template
                 && let Err(e) = self.check_images(t)
             {

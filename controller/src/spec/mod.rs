@@ -284,6 +284,36 @@ spec:
     }
 
     #[test]
+    fn a_workload_ref_stands_for_the_template_and_is_checked() {
+        let doc = |spec: &str| {
+            format!(
+                "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {{name: chip}}\nspec:\n{spec}  strategy: {{canary: {{steps: [{{setWeight: 5}}]}}}}\n"
+            )
+        };
+        let errors = |spec: &str| match parse_documents(&doc(spec)).unwrap().remove(0) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.errors.iter().map(ToString::to_string).collect(),
+        };
+        let referring = "  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: chip, scaleDown: onsuccess}\n";
+        assert_eq!(errors(referring), Vec::<String>::new());
+        let both =
+            format!("{referring}  template: {{spec: {{containers: [{{name: c, image: i}}]}}}}\n");
+        assert_eq!(
+            errors(&both),
+            ["spec.workloadRef: set template or workloadRef, not both"]
+        );
+        let stateful = "  workloadRef: {apiVersion: apps/v1, kind: StatefulSet, name: chip}\n";
+        assert_eq!(
+            errors(stateful),
+            [
+                "spec.workloadRef: must refer to an apps/v1 Deployment (apiVersion: apps/v1, kind: Deployment)"
+            ]
+        );
+        let unknown = "  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: chip, scaleDown: sometimes}\n";
+        assert!(!errors(unknown).is_empty());
+    }
+
+    #[test]
     fn both_api_versions_parse_the_same() {
         let doc = |api: &str| {
             format!(

@@ -94,6 +94,10 @@ pub struct RolloutSpec {
     /// The pod template; its hash names the revision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<PodTemplate>,
+    /// Instead of `template`: the Deployment whose pod template this rollout runs (on a
+    /// cluster), which it scales down as `scaleDown` says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_ref: Option<WorkloadRef>,
     /// Seconds a new pod must be ready before it counts as available.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_ready_seconds: Option<u32>,
@@ -441,4 +445,35 @@ pub struct BlueGreenStrategy {
     /// The proxy route this rollout drives (a sluice extension for blue/green).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_routing: Option<TrafficRouting>,
+}
+
+/// `workloadRef`: an existing Deployment whose pod template a Rollout runs — the easiest
+/// migration: the Deployment stays as it is and the Rollout takes over its pods' template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkloadRef {
+    /// `apps/v1`.
+    pub api_version: String,
+    /// `Deployment`.
+    pub kind: String,
+    /// Its name, in the Rollout's namespace.
+    pub name: String,
+    /// What happens to the Deployment's own pods (`never` by default).
+    #[serde(default)]
+    pub scale_down: ScaleDown,
+}
+
+/// `workloadRef.scaleDown`, as Argo Rollouts reads it.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ScaleDown {
+    /// The Deployment is left as it is.
+    #[default]
+    Never,
+    /// Scaled to zero once the rollout is healthy for the first time.
+    OnSuccess,
+    /// Scaled down as the rollout's pods become available.
+    Progressively,
 }

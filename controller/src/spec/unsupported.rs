@@ -8,7 +8,7 @@ use sluice_api::FieldError;
 
 /// (where, fields): `[]` after a segment means every element of that array.
 const ROLLOUT: &[(&str, &[&str])] = &[
-    ("spec", &["workloadRef", "restartAt", "analysis"]),
+    ("spec", &["restartAt", "analysis"]),
     (
         "spec.strategy.canary",
         &[

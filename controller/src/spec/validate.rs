@@ -54,7 +54,22 @@ pub fn rollout(r: &Rollout) -> Vec<FieldError> {
     if s.rollback_window.as_ref().is_some_and(|w| w.revisions == 0) {
         e.add("spec.rollbackWindow.revisions", "must be above 0");
     }
+    if let Some(w) = &s.workload_ref {
+        if s.template.is_some() {
+            e.add("spec.workloadRef", "set template or workloadRef, not both");
+        }
+        if w.api_version != "apps/v1" || w.kind != "Deployment" {
+            e.add(
+                "spec.workloadRef",
+                "must refer to an apps/v1 Deployment (apiVersion: apps/v1, kind: Deployment)",
+            );
+        }
+        if !valid_object_name(&w.name) {
+            e.add("spec.workloadRef.name", "required: a Deployment name");
+        }
+    }
     match &s.template {
+        None if s.workload_ref.is_some() => {}
         None => e.add(
             "spec.template",
             "required: the pod template whose hash names the revision",
