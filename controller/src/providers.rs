@@ -105,9 +105,55 @@ fn rate_text(rate: Option<f64>) -> String {
     rate.map_or_else(|| "-".to_owned(), |r| format!("{:.2} %", r * 100.0))
 }
 
+/// A `job` provider's Kubernetes Job, to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRequest {
+    /// The rollout it measures (its key: `namespace/name` on a cluster).
+    pub rollout: String,
+    /// The Job's name.
+    pub name: String,
+    /// The Job's metadata as the template wrote it.
+    pub metadata: Option<serde_json::Value>,
+    /// The Job's spec as the template wrote it.
+    pub spec: serde_json::Value,
+    /// How long it may run.
+    pub timeout: Duration,
+}
+
+/// Runs a `job` provider's Kubernetes Job and tells how it ended: `Decided` by the Job's
+/// completion, `Error` when it cannot be created or does not finish in time.
+pub trait JobRunner: Send + Sync {
+    /// Runs one Job to its end.
+    fn run(&self, job: JobRequest) -> futures_util::future::BoxFuture<'static, ProviderOutcome>;
+}
+
+/// A Job's name for one measurement: the metric, the revision and the time, within 63
+/// lowercase letters, digits and dashes.
+pub fn job_name(metric: &str, revision: &str, now: Time) -> String {
+    let raw = format!("{metric}-{revision}-{:x}", now.0);
+    let clean: String = raw
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let tail: String = clean
+        .chars()
+        .rev()
+        .take(63)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    tail.trim_matches('-').to_owned()
+}
+
 /// What a measurement needs to know about its rollout.
 #[derive(Clone)]
 pub struct Measured {
+    /// The rollout (its key in the runtime's world).
+    pub rollout: String,
+    /// Where a `job` provider's Kubernetes Job runs, when the runtime has a cluster.
+    pub jobs: Option<Arc<dyn JobRunner>>,
     /// The merged counters (for `proxy`).
     pub counters: Arc<dyn CounterWindow>,
     /// The rollout's proxy route.
@@ -205,15 +251,28 @@ pub async fn measure(metric: &MetricSpec, target: &Measured, now: Time) -> Provi
         };
     }
     if let Some(x) = &p.job {
-        if x.command.is_empty() {
-            return ProviderOutcome::Error(
-                "a Kubernetes Job cannot run in local mode; give the job a command".into(),
-            );
-        }
         let timeout = Duration::from_secs(u64::from(
             x.timeout_seconds.unwrap_or(defaults::JOB_TIMEOUT_SECONDS),
         ));
-        return run_command(&x.command, timeout).await;
+        if !x.command.is_empty() {
+            return run_command(&x.command, timeout).await;
+        }
+        return match (&x.spec, &target.jobs) {
+            (Some(spec), Some(jobs)) => {
+                jobs.run(JobRequest {
+                    rollout: target.rollout.clone(),
+                    name: job_name(&metric.name, &target.revision, now),
+                    metadata: x.metadata.clone(),
+                    spec: spec.clone(),
+                    timeout,
+                })
+                .await
+            }
+            (None, _) => ProviderOutcome::Error("the job has neither a command nor a spec".into()),
+            (Some(_), None) => ProviderOutcome::Error(
+                "a Kubernetes Job cannot run in local mode; give the job a command".into(),
+            ),
+        };
     }
     if let Some(x) = &p.load {
         let addresses = match x.revision {
@@ -448,6 +507,22 @@ async fn run_command(command: &[String], timeout: Duration) -> ProviderOutcome {
                 ),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod job_name_tests {
+    use super::*;
+
+    #[test]
+    fn a_job_name_is_a_dns_label_that_ends_with_the_time() {
+        assert_eq!(
+            job_name("Smoke_Test", "x4wwvspktq", Time(255)),
+            "smoke-test-x4wwvspktq-ff"
+        );
+        let long = job_name(&"m".repeat(80), "h", Time(1));
+        assert_eq!(long.len(), 63);
+        assert!(long.ends_with("-h-1"));
     }
 }
 

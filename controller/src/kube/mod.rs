@@ -11,6 +11,7 @@ pub mod cache;
 pub mod controller;
 pub mod endpoints;
 pub mod events;
+pub mod jobs;
 pub mod leader;
 pub mod lease;
 pub mod patch;

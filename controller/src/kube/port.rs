@@ -31,6 +31,9 @@ use crate::revision::pod_template_hash;
 use crate::spec::PodTemplate;
 use crate::time::Time;
 
+/// How often a `job` provider's Job is looked at.
+const JOB_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The ConfigMap that holds the controller's state.
 pub const STATE_CONFIGMAP: &str = "sluice-controller-state";
 
@@ -436,6 +439,13 @@ impl Port for KubePort {
         _replicas: i32,
     ) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async { Ok(()) })
+    }
+
+    fn jobs(&self) -> Option<Arc<dyn crate::providers::JobRunner>> {
+        Some(Arc::new(super::jobs::KubeJobs::new(
+            self.client.clone(),
+            JOB_POLL,
+        )))
     }
 
     fn reflect(&self, state: State) -> BoxFuture<'_, Result<(), Error>> {

@@ -22,6 +22,7 @@ pub const CLUSTER: &[Rule] = &[
     ),
     ("", "pods", &["list", "watch", "patch"]),
     ("apps", "deployments", &["list", "watch", "patch"]),
+    ("batch", "jobs", &["get", "create", "delete"]),
     ("", "services", &["list", "watch", "patch"]),
     ("", "events", &["create"]),
 ];

@@ -69,6 +69,11 @@ pub trait Port: Send + Sync + 'static {
         revision: &str,
         replicas: i32,
     ) -> BoxFuture<'_, Result<(), Error>>;
+    /// Where a `job` provider's Kubernetes Jobs run, when the runtime has a cluster (local
+    /// mode runs a job's `command` instead).
+    fn jobs(&self) -> Option<Arc<dyn crate::providers::JobRunner>> {
+        None
+    }
     /// Shows the state, once saved and carried out, where the runtime's owners look (on a
     /// cluster: each Rollout's status, its ReplicaSets and Services). Level-based: called
     /// after every tick with the whole state, it changes only what differs.

@@ -697,6 +697,8 @@ impl<P: Port> RunHost for Reconciler<P> {
         }
         let route = settle::route_of(r);
         Some(Measured {
+            rollout: rec.rollout.clone(),
+            jobs: self.port.jobs(),
             counters: self.hub.clone(),
             route,
             revision: rec.request.revision.clone(),
