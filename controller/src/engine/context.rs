@@ -220,7 +220,7 @@ impl<'a> Ctx<'a> {
             templates: analysis
                 .templates
                 .iter()
-                .map(|t| t.template_name.clone())
+                .map(crate::spec::rollout::TemplateRef::requested)
                 .collect(),
             args: resolve(&analysis.args, &stable, revision),
             revision: revision.to_owned(),

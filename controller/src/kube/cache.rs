@@ -1,5 +1,6 @@
 //! What the controller's Kubernetes runtime reads, as kube-runtime reflectors keep it: the
-//! Rollouts and AnalysisTemplates of every namespace, or of one (as untyped objects, so that one object the
+//! Rollouts and AnalysisTemplates of every namespace, or of one, and the
+//! ClusterAnalysisTemplates (as untyped objects, so that one object the
 //! API server accepted but our rules refuse never stops the watch: it is judged on its own),
 //! and the ReplicaSets and Pods that carry a revision label, the Services, and the
 //! Deployments (what a `workloadRef` points at). Reads come from
@@ -29,6 +30,8 @@ pub struct Cache {
     pub rollouts: Store<DynamicObject>,
     /// AnalysisTemplates, untyped.
     pub templates: Store<DynamicObject>,
+    /// ClusterAnalysisTemplates, untyped.
+    pub cluster_templates: Store<DynamicObject>,
     /// ReplicaSets with a `rollouts-pod-template-hash` label.
     pub replica_sets: Store<ReplicaSet>,
     /// Pods with a `rollouts-pod-template-hash` label.
@@ -47,6 +50,8 @@ pub struct Writers {
     pub rollouts: Writer<DynamicObject>,
     /// AnalysisTemplates.
     pub templates: Writer<DynamicObject>,
+    /// ClusterAnalysisTemplates.
+    pub cluster_templates: Writer<DynamicObject>,
     /// ReplicaSets.
     pub replica_sets: Writer<ReplicaSet>,
     /// Pods.
@@ -62,6 +67,11 @@ pub fn rollout_resource() -> ApiResource {
     ApiResource::erase::<RolloutResource>(&())
 }
 
+/// The API resource of ClusterAnalysisTemplates.
+pub fn cluster_template_resource() -> ApiResource {
+    ApiResource::erase::<crate::crd::ClusterAnalysisTemplateResource>(&())
+}
+
 /// The API resource of AnalysisTemplates.
 pub fn template_resource() -> ApiResource {
     ApiResource::erase::<AnalysisTemplateResource>(&())
@@ -73,6 +83,7 @@ impl Cache {
         let writers = Writers {
             rollouts: Writer::new(rollout_resource()),
             templates: Writer::new(template_resource()),
+            cluster_templates: Writer::new(cluster_template_resource()),
             replica_sets: Writer::default(),
             pods: Writer::default(),
             services: Writer::default(),
@@ -81,6 +92,7 @@ impl Cache {
         let cache = Self {
             rollouts: writers.rollouts.as_reader(),
             templates: writers.templates.as_reader(),
+            cluster_templates: writers.cluster_templates.as_reader(),
             replica_sets: writers.replica_sets.as_reader(),
             pods: writers.pods.as_reader(),
             services: writers.services.as_reader(),
@@ -94,6 +106,7 @@ impl Cache {
     pub async fn ready(&self) {
         let _ = self.rollouts.wait_until_ready().await;
         let _ = self.templates.wait_until_ready().await;
+        let _ = self.cluster_templates.wait_until_ready().await;
         let _ = self.replica_sets.wait_until_ready().await;
         let _ = self.pods.wait_until_ready().await;
         let _ = self.services.wait_until_ready().await;
@@ -179,6 +192,12 @@ pub fn watch(
             writers.templates,
             changed.clone(),
             "AnalysisTemplate".into(),
+        )),
+        tokio::spawn(follow_dynamic(
+            Api::all_with(client.clone(), &cluster_template_resource()),
+            writers.cluster_templates,
+            changed.clone(),
+            "ClusterAnalysisTemplate".into(),
         )),
         tokio::spawn(follow(
             api::<ReplicaSet>(client, namespace),

@@ -208,6 +208,10 @@ impl FakeApi {
             if let Ok(o) = serde_json::from_value(o.clone()) {
                 w.templates.apply_watcher_event(&Event::Apply(o));
             }
+        } else if path.contains("/clusteranalysistemplates/") {
+            if let Ok(o) = serde_json::from_value(o.clone()) {
+                w.cluster_templates.apply_watcher_event(&Event::Apply(o));
+            }
         } else if path.contains("/replicasets/") {
             if let Ok(o) = serde_json::from_value(o.clone()) {
                 w.replica_sets.apply_watcher_event(&Event::Apply(o));

@@ -223,12 +223,7 @@ impl KubePort {
                         .request
                         .templates
                         .iter()
-                        .filter_map(|t| {
-                            world
-                                .templates
-                                .get(&format!("{ns}/{t}"))
-                                .or_else(|| world.templates.get(t))
-                        })
+                        .filter_map(|t| crate::reconcile::template(world, key, t))
                         .collect();
                     out.push(Write::CreateAnalysisRun(Box::new(super::runs::object(
                         o, name, run, &templates,
@@ -356,7 +351,8 @@ impl KubePort {
 impl Port for KubePort {
     fn refresh(&self) -> Refresh {
         let rollouts = self.cache.rollouts.state();
-        let templates = self.cache.templates.state();
+        let mut templates = self.cache.templates.state();
+        templates.extend(self.cache.cluster_templates.state());
         let deployments = self.cache.deployments.state();
         let next = {
             let mut memory = unpoisoned(self.memory.lock());

@@ -13,6 +13,7 @@ pub const CLUSTER: &[Rule] = &[
     ("sluice.dev", "rollouts", &["list", "watch"]),
     ("sluice.dev", "rollouts/status", &["patch"]),
     ("sluice.dev", "analysistemplates", &["list", "watch"]),
+    ("sluice.dev", "clusteranalysistemplates", &["list", "watch"]),
     ("sluice.dev", "analysisruns", &["create"]),
     ("sluice.dev", "analysisruns/status", &["patch"]),
     (

@@ -979,3 +979,50 @@ async fn a_workload_ref_to_a_missing_deployment_is_an_invalid_spec() {
         "rollout shop/chip: spec.workloadRef: no Deployment \"chip\" in namespace shop"
     );
 }
+
+#[tokio::test]
+async fn a_cluster_scoped_reference_uses_the_cluster_analysis_template_and_not_the_namespaces() {
+    let mut spec = canary("chip:v1");
+    spec["spec"]["strategy"]["canary"]["steps"] = json!([
+        {"setWeight": 20},
+        {"analysis": {"templates": [{"templateName": "errors", "clusterScope": true}]}},
+        {"pause": {}}
+    ]);
+    let mut c = Cluster::new(spec, &["chip-stable", "chip-canary"]).await;
+    let template = |metric: &str| {
+        json!({"spec": {"metrics": [{"name": metric, "interval": "10s", "count": 3,
+                                     "failureCondition": "result > 0.05",
+                                     "provider": {"proxy": {"query": "error-rate"}}}]}})
+    };
+    let mut namespaced = template("namespaced");
+    namespaced["apiVersion"] = json!("sluice.dev/v1alpha1");
+    namespaced["kind"] = json!("AnalysisTemplate");
+    namespaced["metadata"] = json!({"name": "errors", "namespace": "shop"});
+    c.api.put(
+        "/apis/sluice.dev/v1alpha1/namespaces/shop/analysistemplates/errors",
+        namespaced,
+    );
+    let mut cluster = template("cluster-wide");
+    cluster["apiVersion"] = json!("sluice.dev/v1alpha1");
+    cluster["kind"] = json!("ClusterAnalysisTemplate");
+    cluster["metadata"] = json!({"name": "errors"});
+    c.api.put(
+        "/apis/sluice.dev/v1alpha1/clusteranalysistemplates/errors",
+        cluster,
+    );
+    for _ in 0..3 {
+        c.tick(Duration::from_secs(1)).await;
+        c.settle();
+    }
+    c.set_image("chip:v2");
+    let mut calls = Vec::new();
+    for _ in 0..4 {
+        calls.extend(c.tick(Duration::from_secs(1)).await);
+        c.settle();
+    }
+    let created = calls
+        .iter()
+        .find(|c| c.line() == "POST /apis/sluice.dev/v1alpha1/namespaces/shop/analysisruns")
+        .unwrap_or_else(|| panic!("no run: {:?}", lines(&calls)));
+    assert_eq!(created.body["spec"]["metrics"][0]["name"], "cluster-wide");
+}

@@ -189,9 +189,19 @@ pub fn world(
     memory.last_valid.retain(|n, _| present.contains(n));
     memory.known.retain(|n, _| present.contains(n));
     for o in templates {
-        match spec::parse_document(document(o, "AnalysisTemplate"), 0) {
+        let kind = if o.metadata.namespace.is_none() {
+            "ClusterAnalysisTemplate"
+        } else {
+            "AnalysisTemplate"
+        };
+        match spec::parse_document(document(o, kind), 0) {
             Ok(Document::AnalysisTemplate(t)) => {
-                if let Some(name) = key(o) {
+                // a ClusterAnalysisTemplate (no namespace) is known by its name alone
+                let name = match (&o.metadata.namespace, key(o)) {
+                    (None, _) => o.metadata.name.clone(),
+                    (Some(_), k) => k,
+                };
+                if let Some(name) = name {
                     w.templates.insert(name, *t);
                 }
             }

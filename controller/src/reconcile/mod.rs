@@ -12,7 +12,7 @@ mod state;
 pub mod translate;
 pub mod views;
 
-pub use port::{Port, Refresh, World};
+pub use port::{Port, Refresh, World, template};
 pub use reconciler::Reconciler;
 pub use runs::RunRecord;
 pub use state::{Entry, Problems, State};

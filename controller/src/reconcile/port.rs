@@ -31,6 +31,22 @@ pub struct World {
     pub commanded: BTreeMap<String, RolloutStatus>,
 }
 
+/// The template an analysis of `rollout` requests as `name` ([`TemplateRef::requested`]): a
+/// ClusterAnalysisTemplate's (`/NAME`) is keyed by its name alone; an AnalysisTemplate's is
+/// keyed `namespace/name` on a cluster (where rollouts are too) and by its name alone in local
+/// mode, where both kinds share one set of names.
+///
+/// [`TemplateRef::requested`]: crate::spec::rollout::TemplateRef::requested
+pub fn template<'w>(world: &'w World, rollout: &str, name: &str) -> Option<&'w AnalysisTemplate> {
+    if let Some(cluster) = name.strip_prefix('/') {
+        return world.templates.get(cluster);
+    }
+    match rollout.split_once('/') {
+        Some((ns, _)) => world.templates.get(&format!("{ns}/{name}")),
+        None => world.templates.get(name),
+    }
+}
+
 /// What [`Port::refresh`] found.
 #[derive(Debug)]
 pub enum Refresh {

@@ -679,14 +679,8 @@ impl<P: Port> RunHost for Reconciler<P> {
         Reconciler::wake(self);
     }
 
-    /// By name; on a cluster, where rollouts and templates are keyed `namespace/name`, the
-    /// one of the rollout's namespace.
     fn template(&self, rollout: &str, name: &str) -> Option<crate::spec::AnalysisTemplate> {
-        let world = self.port.world();
-        let in_namespace = rollout
-            .split_once('/')
-            .and_then(|(ns, _)| world.templates.get(&format!("{ns}/{name}")));
-        in_namespace.or_else(|| world.templates.get(name)).cloned()
+        super::port::template(&self.port.world(), rollout, name).cloned()
     }
 
     fn target_of(&self, rec: &RunRecord) -> Option<Measured> {

@@ -286,8 +286,22 @@ pub struct BackgroundAnalysis {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TemplateRef {
-    /// Template name, in the Rollout's namespace.
+    /// Template name, in the Rollout's namespace (or a ClusterAnalysisTemplate's).
     pub template_name: String,
+    /// The name is a ClusterAnalysisTemplate's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cluster_scope: bool,
+}
+
+impl TemplateRef {
+    /// How an analysis request names it: a ClusterAnalysisTemplate's name behind `/`.
+    pub fn requested(&self) -> String {
+        if self.cluster_scope {
+            format!("/{}", self.template_name)
+        } else {
+            self.template_name.clone()
+        }
+    }
 }
 
 /// An argument given to analysis templates.
