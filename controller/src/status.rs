@@ -281,6 +281,9 @@ pub struct RolloutStatus {
     /// The pods' label selector as text, for the scale subresource.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
+    /// The `spec.restartAt` whose restart is done (Kubernetes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_at: Option<Time>,
 }
 
 impl RolloutStatus {

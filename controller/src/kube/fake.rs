@@ -38,6 +38,17 @@ impl Call {
 struct Objects {
     by_path: BTreeMap<String, Value>,
     version: u64,
+    /// The time objects are created at (set by the test).
+    now: Option<crate::time::Time>,
+}
+
+impl Objects {
+    fn created(&self, object: &mut Value) {
+        if object["metadata"]["creationTimestamp"].is_null() {
+            let now = self.now.unwrap_or_else(crate::time::Time::now);
+            object["metadata"]["creationTimestamp"] = json!(now.to_string());
+        }
+    }
 }
 
 /// The fake API server.
@@ -106,6 +117,11 @@ impl FakeApi {
         std::mem::take(&mut *self.calls.lock().unwrap())
     }
 
+    /// The time objects are created at from now on.
+    pub fn set_now(&self, now: crate::time::Time) {
+        self.objects.lock().unwrap().now = Some(now);
+    }
+
     /// The object at `path`.
     pub fn get(&self, path: &str) -> Option<Value> {
         self.objects.lock().unwrap().by_path.get(path).cloned()
@@ -128,6 +144,7 @@ impl FakeApi {
             let mut objects = self.objects.lock().unwrap();
             objects.version += 1;
             object["metadata"]["resourceVersion"] = json!(objects.version.to_string());
+            objects.created(&mut object);
             if object["metadata"]["uid"].is_null() {
                 object["metadata"]["uid"] = json!(format!("uid-{}", objects.version));
             }
@@ -277,6 +294,7 @@ impl FakeApi {
                 let mut o = body;
                 o["metadata"]["resourceVersion"] = json!(objects.version.to_string());
                 o["metadata"]["uid"] = json!(format!("uid-{}", objects.version));
+                objects.created(&mut o);
                 objects.by_path.insert(at.clone(), o.clone());
                 (at, o)
             }

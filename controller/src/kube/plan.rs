@@ -53,6 +53,11 @@ pub enum Write {
         /// The merge patch of `metadata`.
         patch: Value,
     },
+    /// Delete a pod (a restart asked by `spec.restartAt`; its ReplicaSet makes a new one).
+    DeletePod {
+        /// Its name.
+        name: String,
+    },
     /// Scale the Deployment a `workloadRef` points at down.
     ScaleDeployment {
         /// Its name.
@@ -119,6 +124,7 @@ impl Write {
                 format!("patch replicaset {name} pod template metadata")
             }
             Self::PatchPod { name, .. } => format!("patch pod {name} metadata"),
+            Self::DeletePod { name } => format!("delete pod {name} (restart)"),
             Self::ScaleDeployment { name, replicas } => {
                 format!("scale deployment {name} to {replicas}")
             }
@@ -246,6 +252,61 @@ fn status_write(name: &str, before: Option<RolloutStatus>, shown: RolloutStatus)
         patch: json!({ "status": p }),
         shown: Box::new(shown),
     })
+}
+
+/// What `spec.restartAt` asks now.
+struct Restart {
+    /// The pod to delete now, if any.
+    write: Option<Write>,
+    /// Every pod is newer than `restartAt` (or none is asked).
+    done: bool,
+}
+
+/// `spec.restartAt`, as Argo restarts pods: once its time has come, the oldest pod created
+/// before it is deleted — one at a time, and only while every other pod of the rollout is
+/// Ready, so that capacity never drops by more than one; done when none is older.
+fn restart(seen: &Seen<'_>, rollout: &Rollout) -> Restart {
+    let Some(at) = rollout.spec.restart_at else {
+        return Restart {
+            write: None,
+            done: false,
+        };
+    };
+    if seen.now < at {
+        return Restart {
+            write: None,
+            done: false,
+        };
+    }
+    let created = |p: &k8s_openapi::api::core::v1::Pod| {
+        p.metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| Time(t.0.as_millisecond()))
+    };
+    let mut older: Vec<&&k8s_openapi::api::core::v1::Pod> = seen
+        .pods
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| created(p).is_some_and(|t| t < at))
+        .collect();
+    if older.is_empty() {
+        return Restart {
+            write: None,
+            done: true,
+        };
+    }
+    let all_ready = seen
+        .pods
+        .iter()
+        .all(|p| super::endpoints::available(p, 0, seen.now));
+    older.sort_by_key(|p| created(p));
+    Restart {
+        write: all_ready.then(|| Write::DeletePod {
+            name: older[0].metadata.name.clone().unwrap_or_default(),
+        }),
+        done: false,
+    }
 }
 
 /// The Deployment a `workloadRef` points at, scaled down as its `scaleDown` says — `never`;
@@ -446,8 +507,15 @@ pub fn writes(seen: &Seen<'_>) -> Vec<Write> {
     }
     out.extend(role_metadata(seen, rollout, entry, &by_hash));
     out.extend(workload_scale_down(seen, rollout, entry));
+    let restart = restart(seen, rollout);
+    out.extend(restart.write);
     out.extend(downs);
-    let shown = shown_status(entry, rollout, &seen.replica_sets);
+    let mut shown = shown_status(entry, rollout, &seen.replica_sets);
+    shown.restarted_at = if restart.done {
+        rollout.spec.restart_at
+    } else {
+        before.as_ref().and_then(|b| b.restarted_at)
+    };
     out.extend(status_write(name, before, shown));
     out
 }

@@ -266,6 +266,12 @@ impl KubePort {
                     .await
                     .map(drop)
             }
+            Write::DeletePod { name } => {
+                Api::<k8s_openapi::api::core::v1::Pod>::namespaced(self.client.clone(), ns)
+                    .delete(&name, &DeleteParams::default())
+                    .await
+                    .map(drop)
+            }
             Write::ScaleDeployment { name, replicas } => {
                 Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(self.client.clone(), ns)
                     .patch(
@@ -444,9 +450,9 @@ impl Port for KubePort {
         )))
     }
 
-    fn reflect(&self, state: State) -> BoxFuture<'_, Result<(), Error>> {
+    fn reflect(&self, state: State, now: Time) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
-            let (writes, mut problems) = self.plan(&state, Time::now());
+            let (writes, mut problems) = self.plan(&state, now);
             for (ns, w) in writes {
                 let what = w.what();
                 if let Err(e) = self.carry_out(&ns, w).await {

@@ -21,7 +21,7 @@ pub const CLUSTER: &[Rule] = &[
         "replicasets",
         &["list", "watch", "create", "patch", "delete"],
     ),
-    ("", "pods", &["list", "watch", "patch"]),
+    ("", "pods", &["list", "watch", "patch", "delete"]),
     ("apps", "deployments", &["list", "watch", "patch"]),
     ("batch", "jobs", &["get", "create", "delete"]),
     ("", "services", &["list", "watch", "patch"]),

@@ -79,6 +79,7 @@ impl Cluster {
     /// permissions the install grants.
     async fn tick(&mut self, after: Duration) -> Vec<Call> {
         self.now = self.now.plus(after);
+        self.api.set_now(self.now);
         self.runtime.tick(self.now).await;
         let calls = self.api.take_calls();
         granted(&calls);
@@ -1025,4 +1026,36 @@ async fn a_cluster_scoped_reference_uses_the_cluster_analysis_template_and_not_t
         .find(|c| c.line() == "POST /apis/sluice.dev/v1alpha1/namespaces/shop/analysisruns")
         .unwrap_or_else(|| panic!("no run: {:?}", lines(&calls)));
     assert_eq!(created.body["spec"]["metrics"][0]["name"], "cluster-wide");
+}
+
+#[tokio::test]
+async fn restart_at_restarts_the_older_pods_one_at_a_time_while_the_others_are_ready() {
+    let mut c = healthy_canary().await;
+    let restart_at = c.now.plus(Duration::from_secs(5));
+    let mut r = c.api.get(ROLLOUT).unwrap();
+    r["spec"]["restartAt"] = json!(restart_at.to_string());
+    c.api.put(ROLLOUT, r);
+    assert!(
+        !lines(&c.tick(Duration::from_secs(1)).await)
+            .iter()
+            .any(|l| l.starts_with("DELETE")),
+        "not before its time"
+    );
+    let mut deleted = Vec::new();
+    for _ in 0..8 {
+        let calls = c.tick(Duration::from_secs(5)).await;
+        let now: Vec<String> = lines(&calls)
+            .into_iter()
+            .filter(|l| l.starts_with("DELETE /api/v1/namespaces/shop/pods/"))
+            .collect();
+        assert!(now.len() <= 1, "one at a time: {now:?}");
+        deleted.extend(now);
+        c.settle();
+    }
+    assert_eq!(deleted.len(), 5, "each of the 5 pods once: {deleted:?}");
+    assert_eq!(c.status()["restartedAt"], json!(restart_at.to_string()));
+    assert!(
+        c.tick(Duration::from_secs(5)).await.is_empty(),
+        "done: nothing more"
+    );
 }

@@ -100,6 +100,12 @@ impl LocalConfig {
                     "needs a Kubernetes cluster (local mode has no Deployments): write the pod template in spec.template",
                 ));
             }
+            if r.spec.restart_at.is_some() {
+                errors.push(FieldError::new(
+                    format!("{doc}: spec.restartAt"),
+                    "needs a Kubernetes cluster (local mode runs no pods to restart)",
+                ));
+            }
             if let Some(t) = &r.spec.template
                 && let Err(e) = self.check_images(t)
             {

@@ -13,6 +13,7 @@ use super::state::State;
 use crate::Error;
 use crate::spec::{AnalysisTemplate, PodTemplate, Rollout};
 use crate::status::RolloutStatus;
+use crate::time::Time;
 
 /// What a runtime's owners wrote: the rollouts and the analysis templates, by name.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -92,9 +93,10 @@ pub trait Port: Send + Sync + 'static {
     }
     /// Shows the state, once saved and carried out, where the runtime's owners look (on a
     /// cluster: each Rollout's status, its ReplicaSets and Services). Level-based: called
-    /// after every tick with the whole state, it changes only what differs.
-    fn reflect(&self, state: State) -> BoxFuture<'_, Result<(), Error>> {
-        let _ = state;
+    /// after every tick with the whole state and the tick's time, it changes only what
+    /// differs.
+    fn reflect(&self, state: State, now: Time) -> BoxFuture<'_, Result<(), Error>> {
+        let _ = (state, now);
         Box::pin(async { Ok(()) })
     }
 }

@@ -280,7 +280,7 @@ impl<P: Port> Reconciler<P> {
                         tokio::spawn(runs::drive(self.clone(), run.clone()));
                     }
                 }
-                self.reflect().await;
+                self.reflect(now).await;
                 plan.next
             }
             Err(e) => {
@@ -304,9 +304,9 @@ impl<P: Port> Reconciler<P> {
 
     /// Shows the state where the runtime's owners look ([`Port::reflect`]); what cannot be
     /// shown is a problem in the views until it can.
-    async fn reflect(&self) {
+    async fn reflect(&self, now: Time) {
         let state = self.lock().state.clone();
-        let shown = self.port.reflect(state).await;
+        let shown = self.port.reflect(state, now).await;
         let mut inner = self.lock();
         match shown {
             Ok(()) => {

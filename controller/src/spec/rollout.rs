@@ -94,6 +94,10 @@ pub struct RolloutSpec {
     /// The pod template; its hash names the revision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<PodTemplate>,
+    /// Pods created before this time are restarted, one at a time, each once the others are
+    /// available (on a cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_at: Option<crate::time::Time>,
     /// Instead of `template`: the Deployment whose pod template this rollout runs (on a
     /// cluster), which it scales down as `scaleDown` says.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -8,7 +8,7 @@ use sluice_api::FieldError;
 
 /// (where, fields): `[]` after a segment means every element of that array.
 const ROLLOUT: &[(&str, &[&str])] = &[
-    ("spec", &["restartAt", "analysis"]),
+    ("spec", &["analysis"]),
     (
         "spec.strategy.canary",
         &[
