@@ -104,7 +104,7 @@ pub async fn run(
 ) -> Result<(), Error> {
     let client = Client::try_default()
         .await
-        .map_err(|e| Error::Unreachable(format!("no Kubernetes API server: {e}")))?;
+        .map_err(|e| Error::Start(format!("no Kubernetes API server: {e}")))?;
     let home = std::env::var("POD_NAMESPACE")
         .ok()
         .filter(|n| !n.is_empty())
