@@ -120,6 +120,14 @@ pub enum Reason {
     ProgressDeadlineExceeded,
     /// A person's command (promote, abort, set image, …).
     Command,
+    /// An analysis run ended within every limit.
+    AnalysisRunSuccessful,
+    /// An analysis run ended with too many failed measurements.
+    AnalysisRunFailed,
+    /// An analysis run ended with too many inconclusive measurements.
+    AnalysisRunInconclusive,
+    /// An analysis run ended with too many provider errors.
+    AnalysisRunError,
 }
 
 impl Reason {
@@ -137,6 +145,10 @@ impl Reason {
             Self::RolloutPhaseChanged => "RolloutPhaseChanged",
             Self::ProgressDeadlineExceeded => "ProgressDeadlineExceeded",
             Self::Command => "Command",
+            Self::AnalysisRunSuccessful => "AnalysisRunSuccessful",
+            Self::AnalysisRunFailed => "AnalysisRunFailed",
+            Self::AnalysisRunInconclusive => "AnalysisRunInconclusive",
+            Self::AnalysisRunError => "AnalysisRunError",
         }
     }
 }

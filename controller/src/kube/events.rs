@@ -1,9 +1,10 @@
 //! Kubernetes Events for what the loop records of a rollout (a new revision, each step, a
-//! promotion, an abort, a phase change, a command), as `kubectl describe rollout` and
-//! `kubectl get events` show Argo Rollouts': one `core/v1` Event per record, on the Rollout,
-//! `Warning` for an abort or a missed deadline. Each record is posted once: the runtime
-//! remembers the last one it posted per rollout, and on a restart starts from the state it
-//! saved, so nothing is posted twice. Pure.
+//! promotion, an abort, a phase change, a command, an analysis run's verdict), as
+//! `kubectl describe rollout` and `kubectl get events` show Argo Rollouts': one `core/v1`
+//! Event per record, on the Rollout, `Warning` for an abort, a missed deadline or an analysis
+//! run that did not succeed. Each record is posted once: the runtime remembers the last one it
+//! posted per rollout, and on a restart starts from the state it saved, so nothing is posted
+//! twice. Pure.
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time as KubeTime;
@@ -45,7 +46,11 @@ pub fn event(o: &DynamicObject, e: &EventView, n: usize) -> Event {
     let name = o.metadata.name.clone().unwrap_or_default();
     let warning = matches!(
         e.reason,
-        Reason::RolloutAborted | Reason::ProgressDeadlineExceeded
+        Reason::RolloutAborted
+            | Reason::ProgressDeadlineExceeded
+            | Reason::AnalysisRunFailed
+            | Reason::AnalysisRunError
+            | Reason::AnalysisRunInconclusive
     );
     let millis = u64::try_from(e.time.0).unwrap_or(0);
     Event {

@@ -804,6 +804,20 @@ async fn an_analysis_run_is_an_analysis_run_object_owned_by_the_rollout() {
         c.status()["canary"]["currentStepAnalysisRunStatus"]["name"],
         json!(name)
     );
+    // its verdict is an Event of the rollout
+    crate::reconcile::runs::RunHost::update_run(&*c.runtime, &name, |r| {
+        r.phase = crate::analysis::phase::RunPhase::Failed;
+    });
+    let calls = c.tick(Duration::from_secs(1)).await;
+    let verdict = calls
+        .iter()
+        .find(|c| c.line() == EVENTS && c.body["reason"] == "AnalysisRunFailed")
+        .unwrap_or_else(|| panic!("no verdict event: {:?}", events(&calls)));
+    assert_eq!(verdict.body["type"], "Warning");
+    assert_eq!(
+        verdict.body["message"],
+        format!("analysis run {name} failed")
+    );
 }
 
 #[tokio::test]

@@ -108,6 +108,18 @@ fn commanded(before: &RolloutStatus, after: &RolloutStatus) -> &'static str {
     }
 }
 
+/// The event of a run's verdict, and its word, when the run has ended.
+fn verdict(phase: crate::analysis::phase::RunPhase) -> Option<(Reason, &'static str)> {
+    use crate::analysis::phase::RunPhase as P;
+    match phase {
+        P::Successful => Some((Reason::AnalysisRunSuccessful, "successful")),
+        P::Failed => Some((Reason::AnalysisRunFailed, "failed")),
+        P::Inconclusive => Some((Reason::AnalysisRunInconclusive, "inconclusive")),
+        P::Error => Some((Reason::AnalysisRunError, "error")),
+        P::Pending | P::Running => None,
+    }
+}
+
 /// What a tick decided and must carry out once saved.
 struct Plan {
     publishes: Vec<(String, RouteIntent)>,
@@ -660,14 +672,30 @@ impl<P: Port> RunHost for Reconciler<P> {
     fn update_run(&self, name: &str, f: impl FnOnce(&mut RunRecord)) {
         let verdict_changed = {
             let mut inner = self.lock();
-            match inner.state.runs.get_mut(name) {
+            let ended = match inner.state.runs.get_mut(name) {
                 Some(r) => {
                     let before = r.phase;
                     f(r);
-                    before != r.phase
+                    (before != r.phase).then(|| (r.rollout.clone(), r.phase, r.error.clone()))
                 }
-                None => false,
+                None => None,
+            };
+            // the verdict of a run that has just ended is an event of its rollout
+            if let Some((rollout, phase, error)) = &ended
+                && let Some((reason, word)) = verdict(*phase)
+                && let Some(e) = inner.state.rollouts.get_mut(rollout)
+            {
+                let why = error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default();
+                e.record(
+                    Time::now(),
+                    reason,
+                    &format!("analysis run {name} {word}{why}"),
+                );
             }
+            ended.is_some()
         };
         self.changed();
         if verdict_changed {
