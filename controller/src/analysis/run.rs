@@ -143,20 +143,40 @@ pub struct MetricState {
 
 /// Resolves the arguments a run gets: the rollout's (literal, or a revision's hash) over the
 /// templates' defaults. `stable` and `latest` are the hashes `valueFrom` may name.
-pub fn resolve_args(given: &[AnalysisArg], stable: &str, latest: &str) -> BTreeMap<String, String> {
+pub fn resolve_args(
+    given: &[AnalysisArg],
+    stable: &str,
+    latest: &str,
+    fields: crate::spec::rollout::ArgFields<'_>,
+) -> BTreeMap<String, String> {
     use crate::spec::rollout::PodTemplateHashValue as H;
     given
         .iter()
         .filter_map(|a| {
             let v = match (&a.value, &a.value_from) {
                 (Some(v), _) => v.clone(),
-                (None, Some(from)) => match from.pod_template_hash_value {
-                    H::Stable => stable.to_owned(),
-                    H::Latest => latest.to_owned(),
+                (None, Some(from)) => match (from.pod_template_hash_value, &from.field_ref) {
+                    (Some(H::Stable), _) => stable.to_owned(),
+                    (Some(H::Latest), _) => latest.to_owned(),
+                    (None, Some(f)) => f.value(fields).ok().flatten()?,
+                    // a Secret's key is read by the runtime when the run starts
+                    (None, None) => return None,
                 },
                 (None, None) => return None,
             };
             Some((a.name.clone(), v))
+        })
+        .collect()
+}
+
+/// The arguments taken from a Secret's key, by argument name (read when the run starts).
+pub fn secret_args(given: &[AnalysisArg]) -> BTreeMap<String, crate::spec::rollout::SecretKeyRef> {
+    given
+        .iter()
+        .filter(|a| a.value.is_none())
+        .filter_map(|a| {
+            let k = a.value_from.as_ref()?.secret_key_ref.clone()?;
+            Some((a.name.clone(), k))
         })
         .collect()
 }

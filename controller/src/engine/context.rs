@@ -9,7 +9,7 @@ use super::model::{AnalysisRequest, Decision, Effect, Event, Input, Reason, RunK
 use super::route::{self, RouteIntent};
 use crate::analysis::run::RunPhase;
 use crate::revision::pod_template_hash;
-use crate::spec::rollout::{AnalysisArg, RolloutAnalysis, TrafficRouting};
+use crate::spec::rollout::{RolloutAnalysis, TrafficRouting};
 use crate::status::{
     Condition, ConditionReason, ConditionStatus, ConditionType, PauseCondition, PauseReason, Phase,
     RevisionRecord, RolloutStatus, RunStatus, ScaleDown, TrafficWeights, WeightDestination,
@@ -222,7 +222,15 @@ impl<'a> Ctx<'a> {
                 .iter()
                 .map(crate::spec::rollout::TemplateRef::requested)
                 .collect(),
-            args: resolve(&analysis.args, &stable, revision),
+            args: crate::analysis::run::resolve_args(
+                &analysis.args,
+                &stable,
+                revision,
+                crate::spec::rollout::ArgFields {
+                    metadata: self.input.metadata,
+                },
+            ),
+            secrets: crate::analysis::run::secret_args(&analysis.args),
             revision: revision.to_owned(),
             stable,
         });
@@ -731,8 +739,4 @@ impl<'a> Ctx<'a> {
             requeue_after,
         }
     }
-}
-
-fn resolve(args: &[AnalysisArg], stable: &str, latest: &str) -> BTreeMap<String, String> {
-    crate::analysis::run::resolve_args(args, stable, latest)
 }

@@ -53,6 +53,8 @@ pub struct Input<'a> {
     pub name: &'a str,
     /// Rollout namespace.
     pub namespace: &'a str,
+    /// Its metadata (what `fieldRef` arguments read).
+    pub metadata: &'a crate::spec::ObjectMeta,
     /// Desired state.
     pub spec: &'a RolloutSpec,
     /// Status as last written.
@@ -89,6 +91,9 @@ pub struct AnalysisRequest {
     pub templates: Vec<String>,
     /// Arguments, resolved.
     pub args: BTreeMap<String, String>,
+    /// Arguments read from a Secret's key when the run starts (never kept in the state).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, crate::spec::rollout::SecretKeyRef>,
     /// The revision under analysis.
     pub revision: String,
     /// The stable revision at the time.

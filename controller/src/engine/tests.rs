@@ -21,6 +21,7 @@ use crate::time::Time;
 /// A simulated world around one rollout.
 pub(super) struct Sim {
     pub spec: RolloutSpec,
+    pub metadata: crate::spec::ObjectMeta,
     pub status: RolloutStatus,
     pub obs: Observations,
     pub now: Time,
@@ -85,6 +86,10 @@ impl Sim {
     pub fn with(spec: RolloutSpec) -> Self {
         let mut sim = Self {
             spec,
+            metadata: serde_json::from_value(
+                serde_json::json!({"name": "chip", "namespace": "shop"}),
+            )
+            .expect("metadata"),
             status: RolloutStatus::default(),
             obs: Observations::default(),
             now: Time(1_800_000_000_000),
@@ -128,6 +133,7 @@ impl Sim {
         let input = Input {
             name: "chip",
             namespace: "shop",
+            metadata: &self.metadata,
             spec: &self.spec,
             status: &self.status,
             observed: &self.obs,

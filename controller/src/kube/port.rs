@@ -443,6 +443,29 @@ impl Port for KubePort {
         Box::pin(async { Ok(()) })
     }
 
+    fn secret(
+        &self,
+        rollout: &str,
+        secret: &str,
+        key: &str,
+    ) -> BoxFuture<'_, Result<String, Error>> {
+        let (ns, _) = world::split(rollout);
+        let api = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(self.client.clone(), ns);
+        let (ns, secret, key) = (ns.to_owned(), secret.to_owned(), key.to_owned());
+        Box::pin(async move {
+            let s = api
+                .get(&secret)
+                .await
+                .map_err(|e| Error::Unreachable(format!("secret {ns}/{secret}: {e}")))?;
+            let bytes = s.data.and_then(|mut d| d.remove(&key)).ok_or_else(|| {
+                Error::NotFound(format!("secret {ns}/{secret} has no key {key:?}"))
+            })?;
+            String::from_utf8(bytes.0).map_err(|_| {
+                Error::Refused(format!("secret {ns}/{secret} key {key:?} is not text"))
+            })
+        })
+    }
+
     fn jobs(&self) -> Option<Arc<dyn crate::providers::JobRunner>> {
         Some(Arc::new(super::jobs::KubeJobs::new(
             self.client.clone(),

@@ -24,6 +24,7 @@ pub const CLUSTER: &[Rule] = &[
     ("", "pods", &["list", "watch", "patch", "delete"]),
     ("apps", "deployments", &["list", "watch", "patch"]),
     ("batch", "jobs", &["get", "create", "delete"]),
+    ("", "secrets", &["get"]),
     ("", "services", &["list", "watch", "patch"]),
     ("", "events", &["create"]),
 ];

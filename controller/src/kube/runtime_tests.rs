@@ -1073,3 +1073,76 @@ async fn restart_at_restarts_the_older_pods_one_at_a_time_while_the_others_are_r
         "done: nothing more"
     );
 }
+
+#[tokio::test]
+async fn a_secret_argument_is_read_when_the_run_starts_and_kept_nowhere() {
+    for with_secret in [false, true] {
+        let mut spec = canary("chip:v1");
+        spec["spec"]["strategy"]["canary"]["steps"] = json!([
+            {"setWeight": 20},
+            {"analysis": {"templates": [{"templateName": "smoke"}],
+                          "args": [{"name": "token", "valueFrom": {"secretKeyRef": {"name": "api", "key": "token"}}},
+                                   {"name": "team", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['team']"}}}]}},
+            {"pause": {}}
+        ]);
+        spec["metadata"]["labels"] = json!({"team": "web"});
+        let mut c = Cluster::new(spec, &["chip-stable", "chip-canary"]).await;
+        c.api.put(
+            "/apis/sluice.dev/v1alpha1/namespaces/shop/analysistemplates/smoke",
+            json!({"apiVersion": "sluice.dev/v1alpha1", "kind": "AnalysisTemplate",
+                   "metadata": {"name": "smoke", "namespace": "shop"},
+                   "spec": {"args": [{"name": "token"}, {"name": "team"}],
+                            "metrics": [{"name": "smoke", "interval": "1h", "count": 1,
+                                         "successCondition": "result == 1",
+                                         "provider": {"web": {"url": "http://127.0.0.1:9/{{args.team}}",
+                                                              "headers": [{"key": "authorization", "value": "Bearer {{args.token}}"}]}}}]}}),
+        );
+        if with_secret {
+            c.api.put(
+                "/api/v1/namespaces/shop/secrets/api",
+                json!({"apiVersion": "v1", "kind": "Secret",
+                       "metadata": {"name": "api", "namespace": "shop"},
+                       "data": {"token": "czNjcjN0"}}),
+            );
+        }
+        for _ in 0..3 {
+            c.tick(Duration::from_secs(1)).await;
+            c.settle();
+        }
+        c.set_image("chip:v2");
+        let mut calls = Vec::new();
+        for _ in 0..4 {
+            calls.extend(c.tick(Duration::from_secs(1)).await);
+            c.settle();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let run = format!("chip-{V2}-0-step1");
+        let record = crate::reconcile::runs::RunHost::run(&*c.runtime, &run).unwrap();
+        assert_eq!(record.request.args["team"], "web", "fieldRef");
+        assert!(!record.request.args.contains_key("token"));
+        if with_secret {
+            assert_eq!(record.error, None, "{record:?}");
+            let read = calls
+                .iter()
+                .any(|c| c.line() == "GET /api/v1/namespaces/shop/secrets/api");
+            assert!(read, "{:?}", lines(&calls));
+        } else {
+            let error = record.error.clone().unwrap_or_default();
+            assert!(
+                error.contains("args.token.valueFrom.secretKeyRef") && error.contains("shop/api"),
+                "{error}"
+            );
+        }
+        let saved = c.api.get(STATE).unwrap()["data"]["state.json"].clone();
+        assert!(
+            !saved.as_str().unwrap().contains("s3cr3t"),
+            "never in the state"
+        );
+        let objects = c
+            .api
+            .paths("/apis/sluice.dev/v1alpha1/namespaces/shop/analysisruns/");
+        for o in objects {
+            assert!(!c.api.get(&o).unwrap().to_string().contains("s3cr3t"));
+        }
+    }
+}

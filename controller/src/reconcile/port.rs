@@ -86,6 +86,22 @@ pub trait Port: Send + Sync + 'static {
         revision: &str,
         replicas: i32,
     ) -> BoxFuture<'_, Result<(), Error>>;
+    /// The value of key `key` of Secret `secret` in `rollout`'s namespace (an analysis
+    /// argument's `secretKeyRef`); local mode has no Secrets.
+    fn secret(
+        &self,
+        rollout: &str,
+        secret: &str,
+        key: &str,
+    ) -> BoxFuture<'_, Result<String, Error>> {
+        let _ = (rollout, secret, key);
+        Box::pin(async {
+            Err(Error::Refused(
+                "a secretKeyRef argument needs a Kubernetes cluster (local mode has no Secrets)"
+                    .into(),
+            ))
+        })
+    }
     /// Where a `job` provider's Kubernetes Jobs run, when the runtime has a cluster (local
     /// mode runs a job's `command` instead).
     fn jobs(&self) -> Option<Arc<dyn crate::providers::JobRunner>> {

@@ -711,6 +711,16 @@ impl<P: Port> RunHost for Reconciler<P> {
         super::port::template(&self.port.world(), rollout, name).cloned()
     }
 
+    fn secret(
+        &self,
+        rollout: &str,
+        secret: &str,
+        key: &str,
+    ) -> BoxFuture<'_, Result<String, Error>> {
+        let (rollout, secret, key) = (rollout.to_owned(), secret.to_owned(), key.to_owned());
+        Box::pin(async move { self.port.secret(&rollout, &secret, &key).await })
+    }
+
     fn target_of(&self, rec: &RunRecord) -> Option<Measured> {
         let world = self.port.world();
         let r = world.rollouts.get(&rec.rollout)?;

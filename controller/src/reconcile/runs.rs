@@ -70,10 +70,37 @@ pub trait RunHost: Send + Sync + 'static {
     fn template(&self, rollout: &str, name: &str) -> Option<crate::spec::AnalysisTemplate>;
     /// What the run's providers measure; `None` while the rollout is unknown.
     fn target_of(&self, rec: &RunRecord) -> Option<Measured>;
+    /// The value of key `key` of Secret `secret` for `rollout`'s runs.
+    fn secret(
+        &self,
+        rollout: &str,
+        secret: &str,
+        key: &str,
+    ) -> futures_util::future::BoxFuture<'_, Result<String, Error>>;
+}
+
+/// The run's arguments: those resolved when it was asked for, and those read from Secrets
+/// now (kept in memory for this run only, never in the state).
+async fn args_of(rt: &impl RunHost, rec: &RunRecord) -> Result<BTreeMap<String, String>, Error> {
+    let mut args = rec.request.args.clone();
+    for (arg, from) in &rec.request.secrets {
+        let value = rt
+            .secret(&rec.rollout, &from.name, &from.key)
+            .await
+            .map_err(|e| {
+                Error::field(format!("args.{arg}.valueFrom.secretKeyRef"), e.to_string())
+            })?;
+        args.insert(arg.clone(), value);
+    }
+    Ok(args)
 }
 
 /// Builds the run's spec from the runtime's templates.
-fn spec_of(rt: &impl RunHost, rec: &RunRecord) -> Result<RunSpec, Error> {
+fn spec_of(
+    rt: &impl RunHost,
+    rec: &RunRecord,
+    args: &BTreeMap<String, String>,
+) -> Result<RunSpec, Error> {
     let mut templates = Vec::new();
     for name in &rec.request.templates {
         match rt.template(&rec.rollout, name) {
@@ -86,13 +113,17 @@ fn spec_of(rt: &impl RunHost, rec: &RunRecord) -> Result<RunSpec, Error> {
         }
     }
     let refs: Vec<&crate::spec::AnalysisTemplate> = templates.iter().collect();
-    run::build_run(&refs, &rec.request.args).map_err(Error::Invalid)
+    run::build_run(&refs, args).map_err(Error::Invalid)
 }
 
 /// Runs (or resumes) one run until it is done or terminated.
 pub async fn drive(rt: Arc<impl RunHost>, name: String) {
     let Some(rec) = rt.run(&name) else { return };
-    let spec = match spec_of(&*rt, &rec) {
+    let built = match args_of(&*rt, &rec).await {
+        Ok(args) => spec_of(&*rt, &rec, &args),
+        Err(e) => Err(e),
+    };
+    let spec = match built {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(run = %name, error = %e, "analysis cannot run");

@@ -146,6 +146,7 @@ pub fn settle(
             // the object's name: on a cluster the entry's is `namespace/name`
             name: &r.metadata.name,
             namespace: r.metadata.namespace(),
+            metadata: &r.metadata,
             spec: &spec,
             status: &entry.status,
             observed: &observed,
@@ -344,6 +345,7 @@ spec:
             kind: RunKind::Background,
             templates: vec!["t".into()],
             args: Default::default(),
+            secrets: Default::default(),
             revision: "h2".into(),
             stable: "h1".into(),
         };

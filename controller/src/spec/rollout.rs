@@ -327,7 +327,71 @@ pub struct AnalysisArg {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ArgValueFrom {
     /// `Stable` or `Latest`: the pod-template hash of that revision.
-    pub pod_template_hash_value: PodTemplateHashValue,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_template_hash_value: Option<PodTemplateHashValue>,
+    /// A field of the Rollout: `metadata.name`, `metadata.namespace`,
+    /// `metadata.labels['KEY']` or `metadata.annotations['KEY']`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_ref: Option<FieldRef>,
+    /// A key of a Secret in the Rollout's namespace (on a cluster), read when the run starts
+    /// and kept nowhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key_ref: Option<SecretKeyRef>,
+}
+
+/// `valueFrom.fieldRef`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FieldRef {
+    /// The field's path.
+    pub field_path: String,
+}
+
+/// `valueFrom.secretKeyRef`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretKeyRef {
+    /// The Secret's name.
+    pub name: String,
+    /// The key in its data.
+    pub key: String,
+}
+
+/// The Rollout's fields a `fieldRef` argument can name.
+#[derive(Debug, Clone, Copy)]
+pub struct ArgFields<'a> {
+    /// Its name and namespace, labels and annotations.
+    pub metadata: &'a super::meta::ObjectMeta,
+}
+
+impl FieldRef {
+    /// The value the path names, if the Rollout has it; `Err` when the path is not one a
+    /// `fieldRef` can name.
+    pub fn value(&self, fields: ArgFields<'_>) -> Result<Option<String>, String> {
+        let m = fields.metadata;
+        let keyed = |prefix: &str| {
+            self.field_path
+                .strip_prefix(prefix)
+                .and_then(|r| r.strip_prefix("['"))
+                .and_then(|r| r.strip_suffix("']"))
+        };
+        match self.field_path.as_str() {
+            "metadata.name" => Ok(Some(m.name.clone())),
+            "metadata.namespace" => Ok(Some(m.namespace().to_owned())),
+            _ => {
+                if let Some(k) = keyed("metadata.labels") {
+                    Ok(m.labels.get(k).cloned())
+                } else if let Some(k) = keyed("metadata.annotations") {
+                    Ok(m.annotations.get(k).cloned())
+                } else {
+                    Err(format!(
+                        "{:?} is not a field an argument can take: use metadata.name, metadata.namespace, metadata.labels['KEY'] or metadata.annotations['KEY']",
+                        self.field_path
+                    ))
+                }
+            }
+        }
+    }
 }
 
 /// Which revision's hash.

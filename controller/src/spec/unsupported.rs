@@ -40,16 +40,8 @@ const ROLLOUT: &[(&str, &[&str])] = &[
         &["dryRun", "measurementRetention", "analysisRunMetadata"],
     ),
     (
-        "spec.strategy.canary.analysis.args[].valueFrom",
-        &["fieldRef"],
-    ),
-    (
         "spec.strategy.canary.steps[].analysis",
         &["dryRun", "measurementRetention", "analysisRunMetadata"],
-    ),
-    (
-        "spec.strategy.canary.steps[].analysis.args[].valueFrom",
-        &["fieldRef"],
     ),
     (
         "spec.strategy.blueGreen",
@@ -62,14 +54,6 @@ const ROLLOUT: &[(&str, &[&str])] = &[
     (
         "spec.strategy.blueGreen.postPromotionAnalysis",
         &["dryRun", "measurementRetention", "analysisRunMetadata"],
-    ),
-    (
-        "spec.strategy.blueGreen.prePromotionAnalysis.args[].valueFrom",
-        &["fieldRef"],
-    ),
-    (
-        "spec.strategy.blueGreen.postPromotionAnalysis.args[].valueFrom",
-        &["fieldRef"],
     ),
 ];
 

@@ -332,6 +332,37 @@ fn analysis_ref(
     }
     let mut seen = std::collections::HashSet::new();
     for (i, a) in args.iter().enumerate() {
+        if let Some(from) = &a.value_from {
+            let at = format!("{path}.args[{i}].valueFrom");
+            let given = [
+                from.pod_template_hash_value.is_some(),
+                from.field_ref.is_some(),
+                from.secret_key_ref.is_some(),
+            ]
+            .into_iter()
+            .filter(|x| *x)
+            .count();
+            if given != 1 {
+                e.add(
+                    &at,
+                    "set exactly one of podTemplateHashValue, fieldRef and secretKeyRef",
+                );
+            }
+            if let Some(f) = &from.field_ref {
+                let meta = super::meta::ObjectMeta::default();
+                if let Err(why) = f.value(super::rollout::ArgFields { metadata: &meta }) {
+                    e.add(format!("{at}.fieldRef.fieldPath"), why);
+                }
+            }
+            if let Some(k) = &from.secret_key_ref
+                && (!valid_object_name(&k.name) || k.key.is_empty())
+            {
+                e.add(
+                    format!("{at}.secretKeyRef"),
+                    "required: a Secret name and a key",
+                );
+            }
+        }
         if a.name.is_empty() {
             e.add(format!("{path}.args[{i}].name"), "required");
         } else if !seen.insert(a.name.as_str()) {

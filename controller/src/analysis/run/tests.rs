@@ -401,21 +401,73 @@ fn arguments_resolve_from_values_and_hashes() {
             name: "s".into(),
             value: None,
             value_from: Some(ArgValueFrom {
-                pod_template_hash_value: PodTemplateHashValue::Stable,
+                pod_template_hash_value: Some(PodTemplateHashValue::Stable),
+                field_ref: None,
+                secret_key_ref: None,
             }),
         },
         AnalysisArg {
             name: "l".into(),
             value: None,
             value_from: Some(ArgValueFrom {
-                pod_template_hash_value: PodTemplateHashValue::Latest,
+                pod_template_hash_value: Some(PodTemplateHashValue::Latest),
+                field_ref: None,
+                secret_key_ref: None,
+            }),
+        },
+        AnalysisArg {
+            name: "team".into(),
+            value: None,
+            value_from: Some(ArgValueFrom {
+                pod_template_hash_value: None,
+                field_ref: Some(crate::spec::rollout::FieldRef {
+                    field_path: "metadata.labels['team']".into(),
+                }),
+                secret_key_ref: None,
+            }),
+        },
+        AnalysisArg {
+            name: "ns".into(),
+            value: None,
+            value_from: Some(ArgValueFrom {
+                pod_template_hash_value: None,
+                field_ref: Some(crate::spec::rollout::FieldRef {
+                    field_path: "metadata.namespace".into(),
+                }),
+                secret_key_ref: None,
+            }),
+        },
+        AnalysisArg {
+            name: "token".into(),
+            value: None,
+            value_from: Some(ArgValueFrom {
+                pod_template_hash_value: None,
+                field_ref: None,
+                secret_key_ref: Some(crate::spec::rollout::SecretKeyRef {
+                    name: "api".into(),
+                    key: "token".into(),
+                }),
             }),
         },
     ];
-    let r = resolve_args(&args, "stablehash", "newhash");
+    let metadata: crate::spec::ObjectMeta = serde_json::from_value(serde_json::json!({
+        "name": "chip", "namespace": "shop", "labels": {"team": "web"}
+    }))
+    .unwrap();
+    let fields = crate::spec::rollout::ArgFields {
+        metadata: &metadata,
+    };
+    let r = resolve_args(&args, "stablehash", "newhash", fields);
     assert_eq!(r["a"], "x");
     assert_eq!(r["s"], "stablehash");
     assert_eq!(r["l"], "newhash");
+    assert_eq!(r["team"], "web");
+    assert_eq!(r["ns"], "shop");
+    assert!(
+        !r.contains_key("token"),
+        "a secret is read when the run starts"
+    );
+    assert_eq!(secret_args(&args).keys().collect::<Vec<_>>(), ["token"]);
 }
 
 fn phase_strategy() -> impl Strategy<Value = MeasurementPhase> {
