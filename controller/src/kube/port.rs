@@ -433,16 +433,6 @@ impl Port for KubePort {
         })
     }
 
-    /// Carried out by [`Port::reflect`], level-based.
-    fn scale(
-        &self,
-        _rollout: &str,
-        _revision: &str,
-        _replicas: i32,
-    ) -> BoxFuture<'_, Result<(), Error>> {
-        Box::pin(async { Ok(()) })
-    }
-
     fn secret(
         &self,
         rollout: &str,

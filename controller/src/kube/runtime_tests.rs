@@ -172,6 +172,19 @@ fn rs(hash: &str) -> String {
     format!("{RS}/chip-{hash}")
 }
 
+/// Fails unless `calls` scale revision `hash`'s ReplicaSet to zero.
+fn scaled_to_zero(calls: &[Call], hash: &str) {
+    assert!(
+        lines(calls).contains(&patch(&rs(hash))),
+        "{:?}",
+        lines(calls)
+    );
+    assert_eq!(
+        body_of(calls, &patch(&rs(hash))),
+        &json!({"spec": {"replicas": 0}})
+    );
+}
+
 fn patch(path: &str) -> String {
     format!("PATCH {path}")
 }
@@ -356,16 +369,7 @@ async fn a_canary_through_its_steps_scales_patches_and_writes_its_status_on_chan
     c.settle();
     assert!(!lines(&c.tick(Duration::from_secs(20)).await).contains(&patch(&rs(V1))));
     c.settle();
-    let calls = c.tick(Duration::from_secs(11)).await;
-    assert!(
-        lines(&calls).contains(&patch(&rs(V1))),
-        "{:?}",
-        lines(&calls)
-    );
-    assert_eq!(
-        body_of(&calls, &patch(&rs(V1))),
-        &json!({"spec": {"replicas": 0}})
-    );
+    scaled_to_zero(&c.tick(Duration::from_secs(11)).await, V1);
 }
 
 #[tokio::test]
@@ -422,16 +426,7 @@ async fn an_abort_sends_the_canary_service_back_to_stable_and_scales_the_canary_
         true
     );
     c.settle();
-    let calls = c.tick(Duration::from_secs(31)).await;
-    assert!(
-        lines(&calls).contains(&patch(&rs(V2))),
-        "{:?}",
-        lines(&calls)
-    );
-    assert_eq!(
-        body_of(&calls, &patch(&rs(V2))),
-        &json!({"spec": {"replicas": 0}})
-    );
+    scaled_to_zero(&c.tick(Duration::from_secs(31)).await, V2);
 }
 
 fn blue_green(image: &str) -> Value {
@@ -508,11 +503,7 @@ async fn a_blue_green_promote_switches_the_active_service_then_scales_the_old_si
     let calls = c.tick(Duration::from_secs(1)).await;
     assert_eq!(body_of(&calls, STATUS)["status"]["phase"], "Healthy");
     c.settle();
-    let calls = c.tick(Duration::from_secs(31)).await;
-    assert_eq!(
-        body_of(&calls, &patch(&rs(V1))),
-        &json!({"spec": {"replicas": 0}})
-    );
+    scaled_to_zero(&c.tick(Duration::from_secs(31)).await, V1);
 }
 
 #[tokio::test]

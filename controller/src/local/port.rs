@@ -139,15 +139,4 @@ impl Port for LocalPort {
                 .map_err(|e| cannot(&e))
         })
     }
-
-    /// Local mode runs no processes: the loop records the scale in the state, and the
-    /// versions keep running where the config says they are.
-    fn scale(
-        &self,
-        _rollout: &str,
-        _revision: &str,
-        _replicas: i32,
-    ) -> BoxFuture<'_, Result<(), Error>> {
-        Box::pin(async { Ok(()) })
-    }
 }

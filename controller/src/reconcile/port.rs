@@ -1,8 +1,9 @@
 //! The port a runtime implements so that the shared reconcile loop can run in its world: what
 //! the rollouts and templates say, where a revision runs and whether it is healthy, how the
-//! state is kept, and how a scale is carried out. Everything else — deciding, publishing
-//! routes to the proxies, driving analysis runs, the views — is the loop's and the same for
-//! every runtime.
+//! state is kept, and how it is shown where the runtime's owners look (on a cluster: the
+//! ReplicaSets the engine's scales call for, the Services, the statuses). Everything else —
+//! deciding, publishing routes to the proxies, driving analysis runs, the views — is the
+//! loop's and the same for every runtime.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -79,13 +80,6 @@ pub trait Port: Send + Sync + 'static {
     /// Saves the state whole and durably, without blocking the async runtime's threads; the
     /// loop carries out no effect of a decision before the state holding it is saved.
     fn save(&self, state: State) -> BoxFuture<'_, Result<(), Error>>;
-    /// Carries out a scale the engine decided (the loop records it in the state either way).
-    fn scale(
-        &self,
-        rollout: &str,
-        revision: &str,
-        replicas: i32,
-    ) -> BoxFuture<'_, Result<(), Error>>;
     /// The value of key `key` of Secret `secret` in `rollout`'s namespace (an analysis
     /// argument's `secretKeyRef`); local mode has no Secrets.
     fn secret(

@@ -1,7 +1,7 @@
 //! The reconcile loop every runtime shares: observe (the hub's acknowledgements and counters,
 //! the port's endpoints and health, the analysis runs), decide (the engine, until each
-//! rollout settles), save (through the port), then act (publish routes, carry out scales,
-//! start runs).
+//! rollout settles), save (through the port), then act (publish routes, start runs, and show
+//! the state — the scales recorded in it among the rest — through the port).
 //!
 //! Guarantees:
 //! - the state is saved before any effect of a decision is carried out; if it cannot be
@@ -123,7 +123,6 @@ fn verdict(phase: crate::analysis::phase::RunPhase) -> Option<(Reason, &'static 
 /// What a tick decided and must carry out once saved.
 struct Plan {
     publishes: Vec<(String, RouteIntent)>,
-    scales: Vec<(String, String, i32)>,
     runs: Vec<RunChange>,
     next: Option<Time>,
 }
@@ -223,7 +222,6 @@ impl<P: Port> Reconciler<P> {
         };
         let mut plan = Plan {
             publishes: Vec::new(),
-            scales: Vec::new(),
             runs: Vec::new(),
             next: None,
         };
@@ -240,12 +238,6 @@ impl<P: Port> Reconciler<P> {
             if let Some(intent) = settled.publish {
                 plan.publishes.push((name.clone(), intent));
             }
-            plan.scales.extend(
-                settled
-                    .scales
-                    .into_iter()
-                    .map(|(rev, n)| (name.clone(), rev, n)),
-            );
             plan.runs.extend(settled.runs);
             if let Some(w) = inner.state.rollouts.get(&name).and_then(|e| e.next_wake) {
                 plan.next = Some(plan.next.map_or(w, |n| n.min(w)));
@@ -281,12 +273,6 @@ impl<P: Port> Reconciler<P> {
                     tracing::info!("the state is written again");
                 }
                 self.carry_out(world.clone(), plan.publishes, false).await;
-                for (rollout, revision, replicas) in plan.scales {
-                    if let Err(e) = self.port.scale(&rollout, &revision, replicas).await {
-                        tracing::error!(rollout = %rollout, revision = %revision, error = %e, "cannot scale");
-                        self.lock().problems.rollouts.insert(rollout, e.to_string());
-                    }
-                }
                 for change in &plan.runs {
                     if let RunChange::Started(run) = change {
                         tokio::spawn(runs::drive(self.clone(), run.clone()));
