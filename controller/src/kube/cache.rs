@@ -116,36 +116,21 @@ impl Cache {
 
 /// Keeps one store in step with the API server until the process ends, notifying `changed`
 /// on every event; a failed watch is retried with kube-runtime's backoff.
-async fn follow<K>(api: Api<K>, config: watcher::Config, writer: Writer<K>, changed: Arc<Notify>)
-where
+async fn follow<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    writer: Writer<K>,
+    changed: Arc<Notify>,
+    kind: &'static str,
+) where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone + Default,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
 {
-    let kind = K::kind(&K::DynamicType::default()).into_owned();
     let stream = watcher(api, config).default_backoff().reflect(writer);
     futures_util::pin_mut!(stream);
     while let Some(event) = stream.next().await {
         if let Err(e) = event {
-            tracing::warn!(kind = %kind, error = %e, "watch failed; retrying");
-        }
-        changed.notify_one();
-    }
-}
-
-/// Same as [`follow`] for untyped objects.
-async fn follow_dynamic(
-    api: Api<DynamicObject>,
-    writer: Writer<DynamicObject>,
-    changed: Arc<Notify>,
-    kind: String,
-) {
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer);
-    futures_util::pin_mut!(stream);
-    while let Some(event) = stream.next().await {
-        if let Err(e) = event {
-            tracing::warn!(kind = %kind, error = %e, "watch failed; retrying");
+            tracing::warn!(kind, error = %e, "watch failed; retrying");
         }
         changed.notify_one();
     }
@@ -179,49 +164,57 @@ pub fn watch(
     writers: Writers,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let labelled = || watcher::Config::default().labels(HASH_LABEL);
+    let all = watcher::Config::default;
     let changed = &cache.changed;
     vec![
-        tokio::spawn(follow_dynamic(
+        tokio::spawn(follow(
             dynamic_api(client, namespace, &rollout_resource()),
+            all(),
             writers.rollouts,
             changed.clone(),
-            "Rollout".into(),
+            "Rollout",
         )),
-        tokio::spawn(follow_dynamic(
+        tokio::spawn(follow(
             dynamic_api(client, namespace, &template_resource()),
+            all(),
             writers.templates,
             changed.clone(),
-            "AnalysisTemplate".into(),
+            "AnalysisTemplate",
         )),
-        tokio::spawn(follow_dynamic(
+        tokio::spawn(follow(
             Api::all_with(client.clone(), &cluster_template_resource()),
+            all(),
             writers.cluster_templates,
             changed.clone(),
-            "ClusterAnalysisTemplate".into(),
+            "ClusterAnalysisTemplate",
         )),
         tokio::spawn(follow(
             api::<ReplicaSet>(client, namespace),
             labelled(),
             writers.replica_sets,
             changed.clone(),
+            "ReplicaSet",
         )),
         tokio::spawn(follow(
             api::<Pod>(client, namespace),
             labelled(),
             writers.pods,
             changed.clone(),
+            "Pod",
         )),
         tokio::spawn(follow(
             api::<Service>(client, namespace),
-            watcher::Config::default(),
+            all(),
             writers.services,
             changed.clone(),
+            "Service",
         )),
         tokio::spawn(follow(
             api::<Deployment>(client, namespace),
-            watcher::Config::default(),
+            all(),
             writers.deployments,
             changed.clone(),
+            "Deployment",
         )),
     ]
 }

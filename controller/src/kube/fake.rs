@@ -12,6 +12,8 @@ use kube::client::Body;
 use kube::runtime::watcher::Event;
 use serde_json::{Value, json};
 
+use kube::runtime::reflector::store::Writer;
+
 use super::cache::Writers;
 
 /// One call the client made.
@@ -150,14 +152,14 @@ impl FakeApi {
             }
             objects.by_path.insert(path.to_owned(), object.clone());
         }
-        self.watched(path, Some(&object));
+        self.feed(path, &object, false);
     }
 
     /// Removes the object at `path` as its owners would (not recorded as a call).
     pub fn remove(&self, path: &str) {
         let gone = self.objects.lock().unwrap().by_path.remove(path);
         if let Some(o) = gone {
-            self.deleted(path, &o);
+            self.feed(path, &o, true);
         }
     }
 
@@ -214,54 +216,32 @@ impl FakeApi {
         }
     }
 
-    fn watched(&self, path: &str, object: Option<&Value>) {
-        let Some(o) = object else { return };
-        let mut w = self.writers.lock().unwrap();
-        if path.contains("/rollouts/") {
-            if let Ok(o) = serde_json::from_value(o.clone()) {
-                w.rollouts.apply_watcher_event(&Event::Apply(o));
-            }
-        } else if path.contains("/analysistemplates/") {
-            if let Ok(o) = serde_json::from_value(o.clone()) {
-                w.templates.apply_watcher_event(&Event::Apply(o));
-            }
-        } else if path.contains("/clusteranalysistemplates/") {
-            if let Ok(o) = serde_json::from_value(o.clone()) {
-                w.cluster_templates.apply_watcher_event(&Event::Apply(o));
-            }
-        } else if path.contains("/replicasets/") {
-            if let Ok(o) = serde_json::from_value(o.clone()) {
-                w.replica_sets.apply_watcher_event(&Event::Apply(o));
-            }
-        } else if path.contains("/pods/") {
-            if let Ok(o) = serde_json::from_value(o.clone()) {
-                w.pods.apply_watcher_event(&Event::Apply(o));
-            }
-        } else if path.contains("/services/") {
-            if let Ok(o) = serde_json::from_value(o.clone()) {
-                w.services.apply_watcher_event(&Event::Apply(o));
-            }
-        } else if path.contains("/deployments/")
-            && let Ok(o) = serde_json::from_value(o.clone())
+    /// Feeds a change of the object at `path` to the store of its kind, as a watch would.
+    fn feed(&self, path: &str, o: &Value, gone: bool) {
+        fn apply<K>(w: &mut Writer<K>, o: &Value, gone: bool)
+        where
+            K: kube::Resource + Clone + serde::de::DeserializeOwned + 'static,
+            K::DynamicType: Eq + std::hash::Hash + Clone,
         {
-            w.deployments.apply_watcher_event(&Event::Apply(o));
+            if let Ok(o) = serde_json::from_value::<K>(o.clone()) {
+                w.apply_watcher_event(&if gone {
+                    Event::Delete(o)
+                } else {
+                    Event::Apply(o)
+                });
+            }
         }
-    }
-
-    fn deleted(&self, path: &str, o: &Value) {
         let mut w = self.writers.lock().unwrap();
-        if path.contains("/rollouts/") {
-            if let Ok(o) = serde_json::from_value(o.clone()) {
-                w.rollouts.apply_watcher_event(&Event::Delete(o));
-            }
-        } else if path.contains("/replicasets/") {
-            if let Ok(o) = serde_json::from_value(o.clone()) {
-                w.replica_sets.apply_watcher_event(&Event::Delete(o));
-            }
-        } else if path.contains("/pods/")
-            && let Ok(o) = serde_json::from_value(o.clone())
-        {
-            w.pods.apply_watcher_event(&Event::Delete(o));
+        // the collection: the segment before the object's name
+        match path.rsplit('/').nth(1).unwrap_or_default() {
+            "rollouts" => apply(&mut w.rollouts, o, gone),
+            "analysistemplates" => apply(&mut w.templates, o, gone),
+            "clusteranalysistemplates" => apply(&mut w.cluster_templates, o, gone),
+            "replicasets" => apply(&mut w.replica_sets, o, gone),
+            "pods" => apply(&mut w.pods, o, gone),
+            "services" => apply(&mut w.services, o, gone),
+            "deployments" => apply(&mut w.deployments, o, gone),
+            _ => {}
         }
     }
 
@@ -336,13 +316,13 @@ impl FakeApi {
                     return (404, status(404, "NotFound"));
                 };
                 drop(objects);
-                self.deleted(path, &o);
+                self.feed(path, &o, true);
                 return (200, o);
             }
             _ => return (405, status(405, "MethodNotAllowed")),
         };
         drop(objects);
-        self.watched(&written.0, Some(&written.1));
+        self.feed(&written.0, &written.1, false);
         (if method == "POST" { 201 } else { 200 }, written.1)
     }
 }

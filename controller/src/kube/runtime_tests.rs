@@ -110,6 +110,22 @@ impl Cluster {
             .unwrap();
     }
 
+    /// Three looks on v1 with pods and a proxy, then v2 set and four more looks; the calls
+    /// of those four.
+    async fn released_then_v2(&mut self) -> Vec<Call> {
+        for _ in 0..3 {
+            self.tick(Duration::from_secs(1)).await;
+            self.settle();
+        }
+        self.set_image("chip:v2");
+        let mut calls = Vec::new();
+        for _ in 0..4 {
+            calls.extend(self.tick(Duration::from_secs(1)).await);
+            self.settle();
+        }
+        calls
+    }
+
     fn set_image(&self, image: &str) {
         let mut r = self.api.get(ROLLOUT).unwrap();
         r["spec"]["template"]["spec"]["containers"][0]["image"] = json!(image);
@@ -751,16 +767,7 @@ async fn an_analysis_run_is_an_analysis_run_object_owned_by_the_rollout() {
                                      "failureCondition": "result > 0.05",
                                      "provider": {"proxy": {"query": "error-rate"}}}]}}),
     );
-    for _ in 0..3 {
-        c.tick(Duration::from_secs(1)).await;
-        c.settle();
-    }
-    c.set_image("chip:v2");
-    let mut calls = Vec::new();
-    for _ in 0..4 {
-        calls.extend(c.tick(Duration::from_secs(1)).await);
-        c.settle();
-    }
+    let calls = c.released_then_v2().await;
     let runs = "/apis/sluice.dev/v1alpha1/namespaces/shop/analysisruns";
     let created = calls
         .iter()
@@ -1016,16 +1023,7 @@ async fn a_cluster_scoped_reference_uses_the_cluster_analysis_template_and_not_t
         "/apis/sluice.dev/v1alpha1/clusteranalysistemplates/errors",
         cluster,
     );
-    for _ in 0..3 {
-        c.tick(Duration::from_secs(1)).await;
-        c.settle();
-    }
-    c.set_image("chip:v2");
-    let mut calls = Vec::new();
-    for _ in 0..4 {
-        calls.extend(c.tick(Duration::from_secs(1)).await);
-        c.settle();
-    }
+    let calls = c.released_then_v2().await;
     let created = calls
         .iter()
         .find(|c| c.line() == "POST /apis/sluice.dev/v1alpha1/namespaces/shop/analysisruns")
