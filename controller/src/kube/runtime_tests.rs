@@ -600,14 +600,20 @@ async fn an_invalid_spec_is_degraded_with_its_field_and_nothing_else_is_touched(
 }
 
 #[tokio::test]
-async fn a_deleted_rollout_leaves_the_state_and_its_replica_sets_to_the_garbage_collector() {
+async fn a_deleted_rollout_leaves_the_state_its_route_the_proxies_and_its_replica_sets_to_the_garbage_collector()
+ {
     let mut c = paused_canary().await;
+    assert_eq!(c.hub.route_names(), ["shop/chip"]);
+    let before = c.hub.generation();
     c.api.remove(ROLLOUT);
     let calls = c.tick(Duration::from_secs(1)).await;
     assert_eq!(lines(&calls), [SAVE]);
     let state: Value =
         serde_json::from_str(calls[0].body["data"]["state.json"].as_str().unwrap()).unwrap();
     assert_eq!(state["rollouts"], json!({}));
+    assert!(c.hub.route_names().is_empty(), "the route is withdrawn");
+    let snap = c.hub.snapshot();
+    assert!(snap.table.routes.is_empty() && snap.generation > before);
     assert!(c.tick(Duration::from_secs(1)).await.is_empty());
 }
 

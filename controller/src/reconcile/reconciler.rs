@@ -14,7 +14,7 @@
 //!   their measurements, generations continue upward;
 //! - a command or a report wakes the loop at once; timers wake it when due.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,6 +48,17 @@ struct Inner {
     problems: Problems,
     /// Ticks that have taken the state so far (the number of the latest).
     ticks_started: u64,
+    /// Routes of rollouts that are gone, to be withdrawn from the proxies once the state
+    /// without them is saved.
+    withdrawals: BTreeSet<String>,
+}
+
+/// The route an entry has published or decided, if any.
+fn route_of(e: &Entry) -> Option<&str> {
+    e.live
+        .as_ref()
+        .map(|(i, _)| i.route.as_str())
+        .or_else(|| e.published.as_ref().map(|i| i.route.as_str()))
 }
 
 /// The loop, over a runtime's port.
@@ -169,6 +180,17 @@ impl<P: Port> Reconciler<P> {
     fn follow_world(&self) {
         let world = self.port.world();
         let mut inner = self.lock();
+        let gone: Vec<String> = inner
+            .state
+            .rollouts
+            .iter()
+            .filter(|(name, _)| !world.rollouts.contains_key(*name))
+            .filter_map(|(name, e)| {
+                tracing::info!(rollout = %name, "the rollout is gone");
+                route_of(e).map(str::to_owned)
+            })
+            .collect();
+        inner.withdrawals.extend(gone);
         let rollouts = &mut inner.state.rollouts;
         rollouts.retain(|name, _| world.rollouts.contains_key(name));
         for (name, r) in &world.rollouts {
@@ -273,6 +295,7 @@ impl<P: Port> Reconciler<P> {
                     tracing::info!("the state is written again");
                 }
                 self.carry_out(world.clone(), plan.publishes, false).await;
+                self.withdraw_gone().await;
                 for change in &plan.runs {
                     if let RunChange::Started(run) = change {
                         tokio::spawn(runs::drive(self.clone(), run.clone()));
@@ -379,6 +402,46 @@ impl<P: Port> Reconciler<P> {
         .await;
         if let Err(e) = published {
             tracing::error!(error = %e, "publishing stopped");
+        }
+    }
+
+    /// Withdraws the routes of rollouts that are gone (unless a rollout still uses the same
+    /// route), on a thread where waiting for the disk blocks no task; one that cannot be
+    /// written is tried again on the next tick.
+    async fn withdraw_gone(self: &Arc<Self>) {
+        let names: Vec<String> = {
+            let mut inner = self.lock();
+            let used: BTreeSet<String> = inner
+                .state
+                .rollouts
+                .values()
+                .filter_map(|e| route_of(e).map(str::to_owned))
+                .collect();
+            inner.withdrawals.retain(|r| !used.contains(r));
+            inner.withdrawals.iter().cloned().collect()
+        };
+        if names.is_empty() {
+            return;
+        }
+        let me = self.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            for name in names {
+                match me.hub.withdraw(&name) {
+                    Ok(generation) => {
+                        if let Some(g) = generation {
+                            tracing::info!(route = %name, generation = g, "route withdrawn");
+                        }
+                        me.lock().withdrawals.remove(&name);
+                    }
+                    Err(e) => {
+                        tracing::error!(route = %name, error = %e, "cannot withdraw the route")
+                    }
+                }
+            }
+        })
+        .await;
+        if let Err(e) = done {
+            tracing::error!(error = %e, "withdrawing stopped");
         }
     }
 

@@ -313,6 +313,28 @@ impl Hub {
         Ok((generation, unpersisted))
     }
 
+    /// Removes a route whose rollout is gone: persisted, then served at a new generation, so
+    /// the proxies drop it. `None` when it was not served.
+    pub fn withdraw(&self, name: &str) -> Result<Option<u64>, Error> {
+        let _one_publisher = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(withdrawal) = self.lock().routes.stage_withdrawal(name) else {
+            return Ok(None);
+        };
+        if let Some(store) = &self.store {
+            store
+                .write(&withdrawal.bytes)
+                .map_err(|e| Error::State(format!("cannot write {}: {e}", store.describe())))?;
+        }
+        let generation = self.lock().routes.commit_withdrawal(withdrawal);
+        self.table_tx.send_replace(generation);
+        Ok(Some(generation))
+    }
+
+    /// The names of the routes served.
+    pub fn route_names(&self) -> Vec<String> {
+        self.lock().routes.names().map(str::to_owned).collect()
+    }
+
     /// The whole table now.
     pub fn snapshot(&self) -> Snapshot {
         self.lock().routes.snapshot()

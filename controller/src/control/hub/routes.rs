@@ -24,6 +24,9 @@ pub type Published = (RouteSpec, Vec<BackendSpec>);
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Persisted {
     next_generation: u64,
+    /// The table's generation, when a withdrawal made it newer than every route's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    generation: Option<u64>,
     routes: BTreeMap<String, Published>,
 }
 
@@ -65,6 +68,14 @@ impl Staged {
     }
 }
 
+/// A route's removal ready to be written, then committed.
+#[derive(Debug)]
+pub struct Withdrawal {
+    name: String,
+    /// What to write to disk before the table without the route is served.
+    pub bytes: Vec<u8>,
+}
+
 impl Routes {
     /// The table as it was persisted (`bytes`), restarting [`RESTART_GAP`] past it.
     pub fn from_persisted(bytes: &[u8]) -> Result<Self, serde_json::Error> {
@@ -75,6 +86,7 @@ impl Routes {
                 .routes
                 .values()
                 .filter_map(|(r, _)| r.generation)
+                .chain(p.generation)
                 .max()
                 .unwrap_or(0),
             routes: p.routes,
@@ -120,6 +132,7 @@ impl Routes {
         routes.insert(route.name.clone(), (route.clone(), backends.clone()));
         let bytes = serde_json::to_vec(&Persisted {
             next_generation: self.next_generation + 1,
+            generation: None,
             routes,
         })
         .unwrap_or_default();
@@ -141,6 +154,41 @@ impl Routes {
         self.next_generation += 1;
         self.generation = generation;
         generation
+    }
+
+    /// Prepares the removal of route `name` (its rollout is gone): `None` when it is not
+    /// served; else the bytes of the table without it, at a new generation.
+    pub fn stage_withdrawal(&self, name: &str) -> Option<Withdrawal> {
+        if !self.routes.contains_key(name) {
+            return None;
+        }
+        let mut routes = self.routes.clone();
+        routes.remove(name);
+        let bytes = serde_json::to_vec(&Persisted {
+            next_generation: self.next_generation + 1,
+            generation: Some(self.next_generation),
+            routes,
+        })
+        .unwrap_or_default();
+        Some(Withdrawal {
+            name: name.to_owned(),
+            bytes,
+        })
+    }
+
+    /// Serves the table without a withdrawn route, at a new generation; returns it.
+    pub fn commit_withdrawal(&mut self, withdrawal: Withdrawal) -> u64 {
+        let generation = self.next_generation;
+        self.routes.remove(&withdrawal.name);
+        self.known.remove(&withdrawal.name);
+        self.next_generation += 1;
+        self.generation = generation;
+        generation
+    }
+
+    /// The names of the routes served.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.routes.keys().map(String::as_str)
     }
 
     /// The whole table now.
@@ -194,6 +242,35 @@ mod tests {
 
     fn route(weight: u32) -> RouteSpec {
         RouteSpec::new("r", "a").with_canary("b", weight)
+    }
+
+    #[test]
+    fn a_withdrawn_route_leaves_the_table_at_a_newer_generation_that_a_restart_keeps() {
+        let mut t = Routes::default();
+        let a = t.stage(route(20), vec![]).unwrap();
+        let ga = t.commit(a);
+        let other = t
+            .stage(RouteSpec::new("s", "a").with_canary("b", 5), vec![])
+            .unwrap();
+        t.commit(other);
+        assert!(t.stage_withdrawal("missing").is_none());
+        let w = t.stage_withdrawal("r").expect("r is served");
+        let bytes = w.bytes.clone();
+        let g = t.commit_withdrawal(w);
+        assert!(g > ga);
+        assert_eq!(t.generation(), g);
+        assert!(!t.has("r") && t.known("r").is_none());
+        let snap = t.snapshot();
+        let names: Vec<&str> = snap.table.routes.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["s"]);
+        let reopened = Routes::from_persisted(&bytes).unwrap();
+        assert!(!reopened.has("r") && reopened.has("s"));
+        assert_eq!(
+            reopened.generation(),
+            g,
+            "the table's generation survives a restart"
+        );
+        assert!(reopened.was_given(g), "its generation is never given again");
     }
 
     #[test]
