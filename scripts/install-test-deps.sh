@@ -3,10 +3,16 @@
 #   promtool (Debian package prometheus) — checks the proxy's /metrics text;
 #   python3 — runs scripts/check-imports.py and scripts/validate-manifests.py;
 #   kubernetes-validate (PyPI), in a virtual environment cached under ~/.cache/sluice by its
-#   version — checks the built-in kinds of manifests/.
+#   version — checks the built-in kinds of manifests/;
+#   the Kubernetes components the cluster tests run (etcd, kube-apiserver,
+#   kube-controller-manager, kube-scheduler, kubectl, KWOK), built from source with Go and the
+#   Go module proxy from the module tests/cluster/ (its go.mod pins every version), cached under
+#   ~/.cache/sluice by the hash of that module's files, with KWOK's node and pod stages.
 # Needs root (or sudo) only when a Debian package is missing.
 # With --print-python: prints the Python that has kubernetes-validate, installs nothing.
+# With --print-k8s-dir: prints the directory of the Kubernetes components, builds nothing.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 KUBERNETES_VALIDATE_VERSION=1.37.0
 cache="${SLUICE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sluice}"
@@ -15,6 +21,41 @@ if [ "${1:-}" = "--print-python" ]; then
   echo "$venv/bin/python"
   exit 0
 fi
+k8s_key=$(cat tests/cluster/go.mod tests/cluster/go.sum tests/cluster/cmd/etcd/main.go | sha256sum | cut -c1-16)
+k8s_version=$(awk '$1 == "k8s.io/kubernetes" {print $2; exit}' tests/cluster/go.mod)
+k8s_dir="$cache/kubernetes-$k8s_version-$k8s_key"
+if [ "${1:-}" = "--print-k8s-dir" ]; then
+  echo "$k8s_dir"
+  exit 0
+fi
+
+# Builds the Kubernetes components once per version of tests/cluster/ (GOTOOLCHAIN=local: the
+# machine's Go, no toolchain download).
+install_kubernetes() {
+  if [ -x "$k8s_dir/bin/kwok" ] && [ -s "$k8s_dir/kwok-stages.yaml" ]; then
+    return
+  fi
+  if ! command -v go >/dev/null 2>&1; then
+    echo "Go is needed to build the Kubernetes components of the cluster tests (tests/cluster/)" >&2
+    exit 1
+  fi
+  echo "building the Kubernetes components ($k8s_version, tests/cluster/go.mod) into $k8s_dir"
+  local start tmp kwok
+  start=$(date +%s)
+  tmp="$k8s_dir.tmp"
+  rm -rf "$tmp"
+  mkdir -p "$tmp/bin"
+  (cd tests/cluster && GOTOOLCHAIN=local go build -trimpath -ldflags='-s -w' -o "$tmp/bin/" tool)
+  kwok=$(cd tests/cluster && GOTOOLCHAIN=local go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
+  for f in "$kwok"/kustomize/stage/node/fast/*.yaml "$kwok"/kustomize/stage/pod/fast/*.yaml; do
+    case "$(basename "$f")" in kustomization.yaml) continue ;; esac
+    cat "$f"
+    echo "---"
+  done > "$tmp/kwok-stages.yaml"
+  rm -rf "$k8s_dir"
+  mv "$tmp" "$k8s_dir"
+  echo "built the Kubernetes components in $(( $(date +%s) - start )) s"
+}
 
 install_kubernetes_validate() {
   if "$venv/bin/python" -c "import kubernetes_validate, jsonschema, yaml" 2>/dev/null; then
@@ -35,6 +76,7 @@ python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
 
 if [ ${#missing[@]} -eq 0 ]; then
   install_kubernetes_validate
+  install_kubernetes
   exit 0
 fi
 
@@ -52,3 +94,4 @@ as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
 as_root rm -f /usr/sbin/policy-rc.d
 trap - EXIT
 install_kubernetes_validate
+install_kubernetes
