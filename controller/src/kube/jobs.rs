@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams};
 use serde_json::json;
 
 use super::runs::ROLLOUT_LABEL;
@@ -78,7 +78,7 @@ async fn run(client: kube::Client, poll: Duration, req: JobRequest) -> ProviderO
         Err(e) => return ProviderOutcome::Error(format!("the job's spec is not a Job spec: {e}")),
     };
     let api = Api::<Job>::namespaced(client, ns);
-    if let Err(e) = api.create(&PostParams::default(), &job).await {
+    if let Err(e) = api.create(&super::params::post_params(), &job).await {
         return ProviderOutcome::Error(format!("cannot create job {}: {e}", req.name));
     }
     let deadline = tokio::time::Instant::now() + req.timeout;

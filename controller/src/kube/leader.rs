@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch};
 
 use super::lease::{self, Decision};
 use crate::Error;
@@ -22,7 +22,7 @@ pub const LEADER_LABEL: &str = "sluice.dev/leader";
 /// Labels this candidate's pod `leading` or not (a merge patch of its labels).
 pub async fn mark(pods: &Api<Pod>, pod: &str, leading: bool) -> Result<(), Error> {
     let patch = serde_json::json!({"metadata": {"labels": {LEADER_LABEL: leading.to_string()}}});
-    pods.patch(pod, &PatchParams::default(), &Patch::Merge(patch))
+    pods.patch(pod, &super::params::patch_params(), &Patch::Merge(patch))
         .await
         .map(drop)
         .map_err(|e| Error::Unreachable(format!("cannot label pod {pod}: {e}")))
@@ -71,7 +71,7 @@ impl Elector {
             Decision::Take | Decision::Renew => {
                 let mut ours = lease::held(read.as_ref(), &self.me, self.duration, now);
                 ours.metadata.name = Some(self.name.clone());
-                let pp = PostParams::default();
+                let pp = super::params::post_params();
                 let written = match read {
                     None => self.api.create(&pp, &ours).await,
                     Some(_) => self.api.replace(&self.name, &pp, &ours).await,

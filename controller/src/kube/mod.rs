@@ -14,6 +14,7 @@ pub mod events;
 pub mod jobs;
 pub mod leader;
 pub mod lease;
+pub mod params;
 pub mod patch;
 pub mod plan;
 pub mod port;

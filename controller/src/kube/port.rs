@@ -14,7 +14,7 @@ use futures_util::future::BoxFuture;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, PodTemplateSpec, Service};
 use kube::Client;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch};
 
 use super::cache::{Cache, rollout_resource};
 use super::endpoints;
@@ -245,9 +245,12 @@ impl KubePort {
 
     async fn carry_out(&self, ns: &str, write: Write) -> Result<(), kube::Error> {
         let sets = Api::<ReplicaSet>::namespaced(self.client.clone(), ns);
-        let merge = PatchParams::default();
+        let merge = super::params::patch_params();
         match write {
-            Write::CreateReplicaSet(rs) => sets.create(&PostParams::default(), &rs).await.map(drop),
+            Write::CreateReplicaSet(rs) => sets
+                .create(&super::params::post_params(), &rs)
+                .await
+                .map(drop),
             Write::ScaleReplicaSet { name, replicas } => sets
                 .patch(
                     &name,
@@ -305,7 +308,7 @@ impl KubePort {
             Write::CreateAnalysisRun(run) => {
                 let name = run.metadata.name.clone().unwrap_or_default();
                 let created = Api::<AnalysisRunResource>::namespaced(self.client.clone(), ns)
-                    .create(&PostParams::default(), &run)
+                    .create(&super::params::post_params(), &run)
                     .await;
                 // made before a restart: it is there already
                 if created.is_ok() || is_conflict(&created) {
@@ -319,14 +322,14 @@ impl KubePort {
             }
             Write::PatchRunStatus { name, patch, shown } => {
                 Api::<AnalysisRunResource>::namespaced(self.client.clone(), ns)
-                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(patch))
+                    .patch_status(&name, &super::params::patch_params(), &Patch::Merge(patch))
                     .await?;
                 unpoisoned(self.runs_shown.lock()).insert(format!("{ns}/{name}"), Some(*shown));
                 Ok(())
             }
             Write::CreateEvent(event) => {
                 Api::<Event>::namespaced(self.client.clone(), ns)
-                    .create(&PostParams::default(), &event)
+                    .create(&super::params::post_params(), &event)
                     .await?;
                 if let (Some(name), Some(record)) =
                     (&event.involved_object.name, events::record_of(&event))

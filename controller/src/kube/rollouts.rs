@@ -118,7 +118,10 @@ impl ClusterRollouts {
     }
 
     async fn send(&self, name: &str, patches: Patches) -> Result<String, Error> {
-        let params = PatchParams::default();
+        let params = PatchParams {
+            field_manager: Some(super::params::CLI_FIELD_MANAGER.to_owned()),
+            ..Default::default()
+        };
         if let Some(status) = &patches.status {
             self.api
                 .patch_status(name, &params, &Patch::Merge(status))

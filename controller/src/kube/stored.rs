@@ -5,7 +5,7 @@
 //! wrote — its write is refused (409) and it says so.
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::api::{Api, ObjectMeta};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -71,7 +71,7 @@ impl Stored {
             data: Some(BTreeMap::from([(self.key.clone(), text)])),
             ..ConfigMap::default()
         };
-        let pp = PostParams::default();
+        let pp = super::params::post_params();
         let written = match version {
             None => self.api.create(&pp, &cm).await,
             Some(_) => self.api.replace(&self.name, &pp, &cm).await,

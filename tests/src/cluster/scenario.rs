@@ -257,6 +257,19 @@ impl Scenario {
 
 impl Drop for Scenario {
     fn drop(&mut self) {
+        // the controller has the install's RBAC and no more: a call it is refused is a
+        // missing rule
+        let refused: Vec<String> = self
+            .controllers
+            .iter()
+            .flat_map(|c| {
+                c.log()
+                    .lines()
+                    .filter(|l| l.contains("forbidden") || l.contains("Forbidden"))
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         self.proxies.clear();
         self.controllers.clear();
         let _ = self.cluster.kubectl_in(
@@ -269,6 +282,12 @@ impl Drop for Scenario {
             ],
             None,
         );
+        if !std::thread::panicking() {
+            assert!(
+                refused.is_empty(),
+                "the API server refused the controller: {refused:#?}"
+            );
+        }
     }
 }
 

@@ -278,6 +278,9 @@ impl Controller {
 
 impl Drop for Controller {
     fn drop(&mut self) {
+        if !self.running() {
+            return;
+        }
         // SIGTERM first: a controller that stops cleanly hands its lease over at once
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])

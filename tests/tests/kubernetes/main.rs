@@ -7,5 +7,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod analysis;
 mod article;
+mod blue_green;
 mod canary;
+mod faults;
+mod invalid;
+mod lifecycle;
+mod scale;
