@@ -5,6 +5,7 @@
 //! - `job`: a command with a timeout (exit 0 is success; its output is kept);
 //! - `load`: a warm-up sent with the loadtest library; the result is the success rate.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,24 @@ use crate::spec::defaults;
 use crate::spec::template::{ProxyQuery, RevisionRole};
 use crate::time::Time;
 
+/// Requests and server errors (5xx) counted over a span.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counted {
+    /// Responses.
+    pub requests: u64,
+    /// Of which 5xx.
+    pub errors: u64,
+}
+
+/// What one proxy counted for each revision of a route between two of its reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// When the second report was merged.
+    pub at: Time,
+    /// Per revision.
+    pub counts: BTreeMap<String, Counted>,
+}
+
 /// The proxies' counters of a (route, revision) over the last `window` before `now`, merged
 /// across proxies, with the span they cover (what the `proxy` provider reads).
 pub trait CounterWindow: Send + Sync {
@@ -34,39 +53,36 @@ pub trait CounterWindow: Send + Sync {
     /// The merged counters of a (route, revision) as sampled (about once a second) since
     /// `since`, oldest first: cumulative totals with the time of each sample.
     fn samples(&self, route: &str, revision: &str, since: Time) -> Vec<(Time, sluice_api::Totals)>;
+    /// The steps of a route's reports (what one proxy counted per revision between two of
+    /// its reports) merged at or after `since`, oldest first.
+    fn steps(&self, route: &str, since: Time) -> Vec<Step>;
 }
 
-/// The `canary-vs-stable` verdict over the samples of both revisions taken at the same
-/// moments: each step between two samples is one window of the sequential test. Fewer than
-/// `min_requests` canary responses, or no verdict yet, is not a measurement.
+/// The `canary-vs-stable` verdict over the steps of the route's reports: each step is what one
+/// proxy counted for both revisions between two of its reports — the same moments, the same
+/// traffic — and is one window of the sequential test, weighed as soon as its report is
+/// merged. Fewer than `min_requests` canary responses, or no verdict yet, is not a
+/// measurement.
 pub fn canary_vs_stable(
     params: &sequential::Params,
-    canary: &[(Time, sluice_api::Totals)],
-    stable: &[(Time, sluice_api::Totals)],
+    steps: &[Step],
+    canary: &str,
+    stable: &str,
     min_requests: u64,
 ) -> ProviderOutcome {
-    let step = |s: &[(Time, sluice_api::Totals)], i: usize| {
-        let d = s[i].1.minus(&s[i - 1].1);
+    if canary == stable {
+        return ProviderOutcome::NotEnoughData("no canary to compare with stable".to_owned());
+    }
+    let counts = |s: &Step, revision: &str| {
+        let c = s.counts.get(revision).copied().unwrap_or_default();
         sequential::Counts {
-            requests: d.requests(),
-            errors: d.server_errors(),
+            requests: c.requests,
+            errors: c.errors,
         }
     };
     let mut evidence = sequential::Evidence::default();
-    let mut j = 1;
-    for i in 1..canary.len() {
-        // the stable samples of the same two moments, if there are
-        while j < stable.len() && stable[j].0 < canary[i].0 {
-            j += 1;
-        }
-        let same =
-            j < stable.len() && stable[j].0 == canary[i].0 && stable[j - 1].0 == canary[i - 1].0;
-        let s = if same {
-            step(stable, j)
-        } else {
-            sequential::Counts::default()
-        };
-        evidence.add(params, step(canary, i), s);
+    for s in steps {
+        evidence.add(params, counts(s, canary), counts(s, stable));
     }
     let figures = format!(
         "canary {} of {} failed ({}), stable {} of {} ({}), statistic {:.2} (worse at {:.2}, not worse at {:.2})",
@@ -183,13 +199,14 @@ pub async fn measure(metric: &MetricSpec, target: &Measured, now: Time) -> Provi
         let min = x.min_requests.unwrap_or(defaults::PROXY_MIN_REQUESTS);
         if x.query == ProxyQuery::CanaryVsStable {
             let since = Time(now.0 - i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
-            let canary = target
-                .counters
-                .samples(&target.route, &target.revision, since);
-            let stable = target
-                .counters
-                .samples(&target.route, &target.stable, since);
-            return canary_vs_stable(&x.sequential(), &canary, &stable, min);
+            let steps = target.counters.steps(&target.route, since);
+            return canary_vs_stable(
+                &x.sequential(),
+                &steps,
+                &target.revision,
+                &target.stable,
+                min,
+            );
         }
         let (t, span) = target.counters.window(&target.route, revision, window, now);
         return proxy_value(
@@ -530,24 +547,45 @@ mod job_name_tests {
 mod tests {
     use super::*;
 
-    /// Cumulative samples a second apart: (requests, 5xx) added in each second.
-    fn series(steps: &[(u64, u64)]) -> Vec<(Time, sluice_api::Totals)> {
-        let mut t = sluice_api::Totals::default();
-        let mut out = vec![(Time(0), t.clone())];
-        for (i, (n, bad)) in steps.iter().enumerate() {
-            t.by_class[1] += n - bad;
-            t.by_class[4] += bad;
-            out.push((Time(1000 * (i as i64 + 1)), t.clone()));
-        }
-        out
+    /// (requests, 5xx).
+    type Pair = (u64, u64);
+
+    /// Report steps, one per (canary, stable) pair of (requests, 5xx).
+    fn steps(pairs: &[(Pair, Pair)]) -> Vec<Step> {
+        pairs
+            .iter()
+            .enumerate()
+            .map(|(i, ((cn, ce), (sn, se)))| Step {
+                at: Time(100 * i as i64),
+                counts: [
+                    (
+                        "c",
+                        Counted {
+                            requests: *cn,
+                            errors: *ce,
+                        },
+                    ),
+                    (
+                        "s",
+                        Counted {
+                            requests: *sn,
+                            errors: *se,
+                        },
+                    ),
+                ]
+                .into_iter()
+                .filter(|(_, c)| c.requests > 0)
+                .map(|(r, c)| (r.to_owned(), c))
+                .collect(),
+            })
+            .collect()
     }
 
     #[test]
     fn canary_vs_stable_fails_a_canary_erring_alone_and_passes_one_erring_like_stable() {
         let p = crate::analysis::sequential::Params::default();
-        let stable_ok = series(&[(160, 1); 8]);
-        let bad = series(&[(40, 12); 8]);
-        match canary_vs_stable(&p, &bad, &stable_ok, 20) {
+        let bad = steps(&[((40, 12), (160, 1)); 8]);
+        match canary_vs_stable(&p, &bad, "c", "s", 20) {
             ProviderOutcome::Decided { success, detail } => {
                 assert!(!success);
                 assert!(detail.starts_with("worse than stable: canary "), "{detail}");
@@ -555,25 +593,27 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // the same spike on both: no evidence against the canary
-        let stable_spike = series(&[(160, 40); 30]);
-        let canary_spike = series(&[(40, 10); 30]);
+        let spike = steps(&[((40, 10), (160, 40)); 30]);
         assert!(matches!(
-            canary_vs_stable(&p, &canary_spike, &stable_spike, 20),
+            canary_vs_stable(&p, &spike, "c", "s", 20),
             ProviderOutcome::Decided { success: true, .. }
         ));
         // too little canary traffic is not a measurement
         assert!(matches!(
-            canary_vs_stable(&p, &series(&[(3, 3)]), &series(&[(160, 0)]), 20),
+            canary_vs_stable(&p, &steps(&[((3, 3), (160, 0))]), "c", "s", 20),
             ProviderOutcome::NotEnoughData(m) if m.starts_with("waiting for traffic")
         ));
-        // samples of other moments are not compared: the canary's errors alone weigh nothing
-        let mut shifted = stable_ok.clone();
-        for (t, _) in &mut shifted {
-            t.0 += 500;
-        }
+        // a step where the stable revision served nothing carries no comparison: the
+        // canary's errors alone weigh nothing
+        let alone = steps(&[((40, 12), (0, 0)); 8]);
         assert!(matches!(
-            canary_vs_stable(&p, &bad, &shifted, 20),
+            canary_vs_stable(&p, &alone, "c", "s", 20),
             ProviderOutcome::NotEnoughData(m) if m.starts_with("undecided")
+        ));
+        // no canary (the revision under analysis is the stable one)
+        assert!(matches!(
+            canary_vs_stable(&p, &bad, "s", "s", 20),
+            ProviderOutcome::NotEnoughData(_)
         ));
     }
 

@@ -38,6 +38,10 @@ pub struct ProxyArgs {
     /// Time between reports to the controller.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
     pub report_interval: Duration,
+    /// Time between reports while a canary takes traffic (the controller weighs each report
+    /// as it comes; never longer than --report-interval).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "100ms")]
+    pub canary_report_interval: Duration,
     /// Write the bound addresses as JSON to this file once listening (useful with port 0).
     #[arg(long)]
     pub addr_file: Option<PathBuf>,
@@ -131,6 +135,7 @@ pub fn main_with(args: ProxyArgs) -> ExitCode {
                 token,
                 cache_dir: args.cache_dir.clone(),
                 report_interval: args.report_interval,
+                canary_report_interval: args.canary_report_interval,
                 poll_wait: Duration::from_secs(25),
             })
         }

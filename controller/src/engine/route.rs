@@ -72,6 +72,9 @@ pub struct RouteIntent {
     /// Sticky split key, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sticky: Option<Sticky>,
+    /// The proxies' failover from the canary to stable, if on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<crate::spec::rollout::Failover>,
 }
 
 /// The default preview header.
@@ -132,6 +135,7 @@ pub fn base(
                 .map(Sticky::Header)
                 .or_else(|| s.sticky_cookie.clone().map(Sticky::Cookie))
         }),
+        failover: sluice.and_then(|s| s.failover.clone()),
     }
 }
 

@@ -718,6 +718,10 @@ impl<P: Port> RunHost for Reconciler<P> {
         self.lock().state.runs.get(name).cloned()
     }
 
+    fn reports(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.hub.subscribe_reports())
+    }
+
     fn update_run(&self, name: &str, f: impl FnOnce(&mut RunRecord)) {
         let verdict_changed = {
             let mut inner = self.lock();

@@ -70,6 +70,11 @@ pub trait RunHost: Send + Sync + 'static {
     fn template(&self, rollout: &str, name: &str) -> Option<crate::spec::AnalysisTemplate>;
     /// What the run's providers measure; `None` while the rollout is unknown.
     fn target_of(&self, rec: &RunRecord) -> Option<Measured>;
+    /// A signal on every report of the proxies merged, for the metrics that weigh each report
+    /// as it comes (`canary-vs-stable`); `None` where there is none.
+    fn reports(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
     /// The value of key `key` of Secret `secret` for `rollout`'s runs.
     fn secret(
         &self,
@@ -116,8 +121,20 @@ fn spec_of(
     run::build_run(&refs, args).map_err(Error::Invalid)
 }
 
+/// Whether a metric weighs every report as it is merged: a `proxy` `canary-vs-stable` verdict.
+/// While it waits for a verdict (too little traffic, or undecided), it is evaluated again on
+/// each report instead of at its interval; once decided, its next measurement is at its
+/// interval as any other's.
+fn continuous(m: &run::MetricSpec) -> bool {
+    m.provider
+        .proxy
+        .as_ref()
+        .is_some_and(|p| p.query == crate::spec::template::ProxyQuery::CanaryVsStable)
+}
+
 /// Runs (or resumes) one run until it is done or terminated.
 pub async fn drive(rt: Arc<impl RunHost>, name: String) {
+    let mut reports = rt.reports();
     let Some(rec) = rt.run(&name) else { return };
     let built = match args_of(&*rt, &rec).await {
         Ok(args) => spec_of(&*rt, &rec, &args),
@@ -184,9 +201,39 @@ pub async fn drive(rt: Arc<impl RunHost>, name: String) {
                 rt.wake();
                 return;
             };
-            let sleep = next.since(now).min(Duration::from_secs(1));
-            tokio::time::sleep(sleep.max(Duration::from_millis(5))).await;
-            continue;
+            let sleep = next
+                .since(now)
+                .min(Duration::from_secs(1))
+                .max(Duration::from_millis(5));
+            let waiting: Vec<run::MetricSpec> = spec
+                .metrics
+                .iter()
+                .filter(|m| continuous(m))
+                .filter(|m| {
+                    states
+                        .get(m.name.as_str())
+                        .is_some_and(|s| s.waiting.is_some())
+                })
+                .cloned()
+                .collect();
+            match reports.as_mut() {
+                Some(rx) if !waiting.is_empty() => {
+                    tokio::select! {
+                        () = tokio::time::sleep(sleep) => continue,
+                        changed = rx.changed() => {
+                            if changed.is_err() {
+                                reports = None;
+                                continue;
+                            }
+                            due = waiting;
+                        }
+                    }
+                }
+                _ => {
+                    tokio::time::sleep(sleep).await;
+                    continue;
+                }
+            }
         }
         let Some(target) = rt.target_of(&rec) else {
             tokio::time::sleep(Duration::from_millis(200)).await;

@@ -183,6 +183,11 @@ pub fn to_proxy(
         },
     };
     let mirror = canary.as_ref().and_then(|c| mirror(intent, c));
+    // the proxies fail over from a canary only
+    let failover = canary
+        .as_ref()
+        .and(intent.failover.as_ref())
+        .map(failover_of);
     Ok((
         RouteSpec {
             name: intent.route.clone(),
@@ -197,11 +202,71 @@ pub fn to_proxy(
             cookie_rules: Vec::new(),
             host_rules,
             debug_headers,
-            failover: None,
+            failover,
             grpc_error_codes: None,
             mirror,
             generation: None,
         },
         backends,
     ))
+}
+
+/// The proxies' failover from a rollout's `trafficRouting.sluice.failover` (the proxies'
+/// defaults for what it leaves out).
+fn failover_of(f: &crate::spec::rollout::Failover) -> sluice_api::table::FailoverSpec {
+    let defaults = sluice_api::table::FailoverSpec::default();
+    sluice_api::table::FailoverSpec {
+        statuses: if f.statuses.is_empty() {
+            defaults.statuses
+        } else {
+            f.statuses.clone()
+        },
+        safe_methods: if f.safe_methods.is_empty() {
+            defaults.safe_methods
+        } else {
+            f.safe_methods.clone()
+        },
+        max_replay_bytes: f.max_replay_bytes.unwrap_or(defaults.max_replay_bytes),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::rollout::Failover;
+
+    fn intent(canary: Option<&str>, failover: Option<Failover>) -> RouteIntent {
+        let mut i = crate::engine::route::base("shop", "chip", None, "a");
+        i.canary = canary.map(str::to_owned);
+        i.weight = 20;
+        i.failover = failover;
+        i
+    }
+
+    fn route(i: &RouteIntent) -> RouteSpec {
+        to_proxy(i, |_| vec!["127.0.0.1:1".to_owned()], false)
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn a_rollouts_failover_reaches_the_route_of_a_canary_with_the_proxies_defaults() {
+        let given = Failover {
+            statuses: vec![503],
+            ..Failover::default()
+        };
+        let r = route(&intent(Some("b"), Some(given)));
+        let f = r.failover.expect("failover on");
+        assert_eq!(f.statuses, [503]);
+        let defaults = sluice_api::table::FailoverSpec::default();
+        assert_eq!(f.safe_methods, defaults.safe_methods);
+        assert_eq!(f.max_replay_bytes, defaults.max_replay_bytes);
+        // no canary, nothing to fail over from (the proxies refuse it)
+        assert!(
+            route(&intent(None, Some(Failover::default())))
+                .failover
+                .is_none()
+        );
+        assert!(route(&intent(Some("b"), None)).failover.is_none());
+    }
 }

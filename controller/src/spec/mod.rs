@@ -284,6 +284,37 @@ spec:
     }
 
     #[test]
+    fn a_failover_names_http_statuses_and_methods_in_capitals() {
+        let doc = |failover: &str| {
+            format!(
+                "apiVersion: sluice.dev/v1alpha1\nkind: Rollout\nmetadata: {{name: chip}}\nspec:\n  selector: {{matchLabels: {{app: chip}}}}\n  template: {{metadata: {{labels: {{app: chip}}}}, spec: {{containers: [{{name: c, image: i}}]}}}}\n  strategy: {{canary: {{trafficRouting: {{sluice: {{failover: {failover}}}}}, steps: [{{setWeight: 5}}]}}}}\n"
+            )
+        };
+        let errors = |f: &str| match parse_documents(&doc(f)).unwrap().remove(0) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.errors.iter().map(ToString::to_string).collect(),
+        };
+        assert_eq!(errors("{}"), Vec::<String>::new());
+        assert_eq!(
+            errors("{statuses: [503], safeMethods: [GET], maxReplayBytes: 1024}"),
+            Vec::<String>::new()
+        );
+        let p = "spec.strategy.canary.trafficRouting.sluice.failover";
+        assert_eq!(
+            errors("{statuses: [503, 700], safeMethods: [get]}"),
+            [
+                format!("{p}.statuses[1]: 700 is not an HTTP status"),
+                format!("{p}.safeMethods[0]: \"get\" is not a method in capitals (GET, HEAD, …)"),
+            ]
+        );
+        assert_eq!(
+            errors("{retries: 2}").len(),
+            1,
+            "an unknown field is refused"
+        );
+    }
+
+    #[test]
     fn a_workload_ref_stands_for_the_template_and_is_checked() {
         let doc = |spec: &str| {
             format!(

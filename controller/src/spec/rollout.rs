@@ -226,6 +226,28 @@ pub struct SluiceRouting {
     /// Sticky split keyed by this cookie instead of the exact split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sticky_cookie: Option<String>,
+    /// Requests the canary cannot take go to stable instead (the proxies' failover).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<Failover>,
+}
+
+/// `trafficRouting.sluice.failover`: a request whose connection to the canary cannot be made
+/// goes to stable whatever its method; one of a safe method also goes to stable when the
+/// canary answers one of `statuses`. The failed canary answer still counts against the canary
+/// in the proxies' figures, so analysis sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Failover {
+    /// Canary answers that send a safe request to stable (502 and 503 when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub statuses: Vec<u16>,
+    /// Methods safe to send twice (GET, HEAD and OPTIONS when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub safe_methods: Vec<String>,
+    /// Largest request body held to be sent again (64 KiB by default); larger ones stream
+    /// and are not failed over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_replay_bytes: Option<u64>,
 }
 
 /// One canary step: exactly one field is set.

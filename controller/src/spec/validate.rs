@@ -179,6 +179,24 @@ fn routing(e: &mut Errors, base: &str, r: Option<&TrafficRouting>) -> u32 {
         {
             e.add(format!("{p}.route"), "must not be empty");
         }
+        if let Some(f) = &s.failover {
+            for (i, code) in f.statuses.iter().enumerate() {
+                if !(100..=599).contains(code) {
+                    e.add(
+                        format!("{p}.failover.statuses[{i}]"),
+                        format!("{code} is not an HTTP status"),
+                    );
+                }
+            }
+            for (i, m) in f.safe_methods.iter().enumerate() {
+                if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()) {
+                    e.add(
+                        format!("{p}.failover.safeMethods[{i}]"),
+                        format!("{m:?} is not a method in capitals (GET, HEAD, …)"),
+                    );
+                }
+            }
+        }
     }
     total
 }

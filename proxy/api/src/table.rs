@@ -236,6 +236,16 @@ pub struct FailoverSpec {
     pub max_replay_bytes: u64,
 }
 
+impl Default for FailoverSpec {
+    fn default() -> Self {
+        Self {
+            statuses: default_failover_statuses(),
+            safe_methods: default_safe_methods(),
+            max_replay_bytes: default_replay_bytes(),
+        }
+    }
+}
+
 fn default_failover_statuses() -> Vec<u16> {
     vec![502, 503]
 }

@@ -36,6 +36,10 @@ pub struct SubscribeOptions {
     pub cache_dir: Option<PathBuf>,
     /// Time between reports.
     pub report_interval: Duration,
+    /// Time between reports while a canary takes traffic (a route of the table has a canary
+    /// with a weight): the controller weighs each report as it comes, so a bad canary is
+    /// seen this much sooner.
+    pub canary_report_interval: Duration,
     /// How long the controller may hold a poll.
     pub poll_wait: Duration,
 }
@@ -232,12 +236,25 @@ impl Subscriber {
         }
     }
 
+    /// The time until the next report: shorter while a canary takes traffic.
+    fn report_period(&self) -> Duration {
+        let live = self
+            .shared
+            .table()
+            .routes()
+            .iter()
+            .any(|r| r.canary.is_some() && r.weight > 0);
+        report_period(
+            live,
+            self.opts.report_interval,
+            self.opts.canary_report_interval,
+        )
+    }
+
     async fn report_loop(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(self.opts.report_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = tick.tick() => {}
+                () = tokio::time::sleep(self.report_period()) => {}
                 () = self.report_now.notified() => {}
             }
             if !self.shared.is_ready() {
@@ -290,6 +307,17 @@ impl Subscriber {
     }
 }
 
+/// The time between two reports: `canary` while a canary takes traffic (never longer than
+/// `normal`), else `normal`; at least 10 ms either way.
+fn report_period(canary_live: bool, normal: Duration, canary: Duration) -> Duration {
+    let period = if canary_live {
+        canary.min(normal)
+    } else {
+        normal
+    };
+    period.max(Duration::from_millis(10))
+}
+
 /// Exponential backoff from 100 ms to 1 s, with ±50 % jitter: a proxy is back on its
 /// controller within about a second and a half of the controller's return (a restarted
 /// controller needs its proxies' acknowledgements before a rollout moves on), at the cost of at
@@ -335,6 +363,17 @@ fn read_cache(dir: &Path) -> Result<Option<Snapshot>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reports_come_sooner_while_a_canary_takes_traffic() {
+        let ms = Duration::from_millis;
+        assert_eq!(report_period(false, ms(1000), ms(100)), ms(1000));
+        assert_eq!(report_period(true, ms(1000), ms(100)), ms(100));
+        // never slower than the normal interval, never a busy loop
+        assert_eq!(report_period(true, ms(50), ms(100)), ms(50));
+        assert_eq!(report_period(true, ms(1000), ms(0)), ms(10));
+        assert_eq!(report_period(false, ms(0), ms(0)), ms(10));
+    }
 
     #[test]
     fn backoff_grows_to_one_second_with_jitter() {

@@ -1,16 +1,24 @@
 //! The proxies' counters, merged: the cumulative totals each proxy instance reported per
-//! (route, revision), what earlier instances counted before they restarted, and samples of
-//! the merged totals over time, so that a window is "now minus then". Pure; sums saturate.
+//! (route, revision), what earlier instances counted before they restarted, samples of the
+//! merged totals over time, so that a window is "now minus then", and each report's steps:
+//! what one proxy counted for each revision of a route between two of its reports — the
+//! versions' counts over the very same moments, which the canary-vs-stable verdict weighs as
+//! soon as each report is merged. Pure; sums saturate.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use sluice_api::Totals;
 
+use crate::providers::{Counted, Step};
 use crate::time::Time;
 
 /// How long samples of merged counters are kept (longest analysis window).
 const SAMPLE_HISTORY: Duration = Duration::from_secs(15 * 60);
+
+/// Most report steps kept per route (ten proxies reporting every 100 ms for over three
+/// minutes); older ones go first, as do those past [`SAMPLE_HISTORY`].
+const STEPS_KEPT: usize = 20_000;
 
 /// A (route, revision) pair.
 pub type Pair = (String, String);
@@ -26,6 +34,8 @@ pub struct Counters {
     /// What instances that restarted had counted.
     retired: BTreeMap<Pair, Totals>,
     samples: BTreeMap<Pair, VecDeque<(Time, Totals)>>,
+    /// Per route, the steps of every report, oldest first.
+    steps: BTreeMap<String, VecDeque<Step>>,
 }
 
 impl Counters {
@@ -34,15 +44,52 @@ impl Counters {
         self.reported.get(proxy).and_then(|r| r.get(pair))
     }
 
-    /// Takes a proxy's report; `restarted` when it comes from a new instance, whose old
-    /// counters are kept as retired.
-    pub fn record(&mut self, proxy: &str, stats: Reported, restarted: bool) {
+    /// Takes a proxy's report, merged at `now`; `restarted` when it comes from a new
+    /// instance, whose old counters are kept as retired. The report's steps (what it counted
+    /// since the same instance's last report) are kept per route.
+    pub fn record(&mut self, proxy: &str, stats: Reported, restarted: bool, now: Time) {
         if restarted && let Some(old) = self.reported.remove(proxy) {
             for (pair, (totals, _)) in old {
                 self.retired.entry(pair).or_default().add(&totals);
             }
         }
+        if let Some(before) = self.reported.get(proxy) {
+            let mut by_route: BTreeMap<&str, BTreeMap<String, Counted>> = BTreeMap::new();
+            for (pair, (totals, _)) in &stats {
+                // a pair the last report did not have counts from zero (a new revision)
+                let d = match before.get(pair) {
+                    Some((earlier, _)) => totals.minus(earlier),
+                    None => totals.clone(),
+                };
+                if d.requests() > 0 {
+                    by_route.entry(pair.0.as_str()).or_default().insert(
+                        pair.1.clone(),
+                        Counted {
+                            requests: d.requests(),
+                            errors: d.server_errors(),
+                        },
+                    );
+                }
+            }
+            for (route, counts) in by_route {
+                let q = self.steps.entry(route.to_owned()).or_default();
+                q.push_back(Step { at: now, counts });
+                while q.len() > STEPS_KEPT
+                    || q.front().is_some_and(|s| now.since(s.at) > SAMPLE_HISTORY)
+                {
+                    q.pop_front();
+                }
+            }
+        }
         self.reported.insert(proxy.to_owned(), stats);
+    }
+
+    /// The steps of a route's reports merged at or after `since`, oldest first.
+    pub fn steps_since(&self, route: &str, since: Time) -> Vec<Step> {
+        self.steps
+            .get(route)
+            .map(|q| q.iter().filter(|s| s.at >= since).cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Counters of a pair since the start, summed over proxies, and the requests in flight
@@ -112,6 +159,73 @@ impl Counters {
 mod tests {
     use super::*;
 
+    fn counts(route: &str, revisions: &[(&str, u64, u64)]) -> Reported {
+        revisions
+            .iter()
+            .map(|(rev, requests, errors)| {
+                let mut t = Totals::default();
+                t.by_class[1] = requests - errors;
+                t.by_class[4] = *errors;
+                ((route.to_owned(), (*rev).to_owned()), (t, 0))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_report_adds_what_its_proxy_counted_since_its_last_one_per_revision() {
+        let mut c = Counters::default();
+        c.record(
+            "p1",
+            counts("r", &[("a", 10, 0), ("b", 2, 0)]),
+            false,
+            Time(0),
+        );
+        assert!(
+            c.steps_since("r", Time(0)).is_empty(),
+            "a first report is no step"
+        );
+        c.record("p2", counts("r", &[("a", 4, 0)]), false, Time(50));
+        c.record(
+            "p1",
+            counts("r", &[("a", 18, 1), ("b", 5, 2)]),
+            false,
+            Time(100),
+        );
+        // a new revision counts from zero; an unchanged pair adds nothing
+        c.record(
+            "p2",
+            counts("r", &[("a", 4, 0), ("c", 3, 3)]),
+            false,
+            Time(150),
+        );
+        // a restarted instance's first report is no step either
+        c.record("p1", counts("r", &[("a", 1, 0)]), true, Time(200));
+        let steps = c.steps_since("r", Time(0));
+        /// A step as (when, [(revision, requests, errors)]).
+        type Seen<'a> = (i64, Vec<(&'a str, u64, u64)>);
+        let seen: Vec<Seen<'_>> = steps
+            .iter()
+            .map(|s| {
+                (
+                    s.at.0,
+                    s.counts
+                        .iter()
+                        .map(|(r, n)| (r.as_str(), n.requests, n.errors))
+                        .collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (100, vec![("a", 8, 1), ("b", 3, 2)]),
+                (150, vec![("c", 3, 3)]),
+            ]
+        );
+        assert_eq!(c.steps_since("r", Time(101)).len(), 1);
+        assert!(c.steps_since("other", Time(0)).is_empty());
+    }
+
     fn pair() -> Pair {
         ("r".into(), "h".into())
     }
@@ -126,10 +240,10 @@ mod tests {
     #[test]
     fn a_restarted_instance_keeps_what_the_old_one_counted_and_windows_subtract() {
         let mut c = Counters::default();
-        c.record("p1", ok(100), false);
-        c.record("p2", ok(50), false);
+        c.record("p1", ok(100), false, Time(0));
+        c.record("p2", ok(50), false, Time(0));
         c.sample(Time(0));
-        c.record("p1", ok(5), true);
+        c.record("p1", ok(5), true, Time(0));
         let (t, in_flight) = c.merged(&pair(), |p| p == "p1");
         assert_eq!((t.requests(), in_flight), (155, 2));
         let (w, span) = c.window(&pair(), Duration::from_secs(10), Time(10_000));

@@ -84,6 +84,8 @@ pub struct Hub {
     publishing: Mutex<()>,
     table_tx: watch::Sender<u64>,
     activity: watch::Sender<u64>,
+    /// Bumped on every report merged.
+    reports: watch::Sender<u64>,
 }
 
 /// Longest proxy id or instance id a report may carry.
@@ -244,6 +246,7 @@ impl Hub {
             publishing: Mutex::new(()),
             table_tx,
             activity: watch::channel(0).0,
+            reports: watch::channel(0).0,
         })
     }
 
@@ -371,6 +374,11 @@ impl Hub {
         self.activity.send_modify(|v| *v = v.wrapping_add(1));
     }
 
+    /// A signal on every report merged, for verdicts that weigh each report as it comes.
+    pub fn subscribe_reports(&self) -> watch::Receiver<u64> {
+        self.reports.subscribe()
+    }
+
     /// A changed-table signal, for waking rollout decisions.
     pub fn subscribe_table(&self) -> watch::Receiver<u64> {
         self.table_tx.subscribe()
@@ -393,8 +401,9 @@ impl Hub {
             .map(|p| ((p.route, p.revision), (p.totals, p.in_flight)))
             .collect();
         s.counters
-            .record(&r.proxy, stats, arrival == Arrival::Restarted);
+            .record(&r.proxy, stats, arrival == Arrival::Restarted, now);
         drop(s);
+        self.reports.send_modify(|v| *v = v.wrapping_add(1));
         if arrival != Arrival::Same {
             self.bump();
         }
@@ -455,6 +464,10 @@ impl CounterWindow for Hub {
     fn samples(&self, route: &str, revision: &str, since: Time) -> Vec<(Time, Totals)> {
         let pair = (route.to_owned(), revision.to_owned());
         self.lock().counters.samples_since(&pair, since)
+    }
+
+    fn steps(&self, route: &str, since: Time) -> Vec<crate::providers::Step> {
+        self.lock().counters.steps_since(route, since)
     }
 
     /// Counters of a (route, revision) over the last `window`: now minus the sample taken
