@@ -21,13 +21,46 @@ use crate::spec::defaults;
 use crate::spec::template::{ProxyQuery, RevisionRole};
 use crate::time::Time;
 
-/// Requests and server errors (5xx) counted over a span.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Requests, server errors (5xx) and the latency histogram counted over a span.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counted {
     /// Responses.
     pub requests: u64,
     /// Of which 5xx.
     pub errors: u64,
+    /// Timed responses per latency bucket ([`sluice_api::counters::bucket_upper_seconds`]),
+    /// the non-empty buckets only.
+    pub latency: Vec<(usize, u64)>,
+}
+
+impl Counted {
+    /// The counts of a span of the proxies' counters.
+    pub fn of(t: &sluice_api::Totals) -> Self {
+        Self {
+            requests: t.requests(),
+            errors: t.server_errors(),
+            latency: t
+                .buckets
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n > 0)
+                .map(|(i, n)| (i, *n))
+                .collect(),
+        }
+    }
+
+    /// Timed responses, and those surely slower than `seconds` (their bucket lies wholly
+    /// above it).
+    pub fn slower_than(&self, seconds: f64) -> (u64, u64) {
+        let timed = self.latency.iter().map(|(_, n)| n).sum();
+        let slow = self
+            .latency
+            .iter()
+            .filter(|(i, _)| *i > 0 && sluice_api::counters::bucket_upper_seconds(i - 1) >= seconds)
+            .map(|(_, n)| n)
+            .sum();
+        (timed, slow)
+    }
 }
 
 /// What one proxy counted for each revision of a route between two of its reports.
@@ -63,29 +96,44 @@ pub trait CounterWindow: Send + Sync {
 /// traffic — and is one window of the sequential test, weighed as soon as its report is
 /// merged. Fewer than `min_requests` canary responses, or no verdict yet, is not a
 /// measurement.
+///
+/// With `slower_than`, what is compared is the share of timed responses slower than that
+/// many seconds instead of the share of 5xx: the same test, on latency.
 pub fn canary_vs_stable(
     params: &sequential::Params,
     steps: &[Step],
     canary: &str,
     stable: &str,
     min_requests: u64,
+    slower_than: Option<f64>,
 ) -> ProviderOutcome {
     if canary == stable {
         return ProviderOutcome::NotEnoughData("no canary to compare with stable".to_owned());
     }
-    let counts = |s: &Step, revision: &str| {
-        let c = s.counts.get(revision).copied().unwrap_or_default();
-        sequential::Counts {
+    let counts = |s: &Step, revision: &str| match (s.counts.get(revision), slower_than) {
+        (None, _) => sequential::Counts::default(),
+        (Some(c), None) => sequential::Counts {
             requests: c.requests,
             errors: c.errors,
+        },
+        (Some(c), Some(seconds)) => {
+            let (timed, slow) = c.slower_than(seconds);
+            sequential::Counts {
+                requests: timed,
+                errors: slow,
+            }
         }
+    };
+    let what = match slower_than {
+        None => "failed".to_owned(),
+        Some(s) => format!("slower than {}", humantime_secs(s)),
     };
     let mut evidence = sequential::Evidence::default();
     for s in steps {
         evidence.add(params, counts(s, canary), counts(s, stable));
     }
     let figures = format!(
-        "canary {} of {} failed ({}), stable {} of {} ({}), statistic {:.2} (worse at {:.2}, not worse at {:.2})",
+        "canary {} of {} {what} ({}), stable {} of {} ({}), statistic {:.2} (worse at {:.2}, not worse at {:.2})",
         evidence.canary.errors,
         evidence.canary.requests,
         rate_text(sequential::Evidence::rate(evidence.canary)),
@@ -114,6 +162,15 @@ pub fn canary_vs_stable(
         sequential::Verdict::Undecided => {
             ProviderOutcome::NotEnoughData(format!("undecided: {figures}"))
         }
+    }
+}
+
+/// Seconds as a person writes them: `250ms`, `1.5s`.
+fn humantime_secs(s: f64) -> String {
+    if s < 1.0 {
+        format!("{}ms", (s * 1000.0).round())
+    } else {
+        format!("{s}s")
     }
 }
 
@@ -206,6 +263,7 @@ pub async fn measure(metric: &MetricSpec, target: &Measured, now: Time) -> Provi
                 &target.revision,
                 &target.stable,
                 min,
+                x.slower_than.as_ref().map(|d| d.value.as_secs_f64()),
             );
         }
         let (t, span) = target.counters.window(&target.route, revision, window, now);
@@ -563,6 +621,7 @@ mod tests {
                         Counted {
                             requests: *cn,
                             errors: *ce,
+                            latency: vec![],
                         },
                     ),
                     (
@@ -570,6 +629,7 @@ mod tests {
                         Counted {
                             requests: *sn,
                             errors: *se,
+                            latency: vec![],
                         },
                     ),
                 ]
@@ -585,7 +645,7 @@ mod tests {
     fn canary_vs_stable_fails_a_canary_erring_alone_and_passes_one_erring_like_stable() {
         let p = crate::analysis::sequential::Params::default();
         let bad = steps(&[((40, 12), (160, 1)); 8]);
-        match canary_vs_stable(&p, &bad, "c", "s", 20) {
+        match canary_vs_stable(&p, &bad, "c", "s", 20, None) {
             ProviderOutcome::Decided { success, detail } => {
                 assert!(!success);
                 assert!(detail.starts_with("worse than stable: canary "), "{detail}");
@@ -595,25 +655,78 @@ mod tests {
         // the same spike on both: no evidence against the canary
         let spike = steps(&[((40, 10), (160, 40)); 30]);
         assert!(matches!(
-            canary_vs_stable(&p, &spike, "c", "s", 20),
+            canary_vs_stable(&p, &spike, "c", "s", 20, None),
             ProviderOutcome::Decided { success: true, .. }
         ));
         // too little canary traffic is not a measurement
         assert!(matches!(
-            canary_vs_stable(&p, &steps(&[((3, 3), (160, 0))]), "c", "s", 20),
+            canary_vs_stable(&p, &steps(&[((3, 3), (160, 0))]), "c", "s", 20, None),
             ProviderOutcome::NotEnoughData(m) if m.starts_with("waiting for traffic")
         ));
         // a step where the stable revision served nothing carries no comparison: the
         // canary's errors alone weigh nothing
         let alone = steps(&[((40, 12), (0, 0)); 8]);
         assert!(matches!(
-            canary_vs_stable(&p, &alone, "c", "s", 20),
+            canary_vs_stable(&p, &alone, "c", "s", 20, None),
             ProviderOutcome::NotEnoughData(m) if m.starts_with("undecided")
         ));
         // no canary (the revision under analysis is the stable one)
         assert!(matches!(
-            canary_vs_stable(&p, &bad, "s", "s", 20),
+            canary_vs_stable(&p, &bad, "s", "s", 20, None),
             ProviderOutcome::NotEnoughData(_)
+        ));
+    }
+
+    #[test]
+    fn canary_vs_stable_on_latency_compares_the_shares_of_slow_responses() {
+        use sluice_api::counters::{bucket_index, bucket_upper_seconds};
+        let p = crate::analysis::sequential::Params::default();
+        let at = |ms: u64| bucket_index(ms * 1000);
+        // 40 canary responses, `slow` of them at 800 ms, the rest at 20 ms; 160 stable ones
+        // at 20 ms with one at 800 ms
+        let step = |slow: u64| Step {
+            at: Time(0),
+            counts: [
+                (
+                    "c".to_owned(),
+                    Counted {
+                        requests: 40,
+                        errors: 0,
+                        latency: vec![(at(20), 40 - slow), (at(800), slow)],
+                    },
+                ),
+                (
+                    "s".to_owned(),
+                    Counted {
+                        requests: 160,
+                        errors: 0,
+                        latency: vec![(at(20), 159), (at(800), 1)],
+                    },
+                ),
+            ]
+            .into(),
+        };
+        let c = &step(10).counts["c"];
+        assert_eq!(c.slower_than(0.25), (40, 10));
+        // a threshold inside a bucket counts none of it: only surely slower responses
+        let inside = bucket_upper_seconds(at(800)) - 0.001;
+        assert_eq!(c.slower_than(inside), (40, 0));
+        match canary_vs_stable(&p, &vec![step(10); 8], "c", "s", 20, Some(0.25)) {
+            ProviderOutcome::Decided { success, detail } => {
+                assert!(!success);
+                assert!(detail.contains("of 320 slower than 250ms"), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // no error at all: on the error rate there is nothing to weigh
+        assert!(matches!(
+            canary_vs_stable(&p, &vec![step(10); 8], "c", "s", 20, None),
+            ProviderOutcome::NotEnoughData(m) if m.starts_with("undecided")
+        ));
+        // as slow as stable: passes in time
+        assert!(matches!(
+            canary_vs_stable(&p, &vec![step(0); 200], "c", "s", 20, Some(0.25)),
+            ProviderOutcome::Decided { success: true, .. }
         ));
     }
 

@@ -199,6 +199,10 @@ pub struct ProxyProvider {
     /// worse (0.05 by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub false_pass: Option<f64>,
+    /// For `canary-vs-stable`: compare the shares of responses slower than this (e.g.
+    /// `250ms`) instead of the shares of 5xx.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slower_than: Option<ArgoDuration>,
 }
 
 impl ProxyProvider {

@@ -536,7 +536,8 @@ fn metric(e: &mut Errors, p: &str, m: &Metric) {
             ("falsePass", x.false_pass),
         ];
         if x.query != crate::spec::template::ProxyQuery::CanaryVsStable {
-            for (field, value) in sequential {
+            let slower = ("slowerThan", x.slower_than.as_ref().map(|_| 0.0));
+            for (field, value) in sequential.into_iter().chain([slower]) {
                 if value.is_some() {
                     e.add(
                         format!("{p}.provider.proxy.{field}"),
@@ -544,8 +545,13 @@ fn metric(e: &mut Errors, p: &str, m: &Metric) {
                     );
                 }
             }
-        } else if let Err(reason) = x.sequential().check() {
-            e.add(format!("{p}.provider.proxy"), reason);
+        } else {
+            if let Err(reason) = x.sequential().check() {
+                e.add(format!("{p}.provider.proxy"), reason);
+            }
+            if x.slower_than.as_ref().is_some_and(|d| d.value.is_zero()) {
+                e.add(format!("{p}.provider.proxy.slowerThan"), "must be above 0");
+            }
         }
     }
     if let Some(x) = &pr.prometheus {

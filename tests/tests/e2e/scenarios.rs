@@ -658,6 +658,46 @@ fn a1_canary_vs_stable_aborts_a_bad_canary_from_the_evidence() {
 }
 
 #[test]
+fn a1_canary_vs_stable_on_latency_aborts_a_slow_canary() {
+    let docs = format!(
+        "{}---
+apiVersion: sluice.dev/v1alpha1
+kind: AnalysisTemplate
+metadata: {{name: slow}}
+spec:
+  metrics:
+    - name: slower-than-stable
+      interval: 1s
+      provider: {{proxy: {{query: canary-vs-stable, slowerThan: 250ms, window: 60s, minRequests: 10, worseRatio: 4}}}}
+",
+        rollout(
+            "  strategy:\n    canary:\n      analysis: {templates: [{templateName: slow}]}\n      steps:\n      - setWeight: 20\n      - pause: {duration: 60}\n"
+        )
+    );
+    let w = World::start(WorldSpec {
+        versions: vec![("v1", vec![]), ("v2", vec!["--delay", "400ms"])],
+        documents: &docs,
+        proxies: 3,
+        ..Default::default()
+    });
+    let t = loop_on(&w);
+    block(w.client.set_image("chip", "chip", "chip:v2")).unwrap();
+    let v = w.wait("a slow canary aborted", Duration::from_secs(20), |v| {
+        v.status.abort
+    });
+    let answers = t.stop();
+    assert!(answers.iter().all(|a| !a.failed()), "slow, never failed");
+    let metric = &v.analysis_runs[0].metrics[0];
+    assert!(
+        metric
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.starts_with("worse than stable") && d.contains("slower than 250ms")),
+        "{metric:?}"
+    );
+}
+
+#[test]
 fn a1_canary_vs_stable_with_failover_aborts_with_no_user_request_failed() {
     // the proxies send the canary's 503s to stable; they still count against the canary
     let (_, failed, v) = a1_abort(VERSUS_STABLE, "canary-vs-stable with failover", true);

@@ -34,6 +34,7 @@ fn metric(
                 worse_ratio: None,
                 false_failure: None,
                 false_pass: None,
+                slower_than: None,
             }),
             ..Default::default()
         },

@@ -62,13 +62,10 @@ impl Counters {
                     None => totals.clone(),
                 };
                 if d.requests() > 0 {
-                    by_route.entry(pair.0.as_str()).or_default().insert(
-                        pair.1.clone(),
-                        Counted {
-                            requests: d.requests(),
-                            errors: d.server_errors(),
-                        },
-                    );
+                    by_route
+                        .entry(pair.0.as_str())
+                        .or_default()
+                        .insert(pair.1.clone(), Counted::of(&d));
                 }
             }
             for (route, counts) in by_route {
