@@ -179,6 +179,8 @@ pub async fn drive(rt: Arc<impl RunHost>, name: String) {
         let states: BTreeMap<&str, &MetricState> =
             rec.metrics.iter().map(|m| (m.name.as_str(), m)).collect();
         let mut due = Vec::new();
+        // whether the metrics are looked at because a report came, not because they are due
+        let mut from_report = false;
         let mut next: Option<Time> = None;
         for m in &spec.metrics {
             let Some(state) = states.get(m.name.as_str()) else {
@@ -226,6 +228,7 @@ pub async fn drive(rt: Arc<impl RunHost>, name: String) {
                                 continue;
                             }
                             due = waiting;
+                            from_report = true;
                         }
                     }
                 }
@@ -239,10 +242,17 @@ pub async fn drive(rt: Arc<impl RunHost>, name: String) {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };
+        let mut recorded = false;
         for m in due {
             let outcome = providers::measure(&m, &target, Time::now()).await;
             let at = Time::now();
             let measurement = run::assess(&m, &outcome, at);
+            let last = states.get(m.name.as_str()).and_then(|s| s.last_attempt);
+            if from_report && measurement.is_none() && !record_look(last, at) {
+                // still undecided: looked at again on the next report, kept once a second
+                tracing::debug!(run = %name, metric = %m.name, outcome = ?outcome, "looked");
+                continue;
+            }
             tracing::info!(run = %name, metric = %m.name, outcome = ?outcome, "measured");
             rt.update_run(&name, |r| {
                 if let Some(state) = r.metrics.iter_mut().find(|s| s.name == m.name) {
@@ -250,7 +260,34 @@ pub async fn drive(rt: Arc<impl RunHost>, name: String) {
                 }
                 r.phase = run::run_phase(&spec, &r.metrics, r.terminated);
             });
+            recorded = true;
         }
-        rt.wake();
+        if recorded {
+            rt.wake();
+        }
+    }
+}
+
+/// Whether an undecided look taken on a report is kept in the run (and so saved and shown):
+/// once a second at most, so that a verdict weighed on every report does not write the state
+/// on every report. A decided one is always kept.
+fn record_look(last: Option<Time>, now: Time) -> bool {
+    last.is_none_or(|t| now.since(t) >= UNDECIDED_KEPT_EVERY)
+}
+
+/// How often an undecided look taken on a report is kept.
+const UNDECIDED_KEPT_EVERY: Duration = Duration::from_secs(1);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_undecided_look_on_a_report_is_kept_once_a_second() {
+        let t = Time(10_000);
+        assert!(record_look(None, t), "the first look is kept");
+        assert!(!record_look(Some(Time(9_500)), t));
+        assert!(record_look(Some(Time(9_000)), t));
+        assert!(!record_look(Some(t), t));
     }
 }
