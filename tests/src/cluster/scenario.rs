@@ -171,6 +171,37 @@ impl Scenario {
             .collect()
     }
 
+    /// Waits until `done` holds for rollout `name`'s ReplicaSets ([`Scenario::replica_sets`]);
+    /// panics saying `what` with the last ones after 30 s.
+    pub fn wait_replica_sets(
+        &self,
+        name: &str,
+        what: &str,
+        done: impl Fn(&BTreeMap<String, (i64, i64)>) -> bool,
+    ) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let sets = self.replica_sets(name);
+            if done(&sets) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what}: {sets:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The pod-template hash Service `service`'s selector names (empty when none).
+    pub fn selector_hash(&self, service: &str) -> String {
+        self.cluster
+            .get(&["-n", &self.ns, "service", service])
+            .and_then(|v| {
+                v["spec"]["selector"]["rollouts-pod-template-hash"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default()
+    }
+
     /// `kubectl sluice -n NS ARGS` (the `sluice` binary as a kubectl plugin); exit code,
     /// stdout, stderr.
     pub fn sluice(&self, args: &[&str]) -> (i32, String, String) {

@@ -5,14 +5,6 @@ use std::time::Duration;
 
 use sluice_tests::cluster::scenario::{Scenario, by_backend};
 
-fn selector_hash(s: &Scenario, service: &str) -> String {
-    s.cluster.get(&["-n", &s.ns, "service", service]).unwrap()["spec"]["selector"]
-        ["rollouts-pod-template-hash"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 fn version(s: &Scenario, headers: &[(&str, &str)]) -> String {
     let addr = s.proxies[0].addr;
     let a = sluice_tests::world::block(async {
@@ -31,7 +23,7 @@ fn b1_the_preview_answers_its_header_and_host_until_promote_switches_everyone() 
         r["status"]["phase"] == "Healthy" && r["status"]["availableReplicas"] == 10
     });
     let v1 = r["status"]["stableRS"].as_str().unwrap().to_owned();
-    assert_eq!(selector_hash(&s, "chip-active"), v1);
+    assert_eq!(s.selector_hash("chip-active"), v1);
 
     s.sluice_ok(&["set", "image", "chip", "chip=fidelissauro/chip:v2"]);
     let r = s.wait_rollout(
@@ -45,8 +37,8 @@ fn b1_the_preview_answers_its_header_and_host_until_promote_switches_everyone() 
         },
     );
     let v2 = r["status"]["currentPodHash"].as_str().unwrap().to_owned();
-    assert_eq!(selector_hash(&s, "chip-preview"), v2);
-    assert_eq!(selector_hash(&s, "chip-active"), v1);
+    assert_eq!(s.selector_hash("chip-preview"), v2);
+    assert_eq!(s.selector_hash("chip-active"), v1);
     // the proxies take the preview route from the controller; wait for it on the first
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while version(&s, &[("x-sluice-preview", "always")]) != "v2" {
@@ -83,5 +75,5 @@ fn b1_the_preview_answers_its_header_and_host_until_promote_switches_everyone() 
             && counts.contains_key(&s.backend("chip", &v2)),
         "{counts:?}"
     );
-    assert_eq!(selector_hash(&s, "chip-active"), v2);
+    assert_eq!(s.selector_hash("chip-active"), v2);
 }

@@ -7,34 +7,13 @@ use std::time::Duration;
 use serde_json::Value;
 use sluice_tests::cluster::scenario::{Scenario, by_backend};
 
-fn selector_hash(s: &Scenario, service: &str) -> String {
-    s.cluster
-        .get(&["-n", &s.ns, "service", service])
-        .map(|v| {
-            v["spec"]["selector"]["rollouts-pod-template-hash"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .unwrap_or_default()
-}
-
+/// Waits until revision `hash` of rollout `name` has `want` replicas, all ready.
 fn wait_replicas(s: &Scenario, name: &str, hash: &str, want: i64) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let sets = s.replica_sets(name);
-        if sets
-            .get(hash)
-            .is_some_and(|(spec, ready)| *spec == want && *ready == want)
-        {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "ReplicaSet {hash} never had {want} ready replicas: {sets:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    s.wait_replica_sets(
+        name,
+        &format!("ReplicaSet {hash} never had {want} ready replicas"),
+        |sets| sets.get(hash) == Some(&(want, want)),
+    );
 }
 
 fn weight(r: &Value) -> (i64, bool) {
@@ -53,8 +32,8 @@ fn c1_walks_every_step_moves_the_selectors_and_scales_the_old_revision_down_afte
         r["status"]["phase"] == "Healthy" && r["status"]["availableReplicas"] == 10
     });
     let v1 = r["status"]["stableRS"].as_str().unwrap().to_owned();
-    assert_eq!(selector_hash(&s, "chip-stable"), v1);
-    assert_eq!(selector_hash(&s, "chip-canary"), v1);
+    assert_eq!(s.selector_hash("chip-stable"), v1);
+    assert_eq!(s.selector_hash("chip-canary"), v1);
 
     s.sluice_ok(&["set", "image", "chip", "chip=fidelissauro/chip:v2"]);
     let mut v2 = String::new();
@@ -77,8 +56,8 @@ fn c1_walks_every_step_moves_the_selectors_and_scales_the_old_revision_down_afte
             10,
             "the stable is kept whole"
         );
-        assert_eq!(selector_hash(&s, "chip-canary"), v2);
-        assert_eq!(selector_hash(&s, "chip-stable"), v1);
+        assert_eq!(s.selector_hash("chip-canary"), v2);
+        assert_eq!(s.selector_hash("chip-stable"), v1);
     }
     let table = s.kubectl(&["get", "rollouts"]);
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
@@ -113,8 +92,8 @@ fn c1_walks_every_step_moves_the_selectors_and_scales_the_old_revision_down_afte
     );
     assert_eq!(weight(&r).0, 0, "no canary weight once promoted");
     wait_replicas(&s, "chip", &v2, 10);
-    assert_eq!(selector_hash(&s, "chip-stable"), v2);
-    assert_eq!(selector_hash(&s, "chip-canary"), v2);
+    assert_eq!(s.selector_hash("chip-stable"), v2);
+    assert_eq!(s.selector_hash("chip-canary"), v2);
     // the old revision waits out its scale-down delay (30 s), marked with Argo's annotation
     let old = s
         .cluster
@@ -191,7 +170,7 @@ fn c2_an_abort_under_load_reaches_every_proxy_and_loses_no_request() {
         "nothing reaches the canary once the abort is acknowledged"
     );
     assert_eq!(
-        selector_hash(&s, "chip-canary"),
+        s.selector_hash("chip-canary"),
         v1,
         "the canary Service back on stable"
     );

@@ -9,22 +9,6 @@ fn replicas_of(s: &Scenario, hash: &str) -> i64 {
     s.replica_sets("chip").get(hash).map(|r| r.0).unwrap_or(-1)
 }
 
-fn wait_sets(
-    s: &Scenario,
-    what: &str,
-    f: impl Fn(&std::collections::BTreeMap<String, (i64, i64)>) -> bool,
-) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let sets = s.replica_sets("chip");
-        if f(&sets) {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "{what}: {sets:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn h1_an_hpa_scales_the_rollout_through_its_scale_subresource_and_kubectl_scale_keeps_the_step() {
     let s = Scenario::start("h1", 2);
@@ -60,7 +44,7 @@ fn h1_an_hpa_scales_the_rollout_through_its_scale_subresource_and_kubectl_scale_
         Duration::from_secs(60),
         |r| (r["spec"]["replicas"] == 12 && r["status"]["availableReplicas"] == 12).then_some(()),
     );
-    wait_sets(&s, "the stable ReplicaSet at 12", |sets| {
+    s.wait_replica_sets("chip", "the stable ReplicaSet at 12", |sets| {
         sets.get(&v1) == Some(&(12, 12))
     });
     // the HPA reads the count back from the scale subresource's status
@@ -85,14 +69,16 @@ fn h1_an_hpa_scales_the_rollout_through_its_scale_subresource_and_kubectl_scale_
         r["status"]["currentStepIndex"] == 1 && r["status"]["canary"]["weights"]["verified"] == true
     });
     let v2 = r["status"]["currentPodHash"].as_str().unwrap().to_owned();
-    wait_sets(&s, "ceil(12 × 20 %) canary pods", |sets| {
+    s.wait_replica_sets("chip", "ceil(12 × 20 %) canary pods", |sets| {
         sets.get(&v2) == Some(&(3, 3))
     });
 
     s.kubectl(&["scale", "rollout", "chip", "--replicas=16"]);
-    wait_sets(&s, "16 stable and ceil(16 × 20 %) canary pods", |sets| {
-        sets.get(&v1) == Some(&(16, 16)) && sets.get(&v2) == Some(&(4, 4))
-    });
+    s.wait_replica_sets(
+        "chip",
+        "16 stable and ceil(16 × 20 %) canary pods",
+        |sets| sets.get(&v1) == Some(&(16, 16)) && sets.get(&v2) == Some(&(4, 4)),
+    );
     let r = s.rollout("chip");
     assert_eq!(r["status"]["currentStepIndex"], 1, "the step did not move");
     assert_eq!(r["status"]["canary"]["weights"]["canary"]["weight"], 20);
