@@ -603,6 +603,17 @@ async fn an_invalid_spec_is_degraded_with_its_field_and_nothing_else_is_touched(
 async fn a_deleted_rollout_leaves_the_state_its_route_the_proxies_and_its_replica_sets_to_the_garbage_collector()
  {
     let mut c = paused_canary().await;
+    // a route no rollout drives (left by a controller that stopped before withdrawing it)
+    // goes at the next tick
+    c.hub
+        .publish(
+            sluice_api::table::RouteSpec::new("shop/ghost", "a"),
+            vec![],
+            c.now,
+        )
+        .unwrap();
+    assert_eq!(c.hub.route_names(), ["shop/chip", "shop/ghost"]);
+    c.tick(Duration::from_secs(1)).await;
     assert_eq!(c.hub.route_names(), ["shop/chip"]);
     let before = c.hub.generation();
     c.api.remove(ROLLOUT);

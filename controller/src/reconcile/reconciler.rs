@@ -48,9 +48,6 @@ struct Inner {
     problems: Problems,
     /// Ticks that have taken the state so far (the number of the latest).
     ticks_started: u64,
-    /// Routes of rollouts that are gone, to be withdrawn from the proxies once the state
-    /// without them is saved.
-    withdrawals: BTreeSet<String>,
 }
 
 /// The route an entry has published or decided, if any.
@@ -180,17 +177,11 @@ impl<P: Port> Reconciler<P> {
     fn follow_world(&self) {
         let world = self.port.world();
         let mut inner = self.lock();
-        let gone: Vec<String> = inner
-            .state
-            .rollouts
-            .iter()
-            .filter(|(name, _)| !world.rollouts.contains_key(*name))
-            .filter_map(|(name, e)| {
+        for name in inner.state.rollouts.keys() {
+            if !world.rollouts.contains_key(name) {
                 tracing::info!(rollout = %name, "the rollout is gone");
-                route_of(e).map(str::to_owned)
-            })
-            .collect();
-        inner.withdrawals.extend(gone);
+            }
+        }
         let rollouts = &mut inner.state.rollouts;
         rollouts.retain(|name, _| world.rollouts.contains_key(name));
         for (name, r) in &world.rollouts {
@@ -405,37 +396,46 @@ impl<P: Port> Reconciler<P> {
         }
     }
 
-    /// Withdraws the routes of rollouts that are gone (unless a rollout still uses the same
-    /// route), on a thread where waiting for the disk blocks no task; one that cannot be
-    /// written is tried again on the next tick.
+    /// Withdraws the routes no rollout drives any more: served by the hub, but neither the
+    /// route of a rollout of the world nor one an entry of the state has published (a route
+    /// renamed in the spec stays until the new one is out). Level-based, after each saved
+    /// tick, so a route left behind by a controller that stopped at the wrong moment goes too.
+    /// Done on a thread where waiting for the disk blocks no task; one that cannot be written
+    /// is tried again on the next tick.
     async fn withdraw_gone(self: &Arc<Self>) {
-        let names: Vec<String> = {
-            let mut inner = self.lock();
-            let used: BTreeSet<String> = inner
-                .state
+        let served = self.hub.route_names();
+        if served.is_empty() {
+            return;
+        }
+        let world = self.port.world();
+        let driven: BTreeSet<String> = {
+            let inner = self.lock();
+            world
                 .rollouts
                 .values()
-                .filter_map(|e| route_of(e).map(str::to_owned))
-                .collect();
-            inner.withdrawals.retain(|r| !used.contains(r));
-            inner.withdrawals.iter().cloned().collect()
+                .map(settle::route_of)
+                .chain(
+                    inner
+                        .state
+                        .rollouts
+                        .values()
+                        .filter_map(|e| route_of(e).map(str::to_owned)),
+                )
+                .collect()
         };
-        if names.is_empty() {
+        let orphans: Vec<String> = served.into_iter().filter(|r| !driven.contains(r)).collect();
+        if orphans.is_empty() {
             return;
         }
         let me = self.clone();
         let done = tokio::task::spawn_blocking(move || {
-            for name in names {
+            for name in orphans {
                 match me.hub.withdraw(&name) {
-                    Ok(generation) => {
-                        if let Some(g) = generation {
-                            tracing::info!(route = %name, generation = g, "route withdrawn");
-                        }
-                        me.lock().withdrawals.remove(&name);
+                    Ok(Some(g)) => {
+                        tracing::info!(route = %name, generation = g, "route withdrawn: no rollout drives it");
                     }
-                    Err(e) => {
-                        tracing::error!(route = %name, error = %e, "cannot withdraw the route")
-                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(route = %name, error = %e, "cannot withdraw the route"),
                 }
             }
         })

@@ -56,12 +56,12 @@ fn a1_a_canary_answering_30_percent_errors_is_aborted_and_its_analysis_run_kept(
         "a1-errors",
         r#",{"op":"add","path":"/spec/template/spec/containers/0/args","value":["--error-rate","0.3","--error-status","503"]}"#,
     );
+    let run = failed_run(&s);
     let message = r["status"]["message"].as_str().unwrap_or_default();
     assert!(
         message.contains("analysis") && message.contains("Failed"),
         "{message}"
     );
-    let run = failed_run(&s);
     assert_eq!(
         run["metadata"]["labels"]["rollout.sluice.dev/name"], "chip",
         "{run}"
