@@ -137,7 +137,20 @@ pub async fn drive(rt: Arc<impl RunHost>, name: String) {
     let mut reports = rt.reports();
     let Some(rec) = rt.run(&name) else { return };
     let built = match args_of(&*rt, &rec).await {
-        Ok(args) => spec_of(&*rt, &rec, &args),
+        Ok(args) => {
+            // a template the owners wrote with the rollout may reach the runtime's view a
+            // moment after it (a watch catching up): looked for again before giving up
+            let mut waited = Duration::ZERO;
+            loop {
+                match spec_of(&*rt, &rec, &args) {
+                    Err(Error::NotFound(_)) if waited < TEMPLATE_WAIT => {
+                        tokio::time::sleep(TEMPLATE_RETRY).await;
+                        waited += TEMPLATE_RETRY;
+                    }
+                    built => break built,
+                }
+            }
+        }
         Err(e) => Err(e),
     };
     let spec = match built {
@@ -274,6 +287,11 @@ pub async fn drive(rt: Arc<impl RunHost>, name: String) {
 fn record_look(last: Option<Time>, now: Time) -> bool {
     last.is_none_or(|t| now.since(t) >= UNDECIDED_KEPT_EVERY)
 }
+
+/// How long a run waits for a template it names to be known before it is an Error.
+const TEMPLATE_WAIT: Duration = Duration::from_secs(10);
+/// How often it looks again meanwhile.
+const TEMPLATE_RETRY: Duration = Duration::from_millis(250);
 
 /// How often an undecided look taken on a report is kept.
 const UNDECIDED_KEPT_EVERY: Duration = Duration::from_secs(1);
