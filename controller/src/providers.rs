@@ -83,9 +83,6 @@ pub trait CounterWindow: Send + Sync {
         window: Duration,
         now: Time,
     ) -> (sluice_api::Totals, Duration);
-    /// The merged counters of a (route, revision) as sampled (about once a second) since
-    /// `since`, oldest first: cumulative totals with the time of each sample.
-    fn samples(&self, route: &str, revision: &str, since: Time) -> Vec<(Time, sluice_api::Totals)>;
     /// The steps of a route's reports (what one proxy counted per revision between two of
     /// its reports) merged at or after `since`, oldest first.
     fn steps(&self, route: &str, since: Time) -> Vec<Step>;

@@ -122,14 +122,6 @@ impl Counters {
         }
     }
 
-    /// The samples of a pair taken at or after `since`, oldest first (cumulative totals).
-    pub fn samples_since(&self, pair: &Pair, since: Time) -> Vec<(Time, Totals)> {
-        self.samples
-            .get(pair)
-            .map(|q| q.iter().filter(|(t, _)| *t >= since).cloned().collect())
-            .unwrap_or_default()
-    }
-
     /// Samples every pair's merged counters (about once a second).
     pub fn sample(&mut self, now: Time) {
         let pairs: BTreeSet<Pair> = self

@@ -461,11 +461,6 @@ impl Hub {
 }
 
 impl CounterWindow for Hub {
-    fn samples(&self, route: &str, revision: &str, since: Time) -> Vec<(Time, Totals)> {
-        let pair = (route.to_owned(), revision.to_owned());
-        self.lock().counters.samples_since(&pair, since)
-    }
-
     fn steps(&self, route: &str, since: Time) -> Vec<crate::providers::Step> {
         self.lock().counters.steps_since(route, since)
     }
