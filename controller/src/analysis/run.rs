@@ -23,11 +23,15 @@ use sluice_api::FieldError;
 
 use super::expr::{Expr, Value};
 use crate::spec::rollout::AnalysisArg;
-use crate::spec::template::{AnalysisTemplate, IntOrString, Metric, Provider};
+use crate::spec::template::{
+    AnalysisTemplate, DryRun, IntOrString, MeasurementRetention, Metric, Provider,
+};
 use crate::time::Time;
 
 /// Default `consecutiveErrorLimit`, as in Argo.
 pub const DEFAULT_CONSECUTIVE_ERROR_LIMIT: i64 = 4;
+/// Measurements kept per metric without a `measurementRetention` rule, as in Argo.
+pub const DEFAULT_MEASUREMENT_RETENTION: usize = 10;
 /// Retry delay for a metric with no interval whose provider had too little data.
 pub const WAIT_RETRY: Duration = Duration::from_secs(1);
 
@@ -103,6 +107,8 @@ pub struct MetricSpec {
     pub consecutive_error_limit: i64,
     /// Measured but never deciding.
     pub dry_run: bool,
+    /// Measurements kept (the newest).
+    pub retention: usize,
     /// Where values come from.
     pub provider: Provider,
 }
@@ -120,7 +126,7 @@ pub struct RunSpec {
 pub struct MetricState {
     /// Metric name.
     pub name: String,
-    /// Every measurement, oldest first.
+    /// The newest measurements (see [`MetricSpec::retention`]), oldest first.
     #[serde(default)]
     pub measurements: Vec<Measurement>,
     /// Counts by phase.
@@ -139,6 +145,19 @@ pub struct MetricState {
     /// Why the last attempt was not a measurement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
+}
+
+impl MetricState {
+    /// Measurements taken, including those no longer kept.
+    pub fn taken(&self) -> u64 {
+        self.successful + self.failed + self.inconclusive + self.error
+    }
+}
+
+/// Keeps the newest `limit` measurements (the counts keep every one).
+pub fn retain(state: &mut MetricState, limit: usize) {
+    let extra = state.measurements.len().saturating_sub(limit);
+    state.measurements.drain(..extra);
 }
 
 /// Resolves the arguments a run gets: the rollout's (literal, or a revision's hash) over the
@@ -181,54 +200,233 @@ pub fn secret_args(given: &[AnalysisArg]) -> BTreeMap<String, crate::spec::rollo
         .collect()
 }
 
-/// Builds a run from templates and arguments. Errors name the template and field.
+/// Most templates one run may include, all levels together.
+pub const MAX_INCLUDED_TEMPLATES: usize = 100;
+
+/// The templates a run uses: each requested one followed by those it includes through
+/// `spec.templates`, at any depth, each once (as Argo flattens them). `lookup` finds a
+/// template by the name an analysis requests it as ([`TemplateRef::requested`]). A missing
+/// template is [`crate::Error::NotFound`]; a template that includes itself, directly or
+/// not, is refused.
+///
+/// [`TemplateRef::requested`]: crate::spec::template::TemplateRef::requested
+pub fn included<T: std::borrow::Borrow<AnalysisTemplate>>(
+    requested: &[String],
+    lookup: impl Fn(&str) -> Option<T>,
+) -> Result<Vec<T>, crate::Error> {
+    fn visit<T: std::borrow::Borrow<AnalysisTemplate>>(
+        name: &str,
+        lookup: &dyn Fn(&str) -> Option<T>,
+        stack: &mut Vec<String>,
+        seen: &mut HashSet<String>,
+        out: &mut Vec<T>,
+    ) -> Result<(), crate::Error> {
+        if stack.iter().any(|s| s == name) {
+            let mut chain = stack.clone();
+            chain.push(name.to_owned());
+            return Err(crate::Error::field(
+                format!(
+                    "AnalysisTemplate {}: spec.templates",
+                    stack.last().map_or("", |s| s)
+                ),
+                format!(
+                    "templates include each other in a loop: {}",
+                    chain.join(" -> ")
+                ),
+            ));
+        }
+        if !seen.insert(name.to_owned()) {
+            return Ok(());
+        }
+        if seen.len() > MAX_INCLUDED_TEMPLATES {
+            return Err(crate::Error::field(
+                "spec.templates",
+                format!("a run includes more than {MAX_INCLUDED_TEMPLATES} templates"),
+            ));
+        }
+        let t = lookup(name)
+            .ok_or_else(|| crate::Error::NotFound(format!("no AnalysisTemplate named {name:?}")))?;
+        let inner: Vec<String> = t
+            .borrow()
+            .spec
+            .templates
+            .iter()
+            .map(crate::spec::template::TemplateRef::requested)
+            .collect();
+        out.push(t);
+        stack.push(name.to_owned());
+        for i in &inner {
+            visit(i, lookup, stack, seen, out)?;
+        }
+        stack.pop();
+        Ok(())
+    }
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    for name in requested {
+        visit(name, &lookup, &mut Vec::new(), &mut seen, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// What a run adds to its templates: the rollout's own dry-run and retention rules.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rules<'a> {
+    /// `dryRun` of the rollout's analysis.
+    pub dry_run: &'a [DryRun],
+    /// `measurementRetention` of the rollout's analysis.
+    pub retention: &'a [MeasurementRetention],
+}
+
+/// The templates' arguments merged as Argo merges them: a name declared by several templates
+/// is one argument, whose default is the one value they give (two different ones are an
+/// error).
+fn merged_defaults(
+    templates: &[&AnalysisTemplate],
+    errors: &mut Vec<FieldError>,
+) -> BTreeMap<String, Option<String>> {
+    let mut out: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for t in templates {
+        for a in &t.spec.args {
+            match out.get_mut(&a.name) {
+                None => {
+                    out.insert(a.name.clone(), a.value.clone());
+                }
+                Some(prev) => match (prev.as_ref(), &a.value) {
+                    (Some(p), Some(v)) if p != v => errors.push(FieldError::new(
+                        format!("AnalysisTemplate {}: spec.args.{}", t.metadata.name, a.name),
+                        format!(
+                            "argument given different values by two templates: {p:?} and {v:?}"
+                        ),
+                    )),
+                    (None, Some(v)) => *prev = Some(v.clone()),
+                    _ => {}
+                },
+            }
+        }
+    }
+    out
+}
+
+/// A rule's metric-name pattern: `*` for all, else a regular expression matched anywhere in
+/// the name, as Argo matches it.
+fn pattern(p: &str) -> Result<regex::Regex, String> {
+    let p = if p == "*" { ".*" } else { p };
+    regex::RegexBuilder::new(p)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| format!("not a regular expression: {e}"))
+}
+
+/// The metric names each rule names: (where the rule is written, the names it matches).
+fn matched<'n>(
+    path: String,
+    metric_name: &str,
+    names: &[&'n str],
+    errors: &mut Vec<FieldError>,
+) -> Vec<&'n str> {
+    match pattern(metric_name) {
+        Err(e) => {
+            errors.push(FieldError::new(path, e));
+            Vec::new()
+        }
+        Ok(re) => {
+            let hits: Vec<&str> = names.iter().copied().filter(|n| re.is_match(n)).collect();
+            if hits.is_empty() {
+                errors.push(FieldError::new(
+                    path,
+                    format!("{metric_name:?} matches no metric of the run"),
+                ));
+            }
+            hits
+        }
+    }
+}
+
+/// Builds a run from templates (those included through `spec.templates` already among them),
+/// arguments and the rollout's rules. Errors name the template and field.
 pub fn build_run(
     templates: &[&AnalysisTemplate],
     args: &BTreeMap<String, String>,
+    rules: &Rules<'_>,
 ) -> Result<RunSpec, Vec<FieldError>> {
     let mut errors = Vec::new();
-    let mut metrics = Vec::new();
-    let mut names = HashSet::new();
-    for t in templates {
-        let tname = &t.metadata.name;
-        let mut values = BTreeMap::new();
-        for a in &t.spec.args {
-            match args.get(&a.name).or(a.value.as_ref()) {
-                Some(v) => {
-                    values.insert(a.name.clone(), v.clone());
-                }
-                None => errors.push(FieldError::new(
-                    format!("AnalysisTemplate {tname}: spec.args.{}", a.name),
+    let mut values = BTreeMap::new();
+    for (name, default) in merged_defaults(templates, &mut errors) {
+        match args.get(&name).or(default.as_ref()) {
+            Some(v) => {
+                values.insert(name, v.clone());
+            }
+            None => {
+                let owner = templates
+                    .iter()
+                    .find(|t| t.spec.args.iter().any(|a| a.name == name))
+                    .map_or("", |t| t.metadata.name.as_str());
+                errors.push(FieldError::new(
+                    format!("AnalysisTemplate {owner}: spec.args.{name}"),
                     "required argument has no value",
-                )),
+                ));
             }
         }
-        let dry: HashSet<&str> = t
-            .spec
-            .dry_run
-            .iter()
-            .map(|d| d.metric_name.as_str())
-            .collect();
+    }
+    let mut written = Vec::new();
+    let mut seen = HashSet::new();
+    for t in templates {
+        let tname = &t.metadata.name;
         for (i, m) in t.spec.metrics.iter().enumerate() {
             let path = format!("AnalysisTemplate {tname}: spec.metrics[{i}]");
-            if !names.insert(m.name.clone()) {
+            if !seen.insert(m.name.clone()) {
                 errors.push(FieldError::new(
                     format!("{path}.name"),
                     format!("metric {:?} is defined by more than one template", m.name),
                 ));
                 continue;
             }
-            match substitute(m, &values) {
-                Ok(m) => {
-                    match resolve_metric(&m, dry.contains("*") || dry.contains(m.name.as_str())) {
-                        Ok(spec) => metrics.push(spec),
-                        Err((field, reason)) => {
-                            errors.push(FieldError::new(format!("{path}.{field}"), reason))
-                        }
-                    }
-                }
-                Err(reason) => errors.push(FieldError::new(path, reason)),
+            written.push((path, m));
+        }
+    }
+    let names: Vec<&str> = written.iter().map(|(_, m)| m.name.as_str()).collect();
+    let mut dry = HashSet::new();
+    let mut retention: BTreeMap<&str, u32> = BTreeMap::new();
+    for t in templates {
+        let tname = &t.metadata.name;
+        for (i, d) in t.spec.dry_run.iter().enumerate() {
+            let p = format!("AnalysisTemplate {tname}: spec.dryRun[{i}].metricName");
+            dry.extend(matched(p, &d.metric_name, &names, &mut errors));
+        }
+        for (i, r) in t.spec.measurement_retention.iter().enumerate() {
+            let p = format!("AnalysisTemplate {tname}: spec.measurementRetention[{i}].metricName");
+            for n in matched(p, &r.metric_name, &names, &mut errors) {
+                retention.insert(n, r.limit);
             }
+        }
+    }
+    // the rollout's own rules come last and win
+    for (i, d) in rules.dry_run.iter().enumerate() {
+        let p = format!("dryRun[{i}].metricName");
+        dry.extend(matched(p, &d.metric_name, &names, &mut errors));
+    }
+    for (i, r) in rules.retention.iter().enumerate() {
+        let p = format!("measurementRetention[{i}].metricName");
+        for n in matched(p, &r.metric_name, &names, &mut errors) {
+            retention.insert(n, r.limit);
+        }
+    }
+    let mut metrics = Vec::new();
+    for (path, m) in &written {
+        match substitute(m, &values) {
+            Ok(m) => match resolve_metric(&m, dry.contains(m.name.as_str())) {
+                Ok(mut spec) => {
+                    if let Some(limit) = retention.get(m.name.as_str()) {
+                        spec.retention = *limit as usize;
+                    }
+                    metrics.push(spec);
+                }
+                Err((field, reason)) => {
+                    errors.push(FieldError::new(format!("{path}.{field}"), reason))
+                }
+            },
+            Err(reason) => errors.push(FieldError::new(path.clone(), reason)),
         }
     }
     if errors.is_empty() {
@@ -245,27 +443,19 @@ pub fn written_metrics(
     templates: &[&AnalysisTemplate],
     args: &BTreeMap<String, String>,
 ) -> (Vec<Metric>, Vec<crate::spec::template::ArgSpec>) {
-    let mut metrics = Vec::new();
-    let mut given = BTreeMap::new();
-    for t in templates {
-        let values: BTreeMap<String, String> = t
-            .spec
-            .args
-            .iter()
-            .filter_map(|a| {
-                let v = args.get(&a.name).or(a.value.as_ref())?;
-                Some((a.name.clone(), v.clone()))
-            })
-            .collect();
-        metrics.extend(
-            t.spec
-                .metrics
-                .iter()
-                .filter_map(|m| substitute(m, &values).ok()),
-        );
-        given.extend(values);
-    }
-    let args = given
+    let values: BTreeMap<String, String> = merged_defaults(templates, &mut Vec::new())
+        .into_iter()
+        .filter_map(|(name, default)| {
+            let v = args.get(&name).cloned().or(default)?;
+            Some((name, v))
+        })
+        .collect();
+    let metrics = templates
+        .iter()
+        .flat_map(|t| t.spec.metrics.iter())
+        .filter_map(|m| substitute(m, &values).ok())
+        .collect();
+    let args = values
         .into_iter()
         .map(|(name, value)| crate::spec::template::ArgSpec {
             name,
@@ -362,6 +552,7 @@ fn resolve_metric(m: &Metric, dry_run: bool) -> Result<MetricSpec, (&'static str
             "consecutiveErrorLimit",
         )?,
         dry_run,
+        retention: DEFAULT_MEASUREMENT_RETENTION,
         provider: m.provider.clone(),
     })
 }
@@ -392,7 +583,8 @@ pub fn assess(metric: &MetricSpec, outcome: &ProviderOutcome, now: Time) -> Opti
         }
         ProviderOutcome::Value(v) => v,
     };
-    let eval = |e: &Option<Expr>| e.as_ref().map(|x| x.eval_condition(value)).transpose();
+    let at = now.0 as f64 / 1000.0;
+    let eval = |e: &Option<Expr>| e.as_ref().map(|x| x.condition_at(value, at)).transpose();
     let decided = eval(&metric.failure).and_then(|f| Ok((f, eval(&metric.success)?)));
     let (phase, message) = match decided {
         Err(e) => (MeasurementPhase::Error, Some(e.to_string())),
@@ -461,11 +653,11 @@ pub fn metric_phase(metric: &MetricSpec, state: &MetricState, terminating: bool)
     if over(state.consecutive_error, metric.consecutive_error_limit) {
         return RunPhase::Error;
     }
-    let taken = state.measurements.len() as u64;
+    let taken = state.taken();
     if metric.count.is_some_and(|c| taken >= c) || terminating {
         return RunPhase::Successful;
     }
-    if state.measurements.is_empty() && state.last_attempt.is_none() {
+    if state.taken() == 0 && state.last_attempt.is_none() {
         RunPhase::Pending
     } else {
         RunPhase::Running

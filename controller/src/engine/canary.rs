@@ -194,6 +194,8 @@ fn background(ctx: &mut Ctx<'_>, spec: &CanaryStrategy, index: u32, current: &st
     let analysis = RolloutAnalysis {
         templates: bg.templates.clone(),
         args: bg.args.clone(),
+        dry_run: bg.dry_run.clone(),
+        measurement_retention: bg.measurement_retention.clone(),
     };
     let seen_before = ctx
         .input

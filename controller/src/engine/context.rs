@@ -231,6 +231,8 @@ impl<'a> Ctx<'a> {
                 },
             ),
             secrets: crate::analysis::run::secret_args(&analysis.args),
+            dry_run: analysis.dry_run.clone(),
+            measurement_retention: analysis.measurement_retention.clone(),
             revision: revision.to_owned(),
             stable,
         });

@@ -94,6 +94,12 @@ pub struct AnalysisRequest {
     /// Arguments read from a Secret's key when the run starts (never kept in the state).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secrets: BTreeMap<String, crate::spec::rollout::SecretKeyRef>,
+    /// The rollout's own dry-run rules, besides the templates'.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dry_run: Vec<crate::spec::rollout::DryRun>,
+    /// The rollout's own measurement-retention rules, besides the templates'.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measurement_retention: Vec<crate::spec::rollout::MeasurementRetention>,
     /// The revision under analysis.
     pub revision: String,
     /// The stable revision at the time.

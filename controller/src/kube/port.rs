@@ -219,12 +219,10 @@ impl KubePort {
             let at = format!("{ns}/{name}");
             let before = match shown.get(&at) {
                 None => {
-                    let templates: Vec<&crate::spec::AnalysisTemplate> = run
-                        .request
-                        .templates
-                        .iter()
-                        .filter_map(|t| crate::reconcile::template(world, key, t))
-                        .collect();
+                    let templates = crate::analysis::run::included(&run.request.templates, |t| {
+                        crate::reconcile::template(world, key, t)
+                    })
+                    .unwrap_or_default();
                     out.push(Write::CreateAnalysisRun(Box::new(super::runs::object(
                         o, name, run, &templates,
                     ))));
@@ -403,8 +401,8 @@ impl Port for KubePort {
         )
     }
 
-    /// Every address is an available pod.
-    fn healthy(&self, addresses: &[String]) -> u32 {
+    /// Every address is an available pod (`minReadySeconds` is applied to the pods).
+    fn healthy(&self, _rollout: &str, addresses: &[String]) -> u32 {
         u32::try_from(addresses.len()).unwrap_or(u32::MAX)
     }
 

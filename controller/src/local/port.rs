@@ -101,8 +101,18 @@ impl Port for LocalPort {
         self.config().addresses(template)
     }
 
-    fn healthy(&self, addresses: &[String]) -> u32 {
-        self.health.healthy_count(addresses)
+    fn healthy(&self, rollout: &str, addresses: &[String]) -> u32 {
+        let min_ready = self
+            .config()
+            .rollouts
+            .get(rollout)
+            .and_then(|r| r.spec.min_ready_seconds)
+            .unwrap_or(0);
+        self.health.available_count(
+            addresses,
+            std::time::Duration::from_secs(u64::from(min_ready)),
+            crate::time::Time::now(),
+        )
     }
 
     fn check_template(&self, template: &PodTemplate) -> Result<(), Error> {

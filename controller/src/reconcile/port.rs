@@ -69,8 +69,9 @@ pub trait Port: Send + Sync + 'static {
     /// The addresses a revision (a pod template) of a rollout is served at: what the proxies
     /// route to.
     fn addresses(&self, rollout: &str, template: &PodTemplate) -> Vec<String>;
-    /// How many of `addresses` are healthy now.
-    fn healthy(&self, addresses: &[String]) -> u32;
+    /// How many of `addresses` of `rollout` are available now (healthy, for the rollout's
+    /// `minReadySeconds`).
+    fn healthy(&self, rollout: &str, addresses: &[String]) -> u32;
     /// Whether a template can run in this world (checked before `set image` and `undo`).
     fn check_template(&self, template: &PodTemplate) -> Result<(), Error>;
     /// Whether the routes this runtime publishes carry the debug response headers.

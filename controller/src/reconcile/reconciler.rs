@@ -94,7 +94,7 @@ impl<P: Port> Sight for Seen<'_, P> {
     fn revision(&self, rollout: &str, route: &str, template: &PodTemplate) -> (u32, u64) {
         let addresses = self.port.addresses(rollout, template);
         let in_flight = self.hub.merged(route, &pod_template_hash(template)).1;
-        (self.port.healthy(&addresses), in_flight)
+        (self.port.healthy(rollout, &addresses), in_flight)
     }
 }
 
@@ -640,7 +640,7 @@ impl<P: Port> RolloutService for Reconciler<P> {
             let addresses = self.port.addresses(name, template);
             let (totals, span) = self.hub.window(&route, hash, views::VIEW_WINDOW, now);
             views::Figures {
-                healthy: self.port.healthy(&addresses),
+                healthy: self.port.healthy(name, &addresses),
                 addresses,
                 totals,
                 span,

@@ -106,19 +106,15 @@ fn spec_of(
     rec: &RunRecord,
     args: &BTreeMap<String, String>,
 ) -> Result<RunSpec, Error> {
-    let mut templates = Vec::new();
-    for name in &rec.request.templates {
-        match rt.template(&rec.rollout, name) {
-            Some(t) => templates.push(t),
-            None => {
-                return Err(Error::NotFound(format!(
-                    "no AnalysisTemplate named {name:?}"
-                )));
-            }
-        }
-    }
+    let templates = run::included(&rec.request.templates, |name| {
+        rt.template(&rec.rollout, name)
+    })?;
     let refs: Vec<&crate::spec::AnalysisTemplate> = templates.iter().collect();
-    run::build_run(&refs, args).map_err(Error::Invalid)
+    let rules = run::Rules {
+        dry_run: &rec.request.dry_run,
+        retention: &rec.request.measurement_retention,
+    };
+    run::build_run(&refs, args, &rules).map_err(Error::Invalid)
 }
 
 /// Whether a metric weighs every report as it is merged: a `proxy` `canary-vs-stable` verdict.
@@ -270,6 +266,7 @@ pub async fn drive(rt: Arc<impl RunHost>, name: String) {
             rt.update_run(&name, |r| {
                 if let Some(state) = r.metrics.iter_mut().find(|s| s.name == m.name) {
                     run::record(state, &outcome, measurement.clone(), at);
+                    run::retain(state, m.retention);
                 }
                 r.phase = run::run_phase(&spec, &r.metrics, r.terminated);
             });

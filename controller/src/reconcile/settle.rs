@@ -346,6 +346,8 @@ spec:
             templates: vec!["t".into()],
             args: Default::default(),
             secrets: Default::default(),
+            dry_run: Vec::new(),
+            measurement_retention: Vec::new(),
             revision: "h2".into(),
             stable: "h1".into(),
         };

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::duration::ArgoDuration;
 use super::meta::{LabelSelector, ObjectMeta, PodTemplate};
+pub use super::template::{DryRun, MeasurementRetention, TemplateRef};
 use crate::status::RolloutStatus;
 
 /// A Rollout document.
@@ -292,6 +293,13 @@ pub struct RolloutAnalysis {
     /// Values for the templates' arguments.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<AnalysisArg>,
+    /// Metrics (names matched as regular expressions) measured but never deciding, besides
+    /// the templates' own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dry_run: Vec<DryRun>,
+    /// How many measurements to keep per metric, besides the templates' own rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measurement_retention: Vec<MeasurementRetention>,
 }
 
 /// Background analysis: an analysis plus the step it starts at.
@@ -306,28 +314,12 @@ pub struct BackgroundAnalysis {
     /// The step index the analysis starts at (0 by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub starting_step: Option<u32>,
-}
-
-/// A reference to an AnalysisTemplate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TemplateRef {
-    /// Template name, in the Rollout's namespace (or a ClusterAnalysisTemplate's).
-    pub template_name: String,
-    /// The name is a ClusterAnalysisTemplate's.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub cluster_scope: bool,
-}
-
-impl TemplateRef {
-    /// How an analysis request names it: a ClusterAnalysisTemplate's name behind `/`.
-    pub fn requested(&self) -> String {
-        if self.cluster_scope {
-            format!("/{}", self.template_name)
-        } else {
-            self.template_name.clone()
-        }
-    }
+    /// Metrics (names matched as regular expressions) measured but never deciding.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dry_run: Vec<DryRun>,
+    /// How many measurements to keep per metric.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measurement_retention: Vec<MeasurementRetention>,
 }
 
 /// An argument given to analysis templates.

@@ -45,14 +45,21 @@ pub struct AnalysisTemplate {
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AnalysisTemplateSpec {
-    /// The metrics.
+    /// The metrics (none when the template only includes others).
+    #[serde(default)]
     pub metrics: Vec<Metric>,
+    /// Other templates whose metrics, arguments and rules this one includes (Argo 1.7).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub templates: Vec<TemplateRef>,
     /// Arguments the metrics use as `{{args.NAME}}`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<ArgSpec>,
     /// Metrics measured but never deciding.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dry_run: Vec<DryRun>,
+    /// How many measurements to keep per metric (10 by default, as in Argo).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measurement_retention: Vec<MeasurementRetention>,
 }
 
 /// A declared argument.
@@ -67,11 +74,43 @@ pub struct ArgSpec {
 }
 
 /// `dryRun` entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DryRun {
-    /// Metric name (`*` for all).
+    /// Metric names, as a regular expression (`.*` or `*` for all).
     pub metric_name: String,
+}
+
+/// `measurementRetention` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MeasurementRetention {
+    /// Metric names, as a regular expression (`.*` or `*` for all).
+    pub metric_name: String,
+    /// Measurements kept, the newest.
+    pub limit: u32,
+}
+
+/// A reference to an AnalysisTemplate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TemplateRef {
+    /// Template name, in the Rollout's namespace (or a ClusterAnalysisTemplate's).
+    pub template_name: String,
+    /// The name is a ClusterAnalysisTemplate's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cluster_scope: bool,
+}
+
+impl TemplateRef {
+    /// How an analysis request names it: a ClusterAnalysisTemplate's name behind `/`.
+    pub fn requested(&self) -> String {
+        if self.cluster_scope {
+            format!("/{}", self.template_name)
+        } else {
+            self.template_name.clone()
+        }
+    }
 }
 
 /// A whole number, possibly written as text (so that it can come from an argument).
@@ -230,6 +269,27 @@ pub struct PrometheusProvider {
     /// Seconds to wait for an answer (30 by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u32>,
+    /// Headers sent with the query (e.g. `X-Scope-OrgID`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<WebHeader>,
+    /// Accept any certificate from an `https://` address.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
+    /// A range query instead of an instant one: `result` is every value of every series.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range_query: Option<RangeQuery>,
+}
+
+/// `prometheus.rangeQuery`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RangeQuery {
+    /// The first moment, an expression such as `now() - duration("5m")`.
+    pub start: String,
+    /// The last moment, an expression such as `now()`.
+    pub end: String,
+    /// The resolution, a duration such as `1m`.
+    pub step: String,
 }
 
 /// A header of a web call.
@@ -261,12 +321,15 @@ pub struct WebProvider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "super::schema::any_value")]
     pub json_body: Option<serde_json::Value>,
-    /// JSONPath-like path into the answer, e.g. `{$.data.ok}`.
+    /// Kubernetes JSONPath into the answer, e.g. `{$.data.ok}` (the whole answer by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json_path: Option<String>,
     /// Seconds to wait (10 by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u32>,
+    /// Accept any certificate from an `https://` URL.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
 }
 
 /// `provider.job`: a Kubernetes Job spec, or in local mode a command.

@@ -35,13 +35,10 @@ const ROLLOUT: &[(&str, &[&str])] = &[
         ],
     ),
     ("spec.strategy.canary.steps[]", &["experiment", "plugin"]),
-    (
-        "spec.strategy.canary.analysis",
-        &["dryRun", "measurementRetention", "analysisRunMetadata"],
-    ),
+    ("spec.strategy.canary.analysis", &["analysisRunMetadata"]),
     (
         "spec.strategy.canary.steps[].analysis",
-        &["dryRun", "measurementRetention", "analysisRunMetadata"],
+        &["analysisRunMetadata"],
     ),
     (
         "spec.strategy.blueGreen",
@@ -49,17 +46,18 @@ const ROLLOUT: &[(&str, &[&str])] = &[
     ),
     (
         "spec.strategy.blueGreen.prePromotionAnalysis",
-        &["dryRun", "measurementRetention", "analysisRunMetadata"],
+        &["analysisRunMetadata"],
     ),
     (
         "spec.strategy.blueGreen.postPromotionAnalysis",
-        &["dryRun", "measurementRetention", "analysisRunMetadata"],
+        &["analysisRunMetadata"],
     ),
 ];
 
 const ANALYSIS_TEMPLATE: &[(&str, &[&str])] = &[
-    ("spec", &["measurementRetention"]),
     ("spec.args[]", &["valueFrom"]),
+    ("spec.metrics[].provider.prometheus", &["authentication"]),
+    ("spec.metrics[].provider.web", &["authentication"]),
     (
         "spec.metrics[].provider",
         &[

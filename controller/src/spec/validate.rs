@@ -102,6 +102,12 @@ pub fn rollout(r: &Rollout) -> Vec<FieldError> {
             }
             if let Some(a) = &c.analysis {
                 analysis_ref(&mut e, &format!("{base}.analysis"), &a.templates, &a.args);
+                rules(
+                    &mut e,
+                    &format!("{base}.analysis"),
+                    &a.dry_run,
+                    &a.measurement_retention,
+                );
                 if let Some(start) = a.starting_step
                     && start as usize > c.steps.len()
                 {
@@ -140,6 +146,12 @@ pub fn rollout(r: &Rollout) -> Vec<FieldError> {
             ] {
                 if let Some(a) = a {
                     analysis_ref(&mut e, &format!("{base}.{field}"), &a.templates, &a.args);
+                    rules(
+                        &mut e,
+                        &format!("{base}.{field}"),
+                        &a.dry_run,
+                        &a.measurement_retention,
+                    );
                 }
             }
         }
@@ -230,6 +242,12 @@ fn canary_step(e: &mut Errors, path: &str, step: &CanaryStep, total: u32) {
     }
     if let Some(a) = &step.analysis {
         analysis_ref(e, &format!("{path}.analysis"), &a.templates, &a.args);
+        rules(
+            e,
+            &format!("{path}.analysis"),
+            &a.dry_run,
+            &a.measurement_retention,
+        );
     }
     if let Some(h) = &step.set_header_route {
         if h.name.is_empty() {
@@ -328,6 +346,35 @@ fn regex_check(re: &str) -> Result<(), String> {
     sluice_api::limits::check_regex(re)
 }
 
+/// `dryRun` and `measurementRetention` rules: their metric names are regular expressions
+/// (`*` for all).
+fn rules(
+    e: &mut Errors,
+    path: &str,
+    dry_run: &[super::template::DryRun],
+    retention: &[super::template::MeasurementRetention],
+) {
+    let check = |e: &mut Errors, at: String, name: &str| {
+        if name.is_empty() {
+            e.add(at, "required");
+        } else if name != "*"
+            && let Err(err) = regex::RegexBuilder::new(name).size_limit(1 << 20).build()
+        {
+            e.add(at, format!("not a regular expression: {err}"));
+        }
+    };
+    for (i, d) in dry_run.iter().enumerate() {
+        check(e, format!("{path}.dryRun[{i}].metricName"), &d.metric_name);
+    }
+    for (i, r) in retention.iter().enumerate() {
+        check(
+            e,
+            format!("{path}.measurementRetention[{i}].metricName"),
+            &r.metric_name,
+        );
+    }
+}
+
 fn analysis_ref(
     e: &mut Errors,
     path: &str,
@@ -410,8 +457,19 @@ pub fn analysis_template(t: &AnalysisTemplate) -> Vec<FieldError> {
             ),
         );
     }
-    if t.spec.metrics.is_empty() {
-        e.add("spec.metrics", "required: at least one metric");
+    if t.spec.metrics.is_empty() && t.spec.templates.is_empty() {
+        e.add(
+            "spec.metrics",
+            "required: at least one metric, or templates to include",
+        );
+    }
+    for (i, r) in t.spec.templates.iter().enumerate() {
+        if !valid_object_name(&r.template_name) {
+            e.add(
+                format!("spec.templates[{i}].templateName"),
+                format!("{:?} is not a template name", r.template_name),
+            );
+        }
     }
     let mut names = std::collections::HashSet::new();
     for (i, m) in t.spec.metrics.iter().enumerate() {
@@ -437,15 +495,53 @@ pub fn analysis_template(t: &AnalysisTemplate) -> Vec<FieldError> {
             );
         }
     }
-    for (i, d) in t.spec.dry_run.iter().enumerate() {
-        if d.metric_name != "*" && !names.contains(d.metric_name.as_str()) {
-            e.add(
-                format!("spec.dryRun[{i}].metricName"),
-                format!("no metric named {:?}", d.metric_name),
+    rules(
+        &mut e,
+        "spec",
+        &t.spec.dry_run,
+        &t.spec.measurement_retention,
+    );
+    // without included templates, every rule must name one of these metrics
+    if t.spec.templates.is_empty() {
+        let matches = |pattern: &str| {
+            let p = if pattern == "*" { ".*" } else { pattern };
+            regex::Regex::new(p).is_ok_and(|re| names.iter().any(|n| re.is_match(n)))
+        };
+        let written = t
+            .spec
+            .dry_run
+            .iter()
+            .map(|d| ("dryRun", &d.metric_name))
+            .enumerate()
+            .chain(
+                t.spec
+                    .measurement_retention
+                    .iter()
+                    .map(|r| ("measurementRetention", &r.metric_name))
+                    .enumerate(),
             );
+        for (i, (field, name)) in written {
+            if !name.is_empty() && !matches(name) {
+                e.add(
+                    format!("spec.{field}[{i}].metricName"),
+                    format!("{name:?} matches no metric"),
+                );
+            }
         }
     }
     e.0
+}
+
+/// Header names of a provider's `headers`.
+fn headers(e: &mut Errors, path: &str, list: &[super::template::WebHeader]) {
+    for (i, h) in list.iter().enumerate() {
+        if http_header_name_invalid(&h.key) {
+            e.add(
+                format!("{path}.headers[{i}].key"),
+                format!("{:?} is not a header name", h.key),
+            );
+        }
+    }
 }
 
 /// Whether a text still holds an unsubstituted `{{args.…}}`.
@@ -564,6 +660,24 @@ fn metric(e: &mut Errors, p: &str, m: &Metric) {
         if x.query.trim().is_empty() {
             e.add(format!("{p}.provider.prometheus.query"), "required");
         }
+        headers(e, &format!("{p}.provider.prometheus"), &x.headers);
+        if let Some(r) = &x.range_query {
+            let rp = format!("{p}.provider.prometheus.rangeQuery");
+            for (field, text) in [("start", &r.start), ("end", &r.end)] {
+                if !templated(text)
+                    && let Err(err) = Expr::parse(text)
+                {
+                    e.add(format!("{rp}.{field}"), err.to_string());
+                }
+            }
+            if !templated(&r.step) {
+                match super::duration::ArgoDuration::parse(&r.step) {
+                    Ok(d) if d.value.is_zero() => e.add(format!("{rp}.step"), "must be above 0"),
+                    Ok(_) => {}
+                    Err(err) => e.add(format!("{rp}.step"), err),
+                }
+            }
+        }
     }
     if let Some(x) = &pr.web {
         if !url_ok(&x.url) {
@@ -585,6 +699,21 @@ fn metric(e: &mut Errors, p: &str, m: &Metric) {
                 format!("{p}.provider.web.jsonBody"),
                 "set body or jsonBody, not both",
             );
+        }
+        if (x.body.is_some() || x.json_body.is_some())
+            && x.method.as_deref().unwrap_or("GET") == "GET"
+        {
+            e.add(
+                format!("{p}.provider.web.method"),
+                "body and jsonBody need POST or PUT",
+            );
+        }
+        headers(e, &format!("{p}.provider.web"), &x.headers);
+        if let Some(path) = &x.json_path
+            && !templated(path)
+            && let Err(err) = crate::providers::jsonpath::JsonPath::parse(path)
+        {
+            e.add(format!("{p}.provider.web.jsonPath"), err);
         }
     }
     if let Some(x) = &pr.job

@@ -14,6 +14,7 @@ fn metric(
     error_limit: i64,
 ) -> MetricSpec {
     MetricSpec {
+        retention: DEFAULT_MEASUREMENT_RETENTION,
         name: "m".into(),
         interval: Some(Duration::from_secs(10)),
         initial_delay: Duration::ZERO,
@@ -334,7 +335,7 @@ spec:
     );
     let args = BTreeMap::from([("service".to_owned(), "chip".to_owned())]);
     // count "0.95" is not a whole number: the error names the template and field
-    let errors = build_run(&[&a], &args).unwrap_err();
+    let errors = build_run(&[&a], &args, &Rules::default()).unwrap_err();
     assert_eq!(errors[0].path, "AnalysisTemplate a: spec.metrics[0].count");
 
     let b = template(
@@ -352,7 +353,7 @@ spec:
         prometheus: {address: "http://prom:9090", query: "up{service=\"{{args.service}}\"}"}
 "#,
     );
-    let run = build_run(&[&b], &args).unwrap();
+    let run = build_run(&[&b], &args, &Rules::default()).unwrap();
     let m = &run.metrics[0];
     assert_eq!(m.success.as_ref().unwrap().text(), "result >= 0.95");
     assert_eq!(
@@ -363,10 +364,10 @@ spec:
     assert_eq!(m.consecutive_error_limit, DEFAULT_CONSECUTIVE_ERROR_LIMIT);
 
     // a required argument without a value is an error naming it
-    let errors = build_run(&[&b], &BTreeMap::new()).unwrap_err();
+    let errors = build_run(&[&b], &BTreeMap::new(), &Rules::default()).unwrap_err();
     assert_eq!(errors[0].path, "AnalysisTemplate b: spec.args.service");
     // the same metric name from two templates is an error
-    let errors = build_run(&[&b, &b], &args).unwrap_err();
+    let errors = build_run(&[&b, &b], &args, &Rules::default()).unwrap_err();
     assert!(
         errors[0].reason.contains("more than one template"),
         "{errors:?}"
@@ -384,9 +385,184 @@ spec:
       provider: {proxy: {query: error-rate}}
 "#,
     );
-    let run = build_run(&[&shadow], &BTreeMap::new()).unwrap();
+    let run = build_run(&[&shadow], &BTreeMap::new(), &Rules::default()).unwrap();
     assert!(run.metrics[0].dry_run);
     assert_eq!(run.metrics[0].count, Some(1));
+}
+
+#[test]
+fn templates_include_others_at_any_depth_once_and_never_in_a_loop() {
+    let doc = |name: &str, includes: &str, metric: &str| {
+        template(&format!(
+            r#"
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {{name: {name}}}
+spec:
+  templates: [{includes}]
+  args: [{{name: service}}]
+  metrics:{metric}
+"#
+        ))
+    };
+    let m =
+        |n: &str| format!("\n    - name: {n}\n      provider: {{proxy: {{query: error-rate}}}}");
+    let world = BTreeMap::from([
+        (
+            "all".to_owned(),
+            doc(
+                "all",
+                "{templateName: errors}, {templateName: latency, clusterScope: true}",
+                " []",
+            ),
+        ),
+        (
+            "errors".to_owned(),
+            doc("errors", "{templateName: base}", &m("errors")),
+        ),
+        (
+            "/latency".to_owned(),
+            doc("latency", "{templateName: base}", &m("p99")),
+        ),
+        ("base".to_owned(), doc("base", "", &m("rate"))),
+        (
+            "loop-a".to_owned(),
+            doc("loop-a", "{templateName: loop-b}", &m("a")),
+        ),
+        (
+            "loop-b".to_owned(),
+            doc("loop-b", "{templateName: loop-a}", &m("b")),
+        ),
+    ]);
+    let lookup = |n: &str| world.get(n);
+    let found = included(&["all".to_owned()], lookup).unwrap();
+    let names: Vec<&str> = found.iter().map(|t| t.metadata.name.as_str()).collect();
+    assert_eq!(names, ["all", "errors", "base", "latency"], "base once");
+    let run = build_run(
+        &found,
+        &BTreeMap::from([("service".to_owned(), "chip".to_owned())]),
+        &Rules::default(),
+    )
+    .unwrap();
+    let metrics: Vec<&str> = run.metrics.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(metrics, ["errors", "rate", "p99"]);
+    match included(&["loop-a".to_owned()], lookup) {
+        Err(crate::Error::Invalid(e)) => {
+            assert!(e[0].reason.contains("loop-a -> loop-b -> loop-a"), "{e:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        included(&["errors".to_owned(), "nowhere".to_owned()], lookup),
+        Err(crate::Error::NotFound(_))
+    ));
+}
+
+#[test]
+fn dry_run_and_retention_rules_match_metric_names_as_argo_does() {
+    use crate::spec::template::{DryRun, MeasurementRetention};
+    let t = template(
+        r#"
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: t}
+spec:
+  args: [{name: a, value: "1"}]
+  dryRun: [{metricName: "^shadow-"}]
+  measurementRetention: [{metricName: ".*", limit: 3}]
+  metrics:
+    - {name: shadow-errors, provider: {proxy: {query: error-rate}}}
+    - {name: errors, provider: {proxy: {query: error-rate}}}
+    - {name: latency, provider: {proxy: {query: latency}}}
+"#,
+    );
+    let dry = [DryRun {
+        metric_name: "lat".into(),
+    }];
+    let keep = [MeasurementRetention {
+        metric_name: "errors$".into(),
+        limit: 20,
+    }];
+    let rules = Rules {
+        dry_run: &dry,
+        retention: &keep,
+    };
+    let run = build_run(&[&t], &BTreeMap::new(), &rules).unwrap();
+    let got: Vec<(&str, bool, usize)> = run
+        .metrics
+        .iter()
+        .map(|m| (m.name.as_str(), m.dry_run, m.retention))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("shadow-errors", true, 20),
+            ("errors", false, 20),
+            ("latency", true, 3)
+        ]
+    );
+    // a rule that matches nothing is an error, as in Argo; so is a bad pattern
+    let none = [DryRun {
+        metric_name: "nothing".into(),
+    }];
+    let bad = [MeasurementRetention {
+        metric_name: "(".into(),
+        limit: 1,
+    }];
+    let errors = build_run(
+        &[&t],
+        &BTreeMap::new(),
+        &Rules {
+            dry_run: &none,
+            retention: &bad,
+        },
+    )
+    .unwrap_err();
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["dryRun[0].metricName", "measurementRetention[0].metricName"]
+    );
+    // defaults: every measurement counts, only the newest are kept
+    let plain = build_run(&[&t], &BTreeMap::new(), &Rules::default()).unwrap();
+    let m = &plain.metrics[1];
+    let mut state = MetricState::default();
+    let outcome = ProviderOutcome::Value(Value::Number(0.0));
+    for i in 0..5 {
+        let meas = assess(m, &outcome, Time(i));
+        record(&mut state, &outcome, meas, Time(i));
+        retain(&mut state, m.retention);
+    }
+    assert_eq!(state.measurements.len(), 3);
+    assert_eq!(state.taken(), 5);
+    assert_eq!(state.measurements[0].finished_at, Time(2));
+}
+
+#[test]
+fn arguments_given_twice_by_templates_must_agree() {
+    let t = |name: &str, value: &str| {
+        template(&format!(
+            r#"
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {{name: {name}}}
+spec:
+  args: [{{name: threshold, value: "{value}"}}]
+  metrics:
+    - name: m-{name}
+      successCondition: "result < {{{{args.threshold}}}}"
+      provider: {{proxy: {{query: error-rate}}}}
+"#
+        ))
+    };
+    let (a, b, c) = (t("a", "0.1"), t("b", "0.1"), t("c", "0.2"));
+    assert!(build_run(&[&a, &b], &BTreeMap::new(), &Rules::default()).is_ok());
+    let errors = build_run(&[&a, &c], &BTreeMap::new(), &Rules::default()).unwrap_err();
+    assert!(errors[0].reason.contains("different values"), "{errors:?}");
+    // a value given by the rollout wins over both
+    let args = BTreeMap::from([("threshold".to_owned(), "0.3".to_owned())]);
+    let run = build_run(&[&a, &c], &args, &Rules::default());
+    assert!(run.is_err(), "the templates still disagree");
 }
 
 #[test]
