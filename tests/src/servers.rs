@@ -28,3 +28,140 @@ where
     });
     addr
 }
+
+/// A request as a [`Recorder`] saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// Method.
+    pub method: String,
+    /// Path and query.
+    pub target: String,
+    /// Headers, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+/// A loopback HTTP server (over TLS with a self-signed certificate for `127.0.0.1` when asked)
+/// that keeps every request it receives and answers each with the same status, content type
+/// and body, after `delay`: what a provider's call is checked against.
+pub struct Recorder {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// What it received, oldest first.
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+}
+
+/// What a [`Recorder`] answers.
+#[derive(Debug, Clone)]
+pub struct Canned {
+    /// Status.
+    pub status: u16,
+    /// Content type.
+    pub content_type: &'static str,
+    /// Body.
+    pub body: String,
+    /// Wait before answering.
+    pub delay: std::time::Duration,
+}
+
+impl Canned {
+    /// 200 with a JSON body, at once.
+    pub fn json(body: &str) -> Self {
+        Self {
+            status: 200,
+            content_type: "application/json",
+            body: body.to_owned(),
+            delay: std::time::Duration::ZERO,
+        }
+    }
+}
+
+impl Recorder {
+    /// Starts one, plain or over TLS.
+    pub fn start(answer: Canned, tls: bool) -> Self {
+        use http_body_util::BodyExt as _;
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let acceptor = tls.then(|| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+                .unwrap()
+                .self_signed(&key)
+                .unwrap();
+            let key = rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+            let cfg = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key)
+            .unwrap();
+            tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg))
+        });
+        let kept = seen.clone();
+        let addr = spawn_loopback(move |s| {
+            let (kept, answer, acceptor) = (kept.clone(), answer.clone(), acceptor.clone());
+            async move {
+                let svc =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let (kept, answer) = (kept.clone(), answer.clone());
+                        async move {
+                            let (head, body) = req.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes().to_vec())
+                                .unwrap_or_default();
+                            kept.lock().unwrap().push(Seen {
+                                method: head.method.to_string(),
+                                target: head.uri.to_string(),
+                                headers: head
+                                    .headers
+                                    .iter()
+                                    .map(|(k, v)| {
+                                        (
+                                            k.as_str().to_owned(),
+                                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                                        )
+                                    })
+                                    .collect(),
+                                body,
+                            });
+                            tokio::time::sleep(answer.delay).await;
+                            Ok::<_, std::convert::Infallible>(
+                                http::Response::builder()
+                                    .status(answer.status)
+                                    .header("content-type", answer.content_type)
+                                    .body(http_body_util::Full::new(bytes::Bytes::from(
+                                        answer.body,
+                                    )))
+                                    .unwrap(),
+                            )
+                        }
+                    });
+                let http = hyper::server::conn::http1::Builder::new();
+                match acceptor {
+                    Some(a) => {
+                        if let Ok(tls) = a.accept(s).await {
+                            let _ = http
+                                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                                .await;
+                        }
+                    }
+                    None => {
+                        let _ = http
+                            .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                            .await;
+                    }
+                }
+            }
+        });
+        Self { addr, seen }
+    }
+
+    /// What it received so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}

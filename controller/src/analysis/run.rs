@@ -312,10 +312,7 @@ fn merged_defaults(
 /// the name, as Argo matches it.
 fn pattern(p: &str) -> Result<regex::Regex, String> {
     let p = if p == "*" { ".*" } else { p };
-    regex::RegexBuilder::new(p)
-        .size_limit(1 << 20)
-        .build()
-        .map_err(|e| format!("not a regular expression: {e}"))
+    sluice_api::limits::compile_regex(p)
 }
 
 /// The metric names each rule names: (where the rule is written, the names it matches).

@@ -92,6 +92,28 @@ impl LocalConfig {
 
     fn cross_check(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
+        // templates included through spec.templates exist and include no loop; in local mode
+        // AnalysisTemplates and ClusterAnalysisTemplates share one set of names
+        for (name, t) in &self.templates {
+            let doc = format!("AnalysisTemplate {name:?}");
+            for (i, r) in t.spec.templates.iter().enumerate() {
+                if !self.templates.contains_key(&r.template_name) {
+                    errors.push(FieldError::new(
+                        format!("{doc}: spec.templates[{i}].templateName"),
+                        format!(
+                            "no AnalysisTemplate named {:?} in this file",
+                            r.template_name
+                        ),
+                    ));
+                }
+            }
+            let found = crate::analysis::run::included(std::slice::from_ref(name), |n| {
+                self.templates.get(n.trim_start_matches('/'))
+            });
+            if let Err(Error::Invalid(e)) = found {
+                errors.extend(e);
+            }
+        }
         for (name, r) in &self.rollouts {
             let doc = format!("Rollout {name:?}");
             if r.spec.workload_ref.is_some() {
@@ -209,5 +231,80 @@ impl LocalConfig {
             Some(d) => self.path.parent().unwrap_or(Path::new(".")).join(d),
             None => self.path.parent().unwrap_or(Path::new(".")).join(".sluice"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RUNTIME: &str = "apiVersion: sluice.dev/v1alpha1
+kind: LocalRuntime
+metadata: {name: here}
+spec:
+  images: {\"chip:v1\": [\"127.0.0.1:9001\"]}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: chip}
+spec:
+  selector: {matchLabels: {app: chip}}
+  template:
+    metadata: {labels: {app: chip}}
+    spec: {containers: [{name: chip, image: \"chip:v1\"}]}
+  strategy:
+    canary:
+      steps:
+      - analysis: {templates: [{templateName: all}, {templateName: slo, clusterScope: true}]}
+";
+
+    fn template(kind: &str, name: &str, includes: &str) -> String {
+        format!(
+            "---\napiVersion: argoproj.io/v1alpha1\nkind: {kind}\nmetadata: {{name: {name}}}\nspec:\n  templates: [{includes}]\n  metrics: [{{name: m-{name}, provider: {{proxy: {{query: error-rate}}}}}}]\n"
+        )
+    }
+
+    fn parse(extra: &str) -> Result<LocalConfig, Error> {
+        LocalConfig::parse(Path::new("local.yaml"), &format!("{RUNTIME}{extra}"))
+    }
+
+    #[test]
+    fn included_and_cluster_templates_resolve_and_loops_or_gaps_are_refused() {
+        let good = format!(
+            "{}{}{}",
+            template("AnalysisTemplate", "all", "{templateName: base}"),
+            template("AnalysisTemplate", "base", ""),
+            template(
+                "ClusterAnalysisTemplate",
+                "slo",
+                "{templateName: base, clusterScope: true}"
+            ),
+        );
+        parse(&good).unwrap();
+        let gap = format!(
+            "{}{}",
+            template("AnalysisTemplate", "all", "{templateName: nowhere}"),
+            template("ClusterAnalysisTemplate", "slo", ""),
+        );
+        let Err(Error::Invalid(e)) = parse(&gap) else {
+            panic!("a missing include is refused")
+        };
+        assert_eq!(
+            e[0].path,
+            "AnalysisTemplate \"all\": spec.templates[0].templateName"
+        );
+        let looped = format!(
+            "{}{}{}",
+            template("AnalysisTemplate", "all", "{templateName: b}"),
+            template("AnalysisTemplate", "b", "{templateName: all}"),
+            template("ClusterAnalysisTemplate", "slo", ""),
+        );
+        let Err(Error::Invalid(e)) = parse(&looped) else {
+            panic!("a loop is refused")
+        };
+        assert!(
+            e.iter().any(|x| x.reason.contains("all -> b -> all")),
+            "{e:?}"
+        );
     }
 }

@@ -358,9 +358,9 @@ fn rules(
         if name.is_empty() {
             e.add(at, "required");
         } else if name != "*"
-            && let Err(err) = regex::RegexBuilder::new(name).size_limit(1 << 20).build()
+            && let Err(err) = sluice_api::limits::check_regex(name)
         {
-            e.add(at, format!("not a regular expression: {err}"));
+            e.add(at, err);
         }
     };
     for (i, d) in dry_run.iter().enumerate() {
@@ -505,7 +505,8 @@ pub fn analysis_template(t: &AnalysisTemplate) -> Vec<FieldError> {
     if t.spec.templates.is_empty() {
         let matches = |pattern: &str| {
             let p = if pattern == "*" { ".*" } else { pattern };
-            regex::Regex::new(p).is_ok_and(|re| names.iter().any(|n| re.is_match(n)))
+            sluice_api::limits::compile_regex(p)
+                .is_ok_and(|re| names.iter().any(|n| re.is_match(n)))
         };
         let written = t
             .spec

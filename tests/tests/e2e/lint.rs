@@ -189,3 +189,95 @@ fn sluice_crd_prints_the_crds_of_manifests_crds_and_writes_them_to_a_folder() {
     assert!(status.success());
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 4);
 }
+
+/// Argo documents using every analysis and rollout field sluice reads (`argo-analysis.yaml`
+/// beside this file): accepted; what sluice will not do is refused as an unsupported Argo
+/// field, naming it; a field of the right kind with a wrong value names the field and why.
+#[test]
+fn argo_analysis_fields_are_accepted_or_refused_by_name() {
+    let argo = include_str!("argo-analysis.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("argo.yaml");
+    std::fs::write(&f, argo).unwrap();
+    let (code, out) = lint(&f);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.ends_with(": ok")).count(),
+        6,
+        "{out}"
+    );
+    let unsupported = |path: &str| format!("{path}: unsupported Argo field: {path}");
+    let cases: Vec<(String, String)> = vec![
+        (
+            argo.replace("        timeout: 40\n", "        timeout: 40\n        authentication: {sigv4: {region: eu-west-1}}\n"),
+            unsupported("spec.metrics[0].provider.prometheus.authentication"),
+        ),
+        (
+            argo.replace("        timeoutSeconds: 5\n", "        timeoutSeconds: 5\n        authentication: {oauth2: {tokenUrl: \"https://x/token\"}}\n"),
+            unsupported("spec.metrics[0].provider.web.authentication"),
+        ),
+        (
+            argo.replace("      prometheus: {address: http://prometheus.example:9090, query: \"slo\"}", "      datadog: {query: \"avg:x\"}"),
+            unsupported("spec.metrics[0].provider.datadog"),
+        ),
+        (
+            argo.replace("        measurementRetention: [{metricName: \".*\", limit: 20}]\n", "        measurementRetention: [{metricName: \".*\", limit: 20}]\n        analysisRunMetadata: {labels: {a: b}}\n"),
+            unsupported("spec.strategy.canary.analysis.analysisRunMetadata"),
+        ),
+        (
+            argo.replace("  - name: text\n", "  - name: text\n    consecutiveSuccessLimit: 2\n"),
+            unsupported("spec.metrics[1].consecutiveSuccessLimit"),
+        ),
+        (
+            argo.replace("        insecure: true\n        timeoutSeconds", "        insecure: true\n        verbose: true\n        timeoutSeconds"),
+            "spec.metrics[0].provider.web.verbose: unknown field `verbose`".to_owned(),
+        ),
+        (
+            argo.replace("jsonPath: \"{$.data}\"", "jsonPath: \"{$.data[x]}\""),
+            "spec.metrics[0].provider.web.jsonPath: \"{$.data[x]}\": \"x\" is not an index".to_owned(),
+        ),
+        (
+            argo.replace("method: PUT, body", "body"),
+            "spec.metrics[1].provider.web.method: body and jsonBody need POST or PUT".to_owned(),
+        ),
+        (
+            argo.replace("step: 1m}", "step: 0s}"),
+            "spec.metrics[0].provider.prometheus.rangeQuery.step: must be above 0".to_owned(),
+        ),
+        (
+            argo.replace("{start: 'now() - duration(\"5m\")'", "{start: 'now() - '"),
+            "spec.metrics[0].provider.prometheus.rangeQuery.start: syntax error in `now() - ` at position 8".to_owned(),
+        ),
+        (
+            argo.replace("        headers: [{key: X-Scope-OrgID", "        headers: [{key: \"X Scope\""),
+            "spec.metrics[0].provider.prometheus.headers[0].key: \"X Scope\" is not a header name".to_owned(),
+        ),
+        (
+            argo.replace("dryRun: [{metricName: \"^shadow\"}]", "dryRun: [{metricName: \"(shadow\"}]"),
+            "spec.strategy.canary.analysis.dryRun[0].metricName: invalid regex \"(shadow\"".to_owned(),
+        ),
+        (
+            argo.replace("metadata: {name: platform-slo}\nspec:\n", "metadata: {name: platform-slo}\nspec:\n  dryRun: [{metricName: nothing}]\n"),
+            "spec.dryRun[0].metricName: \"nothing\" matches no metric".to_owned(),
+        ),
+        (
+            argo.replace("all(result.latencies, {# < 1000})", "all(result.latencies, {# < 1000)"),
+            "spec.metrics[0].successCondition: syntax error in".to_owned(),
+        ),
+        (
+            argo.replace("  - templateName: prometheus-checks\n", "  - templateName: Prometheus_Checks\n"),
+            "spec.templates[1].templateName: \"Prometheus_Checks\" is not a template name".to_owned(),
+        ),
+    ];
+    for (i, (text, want)) in cases.iter().enumerate() {
+        assert_ne!(text, argo, "case {i} did not change the manifest");
+        let f = dir.path().join(format!("case{i}.yaml"));
+        std::fs::write(&f, text).unwrap();
+        let (code, out) = lint(&f);
+        assert_eq!(code, 1, "case {i}: {out}");
+        assert!(
+            out.contains(want.as_str()),
+            "case {i}: want {want:?} in:\n{out}"
+        );
+    }
+}

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod analysis_providers;
 mod cli_cluster;
 mod control_plane;
 mod hostile_clients;

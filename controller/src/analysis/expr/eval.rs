@@ -245,10 +245,8 @@ fn binary(op: BinOp, a: Value, b: Value, pos: usize) -> EResult<Value> {
         BinOp::StartsWith => Value::Bool(text(&a, pos, sym)?.starts_with(text(&b, pos, sym)?)),
         BinOp::EndsWith => Value::Bool(text(&a, pos, sym)?.ends_with(text(&b, pos, sym)?)),
         BinOp::Matches => {
-            let re = regex::RegexBuilder::new(text(&b, pos, sym)?)
-                .size_limit(1 << 20)
-                .build()
-                .map_err(|e| (pos, format!("not a regular expression: {e}")))?;
+            let re =
+                sluice_api::limits::compile_regex(text(&b, pos, sym)?).map_err(|e| (pos, e))?;
             Value::Bool(re.is_match(text(&a, pos, sym)?))
         }
         BinOp::Range => {

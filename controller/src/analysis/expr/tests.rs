@@ -323,7 +323,7 @@ fn evaluation_errors_are_errors_not_panics() {
         ("all(result, # + 1)", v(&[1.0]), "needs true or false"),
         ("all(result, # > 1)", n(1.0), "needs a list"),
         ("result ? 1 : 2", n(1.0), "needs true or false"),
-        ("result matches '('", s("x"), "not a regular expression"),
+        ("result matches '('", s("x"), "invalid regex"),
         ("max(result) > 1", v(&[]), "empty list"),
         ("1..1000000 == 1", n(0.0), "at most"),
     ];
