@@ -59,6 +59,9 @@ pub fn router(state: Arc<ApiState>, limits: ApiLimits) -> Router {
         .route("/v1/rollouts", get(list))
         .route("/v1/rollouts/{name}", get(get_one))
         .route("/v1/rollouts/{name}/watch", get(watch))
+        .route("/v1/rollouts/{name}/history", get(history))
+        .route("/v1/rollouts/{name}/proxies", get(rollout_proxies))
+        .route("/v1/auth", get(auth))
         .route("/v1/rollouts/{name}/set-image", post(set_image))
         .route("/v1/rollouts/{name}/{command}", post(command))
         .layer(axum::middleware::from_fn_with_state(
@@ -277,6 +280,48 @@ async fn get_one(State(s): State<Arc<ApiState>>, Path(name): Path<String>) -> Re
         Some(v) => axum::Json(v).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("no rollout named {name:?}")),
     }
+}
+
+/// Who the presented credential makes the caller, so that a dashboard knows whether it
+/// may act; `open` when the controller has no credentials at all.
+async fn auth(State(s): State<Arc<ApiState>>, Extension(caller): Extension<Caller>) -> Response {
+    let who = match caller {
+        Caller::Operator => "operator",
+        Caller::Proxy(_) => "proxy",
+        Caller::Anonymous => "anonymous",
+    };
+    axum::Json(json!({"caller": who, "open": s.credentials.is_open()})).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    /// How far back, seconds (10 to 900; 300 by default).
+    seconds: Option<u64>,
+    /// Seconds between points (1 to 60; 2 by default).
+    step: Option<u64>,
+}
+
+async fn history(
+    State(s): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> Response {
+    let Some(view) = s.rollouts.get(&name) else {
+        return error(StatusCode::NOT_FOUND, format!("no rollout named {name:?}"));
+    };
+    let now = Time::now();
+    let back = Duration::from_secs(q.seconds.unwrap_or(300).clamp(10, 900));
+    let step = Duration::from_secs(q.step.unwrap_or(2).clamp(1, 60));
+    let since = Time(now.0 - i64::try_from(back.as_millis()).unwrap_or(0));
+    axum::Json(super::figures::history(&s.hub, &view, since, step, now)).into_response()
+}
+
+async fn rollout_proxies(State(s): State<Arc<ApiState>>, Path(name): Path<String>) -> Response {
+    let Some(view) = s.rollouts.get(&name) else {
+        return error(StatusCode::NOT_FOUND, format!("no rollout named {name:?}"));
+    };
+    axum::Json(super::figures::proxy_weights(&s.hub, &view, Time::now())).into_response()
 }
 
 async fn watch(State(s): State<Arc<ApiState>>, Path(name): Path<String>) -> Response {

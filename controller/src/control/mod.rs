@@ -4,5 +4,6 @@
 pub mod api;
 pub mod auth;
 pub mod client;
+pub mod figures;
 pub mod hub;
 pub mod service;

@@ -16,6 +16,10 @@ use crate::time::Time;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutSummary {
+    /// What the control API knows it by (`/v1/rollouts/KEY`): its name, or on a cluster
+    /// `namespace/name`.
+    #[serde(default)]
+    pub key: String,
     /// Name.
     pub name: String,
     /// Namespace.
@@ -130,6 +134,9 @@ pub struct RolloutView {
     pub strategy: String,
     /// Number of canary steps.
     pub steps: u32,
+    /// Each canary step in words (`set weight 20 %`, `pause 30s`, `pause until promoted`…).
+    #[serde(default)]
+    pub step_list: Vec<String>,
     /// The status.
     pub status: RolloutStatus,
     /// Whether a person paused it.

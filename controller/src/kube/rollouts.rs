@@ -50,6 +50,7 @@ pub fn view(r: &RolloutResource) -> RolloutView {
         .collect();
     revisions.sort_by_key(|rev| std::cmp::Reverse(rev.revision));
     RolloutView {
+        step_list: views::step_list(&r.spec),
         name: r.metadata.name.clone().unwrap_or_default(),
         namespace: r.metadata.namespace.clone().unwrap_or_default(),
         strategy: views::strategy(&r.spec).to_owned(),
@@ -101,8 +102,10 @@ impl ClusterRollouts {
             .items
             .iter()
             .map(|r| {
+                let name = r.metadata.name.as_deref().unwrap_or_default();
                 views::summary(
-                    r.metadata.name.as_deref().unwrap_or_default(),
+                    name,
+                    name,
                     &self.namespace,
                     &r.spec,
                     &r.status.clone().unwrap_or_default(),

@@ -610,6 +610,7 @@ impl<P: Port> RolloutService for Reconciler<P> {
             .filter_map(|(name, e)| {
                 let r = world.rollouts.get(name)?;
                 Some(views::summary(
+                    name,
                     &r.metadata.name,
                     r.metadata.namespace(),
                     &e.effective(r),

@@ -45,6 +45,7 @@ pub fn role(hash: &str, stable: &str, current: &str, blue_green: bool) -> &'stat
 
 /// A line of `list rollouts`.
 pub fn summary(
+    key: &str,
     name: &str,
     namespace: &str,
     spec: &RolloutSpec,
@@ -52,6 +53,7 @@ pub fn summary(
 ) -> RolloutSummary {
     let steps = spec.strategy.canary.as_ref().map(|c| c.steps.len() as u32);
     RolloutSummary {
+        key: key.to_owned(),
         name: name.to_owned(),
         namespace: namespace.to_owned(),
         strategy: strategy(spec).to_owned(),
@@ -171,6 +173,57 @@ fn run_view(name: &str, rec: &RunRecord) -> AnalysisRunView {
     }
 }
 
+/// Each canary step of a spec, in words.
+pub fn step_list(spec: &RolloutSpec) -> Vec<String> {
+    let Some(c) = &spec.strategy.canary else {
+        return Vec::new();
+    };
+    c.steps
+        .iter()
+        .map(|step| {
+            if let Some(w) = step.set_weight {
+                return format!("set weight {w}");
+            }
+            if let Some(p) = &step.pause {
+                return match &p.duration {
+                    Some(d) => format!("pause {d}"),
+                    None => "pause until promoted".to_owned(),
+                };
+            }
+            if let Some(a) = &step.analysis {
+                let names: Vec<&str> = a
+                    .templates
+                    .iter()
+                    .map(|t| t.template_name.as_str())
+                    .collect();
+                return format!("analysis {}", names.join(", "));
+            }
+            if let Some(h) = &step.set_header_route {
+                return if h.matches.is_empty() {
+                    format!("remove header route {}", h.name)
+                } else {
+                    format!("header route {}", h.name)
+                };
+            }
+            if let Some(m) = &step.set_mirror_route {
+                return match m.percentage {
+                    Some(p) if !m.matches.is_empty() => format!("mirror {p} % ({})", m.name),
+                    _ if m.matches.is_empty() => format!("remove mirror {}", m.name),
+                    _ => format!("mirror ({})", m.name),
+                };
+            }
+            if let Some(sc) = &step.set_canary_scale {
+                return match (sc.replicas, sc.weight, sc.match_traffic_weight) {
+                    (Some(r), _, _) => format!("canary scale {r} replicas"),
+                    (_, Some(w), _) => format!("canary scale {w} %"),
+                    _ => "canary scale matches traffic".to_owned(),
+                };
+            }
+            "step".to_owned()
+        })
+        .collect()
+}
+
 /// Everything `get rollout` and the dashboard show of one rollout.
 pub fn rollout(s: Sources<'_>) -> RolloutView {
     let e = s.entry;
@@ -202,6 +255,7 @@ pub fn rollout(s: Sources<'_>) -> RolloutView {
         .collect();
     revisions.sort_by_key(|r| std::cmp::Reverse(r.revision));
     RolloutView {
+        step_list: step_list(s.spec),
         name: s.rollout.metadata.name.clone(),
         namespace: s.rollout.metadata.namespace().to_owned(),
         strategy: strategy(s.spec).to_owned(),

@@ -122,6 +122,37 @@ impl Counters {
         }
     }
 
+    /// A pair's figures over time, from the samples taken at or after `since`: one point
+    /// per `step` at least, each over the span since the point before (what the dashboard
+    /// charts).
+    pub fn series(&self, pair: &Pair, since: Time, step: Duration) -> Vec<Point> {
+        let Some(q) = self.samples.get(pair) else {
+            return Vec::new();
+        };
+        let step = step.max(Duration::from_secs(1));
+        let mut out = Vec::new();
+        let mut prev: Option<&(Time, Totals)> = None;
+        for s in q.iter().filter(|(t, _)| *t >= since) {
+            let Some(p) = prev else {
+                prev = Some(s);
+                continue;
+            };
+            let span = s.0.since(p.0);
+            if span < step {
+                continue;
+            }
+            let d = s.1.minus(&p.1);
+            out.push(Point {
+                at: s.0,
+                rate: d.requests() as f64 / span.as_secs_f64(),
+                error_rate: d.error_rate(),
+                p99_seconds: d.quantile_seconds(0.99),
+            });
+            prev = Some(s);
+        }
+        out
+    }
+
     /// Samples every pair's merged counters (about once a second).
     pub fn sample(&mut self, now: Time) {
         let pairs: BTreeSet<Pair> = self
@@ -142,6 +173,20 @@ impl Counters {
             }
         }
     }
+}
+
+/// A revision's figures at a moment, over the span since the point before.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Point {
+    /// When.
+    pub at: Time,
+    /// Responses per second.
+    pub rate: f64,
+    /// Share of 5xx and upstream errors; none without responses.
+    pub error_rate: Option<f64>,
+    /// 99th percentile latency, seconds; none without timed responses.
+    pub p99_seconds: Option<f64>,
 }
 
 #[cfg(test)]
@@ -244,6 +289,31 @@ mod tests {
                 Time(0)
             ),
             (Totals::default(), Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn series_give_a_rate_per_step_from_the_samples() {
+        let mut c = Counters::default();
+        for (i, n) in [0u64, 100, 300, 300, 600].iter().enumerate() {
+            let at = Time(i as i64 * 1000);
+            c.record("p1", ok(*n), false, at);
+            c.sample(at);
+        }
+        let s = c.series(&pair(), Time(0), Duration::from_secs(1));
+        let rates: Vec<f64> = s.iter().map(|p| p.rate).collect();
+        assert_eq!(rates, [100.0, 200.0, 0.0, 300.0]);
+        assert_eq!((s[0].error_rate, s[2].error_rate), (Some(0.0), None));
+        let every_two = c.series(&pair(), Time(0), Duration::from_secs(2));
+        let rates: Vec<f64> = every_two.iter().map(|p| p.rate).collect();
+        assert_eq!(rates, [150.0, 150.0]);
+        assert_eq!(
+            c.series(&pair(), Time(3000), Duration::from_secs(1)).len(),
+            1
+        );
+        assert!(
+            c.series(&("r".into(), "x".into()), Time(0), Duration::from_secs(1))
+                .is_empty()
         );
     }
 }

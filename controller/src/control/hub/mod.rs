@@ -27,7 +27,7 @@ mod fleet;
 mod routes;
 pub mod store;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,11 +38,11 @@ use sluice_api::table::{BackendSpec, RouteSpec};
 use tokio::sync::watch;
 
 use counters::Counters;
-pub use counters::Pair;
+pub use counters::{Pair, Point};
 pub use fleet::{AckLatency, HubEvent, ProxyReason, ProxyView};
 use fleet::{Arrival, Fleet};
-pub use routes::RESTART_GAP;
 use routes::Routes;
+pub use routes::{RESTART_GAP, share_of};
 pub use store::{FileStore, RouteStore};
 
 use crate::Error;
@@ -74,7 +74,13 @@ struct State {
     routes: Routes,
     fleet: Fleet,
     counters: Counters,
+    /// The canary's share (percent) each route had at the generations it was published at,
+    /// the newest [`WEIGHTS_KEPT`] per route: what a proxy that applied a generation serves.
+    weights: BTreeMap<String, BTreeMap<u64, (f64, Time)>>,
 }
+
+/// Generations whose weight is kept per route.
+const WEIGHTS_KEPT: usize = 256;
 
 /// The controller's side of every proxy subscription.
 pub struct Hub {
@@ -242,6 +248,7 @@ impl Hub {
                 routes,
                 fleet: Fleet::new(config.lease, config.required),
                 counters: Counters::default(),
+                weights: BTreeMap::new(),
             }),
             publishing: Mutex::new(()),
             table_tx,
@@ -307,10 +314,16 @@ impl Hub {
                 }
             },
         };
+        let share = share_of(staged.route());
         let mut s = self.lock();
         let name = staged.route_name().to_owned();
         let generation = s.routes.commit(staged);
         s.fleet.published(&name, generation, now);
+        let kept = s.weights.entry(name.clone()).or_default();
+        kept.insert(generation, (share, now));
+        while kept.len() > WEIGHTS_KEPT {
+            kept.pop_first();
+        }
         drop(s);
         self.table_tx.send_replace(generation);
         Ok((generation, unpersisted))
@@ -454,6 +467,51 @@ impl Hub {
         s.counters.merged(&pair, |p| s.fleet.present(p))
     }
 
+    /// The canary's share (percent) of `route` as served by a proxy that applied `generation`
+    /// of it: the weight published at the newest generation not past it; `None` when that
+    /// is no longer known (published before the hub's start and changed since).
+    pub fn weight_at(&self, route: &str, generation: u64) -> Option<f64> {
+        let s = self.lock();
+        if let Some((_, w)) = s
+            .weights
+            .get(route)
+            .and_then(|k| k.range(..=generation).next_back())
+        {
+            return Some(w.0);
+        }
+        // the route as persisted before this start
+        let (spec, _) = s.routes.get(route)?;
+        (spec.generation.unwrap_or(0) <= generation).then(|| share_of(spec))
+    }
+
+    /// When the canary's share of `route` changed since `since`, and to what (percent), as
+    /// published (the moments the dashboard marks).
+    pub fn weight_changes(&self, route: &str, since: Time) -> Vec<(Time, f64)> {
+        let s = self.lock();
+        let mut out: Vec<(Time, f64)> = Vec::new();
+        let mut last = None;
+        for (share, at) in s.weights.get(route).into_iter().flat_map(|k| k.values()) {
+            if last != Some(*share) && *at >= since {
+                out.push((*at, *share));
+            }
+            last = Some(*share);
+        }
+        out
+    }
+
+    /// A (route, revision)'s figures since `since`, a point per `step` at least.
+    pub fn series(
+        &self,
+        route: &str,
+        revision: &str,
+        since: Time,
+        step: Duration,
+    ) -> Vec<counters::Point> {
+        self.lock()
+            .counters
+            .series(&(route.to_owned(), revision.to_owned()), since, step)
+    }
+
     /// Samples every pair's merged counters (call about once a second).
     pub fn sample(&self, now: Time) {
         self.lock().counters.sample(now);
@@ -524,6 +582,37 @@ mod tests {
                 in_flight: 1,
             }],
         }
+    }
+
+    #[test]
+    fn the_weight_a_proxy_serves_is_the_one_published_at_the_generation_it_applied() {
+        let hub = Hub::open(HubConfig::default()).unwrap();
+        let g1 = hub
+            .publish(route("r", 20), vec![backend("h")], Time(1_000))
+            .unwrap();
+        let g2 = hub
+            .publish(RouteSpec::new("other", "a"), vec![], Time(1_500))
+            .unwrap();
+        let g3 = hub
+            .publish(route("r", 50), vec![backend("h")], Time(2_000))
+            .unwrap();
+        let g4 = hub
+            .publish(RouteSpec::new("r", "a"), vec![backend("h")], Time(3_000))
+            .unwrap();
+        assert_eq!(hub.weight_at("r", g1), Some(20.0));
+        assert_eq!(
+            hub.weight_at("r", g2),
+            Some(20.0),
+            "another route's generation"
+        );
+        assert_eq!(hub.weight_at("r", g3), Some(50.0));
+        assert_eq!(hub.weight_at("r", g4), Some(0.0), "no canary");
+        assert_eq!(hub.weight_at("r", g1 - 1), None, "before it was published");
+        assert_eq!(
+            hub.weight_changes("r", Time(1_500)),
+            vec![(Time(2_000), 50.0), (Time(3_000), 0.0)]
+        );
+        assert_eq!(hub.weight_changes("r", Time(0)).len(), 3);
     }
 
     #[test]

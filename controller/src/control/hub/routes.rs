@@ -66,6 +66,20 @@ impl Staged {
     pub fn route_name(&self) -> &str {
         &self.route.name
     }
+
+    /// The route.
+    pub fn route(&self) -> &RouteSpec {
+        &self.route
+    }
+}
+
+/// The canary's share of a route, in percent.
+pub fn share_of(r: &RouteSpec) -> f64 {
+    if r.canary.is_none() || r.total == 0 {
+        0.0
+    } else {
+        f64::from(r.weight) * 100.0 / f64::from(r.total)
+    }
 }
 
 /// A route's removal ready to be written, then committed.
