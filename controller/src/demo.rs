@@ -256,7 +256,9 @@ pub async fn run(opts: DemoOptions) -> Result<Summary, Error> {
     let cfg_path = dir.join("sluice.yaml");
     std::fs::write(&cfg_path, config_text(&dir, &images, opts.fast)).map_err(demo_error)?;
     let cfg = LocalConfig::load(&cfg_path).map_err(demo_error)?;
-    let controller: RunningController = ctl::start(cfg, None, None).await.map_err(demo_error)?;
+    let controller: RunningController = ctl::start(cfg, None, None, None)
+        .await
+        .map_err(demo_error)?;
     let control = format!("http://{}", controller.addr);
     println!("  controller (local runtime) on {control}");
     let client = ControlClient::new(&control, None);

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod control;
 pub mod crd;
+pub mod dashboard;
 pub mod demo;
 pub mod engine;
 pub mod error;

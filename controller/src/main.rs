@@ -69,6 +69,20 @@ enum Command {
         /// Write the control API address as JSON to this file once listening.
         #[arg(long)]
         addr_file: Option<PathBuf>,
+        /// Serve the dashboard (with the control API beside it) on this address, e.g.
+        /// 127.0.0.1:8090; needs an operator token.
+        #[arg(long, value_name = "ADDR")]
+        dashboard: Option<String>,
+    },
+    /// Serve the dashboard on this machine, its API calls forwarded to the controller at
+    /// --server.
+    Dashboard {
+        /// Where the page is served.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: String,
+        /// Log filter.
+        #[arg(long, env = "RUST_LOG", default_value = "info")]
+        log: String,
     },
     /// The whole story on loopback: a canary that succeeds, then one that analysis aborts.
     Demo {
@@ -244,10 +258,16 @@ fn main() -> ExitCode {
             lease,
             proxy_tokens_file,
             debug_headers,
+            dashboard,
         } => match config {
-            Some(config) if !args.client.kubernetes => {
-                run_controller(&config, listen, &log, args.client.token_file, addr_file)
-            }
+            Some(config) if !args.client.kubernetes => run_controller(
+                &config,
+                listen,
+                &log,
+                args.client.token_file,
+                addr_file,
+                dashboard,
+            ),
             _ => run_cluster_controller(
                 sluice_controller::kube::controller::Options {
                     namespace: args.client.namespace,
@@ -258,11 +278,13 @@ fn main() -> ExitCode {
                     identity,
                     lease,
                     debug_headers,
+                    dashboard,
                 },
                 &log,
                 addr_file,
             ),
         },
+        Command::Dashboard { listen, log } => run_dashboard(args.client.server, &listen, &log),
         other => {
             let as_kubectl_plugin = invoked_as_kubectl_plugin();
             runtime().block_on(async move {
@@ -303,6 +325,7 @@ fn main() -> ExitCode {
                     | Command::Crd { .. }
                     | Command::Proxy(_)
                     | Command::Controller { .. }
+                    | Command::Dashboard { .. }
                     | Command::Demo { .. } => ExitCode::from(2),
                 }
             })
@@ -386,12 +409,56 @@ fn run_cluster_controller(
     })
 }
 
+fn run_dashboard(server: Option<String>, listen: &str, log: &str) -> ExitCode {
+    init_logs(log);
+    let server = server.unwrap_or_else(|| {
+        format!(
+            "http://{}",
+            sluice_controller::spec::defaults::CONTROL_LISTEN
+        )
+    });
+    let upstream = match sluice_controller::dashboard::forward::Upstream::new(&server) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("sluice dashboard: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime().block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("sluice dashboard: cannot listen on {listen}: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let addr = listener
+            .local_addr()
+            .map_or_else(|_| listen.to_owned(), |a| a.to_string());
+        eprintln!("sluice dashboard: http://{addr} (the controller at {server})");
+        let app = sluice_controller::dashboard::forward::router(upstream);
+        let limits = sluice_io::listener::ApiLimits::default().within_descriptors();
+        sluice_io::listener::serve(
+            listener,
+            app,
+            limits,
+            std::sync::Arc::new(|_| false),
+            async {
+                sluice_io::signal::wait_for_stop_signal().await;
+            },
+        )
+        .await;
+        ExitCode::SUCCESS
+    })
+}
+
 fn run_controller(
     config: &std::path::Path,
     listen: Option<String>,
     log: &str,
     token_file: Option<PathBuf>,
     addr_file: Option<PathBuf>,
+    dashboard: Option<String>,
 ) -> ExitCode {
     init_logs(log);
     let cfg = match LocalConfig::load(config) {
@@ -410,14 +477,18 @@ fn run_controller(
         }
     };
     runtime().block_on(async move {
-        let running = match sluice_controller::server::start(cfg, listen, token_file).await {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("sluice controller: {e}");
-                return ExitCode::from(1);
-            }
-        };
+        let running =
+            match sluice_controller::server::start(cfg, listen, token_file, dashboard).await {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("sluice controller: {e}");
+                    return ExitCode::from(1);
+                }
+            };
         eprintln!("sluice controller: control API on http://{}", running.addr);
+        if let Some(d) = running.dashboard {
+            eprintln!("sluice controller: dashboard on http://{d}");
+        }
         if let Some(f) = addr_file {
             let json = serde_json::json!({"listen": running.addr}).to_string();
             if let Err(e) = sluice_io::files::write_atomically(&f, json.as_bytes()) {

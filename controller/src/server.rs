@@ -28,6 +28,8 @@ use crate::time::Time;
 pub struct RunningController {
     /// Control API address.
     pub addr: SocketAddr,
+    /// The dashboard's address, when it has one.
+    pub dashboard: Option<SocketAddr>,
     /// The runtime.
     pub runtime: Arc<Runtime>,
     stop: watch::Sender<bool>,
@@ -57,6 +59,41 @@ pub async fn sample(hub: Arc<Hub>) {
 pub async fn serve_api(
     listener: tokio::net::TcpListener,
     state: Arc<ApiState>,
+    stop: watch::Receiver<bool>,
+) {
+    serve(listener, state, false, stop).await;
+}
+
+/// Serves the dashboard's page beside the control API on `listener` until `stop` says so.
+pub async fn serve_dashboard(
+    listener: tokio::net::TcpListener,
+    state: Arc<ApiState>,
+    stop: watch::Receiver<bool>,
+) {
+    serve(listener, state, true, stop).await;
+}
+
+/// Binds the dashboard's listener. Its page acts with the operator token it is given, and
+/// is read-only without it: a controller with no operator token would let anyone who can
+/// reach the page act, so it is refused.
+pub async fn dashboard_listener(
+    addr: &str,
+    credentials: &Credentials,
+) -> Result<tokio::net::TcpListener, Error> {
+    if credentials.is_open() {
+        return Err(Error::Start(
+            "--dashboard needs an operator token (--token-file or SLUICE_TOKEN), so that the page is read-only for whoever does not hold it".into(),
+        ));
+    }
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Start(format!("cannot listen on {addr} for the dashboard: {e}")))
+}
+
+async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<ApiState>,
+    page: bool,
     mut stop: watch::Receiver<bool>,
 ) {
     let limits = ApiLimits {
@@ -65,7 +102,10 @@ pub async fn serve_api(
         ..ApiLimits::default()
     }
     .within_descriptors();
-    let app = api::router(state.clone(), limits);
+    let mut app = api::router(state.clone(), limits);
+    if page {
+        app = crate::dashboard::router().merge(app);
+    }
     let credentialed = api::credentialed(&state);
     sluice_io::listener::serve(listener, app, limits, credentialed, async move {
         let _ = stop.wait_for(|s| *s).await;
@@ -104,6 +144,7 @@ pub async fn start(
     config: LocalConfig,
     listen: Option<String>,
     token_file: Option<PathBuf>,
+    dashboard: Option<String>,
 ) -> Result<RunningController, Error> {
     let state_dir = config.state_dir();
     std::fs::create_dir_all(&state_dir)
@@ -137,6 +178,11 @@ pub async fn start(
     let addr = listener
         .local_addr()
         .map_err(|e| Error::Start(e.to_string()))?;
+    let page = match &dashboard {
+        Some(at) => Some(dashboard_listener(at, &credentials).await?),
+        None => None,
+    };
+    let page_addr = page.as_ref().and_then(|l| l.local_addr().ok());
     let (stop, stop_rx) = watch::channel(false);
 
     // health checks first, so that the first decisions see healthy endpoints
@@ -163,6 +209,7 @@ pub async fn start(
         rollouts: runtime.clone(),
         credentials,
     });
+    let page_task = page.map(|l| tokio::spawn(serve_dashboard(l, state.clone(), stop_rx.clone())));
     let server = tokio::spawn(serve_api(listener, state, stop_rx.clone()));
     let loop_task = tokio::spawn(runtime.clone().serve(stop_rx));
     let done = tokio::spawn(async move {
@@ -170,10 +217,14 @@ pub async fn start(
         health_task.abort();
         sampler.abort();
         let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+        if let Some(p) = page_task {
+            let _ = tokio::time::timeout(Duration::from_secs(2), p).await;
+        }
     });
     tracing::info!(listen = %addr, "sluice controller started");
     Ok(RunningController {
         addr,
+        dashboard: page_addr,
         runtime,
         stop,
         done,

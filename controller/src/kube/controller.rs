@@ -59,6 +59,8 @@ pub struct Options {
     pub lease: Duration,
     /// Whether routes carry the debug response headers.
     pub debug_headers: bool,
+    /// The dashboard's listener, if any.
+    pub dashboard: Option<String>,
 }
 
 fn identity(given: Option<String>) -> String {
@@ -157,15 +159,18 @@ pub async fn run(
         .map_err(|e| Error::Start(e.to_string()))?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let sampler = tokio::spawn(server::sample(hub.clone()));
-    let api = tokio::spawn(server::serve_api(
-        listener,
-        Arc::new(ApiState {
-            hub,
-            rollouts: runtime.clone(),
-            credentials,
-        }),
-        stop_rx.clone(),
-    ));
+    let page = match &options.dashboard {
+        Some(at) => Some(server::dashboard_listener(at, &credentials).await?),
+        None => None,
+    };
+    let state = Arc::new(ApiState {
+        hub,
+        rollouts: runtime.clone(),
+        credentials,
+    });
+    let page_task =
+        page.map(|l| tokio::spawn(server::serve_dashboard(l, state.clone(), stop_rx.clone())));
+    let api = tokio::spawn(server::serve_api(listener, state, stop_rx.clone()));
     let waker = {
         let runtime = runtime.clone();
         let changed = cache.changed.clone();
@@ -188,6 +193,9 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = loop_task.await;
     let _ = tokio::time::timeout(Duration::from_secs(2), api).await;
+    if let Some(p) = page_task {
+        let _ = tokio::time::timeout(Duration::from_secs(2), p).await;
+    }
     for task in watches.into_iter().chain([waker, sampler]) {
         task.abort();
     }
