@@ -7,10 +7,13 @@
 #   the Kubernetes components the cluster tests run (etcd, kube-apiserver,
 #   kube-controller-manager, kube-scheduler, kubectl, KWOK), built from source with Go and the
 #   Go module proxy from the module tests/cluster/ (its go.mod pins every version), cached under
-#   ~/.cache/sluice by the hash of that module's files, with KWOK's node and pod stages.
+#   ~/.cache/sluice by the hash of that module's files, with KWOK's node and pod stages;
+#   chromium (Debian) and node — run the dashboard's browser test, with playwright-core and
+#   axe-core from the npm registry, cached under ~/.cache/sluice by their versions.
 # Needs root (or sudo) only when a Debian package is missing.
 # With --print-python: prints the Python that has kubernetes-validate, installs nothing.
 # With --print-k8s-dir: prints the directory of the Kubernetes components, builds nothing.
+# With --print-node-modules: prints the node_modules of the browser test, installs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +31,30 @@ if [ "${1:-}" = "--print-k8s-dir" ]; then
   echo "$k8s_dir"
   exit 0
 fi
+PLAYWRIGHT_VERSION=1.65.1
+AXE_VERSION=4.14.1
+node_dir="$cache/node-playwright-$PLAYWRIGHT_VERSION-axe-$AXE_VERSION"
+if [ "${1:-}" = "--print-node-modules" ]; then
+  echo "$node_dir/node_modules"
+  exit 0
+fi
+
+# playwright-core drives the machine's chromium (it downloads no browser); axe-core is the
+# accessibility check the browser test injects.
+install_browser_tools() {
+  if [ -f "$node_dir/node_modules/playwright-core/package.json" ] \
+    && [ -f "$node_dir/node_modules/axe-core/axe.min.js" ]; then
+    return
+  fi
+  echo "installing playwright-core $PLAYWRIGHT_VERSION and axe-core $AXE_VERSION into $node_dir"
+  rm -rf "$node_dir.tmp"
+  mkdir -p "$node_dir.tmp"
+  printf '{"private": true}\n' > "$node_dir.tmp/package.json"
+  (cd "$node_dir.tmp" && npm install --no-audit --no-fund --silent \
+    "playwright-core@$PLAYWRIGHT_VERSION" "axe-core@$AXE_VERSION")
+  rm -rf "$node_dir"
+  mv "$node_dir.tmp" "$node_dir"
+}
 
 # Builds the Kubernetes components once per version of tests/cluster/ (GOTOOLCHAIN=local: the
 # machine's Go, no toolchain download).
@@ -73,10 +100,14 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 if [ ${#missing[@]} -eq 0 ]; then
   install_kubernetes_validate
   install_kubernetes
+  install_browser_tools
   exit 0
 fi
 
@@ -95,3 +126,4 @@ as_root rm -f /usr/sbin/policy-rc.d
 trap - EXIT
 install_kubernetes_validate
 install_kubernetes
+install_browser_tools

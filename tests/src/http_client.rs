@@ -98,6 +98,18 @@ impl Client {
             .await
     }
 
+    /// POST a body with `headers`.
+    pub async fn post(
+        &self,
+        addr: SocketAddr,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &'static [u8],
+    ) -> anyhow::Result<Answer> {
+        self.send(Method::POST, addr, path, headers, Bytes::from_static(body))
+            .await
+    }
+
     /// PUT a JSON body, with a bearer token when given.
     pub async fn put(
         &self,

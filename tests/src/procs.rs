@@ -256,6 +256,8 @@ pub struct Controller {
     config: PathBuf,
     log: PathBuf,
     extra: Vec<String>,
+    /// Flags of `sluice controller` itself (after `-c FILE`).
+    flags: Vec<String>,
     nofile: Option<u64>,
 }
 
@@ -267,8 +269,20 @@ impl Controller {
 
     /// Starts a controller with at most `nofile` open descriptors, when given.
     pub fn start_limited(config: &Path, extra: &[&str], nofile: Option<u64>) -> Self {
+        Self::start_flagged(config, extra, &[], nofile)
+    }
+
+    /// Starts a controller with global arguments `extra` and flags of `sluice controller`
+    /// itself (`--dashboard ADDR`), with at most `nofile` open descriptors, when given.
+    pub fn start_flagged(
+        config: &Path,
+        extra: &[&str],
+        flags: &[&str],
+        nofile: Option<u64>,
+    ) -> Self {
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        Self::start_on(config, &extra, None, nofile)
+        let flags: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
+        Self::start_on(config, &extra, &flags, None, nofile)
     }
 
     /// Its URL.
@@ -297,13 +311,20 @@ impl Controller {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let listen = self.addr.to_string();
-        let fresh = Self::start_on(&self.config, &self.extra, Some(&listen), self.nofile);
+        let fresh = Self::start_on(
+            &self.config,
+            &self.extra,
+            &self.flags,
+            Some(&listen),
+            self.nofile,
+        );
         *self = fresh;
     }
 
     fn start_on(
         config: &Path,
         extra: &[String],
+        flags: &[String],
         listen: Option<&str>,
         nofile: Option<u64>,
     ) -> Self {
@@ -320,6 +341,7 @@ impl Controller {
             .arg("controller")
             .arg("-c")
             .arg(config)
+            .args(flags)
             .args(listen.map(|l| ["--listen", l]).into_iter().flatten())
             .arg("--addr-file")
             .arg(&addr_file)
@@ -335,6 +357,7 @@ impl Controller {
             config: config.to_owned(),
             log,
             extra: extra.to_vec(),
+            flags: flags.to_vec(),
             nofile,
         }
     }

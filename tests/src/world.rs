@@ -58,6 +58,8 @@ pub struct WorldSpec<'a> {
     pub proxy_token_files: Vec<String>,
     /// The controller's open-descriptor limit, if it has one.
     pub controller_nofile: Option<u64>,
+    /// Flags of `sluice controller` itself, after `-c FILE` (`--dashboard ADDR`).
+    pub controller_args: Vec<String>,
 }
 
 impl Default for WorldSpec<'_> {
@@ -70,6 +72,7 @@ impl Default for WorldSpec<'_> {
             token: None,
             proxy_token_files: Vec::new(),
             controller_nofile: None,
+            controller_args: Vec::new(),
         }
     }
 }
@@ -178,7 +181,8 @@ spec:
         );
         let cfg_path = dir.path().join("sluice.yaml");
         std::fs::write(&cfg_path, config).unwrap();
-        let controller = Controller::start_limited(&cfg_path, &[], spec.controller_nofile);
+        let flags: Vec<&str> = spec.controller_args.iter().map(String::as_str).collect();
+        let controller = Controller::start_flagged(&cfg_path, &[], &flags, spec.controller_nofile);
         let mut proxies = Vec::new();
         let token_args: Vec<String> = match spec.token {
             Some(_) => vec![

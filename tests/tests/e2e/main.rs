@@ -6,6 +6,7 @@
 mod analysis_providers;
 mod cli_cluster;
 mod control_plane;
+mod dashboard;
 mod hostile_clients;
 mod lint;
 mod load_tool;
