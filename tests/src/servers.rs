@@ -165,3 +165,66 @@ impl Recorder {
         self.seen.lock().unwrap().clone()
     }
 }
+
+/// A loopback port free when asked (for a program that must be told its port up front).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real Prometheus (Debian's, installed by `scripts/install-test-deps.sh`) on loopback,
+/// scraping `targets` every second, its data in `dir`; stopped when dropped.
+pub struct Prometheus {
+    /// Where its HTTP API listens.
+    pub addr: SocketAddr,
+    child: std::process::Child,
+}
+
+impl Prometheus {
+    /// Starts one on `addr` (scraping `targets`, `HOST:PORT` each) and waits until it is ready.
+    pub fn start(dir: &std::path::Path, addr: SocketAddr, targets: &[String]) -> Self {
+        let cfg = dir.join("prometheus.yml");
+        let quoted: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+        std::fs::write(
+            &cfg,
+            format!(
+                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: sluice\n    static_configs: [{{targets: [{}]}}]\n",
+                quoted.join(", ")
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("prometheus is installed by scripts/install-test-deps.sh");
+        let p = Self { addr, child };
+        let client = crate::Client::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !crate::world::block(client.get(addr, "/-/ready", &[])).is_ok_and(|a| a.status == 200)
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "prometheus did not get ready"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        p
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -145,6 +145,20 @@ pub struct MetricState {
     /// Why the last attempt was not a measurement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
+    /// Its success and failure conditions, as the run resolved them (what a measurement is
+    /// judged by, to show beside it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<String>,
+}
+
+impl MetricSpec {
+    /// Its conditions in words: `success: …`, `failure: …`.
+    pub fn conditions(&self) -> Vec<String> {
+        [("success", &self.success), ("failure", &self.failure)]
+            .into_iter()
+            .filter_map(|(k, e)| e.as_ref().map(|e| format!("{k}: {}", e.text())))
+            .collect()
+    }
 }
 
 impl MetricState {

@@ -92,6 +92,9 @@ pub struct MetricView {
     pub detail: Option<String>,
     /// Measured but never deciding.
     pub dry_run: bool,
+    /// Its conditions (`success: result < 0.05`, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<String>,
 }
 
 /// An analysis run, as shown to a person.

@@ -168,11 +168,13 @@ pub async fn drive(rt: Arc<impl RunHost>, name: String) {
             .map(|m| m.name.clone())
             .collect();
         for m in &spec.metrics {
-            if !r.metrics.iter().any(|s| s.name == m.name) {
-                r.metrics.push(MetricState {
+            match r.metrics.iter_mut().find(|s| s.name == m.name) {
+                Some(s) => s.conditions = m.conditions(),
+                None => r.metrics.push(MetricState {
                     name: m.name.clone(),
+                    conditions: m.conditions(),
                     ..MetricState::default()
-                });
+                }),
             }
         }
         if r.phase == RunPhase::Pending {

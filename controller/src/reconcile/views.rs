@@ -166,6 +166,7 @@ fn run_view(name: &str, rec: &RunRecord) -> AnalysisRunView {
                         .filter(|x| x.value.is_some())
                         .and_then(|x| x.message.clone()),
                     dry_run: rec.dry_run.contains(&m.name),
+                    conditions: m.conditions.clone(),
                 }
             })
             .collect(),

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +12,7 @@ use sluice_controller::analysis::run::{self, MeasurementPhase, ProviderOutcome, 
 use sluice_controller::providers::{self, CounterWindow, Measured, Step};
 use sluice_controller::spec::{AnalysisTemplate, Document};
 use sluice_controller::time::Time;
-use sluice_tests::servers::{Canned, Recorder};
+use sluice_tests::servers::{Canned, Prometheus, Recorder, free_port};
 use sluice_tests::world::block;
 
 /// No proxy counters: these metrics do not read them.
@@ -269,46 +268,10 @@ spec:
     );
 }
 
-struct Prometheus(Child);
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A real Prometheus scraping itself every second, once it holds `samples` samples of `up`.
-fn prometheus(dir: &std::path::Path, samples: usize) -> (Prometheus, SocketAddr) {
+fn prometheus(dir: &std::path::Path, samples: usize) -> Prometheus {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let cfg = dir.join("prometheus.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: self\n    static_configs: [{{targets: [\"{addr}\"]}}]\n"
-        ),
-    )
-    .unwrap();
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("tsdb").display()
-        ))
-        .arg(format!("--web.listen-address={addr}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus is installed by scripts/install-test-deps.sh");
-    let p = Prometheus(child);
+    let p = Prometheus::start(dir, addr, &[addr.to_string()]);
     let client = sluice_tests::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -321,7 +284,7 @@ fn prometheus(dir: &std::path::Path, samples: usize) -> (Prometheus, SocketAddr)
                 .ok()
         });
         if n.is_some_and(|n| n >= samples) {
-            return (p, addr);
+            return p;
         }
         assert!(
             Instant::now() < deadline,
@@ -334,7 +297,8 @@ fn prometheus(dir: &std::path::Path, samples: usize) -> (Prometheus, SocketAddr)
 #[test]
 fn prometheus_instant_and_range_queries_against_a_real_prometheus() {
     let dir = tempfile::tempdir().unwrap();
-    let (_p, addr) = prometheus(dir.path(), 4);
+    let p = prometheus(dir.path(), 4);
+    let addr = p.addr;
     let got = measure_all(&format!(
         r#"
 apiVersion: argoproj.io/v1alpha1
@@ -348,7 +312,7 @@ spec:
       provider:
         prometheus:
           address: "http://{addr}"
-          query: up{{job="self"}}
+          query: up{{job="sluice"}}
           timeout: 10
           headers: [{{key: X-Scope-OrgID, value: tenant_a}}]
     - name: range
@@ -356,7 +320,7 @@ spec:
       provider:
         prometheus:
           address: "http://{addr}"
-          query: up{{job="self"}}
+          query: up{{job="sluice"}}
           rangeQuery:
             start: 'now() - duration("{{{{args.lookback}}}}")'
             end: now()

@@ -7,15 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use sluice_tests::bin;
+use sluice_tests::servers::free_port;
 use sluice_tests::world::{Traffic, World, WorldSpec, block, rollout};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn node_modules() -> String {
     let out = Command::new("bash")

@@ -2,13 +2,14 @@
 //! a controller killed during a timed pause, the CLI's exit codes and watch, and bad input.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sluice_controller::engine::Reason;
 use sluice_controller::status::Phase;
+use sluice_tests::servers::{Prometheus, free_port};
 use sluice_tests::world::{Traffic, World, WorldSpec, block, rollout, signal};
 
 fn stable_is(
@@ -289,23 +290,6 @@ spec:
     assert!(answers.iter().all(|a| a.status.is_some()), "requests lost");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Prometheus(Child);
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn prometheus_provider_reads_the_proxies_metrics_through_a_real_prometheus() {
     let dir = tempfile::tempdir().unwrap();
@@ -340,40 +324,12 @@ spec:
         documents: &docs,
         ..Default::default()
     });
-    let admins: Vec<SocketAddr> = w.proxies.iter().map(|p| p.admin).collect();
-    let cfg = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: sluice\n    static_configs: [{{targets: [{}]}}]\n",
-            admins.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(", ")
-        ),
-    )
-    .unwrap();
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("tsdb").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port_holder}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus is installed by scripts/install-test-deps.sh");
-    let _prom = Prometheus(child);
-    let client = sluice_tests::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !block(client.get(
+    let admins: Vec<String> = w.proxies.iter().map(|p| p.admin.to_string()).collect();
+    let _prom = Prometheus::start(
+        dir.path(),
         format!("127.0.0.1:{port_holder}").parse().unwrap(),
-        "/-/ready",
-        &[],
-    ))
-    .is_ok_and(|a| a.status == 200)
-    {
-        assert!(Instant::now() < deadline, "prometheus did not get ready");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        &admins,
+    );
     let t = traffic(&w, 100.0);
     block(w.client.set_image("chip", "chip", "chip:v2")).unwrap();
     w.wait(

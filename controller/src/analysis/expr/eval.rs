@@ -298,8 +298,8 @@ fn binary(op: BinOp, a: Value, b: Value, pos: usize) -> EResult<Value> {
 }
 
 fn call(f: Func, args: &[Node], s: Scope<'_>, pos: usize) -> EResult<Value> {
-    if let Some(out) = predicate(f, args, s, pos)? {
-        return Ok(out);
+    if f.takes_predicate() {
+        return predicate(f, args, s, pos);
     }
     let vals = args
         .iter()
@@ -427,35 +427,13 @@ fn call(f: Func, args: &[Node], s: Scope<'_>, pos: usize) -> EResult<Value> {
             let d = crate::spec::duration::ArgoDuration::parse(t).map_err(|e| (at, e))?;
             Value::Duration(d.value.as_secs_f64())
         }
-        Func::All
-        | Func::Any
-        | Func::None
-        | Func::One
-        | Func::Filter
-        | Func::Map
-        | Func::Count
-        | Func::Find
-        | Func::FindIndex => Value::Nil,
+        // the predicates, evaluated above
+        _ => Value::Nil,
     })
 }
 
-/// The functions that take a predicate, evaluated with `#` bound to each element; `None` for
-/// the others.
-fn predicate(f: Func, args: &[Node], s: Scope<'_>, pos: usize) -> EResult<Option<Value>> {
-    if !matches!(
-        f,
-        Func::All
-            | Func::Any
-            | Func::None
-            | Func::One
-            | Func::Filter
-            | Func::Map
-            | Func::Count
-            | Func::Find
-            | Func::FindIndex
-    ) {
-        return Ok(None);
-    }
+/// A function that takes a predicate, evaluated with `#` bound to each element.
+fn predicate(f: Func, args: &[Node], s: Scope<'_>, pos: usize) -> EResult<Value> {
     let (Some(list_node), Some(body)) = (args.first(), args.get(1)) else {
         return Err((pos, format!("{} needs a list and a predicate", f.name())));
     };
@@ -468,11 +446,11 @@ fn predicate(f: Func, args: &[Node], s: Scope<'_>, pos: usize) -> EResult<Option
         };
         boolean(&eval(body, inner)?, body.pos, f.name())
     };
-    Ok(Some(match f {
+    Ok(match f {
         Func::All => {
             for i in items {
                 if !test(i)? {
-                    return Ok(Some(Value::Bool(false)));
+                    return Ok(Value::Bool(false));
                 }
             }
             Value::Bool(true)
@@ -510,11 +488,11 @@ fn predicate(f: Func, args: &[Node], s: Scope<'_>, pos: usize) -> EResult<Option
         Func::Find | Func::FindIndex => {
             for (k, i) in items.iter().enumerate() {
                 if test(i)? {
-                    return Ok(Some(if f == Func::Find {
+                    return Ok(if f == Func::Find {
                         i.clone()
                     } else {
                         Value::Number(k as f64)
-                    }));
+                    });
                 }
             }
             if f == Func::Find {
@@ -537,5 +515,5 @@ fn predicate(f: Func, args: &[Node], s: Scope<'_>, pos: usize) -> EResult<Option
                 })
                 .collect::<EResult<Vec<_>>>()?,
         ),
-    }))
+    })
 }

@@ -126,6 +126,11 @@ impl Func {
     pub fn name(self) -> &'static str {
         FUNCS.iter().find(|x| x.1 == self).map_or("?", |x| x.0)
     }
+
+    /// Whether its second argument is a predicate over a list's elements.
+    pub fn takes_predicate(self) -> bool {
+        FUNCS.iter().find(|x| x.1 == self).is_some_and(|x| x.4)
+    }
 }
 
 /// (name, function, fewest arguments, most arguments, whether the second is a predicate).

@@ -356,6 +356,7 @@ spec:
     let run = build_run(&[&b], &args, &Rules::default()).unwrap();
     let m = &run.metrics[0];
     assert_eq!(m.success.as_ref().unwrap().text(), "result >= 0.95");
+    assert_eq!(m.conditions(), ["success: result >= 0.95"]);
     assert_eq!(
         m.provider.prometheus.as_ref().unwrap().query,
         "up{service=\"chip\"}"
@@ -387,6 +388,7 @@ spec:
     );
     let run = build_run(&[&shadow], &BTreeMap::new(), &Rules::default()).unwrap();
     assert!(run.metrics[0].dry_run);
+    assert!(run.metrics[0].conditions().is_empty());
     assert_eq!(run.metrics[0].count, Some(1));
 }
 

@@ -442,10 +442,11 @@ function analysisCards(view) {
     el('h3', {}, `${run.name} `, el('span', { class: 'muted', text: `(${typeof run.kind === 'string' ? run.kind : JSON.stringify(run.kind)}) — ${run.phase}` })),
     run.error ? el('p', { class: 'message', text: run.error }) : null,
     el('div', { class: 'table-wrap' }, el('table', {},
-      el('thead', {}, el('tr', {}, ['Metric', 'Phase', 'Measurements (value: verdict)', 'Note'].map((t) => el('th', { scope: 'col', text: t })))),
+      el('thead', {}, el('tr', {}, ['Metric', 'Phase', 'Condition', 'Measurements (value: verdict)', 'Note'].map((t) => el('th', { scope: 'col', text: t })))),
       el('tbody', {}, run.metrics.map((m) => el('tr', {},
         el('th', { scope: 'row', text: m.name + (m.dryRun ? ' (dry run)' : '') }),
         el('td', { text: m.phase }),
+        el('td', { class: 'mono', text: (m.conditions || []).join('; ') || 'decided by the provider' }),
         el('td', { class: 'mono', text: m.measurements.map(([v, p]) => `${v}: ${p}`).join(' · ') || '–' }),
         el('td', { text: m.waiting || m.detail || '' }))))))));
 }
