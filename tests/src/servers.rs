@@ -176,28 +176,34 @@ pub fn free_port() -> u16 {
 }
 
 /// A real Prometheus (Debian's, installed by `scripts/install-test-deps.sh`) on loopback,
-/// scraping `targets` every second, its data in `dir`; stopped when dropped.
+/// scraping its targets every second, its data in a folder; stopped when dropped.
 pub struct Prometheus {
     /// Where its HTTP API listens.
     pub addr: SocketAddr,
     child: std::process::Child,
+    config: std::path::PathBuf,
+}
+
+fn write_config(cfg: &std::path::Path, targets: &[String]) {
+    let quoted: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+    std::fs::write(
+        cfg,
+        format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: sluice\n    static_configs: [{{targets: [{}]}}]\n",
+            quoted.join(", ")
+        ),
+    )
+    .unwrap();
 }
 
 impl Prometheus {
-    /// Starts one on `addr` (scraping `targets`, `HOST:PORT` each) and waits until it is ready.
+    /// Starts one on `addr` (scraping `targets`, `HOST:PORT` each, its data in `dir`) and
+    /// waits until it says it is ready.
     pub fn start(dir: &std::path::Path, addr: SocketAddr, targets: &[String]) -> Self {
-        let cfg = dir.join("prometheus.yml");
-        let quoted: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
-        std::fs::write(
-            &cfg,
-            format!(
-                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: sluice\n    static_configs: [{{targets: [{}]}}]\n",
-                quoted.join(", ")
-            ),
-        )
-        .unwrap();
+        let config = dir.join("prometheus.yml");
+        write_config(&config, targets);
         let child = std::process::Command::new("prometheus")
-            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
                 dir.join("tsdb").display()
@@ -207,11 +213,20 @@ impl Prometheus {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("prometheus is installed by scripts/install-test-deps.sh");
-        let p = Self { addr, child };
+        let mut p = Self {
+            addr,
+            child,
+            config,
+        };
         let client = crate::Client::new();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while !crate::world::block(client.get(addr, "/-/ready", &[])).is_ok_and(|a| a.status == 200)
-        {
+        // Prometheus itself, not whatever else holds the port: it says its name
+        while !crate::world::block(client.get(addr, "/-/ready", &[])).is_ok_and(|a| {
+            a.status == 200 && String::from_utf8_lossy(&a.body).contains("Prometheus")
+        }) {
+            if let Ok(Some(status)) = p.child.try_wait() {
+                panic!("prometheus exited ({status}): is {addr} taken?");
+            }
             assert!(
                 std::time::Instant::now() < deadline,
                 "prometheus did not get ready"
@@ -219,6 +234,12 @@ impl Prometheus {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         p
+    }
+
+    /// Points it at other targets: its config rewritten, then SIGHUP, which reloads it.
+    pub fn retarget(&self, targets: &[String]) {
+        write_config(&self.config, targets);
+        crate::procs::signal(self.child.id(), "HUP");
     }
 }
 

@@ -162,9 +162,11 @@ impl MetricSpec {
 }
 
 impl MetricState {
-    /// Measurements taken, including those no longer kept.
+    /// Measurements that count toward `count`, including those no longer kept: as in Argo,
+    /// an Error is not one (it is retried, and `consecutiveErrorLimit` decides), so a provider
+    /// that cannot measure never lets a metric pass.
     pub fn taken(&self) -> u64 {
-        self.successful + self.failed + self.inconclusive + self.error
+        self.successful + self.failed + self.inconclusive
     }
 }
 
@@ -668,7 +670,7 @@ pub fn metric_phase(metric: &MetricSpec, state: &MetricState, terminating: bool)
     if metric.count.is_some_and(|c| taken >= c) || terminating {
         return RunPhase::Successful;
     }
-    if state.taken() == 0 && state.last_attempt.is_none() {
+    if state.taken() + state.error == 0 && state.last_attempt.is_none() {
         RunPhase::Pending
     } else {
         RunPhase::Running

@@ -297,6 +297,11 @@ fn prometheus_provider_reads_the_proxies_metrics_through_a_real_prometheus() {
     // proxies' admin addresses: start Prometheus on a fixed port first, point it at the
     // proxies after they start by rewriting its config and reloading it (SIGHUP)
     let port_holder = free_port();
+    let prom = Prometheus::start(
+        dir.path(),
+        format!("127.0.0.1:{port_holder}").parse().unwrap(),
+        &[],
+    );
     let docs = format!(
         "{}---
 apiVersion: sluice.dev/v1alpha1
@@ -325,11 +330,7 @@ spec:
         ..Default::default()
     });
     let admins: Vec<String> = w.proxies.iter().map(|p| p.admin.to_string()).collect();
-    let _prom = Prometheus::start(
-        dir.path(),
-        format!("127.0.0.1:{port_holder}").parse().unwrap(),
-        &admins,
-    );
+    prom.retarget(&admins);
     let t = traffic(&w, 100.0);
     block(w.client.set_image("chip", "chip", "chip:v2")).unwrap();
     w.wait(

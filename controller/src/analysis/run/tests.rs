@@ -147,8 +147,19 @@ fn verdict_table() {
             RunPhase::Running,
         ),
         (Some(10), 0, 0, 0, vec![E], false, RunPhase::Error),
-        // errors count toward count
-        (Some(2), 0, 0, 4, vec![E, S], false, RunPhase::Successful),
+        // errors do not count toward count, as in Argo: a provider that cannot measure is
+        // asked again, and never lets the metric pass
+        (Some(2), 0, 0, 4, vec![E, S], false, RunPhase::Running),
+        (Some(1), 0, 0, 4, vec![E], false, RunPhase::Running),
+        (
+            Some(2),
+            0,
+            0,
+            4,
+            vec![E, S, E, S],
+            false,
+            RunPhase::Successful,
+        ),
         // failed wins over inconclusive and error
         (Some(5), 0, 0, 0, vec![I, E, F], false, RunPhase::Failed),
         // early termination: Successful unless a limit was already passed
