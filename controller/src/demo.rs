@@ -303,8 +303,7 @@ pub async fn run(opts: DemoOptions) -> Result<Summary, Error> {
         targets,
         rate: opts.rate,
         connections: 4,
-        max_duration: Duration::from_secs(600),
-        headers: Vec::new(),
+        ..PacedConfig::new(Vec::new(), opts.rate, Duration::from_secs(600))
     });
     let mut show_with_traffic = |v: &crate::control::service::RolloutView| {
         show(v);

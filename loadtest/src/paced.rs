@@ -29,6 +29,15 @@ pub struct Answer {
     pub generation: Option<u64>,
     /// Status; `None` when no answer came (connection refused, reset, …).
     pub status: Option<u16>,
+    /// Why no answer came, when none did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Whether the request went on a connection opened for it.
+    #[serde(default)]
+    pub fresh: bool,
+    /// Whether the request carried a body.
+    #[serde(default)]
+    pub with_body: bool,
 }
 
 impl Answer {
@@ -51,6 +60,27 @@ pub struct PacedConfig {
     pub max_duration: Duration,
     /// Extra headers.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Every Nth request of a connection worker goes on a connection opened for it (the
+    /// one before is closed); 0 keeps connections alive as long as they last.
+    pub new_connection_every: u32,
+    /// Every Nth request of a connection worker is a `POST` with a small body; 0 sends none.
+    pub body_every: u32,
+}
+
+impl PacedConfig {
+    /// `rate` requests a second round-robin over `targets`, on two kept-alive connections per
+    /// target, without bodies, for at most `max_duration`.
+    pub fn new(targets: Vec<Uri>, rate: f64, max_duration: Duration) -> Self {
+        PacedConfig {
+            targets,
+            rate,
+            connections: 2,
+            max_duration,
+            headers: Vec::new(),
+            new_connection_every: 0,
+            body_every: 0,
+        }
+    }
 }
 
 /// A running loop.
@@ -162,6 +192,10 @@ pub fn start(cfg: PacedConfig) -> PacedLoop {
     }
 }
 
+/// The body of the requests that carry one.
+const BODY: &[u8] =
+    b"{\"order\":42,\"items\":[\"chip\",\"fish\"],\"note\":\"a request with a body\"}";
+
 async fn connect(uri: &Uri) -> Option<http1::SendRequest<Full<Bytes>>> {
     let authority = uri.authority()?;
     let addr = format!(
@@ -188,6 +222,8 @@ async fn worker(
     let host = uri
         .authority()
         .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+    let every = |n: u64, k: u32| k > 0 && n % u64::from(k) == u64::from(k) - 1;
+    let mut n: u64 = 0;
     loop {
         let at = {
             let mut guard = rx.lock().await;
@@ -196,9 +232,10 @@ async fn worker(
                 None => return,
             }
         };
-        if sender.as_ref().is_none_or(|s| s.is_closed()) {
-            sender = connect(&uri).await;
-        }
+        let fresh =
+            every(n, cfg.new_connection_every) || sender.as_ref().is_none_or(|s| s.is_closed());
+        let with_body = every(n, cfg.body_every);
+        n += 1;
         let mut answer = Answer {
             at,
             latency: Duration::ZERO,
@@ -206,9 +243,26 @@ async fn worker(
             backend: String::new(),
             generation: None,
             status: None,
+            error: None,
+            fresh,
+            with_body,
         };
+        if fresh {
+            sender = connect(&uri).await;
+            if sender.is_none() {
+                answer.error = Some("connect failed".into());
+            }
+        }
         if let Some(s) = sender.as_mut() {
-            let mut req = Request::new(Full::new(Bytes::new()));
+            let body = if with_body {
+                Bytes::from_static(BODY)
+            } else {
+                Bytes::new()
+            };
+            let mut req = Request::new(Full::new(body));
+            if with_body {
+                *req.method_mut() = http::Method::POST;
+            }
             *req.uri_mut() = path.parse().unwrap_or_else(|_| Uri::from_static("/"));
             if let Some(h) = &host {
                 req.headers_mut().insert(HOST, h.clone());
@@ -216,12 +270,22 @@ async fn worker(
             for (k, v) in &cfg.headers {
                 req.headers_mut().append(k.clone(), v.clone());
             }
-            let result = async {
-                s.ready().await.ok()?;
-                let resp = s.send_request(req).await.ok()?;
+            let result: Result<(u16, String, Option<u64>), String> = async {
+                s.ready()
+                    .await
+                    .map_err(|e| format!("connection closed: {e}"))?;
+                let resp = s
+                    .send_request(req)
+                    .await
+                    .map_err(|e| format!("no answer: {e}"))?;
                 let status = resp.status().as_u16();
                 let (backend, generation) = crate::load::answered_by(resp.headers());
-                let body = resp.into_body().collect().await.ok()?.to_bytes();
+                let body = resp
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| format!("answer cut short: {e}"))?
+                    .to_bytes();
                 let backend = backend.unwrap_or_else(|| {
                     String::from_utf8_lossy(&body)
                         .trim()
@@ -229,16 +293,19 @@ async fn worker(
                         .take(64)
                         .collect()
                 });
-                Some((status, backend, generation))
+                Ok((status, backend, generation))
             }
             .await;
             match result {
-                Some((status, backend, generation)) => {
+                Ok((status, backend, generation)) => {
                     answer.status = Some(status);
                     answer.backend = backend;
                     answer.generation = generation;
                 }
-                None => sender = None,
+                Err(e) => {
+                    answer.error = Some(e);
+                    sender = None;
+                }
             }
         }
         answer.latency = started.elapsed().saturating_sub(at);

@@ -315,22 +315,35 @@ pub struct Traffic {
 }
 
 impl Traffic {
-    /// Starts `rate` requests a second, round-robin over `targets`.
+    /// Starts `rate` requests a second, round-robin over `targets`, on kept-alive connections.
     pub fn start(targets: Vec<http::Uri>, rate: f64) -> Self {
+        Self::start_with(sluice_loadtest::paced::PacedConfig::new(
+            targets,
+            rate,
+            Duration::from_secs(240),
+        ))
+    }
+
+    /// Starts `rate` requests a second round-robin over `targets` as users send them: four
+    /// connections per target, every 8th request on a new connection, every 5th a `POST` with
+    /// a body.
+    pub fn mixed(targets: Vec<http::Uri>, rate: f64) -> Self {
+        Self::start_with(sluice_loadtest::paced::PacedConfig {
+            connections: 4,
+            new_connection_every: 8,
+            body_every: 5,
+            ..sluice_loadtest::paced::PacedConfig::new(targets, rate, Duration::from_secs(240))
+        })
+    }
+
+    /// Starts a loop as `cfg` says.
+    pub fn start_with(cfg: sluice_loadtest::paced::PacedConfig) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
-        let lp = runtime.block_on(async {
-            sluice_loadtest::paced::start(sluice_loadtest::paced::PacedConfig {
-                targets,
-                rate,
-                connections: 2,
-                max_duration: Duration::from_secs(240),
-                headers: Vec::new(),
-            })
-        });
+        let lp = runtime.block_on(async { sluice_loadtest::paced::start(cfg) });
         Self {
             runtime,
             lp: Some(lp),
@@ -352,4 +365,30 @@ impl Traffic {
         let lp = self.lp.take().expect("running");
         self.runtime.block_on(lp.stop())
     }
+}
+
+/// The failed answers, one line each: when, through which target, what came back and why.
+pub fn failures(answers: &[sluice_loadtest::paced::Answer]) -> Vec<String> {
+    answers
+        .iter()
+        .filter(|a| a.failed())
+        .map(|a| {
+            format!(
+                "at {:.3} s via target {} ({}{}): {}",
+                a.at.as_secs_f64(),
+                a.target,
+                if a.fresh {
+                    "new connection"
+                } else {
+                    "kept-alive"
+                },
+                if a.with_body { ", with a body" } else { "" },
+                match (a.status, &a.error) {
+                    (Some(s), _) => format!("{s} from {:?}", a.backend),
+                    (None, Some(e)) => e.clone(),
+                    (None, None) => "no answer".into(),
+                }
+            )
+        })
+        .collect()
 }

@@ -18,4 +18,5 @@ mod proxy_protocols;
 mod proxy_split;
 mod proxy_tls;
 mod readme;
+mod reliability;
 mod scenarios;

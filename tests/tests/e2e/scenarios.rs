@@ -479,6 +479,7 @@ fn testers(w: &World) -> (tokio::runtime::Runtime, sluice_loadtest::paced::Paced
                 "x-sluice-preview".parse().unwrap(),
                 "always".parse().unwrap(),
             )],
+            ..sluice_loadtest::paced::PacedConfig::new(Vec::new(), 50.0, Duration::ZERO)
         })
     });
     (rt, lp)
