@@ -1,5 +1,6 @@
-//! Header hygiene between client and upstream: hop-by-hop headers removed both ways, and the
-//! `X-Forwarded-*` headers set on the way in.
+//! Header hygiene between client and upstream: hop-by-hop headers removed both ways, the
+//! client's own `x-sluice-*` headers removed on the way in, and the `X-Forwarded-*` headers
+//! set on the way in.
 
 use std::net::IpAddr;
 
@@ -68,6 +69,20 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Removes every `x-sluice-*` header a client sent, once the request has been routed: a rule
+/// may name one (the preview header), but the upstream never sees one the proxy did not set,
+/// so nothing downstream of the proxy can be steered by a client's claim to speak for it.
+pub fn strip_own(headers: &mut HeaderMap) {
+    let own = |n: &HeaderName| n.as_str().starts_with("x-sluice-");
+    if !headers.keys().any(own) {
+        return;
+    }
+    let names: Vec<HeaderName> = headers.keys().filter(|n| own(n)).cloned().collect();
+    for name in names {
+        headers.remove(name);
+    }
+}
+
 /// Who a connection's requests come from, worked out once per connection.
 #[derive(Debug)]
 pub struct Downstream {
@@ -90,6 +105,22 @@ impl Downstream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clients_own_headers_go_and_others_stay() {
+        let mut h = HeaderMap::new();
+        h.insert("x-sluice-preview", HeaderValue::from_static("always"));
+        h.append("x-sluice-generation", HeaderValue::from_static("9"));
+        h.append("x-sluice-generation", HeaderValue::from_static("10"));
+        h.insert("x-sluicey", HeaderValue::from_static("kept"));
+        h.insert("x-canary", HeaderValue::from_static("kept"));
+        strip_own(&mut h);
+        let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["x-sluicey", "x-canary"]);
+        let mut none = HeaderMap::new();
+        strip_own(&mut none);
+        assert!(none.is_empty());
+    }
 
     #[test]
     fn hop_by_hop_and_connection_named_headers_go() {

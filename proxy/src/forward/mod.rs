@@ -105,6 +105,7 @@ pub async fn handle(
         (upgrade.is_some() || extended_connect).then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers);
+    headers::strip_own(&mut parts.headers);
     if let Some(proto) = &upgrade {
         parts
             .headers

@@ -612,3 +612,47 @@ fn an_abort_gets_through_hundreds_of_idle_control_connections_at_the_descriptor_
                 .is_some_and(|w| w.verified && w.canary.as_ref().is_none_or(|c| c.weight == 0))
     });
 }
+
+#[test]
+fn a_clients_own_headers_steer_only_a_rule_that_names_them_and_never_reach_the_upstream() {
+    let (a, b) = (Backend::start("a"), Backend::start("b"));
+    let proxy = Proxy::start(&format!(
+        "backends:
+  - {{name: a, endpoints: [\"{}\"]}}
+  - {{name: b, endpoints: [\"{}\"]}}
+routes:
+  - name: chip
+    stable: a
+    canary: b
+    weight: 0
+    header_rules: [{{name: x-sluice-preview, match: always-never}}]
+",
+        a.addr, b.addr
+    ));
+    let echo = |headers: &[(&str, &str)]| {
+        let answer = get_within(proxy.addr, "/echo", headers);
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        answer.json()
+    };
+    // a header no rule names changes nothing, and none of the proxy's own gets through
+    let plain = echo(&[
+        ("x-sluice-backend", "b"),
+        ("x-sluice-generation", "999"),
+        ("x-sluice-canary", "always"),
+        ("x-canary", "always"),
+    ]);
+    assert_eq!(plain["name"], "a", "{plain}");
+    let seen = plain["headers"].as_object().unwrap();
+    assert!(seen.keys().all(|k| !k.starts_with("x-sluice-")), "{seen:?}");
+    assert_eq!(plain["headers"]["x-canary"], serde_json::json!(["always"]));
+    // the header the rule names steers, and is still not forwarded
+    let steered = echo(&[("x-sluice-preview", "always")]);
+    assert_eq!(steered["name"], "b", "{steered}");
+    assert!(
+        steered["headers"].get("x-sluice-preview").is_none(),
+        "{steered}"
+    );
+    // answers say who served only when the route asks for it
+    let answer = get_within(proxy.addr, "/", &[("x-sluice-preview", "never")]);
+    assert!(answer.header("x-sluice-backend").is_none());
+}
