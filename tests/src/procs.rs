@@ -452,8 +452,18 @@ impl SubscribedProxy {
 
     /// Kills it and starts it again on the same ports and cache.
     pub fn restart(&mut self) {
+        self.kill9();
+        self.start_again();
+    }
+
+    /// Kills it with SIGKILL.
+    pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Starts it again, after [`Self::kill9`], on the same ports and cache.
+    pub fn start_again(&mut self) {
         let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
         let fresh = Self::start_on(
             &self.dir,

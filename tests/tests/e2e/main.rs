@@ -7,6 +7,7 @@ mod analysis_providers;
 mod cli_cluster;
 mod control_plane;
 mod dashboard;
+mod faults;
 mod hostile_clients;
 mod lint;
 mod load_tool;
