@@ -125,6 +125,12 @@ pub fn main_with(args: ProxyArgs) -> ExitCode {
     };
     let control = match (&args.control_plane, &args.proxy_id) {
         (Some(url), Some(id)) => {
+            if !sluice_api::limits::valid_name(id) {
+                return invalid(
+                    &what,
+                    format!("--proxy-id: {}", sluice_api::limits::NAME_RULE),
+                );
+            }
             let token = match sluice_io::token::file_or_env(args.token_file.as_deref()) {
                 Ok(t) => t,
                 Err(e) => return invalid(&what, format!("--token-file: {e}")),

@@ -25,6 +25,8 @@ mod control;
 mod downstream;
 mod error;
 mod forward;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod route;
 mod state;
 mod telemetry;

@@ -119,7 +119,14 @@ async fn authorize(
 }
 
 /// `None` when `caller` may act as proxy `id`; the 401 or 403 otherwise.
+/// A 400 for an id that is not a name: no caller, not even the operator, adds such a proxy.
 fn refuse_as_proxy(caller: &Caller, id: &str) -> Option<Response> {
+    if !sluice_api::limits::valid_name(id) {
+        return Some(error(
+            StatusCode::BAD_REQUEST,
+            format!("proxy: {}", sluice_api::limits::NAME_RULE),
+        ));
+    }
     match caller {
         _ if caller.may_act_as(id) => None,
         Caller::Anonymous => Some(unauthorized(&format!(

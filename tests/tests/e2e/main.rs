@@ -9,6 +9,7 @@ mod control_plane;
 mod dashboard;
 mod faults;
 mod hostile_clients;
+mod hostile_floods;
 mod lint;
 mod load_tool;
 mod local_runtime;

@@ -1,0 +1,114 @@
+//! Entry points for the fuzz targets in `tests/fuzz/`. The HTTP/1 codecs are private to the
+//! request path; this module (built only with the `fuzzing` feature) runs each over input
+//! cut into arbitrary pieces, so that a target can check that where the reads fall changes
+//! nothing.
+
+use bytes::BytesMut;
+use http::Method;
+
+use crate::downstream::framing::Scanner;
+use crate::upstream::h1client::codec::{self, Decoded, Decoder};
+
+/// Splits `bytes` at the positions `cuts` names (each taken modulo the length, in order).
+fn pieces<'a>(bytes: &'a [u8], cuts: &[u8]) -> Vec<&'a [u8]> {
+    let mut at: Vec<usize> = cuts
+        .iter()
+        .map(|&c| usize::from(c) % (bytes.len() + 1))
+        .collect();
+    at.sort_unstable();
+    at.dedup();
+    let mut out = Vec::new();
+    let mut from = 0;
+    for a in at {
+        out.push(&bytes[from..a]);
+        from = a;
+    }
+    out.push(&bytes[from..]);
+    out
+}
+
+/// What the request framing scanner made of a connection's bytes: the index of the first
+/// request flagged for carrying both `Content-Length` and `Transfer-Encoding`, whether it
+/// stopped following the stream, whether the stream was HTTP/2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scanned {
+    /// The flagged request's index.
+    pub flagged: Option<u64>,
+    /// The scanner stopped.
+    pub off: bool,
+    /// The HTTP/2 preface came first.
+    pub http2: bool,
+}
+
+/// Runs the downstream framing scanner over `bytes`, fed in the pieces `cuts` makes.
+pub fn scan_requests(bytes: &[u8], cuts: &[u8], max_head_bytes: usize) -> Scanned {
+    let mut s = Scanner::new(max_head_bytes);
+    let mut flagged = None;
+    for piece in pieces(bytes, cuts) {
+        if let Some(i) = s.feed(piece) {
+            flagged = Some(i);
+            break;
+        }
+    }
+    Scanned {
+        flagged,
+        off: s.is_off(),
+        http2: s.is_http2(),
+    }
+}
+
+/// What the upstream response codec made of a response: its status, body and trailer count,
+/// or the protocol error it refused it with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded1 {
+    /// The status.
+    pub status: u16,
+    /// The body bytes, as decoded.
+    pub body: Vec<u8>,
+    /// Trailer fields.
+    pub trailers: usize,
+    /// Whether the body ended (by its length, its last chunk, or the close).
+    pub complete: bool,
+}
+
+/// Reads a response to a request of `method` from `bytes`, arriving in the pieces `cuts`
+/// makes, the upstream closing the connection after the last.
+pub fn decode_response(bytes: &[u8], cuts: &[u8], method: &Method) -> Result<Decoded1, String> {
+    let mut buf = BytesMut::new();
+    let mut arriving = pieces(bytes, cuts).into_iter();
+    let mut head = loop {
+        if let Some(h) = codec::parse_response_head(&mut buf).map_err(|e| e.0)? {
+            break h;
+        }
+        match arriving.next() {
+            Some(p) => buf.extend_from_slice(p),
+            None => return Err("closed before the head".into()),
+        }
+    };
+    let (length, _keep) = codec::response_body(method, &mut head).map_err(|e| e.0)?;
+    let mut decoder = Decoder::new(length);
+    let mut out = Decoded1 {
+        status: head.status.as_u16(),
+        body: Vec::new(),
+        trailers: 0,
+        complete: false,
+    };
+    loop {
+        match decoder.decode(&mut buf).map_err(|e| e.0)? {
+            Decoded::Data(d) => out.body.extend_from_slice(&d),
+            Decoded::Trailers(t) => out.trailers = t.len(),
+            Decoded::Done => {
+                out.complete = true;
+                return Ok(out);
+            }
+            Decoded::NeedMore => match arriving.next() {
+                Some(p) => buf.extend_from_slice(p),
+                None => {
+                    decoder.eof().map_err(|e| e.0)?;
+                    out.complete = decoder.is_done();
+                    return Ok(out);
+                }
+            },
+        }
+    }
+}
