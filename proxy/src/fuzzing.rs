@@ -28,12 +28,13 @@ fn pieces<'a>(bytes: &'a [u8], cuts: &[u8]) -> Vec<&'a [u8]> {
 }
 
 /// What the request framing scanner made of a connection's bytes: the index of the first
-/// request flagged for carrying both `Content-Length` and `Transfer-Encoding`, whether it
+/// request flagged for carrying both `Content-Length` and `Transfer-Encoding` or for a bare
+/// LF in its head, whether it
 /// stopped following the stream, whether the stream was HTTP/2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Scanned {
-    /// The flagged request's index.
-    pub flagged: Option<u64>,
+    /// The flagged request's index, and why it was flagged.
+    pub flagged: Option<(u64, &'static str)>,
     /// The scanner stopped.
     pub off: bool,
     /// The HTTP/2 preface came first.
@@ -46,7 +47,7 @@ pub fn scan_requests(bytes: &[u8], cuts: &[u8], max_head_bytes: usize) -> Scanne
     let mut flagged = None;
     for piece in pieces(bytes, cuts) {
         if let Some(i) = s.feed(piece) {
-            flagged = Some(i);
+            flagged = Some((i, s.why()));
             break;
         }
     }

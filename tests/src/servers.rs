@@ -40,6 +40,8 @@ pub struct Seen {
     pub headers: Vec<(String, String)>,
     /// Body.
     pub body: Vec<u8>,
+    /// Whether the body arrived whole (not cut off by a reset or a framing error).
+    pub complete: bool,
 }
 
 /// A loopback HTTP server (over TLS with a self-signed certificate for `127.0.0.1` when asked)
@@ -108,11 +110,9 @@ impl Recorder {
                         let (kept, answer) = (kept.clone(), answer.clone());
                         async move {
                             let (head, body) = req.into_parts();
-                            let body = body
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes().to_vec())
-                                .unwrap_or_default();
+                            let body = body.collect().await.map(|b| b.to_bytes().to_vec());
+                            let complete = body.is_ok();
+                            let body = body.unwrap_or_default();
                             kept.lock().unwrap().push(Seen {
                                 method: head.method.to_string(),
                                 target: head.uri.to_string(),
@@ -127,6 +127,7 @@ impl Recorder {
                                     })
                                     .collect(),
                                 body,
+                                complete,
                             });
                             tokio::time::sleep(answer.delay).await;
                             Ok::<_, std::convert::Infallible>(

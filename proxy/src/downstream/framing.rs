@@ -1,4 +1,5 @@
-//! Finds the HTTP/1 requests that carry both `Content-Length` and `Transfer-Encoding`.
+//! Finds the HTTP/1 requests that carry both `Content-Length` and `Transfer-Encoding`, or
+//! whose head ends a line with a bare LF.
 //!
 //! hyper's parser settles that conflict itself (RFC 9112 §6.3: the length is dropped, the
 //! body is read as chunked, the connection is closed after the answer) and hands the handler
@@ -6,7 +7,11 @@
 //! under hyper and reads the same bytes: [`Scanner`] walks the stream request by request
 //! (heads with `httparse`, bodies by their length or their chunks) and records the index of
 //! the first request on the connection that had both; the handler counts its requests and
-//! answers that one with 400 instead of forwarding it.
+//! answers that one with 400 instead of forwarding it, and closes the connection.
+//!
+//! A line ended by LF alone is refused too (RFC 9112 §2.2 lets a recipient accept it, and
+//! httparse does): a server behind the proxy, or in front of it, that does not would see
+//! the head end somewhere else, and the bytes after it as another request.
 //!
 //! The scanner never decides anything on its own: when it sees something it does not follow
 //! (an HTTP/2 preface, an upgrade or CONNECT, a head it cannot parse or that is too big, a
@@ -29,8 +34,10 @@ const MAX_HEADERS: usize = 128;
 /// What the scanner found, shared with the connection's request handler.
 #[derive(Debug, Default)]
 pub struct Verdicts {
-    /// 1 + the index of the first request that had both headers; 0 for none.
+    /// 1 + the index of the first request refused; 0 for none.
     flagged: AtomicU64,
+    /// Why it was refused.
+    why: std::sync::OnceLock<&'static str>,
     /// Requests handed to the handler so far (HTTP/1 only).
     served: AtomicU64,
     /// The connection began with the HTTP/2 preface.
@@ -42,11 +49,12 @@ pub struct Verdicts {
 }
 
 impl Verdicts {
-    /// Called by the handler once per HTTP/1 request, in order: whether this request carried
-    /// both `Content-Length` and `Transfer-Encoding`.
-    pub fn next_has_both_lengths(&self) -> bool {
+    /// Called by the handler once per HTTP/1 request, in order: why this request is refused
+    /// (both `Content-Length` and `Transfer-Encoding`, or a bare LF), if it is.
+    pub fn next_refused(&self) -> Option<&'static str> {
         let index = self.served.fetch_add(1, Relaxed);
-        self.flagged.load(Relaxed) == index + 1
+        (self.flagged.load(Relaxed) == index + 1)
+            .then(|| self.why.get().copied().unwrap_or(BOTH_LENGTHS))
     }
 
     /// Whether the connection speaks HTTP/2 (it began with the preface).
@@ -113,6 +121,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
         }
         if matches!(polled, Poll::Ready(Ok(()))) && !this.scanner.is_off() {
             if let Some(index) = this.scanner.feed(&buf.filled()[before..]) {
+                let _ = this.verdicts.why.set(this.scanner.why());
                 this.verdicts.flagged.store(index + 1, Relaxed);
             }
             if this.scanner.is_http2() {
@@ -203,7 +212,14 @@ pub struct Scanner {
     next_index: u64,
     /// The stream began with the HTTP/2 preface.
     http2: bool,
+    /// Why the flagged request was flagged.
+    why: &'static str,
 }
+
+/// Why a request with both lengths is refused.
+pub const BOTH_LENGTHS: &str = "both Content-Length and Transfer-Encoding";
+/// Why a request whose head has a line ended by LF alone is refused.
+pub const BARE_LF: &str = "a line of the head ended by LF without CR";
 
 impl Scanner {
     /// A scanner at the start of a connection.
@@ -214,6 +230,7 @@ impl Scanner {
             max_head_bytes,
             next_index: 0,
             http2: false,
+            why: BOTH_LENGTHS,
         }
     }
 
@@ -227,8 +244,14 @@ impl Scanner {
         self.state == State::Off
     }
 
+    /// Why the request [`Self::feed`] returned was flagged.
+    pub fn why(&self) -> &'static str {
+        self.why
+    }
+
     /// Feeds the next bytes read; returns the index of a request found to carry both
-    /// `Content-Length` and `Transfer-Encoding` (the scanner stops after one).
+    /// `Content-Length` and `Transfer-Encoding`, or a bare LF in its head (the scanner stops
+    /// after one).
     pub fn feed(&mut self, mut bytes: &[u8]) -> Option<u64> {
         while !bytes.is_empty() {
             match &mut self.state {
@@ -297,11 +320,13 @@ impl Scanner {
             }
         };
         let framing = Framing::of(&req);
+        let bare_lf = has_bare_lf(&self.head[..parsed]);
         let index = self.next_index;
         self.next_index += 1;
         let used = parsed - start;
         self.head.clear();
-        if framing.both_lengths {
+        if framing.both_lengths || bare_lf {
+            self.why = if bare_lf { BARE_LF } else { BOTH_LENGTHS };
             self.state = State::Off;
             return (used, Some(index));
         }
@@ -368,6 +393,19 @@ impl Framing {
             opaque_after,
         }
     }
+}
+
+/// Whether a LF in `head` comes without the CR before it.
+fn has_bare_lf(head: &[u8]) -> bool {
+    let mut from = 0;
+    while let Some(i) = head[from..].iter().position(|&b| b == b'\n') {
+        let at = from + i;
+        if at == 0 || head[at - 1] != b'\r' {
+            return true;
+        }
+        from = at + 1;
+    }
+    false
 }
 
 fn parse_length(v: &[u8]) -> Option<u64> {

@@ -45,13 +45,16 @@ async fn run_conn<IO>(
         let downstream = downstream.clone();
         let conn = svc_conn.clone();
         conn.request_started();
-        let both_lengths =
-            req.version() < http::Version::HTTP_2 && conn.verdicts.next_has_both_lengths();
+        let refused = if req.version() < http::Version::HTTP_2 {
+            conn.verdicts.next_refused()
+        } else {
+            None
+        };
         async move {
             // the answer tells the connection when it has been sent whole (or dropped)
             let guard = Answering(conn);
-            let resp = if both_lengths {
-                forward::refuse_framing(client, "both Content-Length and Transfer-Encoding")
+            let resp = if let Some(why) = refused {
+                forward::refuse_framing(client, why)
             } else {
                 match forward::handle(shared, downstream, req).await {
                     Ok(r) => r,

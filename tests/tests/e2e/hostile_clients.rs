@@ -656,3 +656,213 @@ routes:
     let answer = get_within(proxy.addr, "/", &[("x-sluice-preview", "never")]);
     assert!(answer.header("x-sluice-backend").is_none());
 }
+
+/// Every classic request-smuggling form, each followed on the same connection by a request
+/// for `/smuggled`: the proxy answers the form with a 4xx or closes the connection, the
+/// backend never sees `/smuggled` nor a framing header it would read differently, and an
+/// ordinary client is served after each.
+#[test]
+fn every_smuggling_form_is_refused_and_nothing_smuggled_reaches_the_backend() {
+    use sluice_tests::servers::{Canned, Recorder};
+    let recorder = Recorder::start(Canned::json("{}"), false);
+    let proxy = Proxy::start(&format!(
+        "backends: [{{name: v1, endpoints: [\"{}\"]}}]\nroutes: [{{name: app, stable: v1}}]\n",
+        recorder.addr
+    ));
+    let smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+    let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000));
+    let many_headers = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        (0..200)
+            .map(|i| format!("x-h{i}: v\r\n"))
+            .collect::<String>()
+    );
+    let big_head = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nx-big: {}\r\n\r\n",
+        "b".repeat(100_000)
+    );
+    let forms: Vec<(&str, String)> = vec![
+        (
+            "CL.TE",
+            format!(
+                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nX{smuggled}"
+            ),
+        ),
+        (
+            "TE.CL",
+            format!(
+                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n8\r\nSMUGGLED\r\n0\r\n\r\n{smuggled}"
+            ),
+        ),
+        (
+            "TE with a space before the colon",
+            format!(
+                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n{smuggled}"
+            ),
+        ),
+        (
+            "TE: xchunked",
+            format!(
+                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n{smuggled}"
+            ),
+        ),
+        (
+            "TE: chunked with a tab",
+            format!(
+                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\tchunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n{smuggled}"
+            ),
+        ),
+        (
+            "TE: CHUNKED, identity",
+            format!(
+                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n{smuggled}"
+            ),
+        ),
+        (
+            "two TE headers",
+            format!(
+                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: x\r\n\r\n0\r\n\r\n{smuggled}"
+            ),
+        ),
+        (
+            "TE: \"chunked\"",
+            format!(
+                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \"chunked\"\r\n\r\n0\r\n\r\n{smuggled}"
+            ),
+        ),
+        (
+            "TE on HTTP/1.0",
+            format!(
+                "POST / HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}"
+            ),
+        ),
+        (
+            "two different Content-Lengths",
+            format!(
+                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 38\r\n\r\n{smuggled}"
+            ),
+        ),
+        (
+            "a Content-Length list",
+            format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0, 38\r\n\r\n{smuggled}"),
+        ),
+        (
+            "a signed Content-Length",
+            format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +0\r\n\r\n{smuggled}"),
+        ),
+        (
+            "a negative Content-Length",
+            format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n{smuggled}"),
+        ),
+        (
+            "a hex Content-Length",
+            format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0x0\r\n\r\n{smuggled}"),
+        ),
+        (
+            "a chunk size with a sign",
+            format!(
+                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n+0\r\n\r\n{smuggled}"
+            ),
+        ),
+        (
+            "a chunk size past 64 bits",
+            format!(
+                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\nA\r\n0\r\n\r\n{smuggled}"
+            ),
+        ),
+        (
+            "a chunk size that is not hex",
+            format!(
+                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nz\r\n\r\n{smuggled}"
+            ),
+        ),
+        (
+            "chunk data longer than its size",
+            format!(
+                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nAB\r\n0\r\n\r\n{smuggled}"
+            ),
+        ),
+        (
+            "bare LF in the head",
+            format!("POST / HTTP/1.1\nHost: x\nContent-Length: 0\nX: y\r\n\r\n{smuggled}"),
+        ),
+        (
+            "bare CR in a header",
+            format!(
+                "GET / HTTP/1.1\r\nHost: x\r\nX: a\rTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}"
+            ),
+        ),
+        (
+            "obs-fold",
+            format!(
+                "GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}"
+            ),
+        ),
+        (
+            "NUL in a header value",
+            format!("GET / HTTP/1.1\r\nHost: x\r\nX: a\0b\r\n\r\n{smuggled}"),
+        ),
+        (
+            "NUL in the target",
+            format!("GET /a\0b HTTP/1.1\r\nHost: x\r\n\r\n{smuggled}"),
+        ),
+        (
+            "a space in the target",
+            format!("GET /a b HTTP/1.1\r\nHost: x\r\n\r\n{smuggled}"),
+        ),
+        (
+            "invalid UTF-8 in a header name",
+            format!("GET / HTTP/1.1\r\nHost: x\r\nX\u{ff}: a\r\n\r\n{smuggled}"),
+        ),
+        (
+            "a version that is not HTTP/1.x",
+            format!("GET / HTTP/2.7\r\nHost: x\r\n\r\n{smuggled}"),
+        ),
+        ("an URI over the head limit", long_uri),
+        ("200 header fields", many_headers),
+        ("a head over the limit", big_head),
+    ];
+    let before = recorder.seen().len();
+    for (what, form) in &forms {
+        let answer = raw(proxy.addr, form);
+        let status: Option<u16> = answer
+            .strip_prefix("HTTP/1.1 ")
+            .and_then(|s| s.get(..3))
+            .and_then(|s| s.parse().ok());
+        assert!(
+            status.is_none_or(|s| (400..500).contains(&s)),
+            "{what}: {answer:?}"
+        );
+        assert!(
+            !answer[answer.find("\r\n").map_or(0, |i| i + 2)..].contains("HTTP/1.1 "),
+            "{what}: a second answer came on the connection: {answer:?}"
+        );
+        let ok = raw(
+            proxy.addr,
+            "GET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(ok.starts_with("HTTP/1.1 200"), "after {what}: {ok}");
+    }
+    // a form whose head is sound but whose chunks are broken is streamed until the broken
+    // chunk: the backend sees that upload cut off, never complete, and never what followed
+    let seen = recorder.seen();
+    let whole: Vec<&str> = seen[before..]
+        .iter()
+        .filter(|s| s.complete)
+        .map(|s| s.target.as_str())
+        .collect();
+    assert!(
+        whole.iter().all(|t| *t == "/next"),
+        "the backend saw {whole:?}"
+    );
+    assert_eq!(whole.len(), forms.len());
+    assert!(seen.iter().all(|s| s.target != "/smuggled"));
+}
+
+/// Sends `request` and reads until the proxy closes the connection (or 3 s pass).
+fn raw(addr: SocketAddr, request: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let _ = s.write_all(request.as_bytes());
+    read_all(&mut s)
+}

@@ -140,10 +140,10 @@ fn leading_blank_lines_and_zero_lengths_keep_the_count() {
 fn verdicts_answer_for_the_flagged_request_only() {
     let v = Verdicts::default();
     v.flagged.store(3, Relaxed); // request index 2
-    let answers: Vec<bool> = (0..5).map(|_| v.next_has_both_lengths()).collect();
+    let answers: Vec<bool> = (0..5).map(|_| v.next_refused().is_some()).collect();
     assert_eq!(answers, [false, false, true, false, false]);
     let none = Verdicts::default();
-    assert!((0..5).all(|_| !none.next_has_both_lengths()));
+    assert!((0..5).all(|_| !none.next_refused().is_some()));
 }
 
 #[tokio::test]
@@ -168,6 +168,33 @@ async fn the_watched_io_passes_every_byte_through_and_records_the_verdict() {
     watched.shutdown().await.unwrap();
     drop(watched);
     assert_eq!(writer.await.unwrap(), b"answer");
-    let answers: Vec<bool> = (0..3).map(|_| verdicts.next_has_both_lengths()).collect();
+    let answers: Vec<bool> = (0..3).map(|_| verdicts.next_refused().is_some()).collect();
     assert_eq!(answers, [false, false, true]);
+}
+
+#[test]
+fn a_bare_lf_in_a_head_is_flagged_with_its_reason_and_a_bare_lf_in_a_body_is_not() {
+    for (stream, index) in [
+        ("GET / HTTP/1.1\nHost: x\r\n\r\n", 0),
+        ("GET / HTTP/1.1\r\nHost: x\n\r\n", 0),
+        ("GET / HTTP/1.1\r\nHost: x\r\n\n", 0),
+        ("\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", 0),
+        (
+            &*[GET, "POST / HTTP/1.1\nContent-Length: 0\n\n", GET].concat(),
+            1,
+        ),
+    ] {
+        let (flagged, _, off) = scan_all_ways(stream);
+        assert_eq!(flagged, Some(index), "{stream:?}");
+        assert!(off);
+        assert_eq!(scan(stream, 1).1.why(), BARE_LF);
+    }
+    let body = "POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\na\nb";
+    assert_eq!(scan_all_ways(&[body, GET].concat()), (None, 2, false));
+    assert_eq!(scan(BOTH, 1).1.why(), BOTH_LENGTHS);
+    let v = Verdicts::default();
+    let _ = v.why.set(BARE_LF);
+    v.flagged.store(1, Relaxed);
+    assert_eq!(v.next_refused(), Some(BARE_LF));
+    assert_eq!(v.next_refused(), None);
 }
