@@ -143,7 +143,7 @@ fn verdicts_answer_for_the_flagged_request_only() {
     let answers: Vec<bool> = (0..5).map(|_| v.next_refused().is_some()).collect();
     assert_eq!(answers, [false, false, true, false, false]);
     let none = Verdicts::default();
-    assert!((0..5).all(|_| !none.next_refused().is_some()));
+    assert!((0..5).all(|_| none.next_refused().is_none()));
 }
 
 #[tokio::test]
