@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod http_client;
+pub mod netns;
 pub mod procs;
 pub mod servers;
 pub mod world;

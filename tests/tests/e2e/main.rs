@@ -13,6 +13,7 @@ mod hostile_floods;
 mod lint;
 mod load_tool;
 mod local_runtime;
+mod partition;
 mod proxy_admin;
 mod proxy_grpc;
 mod proxy_hardening;
