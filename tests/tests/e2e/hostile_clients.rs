@@ -866,3 +866,167 @@ fn raw(addr: SocketAddr, request: &str) -> String {
     let _ = s.write_all(request.as_bytes());
     read_all(&mut s)
 }
+
+/// Starts `program args` with `RUST_LOG=trace`, its log in `log`; returns it and the
+/// addresses it wrote to `addr_file`.
+fn start_tracing(
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    log: &std::path::Path,
+    addr_file: &std::path::Path,
+) -> (std::process::Child, serde_json::Value) {
+    let child = std::process::Command::new(sluice_tests::bin(program))
+        .args(args)
+        .arg("--addr-file")
+        .arg(addr_file)
+        .env("RUST_LOG", "trace")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(addr_file)
+            && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+        {
+            return (child, v);
+        }
+        assert!(Instant::now() < deadline, "{program} did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn no_token_is_ever_logged_even_at_trace_and_a_wrong_one_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v1, v2) = (Backend::start("v1"), Backend::start("v2"));
+    let operator = "operator-secret-7f3a9c";
+    let proxy_token = "proxy-secret-41be02";
+    let admin_token = "admin-secret-c0ffee";
+    let wrong = "wrong-secret-9d9d9d";
+    std::fs::write(
+        dir.path().join("proxy-tokens"),
+        format!("proxy-1 {proxy_token}\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("proxy-token"), proxy_token).unwrap();
+    std::fs::write(dir.path().join("admin-token"), admin_token).unwrap();
+    let config = dir.path().join("sluice.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: sluice.dev/v1alpha1
+kind: LocalRuntime
+metadata: {{name: test}}
+spec:
+  listen: 127.0.0.1:0
+  tokenEnv: SLUICE_TEST_OPERATOR_TOKEN
+  proxyTokensFile: {}
+  healthCheck: {{intervalMillis: 200}}
+  images:
+    \"chip:v1\": [\"{}\"]
+    \"chip:v2\": [\"{}\"]
+---
+{}",
+            dir.path().join("proxy-tokens").display(),
+            v1.addr,
+            v2.addr,
+            rollout(
+                "  strategy:\n    canary:\n      steps:\n      - setWeight: 20\n      - pause: {}\n"
+            )
+        ),
+    )
+    .unwrap();
+    let controller_log = dir.path().join("controller.log");
+    let (mut controller, c) = start_tracing(
+        "sluice",
+        &["controller", "-c", config.to_str().unwrap()],
+        &[("SLUICE_TEST_OPERATOR_TOKEN", operator)],
+        &controller_log,
+        &dir.path().join("controller.addr"),
+    );
+    let api = format!("http://{}", c["listen"].as_str().unwrap());
+    let proxy_config = dir.path().join("proxy.yaml");
+    std::fs::write(
+        &proxy_config,
+        format!(
+            "listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n  token_file: {}\n",
+            dir.path().join("admin-token").display()
+        ),
+    )
+    .unwrap();
+    let proxy_log = dir.path().join("proxy.log");
+    let (mut proxy, p) = start_tracing(
+        "sluice-proxy",
+        &[
+            "--config",
+            proxy_config.to_str().unwrap(),
+            "--control-plane",
+            &api,
+            "--proxy-id",
+            "proxy-1",
+            "--token-file",
+            dir.path().join("proxy-token").to_str().unwrap(),
+        ],
+        &[],
+        &proxy_log,
+        &dir.path().join("proxy.addr"),
+    );
+    let admin: SocketAddr = p["admin"].as_str().unwrap().parse().unwrap();
+    let client =
+        sluice_controller::control::client::ControlClient::new(&api, Some(operator.into()));
+    let forged = sluice_controller::control::client::ControlClient::new(&api, Some(wrong.into()));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !block(client.get("chip")).is_ok_and(|v| {
+        v.status
+            .canary
+            .weights
+            .as_ref()
+            .is_some_and(|w| w.verified && w.expected == 1)
+    }) {
+        assert!(Instant::now() < deadline, "the proxy never subscribed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // a wrong token: refused, nothing changes
+    let before = block(client.get("chip")).unwrap();
+    assert!(block(forged.set_image("chip", "chip", "chip:v2")).is_err());
+    assert!(block(forged.command("chip", "abort", None)).is_err());
+    let a = block(Client::new().put(
+        admin,
+        "/routes/chip/weight",
+        r#"{"weight": 50}"#,
+        Some(wrong),
+    ))
+    .unwrap();
+    assert_eq!(a.status, 401);
+    let v = block(client.get("chip")).unwrap();
+    assert!(!v.status.abort);
+    assert_eq!(v.status.current_pod_hash, before.status.current_pod_hash);
+    assert_eq!(v.generation, before.generation);
+    // the right one works; a subscribed proxy refuses admin writes even with its token
+    block(client.set_image("chip", "chip", "chip:v2")).unwrap();
+    let a = block(Client::new().put(
+        admin,
+        "/routes/chip/weight",
+        r#"{"weight": 50}"#,
+        Some(admin_token),
+    ))
+    .unwrap();
+    assert_ne!(a.status, 200, "{}", a.text());
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = controller.kill();
+    let _ = proxy.kill();
+    let _ = (controller.wait(), proxy.wait());
+    for (who, log) in [("controller", &controller_log), ("proxy", &proxy_log)] {
+        let text = std::fs::read_to_string(log).unwrap();
+        assert!(
+            text.lines().count() > 10,
+            "{who} logged too little to tell: {text}"
+        );
+        for secret in [operator, proxy_token, admin_token, wrong] {
+            assert!(!text.contains(secret), "the {who}'s log holds {secret}");
+        }
+    }
+}

@@ -613,6 +613,8 @@ spec:
             .all(|a| a.backend.ends_with(&w.hash("v2"))),
         "a failure came from stable"
     );
+    // bounded: the canary's share of 200 req/s for at most 10 s
+    assert!(failed <= 120, "{failed} user requests failed before the abort");
     let v = w.view();
     assert!(v.status.message.contains("background analysis"));
     (seconds, failed, v)
