@@ -876,7 +876,7 @@ fn start_tracing(
     log: &std::path::Path,
     addr_file: &std::path::Path,
 ) -> (std::process::Child, serde_json::Value) {
-    let child = std::process::Command::new(sluice_tests::bin(program))
+    let mut child = std::process::Command::new(sluice_tests::bin(program))
         .args(args)
         .arg("--addr-file")
         .arg(addr_file)
@@ -893,7 +893,11 @@ fn start_tracing(
         {
             return (child, v);
         }
-        assert!(Instant::now() < deadline, "{program} did not start");
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{program} did not start");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
