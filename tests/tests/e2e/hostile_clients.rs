@@ -868,7 +868,8 @@ fn raw(addr: SocketAddr, request: &str) -> String {
 }
 
 /// Starts `program args` with `RUST_LOG=trace`, its log in `log`; returns it and the
-/// addresses it wrote to `addr_file`.
+/// addresses it wrote to `addr_file`. The caller kills and waits for it.
+#[allow(clippy::zombie_processes)] // returned to the caller, which waits for it
 fn start_tracing(
     program: &str,
     args: &[&str],
