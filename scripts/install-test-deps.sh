@@ -9,11 +9,14 @@
 #   Go module proxy from the module tests/cluster/ (its go.mod pins every version), cached under
 #   ~/.cache/sluice by the hash of that module's files, with KWOK's node and pod stages;
 #   chromium (Debian) and node — run the dashboard's browser test, with playwright-core and
-#   axe-core from the npm registry, cached under ~/.cache/sluice by their versions.
+#   axe-core from the npm registry, cached under ~/.cache/sluice by their versions;
+#   cargo-fuzz (crates.io), cached under ~/.cache/sluice by its version — runs the fuzz
+#   targets of tests/fuzz/ (scripts/fuzz.sh).
 # Needs root (or sudo) only when a Debian package is missing.
 # With --print-python: prints the Python that has kubernetes-validate, installs nothing.
 # With --print-k8s-dir: prints the directory of the Kubernetes components, builds nothing.
 # With --print-node-modules: prints the node_modules of the browser test, installs nothing.
+# With --print-cargo-fuzz: prints the folder of the cargo-fuzz program, installs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,6 +41,25 @@ if [ "${1:-}" = "--print-node-modules" ]; then
   echo "$node_dir/node_modules"
   exit 0
 fi
+CARGO_FUZZ_VERSION=0.13.2
+fuzz_dir="$cache/cargo-fuzz-$CARGO_FUZZ_VERSION"
+if [ "${1:-}" = "--print-cargo-fuzz" ]; then
+  echo "$fuzz_dir/bin"
+  exit 0
+fi
+
+# cargo-fuzz builds the targets with libFuzzer's instrumentation; `--sanitizer none` lets it
+# do so with the stable toolchain.
+install_cargo_fuzz() {
+  if [ -x "$fuzz_dir/bin/cargo-fuzz" ]; then
+    return
+  fi
+  echo "installing cargo-fuzz $CARGO_FUZZ_VERSION into $fuzz_dir"
+  rm -rf "$fuzz_dir.tmp"
+  cargo install --quiet --locked --root "$fuzz_dir.tmp" "cargo-fuzz@$CARGO_FUZZ_VERSION"
+  rm -rf "$fuzz_dir"
+  mv "$fuzz_dir.tmp" "$fuzz_dir"
+}
 
 # playwright-core drives the machine's chromium (it downloads no browser); axe-core is the
 # accessibility check the browser test injects.
@@ -108,6 +130,7 @@ if [ ${#missing[@]} -eq 0 ]; then
   install_kubernetes_validate
   install_kubernetes
   install_browser_tools
+  install_cargo_fuzz
   exit 0
 fi
 
@@ -127,3 +150,4 @@ trap - EXIT
 install_kubernetes_validate
 install_kubernetes
 install_browser_tools
+install_cargo_fuzz

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's one test command: installs what the tests need, then runs the checks (format,
 # lints, import cycles, the manifests against Kubernetes' schemas and the CRDs), every
-# test (unit, property and end-to-end against the real binaries on loopback), the demo and a
-# smoke run of the benchmark script (which installs nginx, HAProxy and wrk when missing).
+# test (unit, property and end-to-end against the real binaries on loopback), the demo, a
+# smoke run of the benchmark script (which installs nginx, HAProxy and wrk when missing) and
+# a short run of every fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +32,8 @@ echo "== the README's first command, with short pauses"
 cargo run --quiet --bin sluice -- demo --fast
 echo "== the benchmark script as a smoke run: its checks (counts, the exact split), not its figures"
 scripts/bench.sh --smoke
+echo "== the fuzz targets, 20 s each"
+scripts/fuzz.sh 20
 passed=$(grep -Eo 'test result: [a-z]+\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
 failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s += $1} END {print s + 0}')
 echo "tests: ${passed} passed, ${failed} failed"
