@@ -4,7 +4,9 @@
 # from the seeds in tests/fuzz/seeds/TARGET/, the project's own example files, and what earlier
 # runs found (tests/fuzz/corpus/TARGET/, not committed). A crash, a panic or an input that
 # takes over 10 s stops the script; the input is in tests/fuzz/artifacts/TARGET/, and
-# `cargo fuzz run -s none -O TARGET FILE` (in tests/fuzz) replays it.
+# `cargo fuzz run -s none --dev TARGET FILE` (in tests/fuzz) replays it. The targets are built
+# with the fuzz crate's dev profile (optimised, quicker to build: a short run is mostly build);
+# FUZZ_RELEASE=1 builds them with full optimisation for a long run.
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET…]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,9 +20,11 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(cargo fuzz list)
 fi
-echo "== fuzz: building ${targets[*]}"
+profile=--dev
+[ "${FUZZ_RELEASE:-}" = 1 ] && profile=-O
+echo "== fuzz: building ${targets[*]} ($profile)"
 start=$(date +%s)
-cargo fuzz build -s none -O
+cargo fuzz build -s none "$profile"
 echo "built in $(( $(date +%s) - start )) s"
 for t in "${targets[@]}"; do
   corpus="corpus/$t"
@@ -35,7 +39,7 @@ for t in "${targets[@]}"; do
   rm -rf "artifacts/$t"
   log="corpus/$t.log"
   rc=0
-  cargo fuzz run -s none -O "$t" "$corpus" "${seeds[@]}" -- \
+  cargo fuzz run -s none "$profile" "$t" "$corpus" "${seeds[@]}" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     >"$log" 2>&1 || rc=$?
   grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)|INFO: seed corpus' "$log" || true
