@@ -614,7 +614,10 @@ spec:
         "a failure came from stable"
     );
     // bounded: the canary's share of 200 req/s for at most 10 s
-    assert!(failed <= 120, "{failed} user requests failed before the abort");
+    assert!(
+        failed <= 120,
+        "{failed} user requests failed before the abort"
+    );
     let v = w.view();
     assert!(v.status.message.contains("background analysis"));
     (seconds, failed, v)
