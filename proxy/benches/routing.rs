@@ -136,11 +136,71 @@ fn table_swap(c: &mut Criterion) {
     });
 }
 
+/// A table of `n` routes as a big installation has them: half by host (`svc{i}.example.com`,
+/// each with its own path prefix), a quarter by `*.` suffix, the rest by path prefix alone.
+fn scale_spec(n: usize) -> TableSpec {
+    let mut spec = String::from(
+        "backends:\n  - {name: v1, endpoints: [\"127.0.0.1:9001\"]}\n  - {name: v2, endpoints: [\"127.0.0.1:9002\"]}\nroutes:\n",
+    );
+    for i in 0..n {
+        let line = match i % 4 {
+            0 | 1 => format!(
+                "  - {{name: r{i}, hosts: [svc{i}.example.com], path_prefix: /api/{i}, stable: v1, canary: v2, weight: 20}}\n"
+            ),
+            2 => format!(
+                "  - {{name: r{i}, hosts: [\"*.zone{i}.example.org\"], stable: v1, canary: v2, weight: 20}}\n"
+            ),
+            _ => format!(
+                "  - {{name: r{i}, path_prefix: /path/{i}/, stable: v1, canary: v2, weight: 20}}\n"
+            ),
+        };
+        spec.push_str(&line);
+    }
+    sluice_proxy::config::parse_yaml(&spec).unwrap()
+}
+
+/// The routing decision and a weight change (a whole table built and swapped) with 1, 100
+/// and 10 000 routes.
+fn scale(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    for n in [1usize, 100, 10_000] {
+        let s = Shared::new(&UpstreamSettings::default(), None, None);
+        rt.block_on(s.apply(scale_spec(n))).unwrap();
+        let table = s.table();
+        // a request for a route in the middle of the table, and one no route takes but the
+        // path-prefix routes
+        let i = (n / 2) & !3;
+        let mut headers = request_headers();
+        headers.insert(
+            http::header::HOST,
+            HeaderValue::from_str(&format!("svc{i}.example.com")).unwrap(),
+        );
+        let uri: Uri = format!("/api/{i}/items").parse().unwrap();
+        assert_eq!(
+            router::route(&table, &uri, &headers).map(|(r, _)| r.name.clone()),
+            Some(format!("r{i}"))
+        );
+        c.bench_function(&format!("routing decision, {n} routes"), |b| {
+            b.iter(|| black_box(router::route(&table, &uri, black_box(&headers)).unwrap().1))
+        });
+        let mut weight = 0;
+        let name = format!("r{}", n - 1);
+        c.bench_function(&format!("table swap: weight change, {n} routes"), |b| {
+            b.iter(|| {
+                weight = (weight + 1) % 100;
+                black_box(rt.block_on(s.set_weight(&name, weight, None)).unwrap())
+            })
+        });
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = routing, table_swap
+    targets = routing, table_swap, scale
 }
 criterion_main!(benches);

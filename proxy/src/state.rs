@@ -181,13 +181,19 @@ impl Shared {
         };
         self.table.store(table.clone());
         metrics::counter!(telemetry::TABLE_UPDATES_TOTAL, "result" => "ok").increment(1);
-        publish_gauges(&table);
+        publish_gauges(&table, &current);
         Ok(table)
     }
 }
 
-fn publish_gauges(table: &RouteTable) {
-    for r in table.routes() {
+/// Sets the generation and weight gauges of the routes that changed from `previous` (a
+/// route kept as it was still shows its figures).
+fn publish_gauges(table: &RouteTable, previous: &RouteTable) {
+    let changed = table
+        .routes()
+        .iter()
+        .filter(|r| previous.route(&r.name).is_none_or(|p| !Arc::ptr_eq(p, r)));
+    for r in changed {
         let route = r.name.clone();
         metrics::gauge!(telemetry::ROUTE_GENERATION, "route" => route.clone())
             .set(r.generation as f64);

@@ -70,13 +70,21 @@ pub fn request_host<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> Option<&'
     })
 }
 
+/// Tables with at most this many routes are walked: a few comparisons cost less than the
+/// index's hashing.
+const WALK_MAX: usize = 8;
+
 /// The route for a host and path: host-specific routes before any-host routes, then the
-/// longest path prefix.
+/// longest path prefix. A small table is walked in that order; a bigger one is looked up in
+/// its index, which finds the same route.
 pub fn select<'t, E>(
     table: &'t RouteTable<E>,
     host: Option<&str>,
     path: &str,
 ) -> Option<&'t std::sync::Arc<Route<E>>> {
+    if table.routes.len() > WALK_MAX {
+        return table.routes.get(table.index.select(host, path)?);
+    }
     table.routes.iter().find(|r| {
         let host_ok =
             r.hosts.is_empty() || host.is_some_and(|h| r.hosts.iter().any(|p| p.matches(h)));

@@ -3,6 +3,7 @@
 //! here is a function of the table and the request.
 
 pub mod decide;
+pub mod index;
 pub mod matcher;
 pub mod split;
 pub mod table;

@@ -19,6 +19,7 @@ use http::header::HeaderName;
 use http::uri::Authority;
 
 use crate::error::{Error, FieldError, Result};
+use crate::route::index::RouteIndex;
 use crate::route::matcher::{HostPattern, Matcher, Rule, StickyKey};
 use crate::route::split::{Split, sticky_salt};
 use crate::telemetry::metrics::{PairTelemetry, TelemetryRegistry};
@@ -52,6 +53,10 @@ pub struct RouteTable<E> {
     /// Whether any route matches or decides by host; when none does, a request's host is
     /// never looked at.
     pub(crate) uses_host: bool,
+    /// The routes by host and path prefix, for tables too big to walk.
+    pub(crate) index: RouteIndex,
+    /// Route positions by name.
+    by_name: HashMap<String, usize>,
 }
 
 /// A validated backend.
@@ -241,6 +246,8 @@ impl<E> RouteTable<E> {
             spec: TableSpec::default(),
             max_generation: 0,
             uses_host: false,
+            index: RouteIndex::default(),
+            by_name: HashMap::new(),
         }
     }
 
@@ -256,7 +263,7 @@ impl<E> RouteTable<E> {
 
     /// A route by name.
     pub fn route(&self, name: &str) -> Option<&Arc<Route<E>>> {
-        self.routes.iter().find(|r| r.name == name)
+        self.by_name.get(name).and_then(|&i| self.routes.get(i))
     }
 
     /// A backend by name.
@@ -284,9 +291,19 @@ impl<E: EndpointState> RouteTable<E> {
                     format!("duplicate route name {:?}", r.name),
                 ));
             }
-            let mut hosts: Vec<String> = r.hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
+            let mut hosts: Vec<std::borrow::Cow<'_, str>> = r
+                .hosts
+                .iter()
+                .map(|h| {
+                    if h.bytes().any(|b| b.is_ascii_uppercase()) {
+                        h.to_ascii_lowercase().into()
+                    } else {
+                        h.as_str().into()
+                    }
+                })
+                .collect();
             hosts.sort();
-            if !seen_matches.insert((hosts, r.path_prefix.clone())) {
+            if !seen_matches.insert((hosts, r.path_prefix.as_str())) {
                 errors.push(FieldError::new(
                     format!("routes[{i}].path_prefix"),
                     format!(
@@ -297,22 +314,42 @@ impl<E: EndpointState> RouteTable<E> {
             }
         }
         let mut max_generation = ctx.previous.map_or(0, |p| p.max_generation);
+        // the previous table's routes by name, looked up once each (not a walk per route)
+        let old_routes: HashMap<&str, &RouteSpec> = ctx
+            .previous
+            .map(|p| p.spec.routes.iter().map(|r| (r.name.as_str(), r)).collect())
+            .unwrap_or_default();
         let mut routes = Vec::new();
-        let mut filled = spec.clone();
+        // each route's generation, filled into the spec once the routes are built
+        let mut generations: Vec<(usize, u64)> = Vec::with_capacity(spec.routes.len());
         for (i, r) in spec.routes.iter().enumerate() {
             let before = errors.len();
-            let path = format!("routes[{i}]");
             let prev = ctx.previous.and_then(|p| p.route(&r.name));
-            let generation =
-                match next_generation(r, prev, &spec, ctx.previous, &mut max_generation) {
-                    Ok(g) => g,
-                    Err(e) => {
-                        errors.push(FieldError::new(format!("{path}.generation"), e));
-                        continue;
-                    }
-                };
+            let generation = match next_generation(
+                r,
+                prev,
+                old_routes.get(r.name.as_str()).copied(),
+                &backends,
+                ctx.previous,
+                &mut max_generation,
+            ) {
+                Ok(g) => g,
+                Err(e) => {
+                    errors.push(FieldError::new(format!("routes[{i}].generation"), e));
+                    continue;
+                }
+            };
+            if let (Some(p), Some(old)) = (prev, old_routes.get(r.name.as_str()))
+                && generation == p.generation
+                && reusable(r, old, p, &backends)
+            {
+                // nothing about it changed: the compiled route is kept as it is
+                generations.push((i, generation));
+                routes.push(p.clone());
+                continue;
+            }
             if let Some(route) = build_route(
-                &path,
+                &format!("routes[{i}]"),
                 r,
                 generation,
                 prev,
@@ -321,9 +358,7 @@ impl<E: EndpointState> RouteTable<E> {
                 &mut errors,
             ) && errors.len() == before
             {
-                if let Some(f) = filled.routes.get_mut(i) {
-                    f.generation = Some(generation);
-                }
+                generations.push((i, generation));
                 routes.push(Arc::new(route));
             }
         }
@@ -338,9 +373,19 @@ impl<E: EndpointState> RouteTable<E> {
             uses_host: routes
                 .iter()
                 .any(|r| !r.hosts.is_empty() || !r.host_rules.is_empty()),
+            index: RouteIndex::new(
+                routes
+                    .iter()
+                    .map(|r| (r.hosts.as_slice(), r.path_prefix.as_str())),
+            ),
+            by_name: routes
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.name.clone(), i))
+                .collect(),
             routes,
             backends,
-            spec: filled,
+            spec: filled_in(spec, &generations),
             max_generation,
         })
     }
@@ -351,7 +396,8 @@ impl<E: EndpointState> RouteTable<E> {
 fn next_generation<E>(
     r: &RouteSpec,
     prev: Option<&Arc<Route<E>>>,
-    spec: &TableSpec,
+    old: Option<&RouteSpec>,
+    backends: &HashMap<String, Arc<Backend<E>>>,
     previous: Option<&RouteTable<E>>,
     max_generation: &mut u64,
 ) -> std::result::Result<u64, String> {
@@ -367,8 +413,8 @@ fn next_generation<E>(
         *max_generation = (*max_generation).max(g);
         return Ok(g);
     }
-    if let (Some(p), Some(previous)) = (prev, previous)
-        && unchanged(r, spec, previous)
+    if let (Some(p), Some(old), Some(previous)) = (prev, old, previous)
+        && unchanged(r, old, backends, previous)
     {
         return Ok(p.generation);
     }
@@ -376,23 +422,62 @@ fn next_generation<E>(
     Ok(*max_generation)
 }
 
-/// Whether a route and every backend it uses are the same as in the previous table.
-fn unchanged<E>(r: &RouteSpec, spec: &TableSpec, previous: &RouteTable<E>) -> bool {
-    let Some(old) = previous.spec.routes.iter().find(|o| o.name == r.name) else {
-        return false;
-    };
-    let strip = |s: &RouteSpec| RouteSpec {
+/// Whether a route (without a generation of its own) and every backend it uses are the same
+/// as in the previous table (`old` is its spec there).
+fn unchanged<E>(
+    r: &RouteSpec,
+    old: &RouteSpec,
+    backends: &HashMap<String, Arc<Backend<E>>>,
+    previous: &RouteTable<E>,
+) -> bool {
+    let old = RouteSpec {
         generation: None,
-        ..s.clone()
+        ..old.clone()
     };
-    if strip(old) != strip(r) {
+    if old != *r {
         return false;
     }
     referenced_backends(r).all(|name| {
-        let new = spec.backends.iter().find(|b| b.name == name);
+        let new = backends.get(name).map(|b| &b.spec);
         let old = previous.backends.get(name).map(|b| &b.spec);
         new.is_some() && new == old
     })
+}
+
+/// `spec` with the generation of each route in `generations` (by index) filled in.
+fn filled_in(mut spec: TableSpec, generations: &[(usize, u64)]) -> TableSpec {
+    for &(i, g) in generations {
+        if let Some(r) = spec.routes.get_mut(i) {
+            r.generation = Some(g);
+        }
+    }
+    spec
+}
+
+/// Whether compiled route `p` (built from `old`) can serve for `r` as it is: the same spec
+/// (generations aside) and the very same backends.
+fn reusable<E>(
+    r: &RouteSpec,
+    old: &RouteSpec,
+    p: &Route<E>,
+    backends: &HashMap<String, Arc<Backend<E>>>,
+) -> bool {
+    let same_spec = if r.generation == old.generation {
+        r == old
+    } else {
+        *r == RouteSpec {
+            generation: r.generation,
+            ..old.clone()
+        }
+    };
+    same_spec
+        && referenced_backends(r).all(|name| {
+            backends.get(name).is_some_and(|b| {
+                p.targets
+                    .iter()
+                    .any(|t| t.backend.name == name && Arc::ptr_eq(&t.backend, b))
+            })
+        })
 }
 
 fn referenced_backends(r: &RouteSpec) -> impl Iterator<Item = &str> {
@@ -405,6 +490,7 @@ fn referenced_backends(r: &RouteSpec) -> impl Iterator<Item = &str> {
                 .filter_map(|x| x.backend.as_deref()),
         )
         .chain(r.host_rules.iter().map(|h| h.backend.as_str()))
+        .chain(r.mirror.iter().map(|m| m.backend.as_str()))
 }
 
 fn build_backends<E: EndpointState>(
@@ -496,6 +582,13 @@ fn build_backends<E: EndpointState>(
             ));
         }
         if errors.len() > before {
+            continue;
+        }
+        // an unchanged backend is the same backend: the routes that use it can be kept whole
+        if let Some(o) = old
+            && o.spec == *b
+        {
+            out.insert(b.name.clone(), o.clone());
             continue;
         }
         let Ok(name_header) = HeaderValue::from_str(&b.name) else {

@@ -263,6 +263,52 @@ routes:
     assert_eq!(pick(Some("example.com"), "/api/v2"), Some("any-api"));
     assert_eq!(pick(Some("other.org"), "/"), Some("any-root"));
 
+    // the same table grown past the walk: looked up in the index, the same answers
+    let mut routes = String::new();
+    for i in 0..20 {
+        routes.push_str(&format!(
+            "  - {{name: pad-{i}, hosts: [pad{i}.test], path_prefix: /pad/{i}, stable: v1}}\n"
+        ));
+    }
+    let big = table(&format!(
+        r#"{BACKENDS}
+routes:
+  - {{name: any-root, stable: v1}}
+  - {{name: any-api, path_prefix: /api, stable: v2}}
+  - {{name: host-root, hosts: [shop.example.com], stable: v3}}
+  - {{name: wildcard-api, hosts: ["*.example.com"], path_prefix: /api/v2, stable: v3}}
+{routes}"#
+    ));
+    assert!(big.routes.len() > WALK_MAX);
+    for (host, path) in [
+        (None, "/"),
+        (None, "/api/x"),
+        (Some("shop.example.com"), "/api/x"),
+        (Some("a.example.com"), "/api/v2/x"),
+        (Some("a.example.com"), "/api/v1"),
+        (Some("example.com"), "/api/v2"),
+        (Some("other.org"), "/"),
+        (Some("PAD7.test"), "/pad/7/x"),
+        (Some("pad7.test"), "/pad/8"),
+    ] {
+        let small = pick(host, path);
+        let found = select(&big, host, path).map(|r| r.name.as_str());
+        if host.is_some_and(|h| h.eq_ignore_ascii_case("pad7.test")) {
+            assert_eq!(
+                found,
+                if path == "/pad/7/x" {
+                    Some("pad-7")
+                } else {
+                    Some("any-root")
+                }
+            );
+        } else {
+            assert_eq!(found, small, "{host:?} {path}");
+        }
+    }
+    assert_eq!(big.route("pad-13").map(|r| r.name.as_str()), Some("pad-13"));
+    assert!(big.route("pad-20").is_none());
+
     let only_host = table(&format!(
         "{BACKENDS}\nroutes:\n  - {{name: h, hosts: [a.test], stable: v1}}\n"
     ));
