@@ -77,6 +77,7 @@ pub async fn start(
         shared.set_ready(true);
     }
     let workers = config.downstream.worker_count();
+    shared.workers.set_count(workers);
     let tls = match &config.tls {
         Some(t) => Some((
             Arc::new(crate::downstream::tls::Tls::load(t)?),

@@ -38,6 +38,8 @@ pub struct Shared {
     pub settings: RequestSettings,
     /// Changes the log filter at run time, when logging allows it.
     pub log_control: std::sync::OnceLock<LogControl>,
+    /// Connections and requests per worker thread.
+    pub workers: crate::telemetry::workers::WorkerLoad,
 }
 
 /// Changes the log filter of the running process.
@@ -76,6 +78,7 @@ impl Shared {
             admin_token,
             settings: RequestSettings::default(),
             log_control: std::sync::OnceLock::new(),
+            workers: crate::telemetry::workers::WorkerLoad::default(),
         }
     }
 

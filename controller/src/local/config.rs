@@ -186,6 +186,58 @@ impl LocalConfig {
                 }
             }
         }
+        errors.extend(self.route_clashes());
+        errors
+    }
+
+    /// Two rollouts whose routes share a name, or take the same hosts and path prefix: the
+    /// proxies would refuse the table they make together, and every rollout would wait.
+    fn route_clashes(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        let mut by_name: BTreeMap<String, &str> = BTreeMap::new();
+        let mut by_match: BTreeMap<(Vec<String>, String), &str> = BTreeMap::new();
+        for (name, r) in &self.rollouts {
+            let namespace = r.metadata.namespace();
+            let routing = crate::engine::route::routing_of(&r.spec);
+            let intent = crate::engine::route::base(namespace, name, routing, "");
+            let field = format!(
+                "Rollout {name:?}: spec.strategy.{}.trafficRouting.sluice",
+                if r.spec.strategy.blue_green.is_some() {
+                    "blueGreen"
+                } else {
+                    "canary"
+                }
+            );
+            if let Some(other) = by_name.insert(intent.route.clone(), name) {
+                errors.push(FieldError::new(
+                    format!("{field}.route"),
+                    format!(
+                        "route {:?} is rollout {other:?}'s too; give one of them another",
+                        intent.route
+                    ),
+                ));
+            }
+            let mut hosts: Vec<String> = intent
+                .hosts
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect();
+            hosts.sort();
+            let shown = if hosts.is_empty() {
+                "any host".to_owned()
+            } else {
+                hosts.join(", ")
+            };
+            if let Some(other) = by_match.insert((hosts, intent.path_prefix.clone()), name) {
+                errors.push(FieldError::new(
+                    format!("{field}.hosts"),
+                    format!(
+                        "rollout {other:?} already takes {shown} with path prefix {:?}; give one of them its own hosts or pathPrefix",
+                        intent.path_prefix
+                    ),
+                ));
+            }
+        }
         errors
     }
 
@@ -266,6 +318,64 @@ spec:
 
     fn parse(extra: &str) -> Result<LocalConfig, Error> {
         LocalConfig::parse(Path::new("local.yaml"), &format!("{RUNTIME}{extra}"))
+    }
+
+    #[test]
+    fn rollouts_on_the_same_route_or_the_same_hosts_and_prefix_are_refused() {
+        let rollout = |name: &str, routing: &str| {
+            format!(
+                "---\napiVersion: sluice.dev/v1alpha1\nkind: Rollout\nmetadata: {{name: {name}, namespace: shop}}\nspec:\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec: {{containers: [{{name: app, image: \"chip:v1\"}}]}}\n  strategy:\n    canary:\n      {routing}\n      steps: [{{setWeight: 50}}]\n"
+            )
+        };
+        let parse = |rollouts: &str| {
+            LocalConfig::parse(
+                Path::new("local.yaml"),
+                &format!(
+                    "apiVersion: sluice.dev/v1alpha1\nkind: LocalRuntime\nmetadata: {{name: t}}\nspec:\n  images: {{\"chip:v1\": [\"127.0.0.1:9001\"]}}\n{rollouts}"
+                ),
+            )
+        };
+        let ok = format!(
+            "{}{}{}",
+            rollout("a", "trafficRouting: {sluice: {hosts: [a.test]}}"),
+            rollout(
+                "b",
+                "trafficRouting: {sluice: {hosts: [a.test], pathPrefix: /b}}"
+            ),
+            rollout("c", "trafficRouting: {sluice: {hosts: [c.test]}}"),
+        );
+        if let Err(e) = parse(&ok) {
+            panic!("{e}");
+        }
+        for (second, field, words) in [
+            (
+                "trafficRouting: {sluice: {hosts: [A.test]}}",
+                "Rollout \"b\": spec.strategy.canary.trafficRouting.sluice.hosts",
+                "rollout \"a\" already takes a.test with path prefix \"/\"",
+            ),
+            (
+                "trafficRouting: {sluice: {hosts: [b.test], route: shop/a}}",
+                "Rollout \"b\": spec.strategy.canary.trafficRouting.sluice.route",
+                "route \"shop/a\" is rollout \"a\"'s too",
+            ),
+        ] {
+            let text = format!(
+                "{}{}",
+                rollout("a", "trafficRouting: {sluice: {hosts: [a.test]}}"),
+                rollout("b", second)
+            );
+            let Err(Error::Invalid(e)) = parse(&text) else {
+                panic!("{second} is refused")
+            };
+            assert!(
+                e.iter()
+                    .any(|f| f.path == field && f.reason.contains(words)),
+                "{e:?}"
+            );
+        }
+        // two rollouts without routing both take any host at /
+        let text = format!("{}{}", rollout("a", ""), rollout("b", ""));
+        assert!(matches!(parse(&text), Err(Error::Invalid(_))));
     }
 
     #[test]

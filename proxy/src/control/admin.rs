@@ -248,6 +248,7 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 struct StatsView {
     uptime_seconds: u64,
     routes: Vec<RouteStats>,
+    workers: Vec<crate::telemetry::workers::WorkerFigures>,
 }
 
 #[derive(Serialize)]
@@ -338,6 +339,7 @@ async fn get_stats(State(shared): State<Arc<Shared>>) -> Response {
     axum::Json(StatsView {
         uptime_seconds: now,
         routes,
+        workers: shared.workers.figures(),
     })
     .into_response()
 }

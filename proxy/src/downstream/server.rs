@@ -45,6 +45,7 @@ async fn run_conn<IO>(
         let downstream = downstream.clone();
         let conn = svc_conn.clone();
         conn.request_started();
+        shared.workers.request(crate::worker::index());
         let refused = if req.version() < http::Version::HTTP_2 {
             conn.verdicts.next_refused()
         } else {
@@ -231,6 +232,7 @@ pub async fn serve(
                     }
                 }
                 let _ = stream.set_nodelay(true);
+                shared.workers.accepted(crate::worker::index());
                 let (id, conn_state) = conns.add(shared.now_ms());
                 let (shared, builder, tls, conns) = (shared.clone(), builder.clone(), tls.clone(), conns.clone());
                 let open = open.clone();

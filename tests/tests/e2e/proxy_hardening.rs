@@ -618,6 +618,16 @@ fn workers_serve_on_threads_of_their_own_and_a_taken_address_is_refused() {
         ok
     });
     assert_eq!(answered, 120);
+    // /stats tells how the kernel spread them over the workers
+    let stats = block(Client::new().get(proxy.admin, "/stats", &[]))
+        .unwrap()
+        .json();
+    let workers = stats["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 3, "{stats}");
+    let sum = |k: &str| workers.iter().map(|w| w[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(sum("requests"), 120, "{stats}");
+    assert!(sum("connections") >= 24, "{stats}");
+    assert_eq!(workers[2]["worker"], 3);
 
     // another proxy on the same address: refused, not let in to share the connections
     let (code, err) = proxy_exit(&format!(
