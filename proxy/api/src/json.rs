@@ -20,20 +20,39 @@ pub fn duplicate_key(bytes: &[u8]) -> Option<FieldError> {
     let mut found = None;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let _ = Walk {
-        path: String::new(),
+        at: &Place::Root,
         found: &mut found,
     }
     .deserialize(&mut de);
     found
 }
 
-/// Walks one value at `path`; stops at the first duplicate, recorded in `found`.
-struct Walk<'a> {
-    path: String,
+/// Where a value is: a chain of borrowed steps back to the root, written out as a path only
+/// when a duplicate is found (a body of long number arrays costs no string per element).
+enum Place<'a> {
+    Root,
+    Key(&'a Place<'a>, &'a str),
+    Index(&'a Place<'a>, usize),
+}
+
+impl fmt::Display for Place<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Place::Root => Ok(()),
+            Place::Key(Place::Root, k) => f.write_str(k),
+            Place::Key(parent, k) => write!(f, "{parent}.{k}"),
+            Place::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
+
+/// Walks one value at `at`; stops at the first duplicate, recorded in `found`.
+struct Walk<'a, 'p> {
+    at: &'p Place<'p>,
     found: &'a mut Option<FieldError>,
 }
 
-impl<'de> DeserializeSeed<'de> for Walk<'_> {
+impl<'de> DeserializeSeed<'de> for Walk<'_, '_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -44,7 +63,7 @@ impl<'de> DeserializeSeed<'de> for Walk<'_> {
 /// What stops the walk once a duplicate is found.
 const STOP: &str = "duplicate key";
 
-impl<'de> Visitor<'de> for Walk<'_> {
+impl<'de> Visitor<'de> for Walk<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -73,8 +92,9 @@ impl<'de> Visitor<'de> for Walk<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut i = 0usize;
         loop {
+            let at = Place::Index(self.at, i);
             let item = Walk {
-                path: format!("{}[{i}]", self.path),
+                at: &at,
                 found: &mut *self.found,
             };
             if seq.next_element_seed(item)?.is_none() {
@@ -87,19 +107,19 @@ impl<'de> Visitor<'de> for Walk<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut seen = HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
-            let path = if self.path.is_empty() {
-                key.clone()
-            } else {
-                format!("{}.{key}", self.path)
-            };
-            if !seen.insert(key) {
-                *self.found = Some(FieldError::new(path, "the key is written twice"));
+            if seen.contains(&key) {
+                let at = Place::Key(self.at, &key);
+                *self.found = Some(FieldError::new(at.to_string(), "the key is written twice"));
                 return Err(de::Error::custom(STOP));
             }
-            map.next_value_seed(Walk {
-                path,
-                found: &mut *self.found,
-            })?;
+            {
+                let at = Place::Key(self.at, &key);
+                map.next_value_seed(Walk {
+                    at: &at,
+                    found: &mut *self.found,
+                })?;
+            }
+            seen.insert(key);
         }
         Ok(())
     }
