@@ -392,3 +392,20 @@ pub fn failures(answers: &[sluice_loadtest::paced::Answer]) -> Vec<String> {
         })
         .collect()
 }
+
+/// Panics when a request failed, naming the first ten that did.
+pub fn none_failed(answers: &[sluice_loadtest::paced::Answer]) {
+    let failed = failures(answers);
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed:\n{}",
+        failed.len(),
+        answers.len(),
+        failed
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}

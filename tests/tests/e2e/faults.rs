@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use sluice_controller::control::service::RolloutView;
 use sluice_controller::status::Phase;
 use sluice_loadtest::paced::Answer;
-use sluice_tests::world::{Traffic, World, WorldSpec, block, failures, rollout};
+use sluice_tests::world::{Traffic, World, WorldSpec, block, none_failed, rollout};
 
 const SETTLE: &str = "---
 apiVersion: sluice.dev/v1alpha1
@@ -19,22 +19,6 @@ spec:
   - name: settle
     provider: {job: {command: [sleep, \"2\"]}}
 ";
-
-fn none_failed(answers: &[Answer]) {
-    let failed = failures(answers);
-    assert!(
-        failed.is_empty(),
-        "{} of {} requests failed:\n{}",
-        failed.len(),
-        answers.len(),
-        failed
-            .iter()
-            .take(10)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-}
 
 /// The canary's share of the answers sent between `from` and `to` (loop time).
 fn share(answers: &[Answer], from: Duration, to: Duration, canary: &str) -> (f64, usize) {

@@ -29,19 +29,7 @@ fn load(w: &World) -> Traffic {
 /// Asserts that no request failed, naming the first few that did, and that the traffic was
 /// the mix it should be.
 fn none_failed(answers: &[Answer]) {
-    let failed = failures(answers);
-    assert!(
-        failed.is_empty(),
-        "{} of {} requests failed:\n{}",
-        failed.len(),
-        answers.len(),
-        failed
-            .iter()
-            .take(10)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    sluice_tests::world::none_failed(answers);
     assert!(answers.len() > 500, "too little traffic: {}", answers.len());
     assert!(answers.iter().any(|a| a.fresh) && answers.iter().any(|a| !a.fresh));
     assert!(answers.iter().any(|a| a.with_body));
