@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark on loopback: the backends directly, sluice-proxy, nginx and HAProxy,
-# each proxy splitting 80/20 over the same two nginx backends with keep-alive upstreams.
+# each proxy splitting 80/20 over the same two nginx backends with keep-alive upstreams, and
+# an L4 relay (HAProxy in `mode tcp`, one backend): the floor, what any proxy that reads and
+# writes every byte pays.
 #
 #   scripts/bench.sh [--rounds N] [--duration SECONDS] [--quick | --smoke]
 #
@@ -17,7 +19,9 @@
 # sluice-load (closed loop) at 64 and 8 connections, a 16 KiB response, HTTP/2 (h2c, sluice
 # vs nginx), and an open loop at half of nginx's rate for the latency each proxy adds. Each
 # run records the CPU time of the proxy's processes and checks that the backends served as
-# many requests as the client counted. Results: target/bench/<time>/ (raw TSV and table).
+# many requests as the client counted. After the rounds, one more wrk run per target at 64 and
+# at 8 connections under `perf stat` counts context switches and system calls per request.
+# Results: target/bench/<time>/ (raw TSV and table).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -45,6 +49,7 @@ command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(hapr
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v pgrep >/dev/null 2>&1 || missing+=(procps)
+command -v perf >/dev/null 2>&1 || missing+=(linux-perf)
 if [ ${#missing[@]} -gt 0 ]; then
   as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
   echo "installing: ${missing[*]}"
@@ -72,8 +77,9 @@ listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 BASE=${BENCH_PORT_BASE:-18100}
 B1=$((BASE + 1)); B2=$((BASE + 2)); STATUS=$((BASE + 3))
 P_SLUICE=$((BASE + 10)); P_NGINX=$((BASE + 11)); P_HAPROXY=$((BASE + 12)); P_NGINX_H2=$((BASE + 13))
+P_L4=$((BASE + 14))
 ADMIN=$((BASE + 20))
-for p in $B1 $B2 $STATUS $P_SLUICE $P_NGINX $P_HAPROXY $P_NGINX_H2 $ADMIN; do
+for p in $B1 $B2 $STATUS $P_SLUICE $P_NGINX $P_HAPROXY $P_NGINX_H2 $P_L4 $ADMIN; do
   if listening "$p"; then echo "bench.sh: port $p is taken (set BENCH_PORT_BASE)" >&2; exit 1; fi
 done
 
@@ -93,6 +99,22 @@ subst nginx.proxy.conf "$P_NGINX" \
   | sed -e "s#listen 127.0.0.1:$P_NGINX;#listen 127.0.0.1:$P_NGINX; listen 127.0.0.1:$P_NGINX_H2 http2;#" \
   > "$RUN/nginx.conf"
 subst haproxy.cfg "$P_HAPROXY" > "$RUN/haproxy.cfg"
+# the floor: HAProxy relaying bytes (mode tcp) to one backend, with the peer config's threads
+cat > "$RUN/l4.cfg" <<EOF
+global
+    nbthread 2
+    maxconn 4096
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+frontend fe
+    bind 127.0.0.1:$P_L4
+    default_backend one
+backend one
+    server v1 127.0.0.1:$B1
+EOF
 cat > "$RUN/sluice.yaml" <<EOF
 listen: 127.0.0.1:$P_SLUICE
 admin: {listen: 127.0.0.1:$ADMIN}
@@ -116,13 +138,14 @@ start backends nginx -c "$RUN/backends.conf" -e "$RUN/backends.err"
 start sluice "$PROXY" -c "$RUN/sluice.yaml"
 start nginx nginx -c "$RUN/nginx.conf" -e "$RUN/nginx.err"
 start haproxy haproxy -db -f "$RUN/haproxy.cfg"
-for p in $B1 $B2 $STATUS $P_SLUICE $P_NGINX $P_HAPROXY $P_NGINX_H2; do
+start l4 haproxy -db -f "$RUN/l4.cfg"
+for p in $B1 $B2 $STATUS $P_SLUICE $P_NGINX $P_HAPROXY $P_NGINX_H2 $P_L4; do
   for _ in $(seq 100); do listening "$p" && break; sleep 0.1; done
   listening "$p" || { echo "bench.sh: nothing listens on $p"; cat "$RUN"/*.out "$RUN"/*.err 2>/dev/null; exit 1; }
 done
 
-port_of() { case $1 in direct) echo $B1 ;; sluice) echo $P_SLUICE ;; nginx) echo $P_NGINX ;; haproxy) echo $P_HAPROXY ;; esac; }
-pid_of() { case $1 in direct) echo "$PID_backends" ;; sluice) echo "$PID_sluice" ;; nginx) echo "$PID_nginx" ;; haproxy) echo "$PID_haproxy" ;; esac; }
+port_of() { case $1 in direct) echo $B1 ;; sluice) echo $P_SLUICE ;; nginx) echo $P_NGINX ;; haproxy) echo $P_HAPROXY ;; l4) echo $P_L4 ;; esac; }
+pid_of() { case $1 in direct) echo "$PID_backends" ;; sluice) echo "$PID_sluice" ;; nginx) echo "$PID_nginx" ;; haproxy) echo "$PID_haproxy" ;; l4) echo "$PID_l4" ;; esac; }
 HZ=$(getconf CLK_TCK)
 # CPU ticks of a process and its children (nginx's workers)
 ticks() { local t=0 q f; for q in "$1" $(pgrep -P "$1" || true); do read -r -a f < "/proc/$q/stat" || continue; t=$((t + f[13] + f[14])); done; echo $t; }
@@ -130,7 +153,7 @@ ticks() { local t=0 q f; for q in "$1" $(pgrep -P "$1" || true); do read -r -a f
 rss_kib() { local t=0 q; for q in "$1" $(pgrep -P "$1" || true); do t=$((t + $(awk '/^VmRSS/{print $2}' "/proc/$q/status" 2>/dev/null || echo 0))); done; echo $t; }
 served() { curl -s "http://127.0.0.1:$STATUS/" | awk 'NR==3{print $3}'; }
 
-for t in direct sluice nginx haproxy; do
+for t in direct sluice nginx haproxy l4; do
   body=$(curl -s "http://127.0.0.1:$(port_of $t)/")
   [ "$body" = v1 ] || [ "$body" = v2 ] || { echo "bench.sh: $t answered '$body'"; exit 1; }
 done
@@ -167,7 +190,7 @@ measure() {
       v1=$(echo "$out" | json_num v1); v2=$(echo "$out" | json_num v2)
       v1=${v1:-0}; v2=${v2:-0}
       errors=$(echo "$out" | json_num transport_errors)
-      if [ "$path" = / ] && [ "$target" != direct ]; then
+      if [ "$path" = / ] && [ "$target" != direct ] && [ "$target" != l4 ]; then
         split="v2 $(awk -v a="$v1" -v b="$v2" 'BEGIN{printf "%.3f", 100 * b / (a + b)}') %"
         # sluice's split is exact: 20 % of the answers, to the request, from the canary
         if [ "$target" = sluice ] && { [ $((v2 * 5)) -le $((v1 + v2 - 5)) ] || [ $((v2 * 5)) -ge $((v1 + v2 + 5)) ]; }; then
@@ -189,7 +212,7 @@ measure() {
   printf '  %-16s %-8s %8.0f req/s  cpu %5s µs/req  p50 %5s µs  p99 %5s µs  %s\n' "$case" "$target" "$rps" "$cpu" "$p50" "$p99" "$split"
 }
 
-ALL=(direct sluice nginx haproxy)
+ALL=(direct sluice nginx haproxy l4)
 rotated() { local r=$1 n=${#ALL[@]} i; for i in $(seq 0 $((n - 1))); do echo "${ALL[$(((i + r) % n))]}"; done; }
 
 echo "bench: $ROUNDS rounds of $DUR s per run, $(nproc) cores, results in $OUT"
@@ -211,6 +234,36 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 RSS_AFTER_sluice=$(rss_kib "$PID_sluice"); RSS_AFTER_nginx=$(rss_kib "$PID_nginx"); RSS_AFTER_haproxy=$(rss_kib "$PID_haproxy")
 
+# context switches and system calls per request: one wrk run per target and concurrency with
+# `perf stat` attached to every thread of the proxy's processes (software events only)
+PERF=$OUT/perf.tsv
+printf 'case\ttarget\trequests\tcontext_switches\tsyscalls\n' > "$PERF"
+perf_counted() {
+  local case=$1 target=$2 conns=$3 pid pids out requests cs sc perf
+  pid=$(pid_of "$target")
+  pids=$(echo "$pid" $(pgrep -P "$pid" || true) | tr ' ' ,)
+  perf stat -x, -e context-switches,raw_syscalls:sys_enter -p "$pids" -o "$RUN/perf.txt" & perf=$!
+  sleep 0.3
+  out=$(wrk -t2 -c"$conns" -d"${DUR}s" "http://127.0.0.1:$(port_of "$target")/")
+  kill -INT "$perf" 2>/dev/null || true
+  wait "$perf" || true
+  requests=$(echo "$out" | awk '/requests in/{print $1}')
+  cs=$(awk -F, '$3 ~ /^context-switches/{print $1}' "$RUN/perf.txt")
+  sc=$(awk -F, '$3 ~ /^raw_syscalls:sys_enter/{print $1}' "$RUN/perf.txt")
+  if ! [[ "$cs" =~ ^[0-9]+$ && "$sc" =~ ^[0-9]+$ ]]; then
+    echo "  perf stat counted nothing for $target ($(head -c 200 "$RUN/perf.txt" | tr '\n' ' ')); skipped"
+    return
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\n' "$case" "$target" "$requests" "$cs" "$sc" >> "$PERF"
+  awk -v c="$case" -v t="$target" -v n="$requests" -v cs="$cs" -v sc="$sc" \
+    'BEGIN{printf "  %-16s %-8s %9d requests  %.3f context switches/req  %.2f syscalls/req\n", c, t, n, cs / n, sc / n}'
+}
+echo "perf stat"
+for spec in "wrk-64 64" "wrk-8 8"; do
+  read -r case conns <<<"$spec"
+  for t in sluice nginx haproxy l4; do perf_counted "$case" "$t" "$conns"; done
+done
+
 # --- table -----------------------------------------------------------------------------------
 {
   [ "$SMOKE" = 1 ] && echo "SMOKE RUN (debug build, 1 s runs): checks only, the figures mean nothing"
@@ -222,35 +275,45 @@ RSS_AFTER_sluice=$(rss_kib "$PID_sluice"); RSS_AFTER_nginx=$(rss_kib "$PID_nginx
       for (i = 2; i <= n; i++) { x = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
       return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
     }
+    function ratio(x) { return (x == "" ? "–" : sprintf("%.2f", x)) }
+    # the lowest and highest of the per-round ratios, and their spread
+    function range(list,   n, a, i, lo, hi) {
+      n = split(list, a, " "); if (n == 0) return "–";
+      lo = a[1] + 0; hi = lo
+      for (i = 2; i <= n; i++) { if (a[i] + 0 < lo) lo = a[i] + 0; if (a[i] + 0 > hi) hi = a[i] + 0 }
+      return sprintf("%.2f–%.2f", lo, hi)
+    }
     NR == 1 { next }
     { key = $1 SUBSEP $2; rps[key] = rps[key] " " $4; if ($5 != "-") cpu[key] = cpu[key] " " $5
       p50[key] = p50[key] " " $6; p99[key] = p99[key] " " $7
-      v[$1, $2, $3] = $4; l50[$1, $2, $3] = $6; l99[$1, $2, $3] = $7
+      v[$1, $2, $3] = $4; l50[$1, $2, $3] = $6; l99[$1, $2, $3] = $7; if ($5 != "-") u[$1, $2, $3] = $5
       if (!($1 in seen)) { seen[$1] = 1; order[++ncase] = $1 }
       rounds[$3] = 1 }
     END {
-      printf "| case | target | req/s | × direct | × nginx | proxy CPU µs/req |\n|---|---|---|---|---|---|\n"
-      split("direct sluice nginx haproxy", targets, " ")
+      printf "| case | target | req/s | × direct | × direct, rounds | × nginx | × nginx, rounds | proxy CPU µs/req | CPU × nginx | CPU × L4 |\n"
+      printf "|---|---|---|---|---|---|---|---|---|---|\n"
+      split("direct sluice nginx haproxy l4", targets, " ")
       for (c = 1; c <= ncase; c++) {
         cs = order[c]; if (cs ~ /^open/) continue
-        for (t = 1; t <= 4; t++) {
+        for (t = 1; t <= 5; t++) {
           tg = targets[t]; key = cs SUBSEP tg; if (!(key in rps)) continue
-          rd = ""; rn = ""
+          rd = ""; rn = ""; cn = ""; cl = ""
           for (r in rounds) {
             if ((cs, tg, r) in v && (cs, "direct", r) in v) rd = rd " " v[cs, tg, r] / v[cs, "direct", r]
             if ((cs, tg, r) in v && (cs, "nginx", r) in v) rn = rn " " v[cs, tg, r] / v[cs, "nginx", r]
+            if ((cs, tg, r) in u && (cs, "nginx", r) in u && u[cs, "nginx", r] > 0) cn = cn " " u[cs, tg, r] / u[cs, "nginx", r]
+            if ((cs, tg, r) in u && (cs, "l4", r) in u && u[cs, "l4", r] > 0) cl = cl " " u[cs, tg, r] / u[cs, "l4", r]
           }
-          md = median(rd); mn = median(rn)
-          printf "| %s | %s | %.0f | %s | %s | %s |\n", cs, tg, median(rps[key]),
-            (md == "" ? "–" : sprintf("%.2f", md)), (mn == "" ? "–" : sprintf("%.2f", mn)),
-            (key in cpu ? sprintf("%.1f", median(cpu[key])) : "–")
+          printf "| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", cs, tg, median(rps[key]),
+            ratio(median(rd)), range(rd), ratio(median(rn)), range(rn),
+            (key in cpu ? sprintf("%.1f", median(cpu[key])) : "–"), ratio(median(cn)), ratio(median(cl))
         }
       }
       for (c = 1; c <= ncase; c++) {
         cs = order[c]; if (cs !~ /^open/) continue
         printf "\nOpen loop, %s, 64 connections (µs; added = proxy − direct, median of the rounds):\n\n", substr(cs, 6)
         printf "| target | p50 | p99 | added p50 | added p99 |\n|---|---|---|---|---|\n"
-        for (t = 1; t <= 4; t++) {
+        for (t = 1; t <= 5; t++) {
           tg = targets[t]; key = cs SUBSEP tg; if (!(key in p50)) continue
           a50 = ""; a99 = ""
           for (r in rounds) if ((cs, tg, r) in l50 && (cs, "direct", r) in l50) {
@@ -267,6 +330,14 @@ RSS_AFTER_sluice=$(rss_kib "$PID_sluice"); RSS_AFTER_nginx=$(rss_kib "$PID_nginx
     idle=RSS_IDLE_$t; after=RSS_AFTER_$t
     awk -v t="$t" -v i="${!idle}" -v a="${!after}" 'BEGIN{printf "| %s | %.1f | %.1f |\n", t, i / 1024, a / 1024}'
   done
+  if [ "$(wc -l < "$PERF")" -gt 1 ]; then
+    echo
+    echo "Per request, one wrk run of $DUR s each under \`perf stat\` (every thread of the proxy's processes):"
+    echo
+    echo "| case | target | context switches | system calls |"
+    echo "|---|---|---|---|"
+    awk -F'\t' 'NR > 1 {printf "| %s | %s | %.3f | %.2f |\n", $1, $2, $4 / $3, $5 / $3}' "$PERF"
+  fi
 } | tee "$OUT/table.md"
 
 if [ "$CHECKS_FAILED" != 0 ]; then

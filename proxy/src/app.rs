@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use crate::config::ProxyConfig;
 use crate::control::admin;
 use crate::control::subscriber::{self, SubscribeOptions};
+use crate::downstream::balance::Balance;
 use crate::downstream::server;
 use crate::error::{Error, Result};
 use crate::state::Shared;
@@ -155,11 +156,34 @@ pub async fn start(
         upstream_request_timeout: config.upstream.request_timeout,
     };
     let mut tls_listeners = tls.map(|(t, l)| (t.acceptor.clone(), l.into_iter()));
+    // one balance between the workers per listening address
+    let exact = config.downstream.connection_balance == crate::config::ConnectionBalance::Exact;
+    let balances = || -> std::vec::IntoIter<Option<Balance>> {
+        if exact && workers > 1 {
+            Balance::between(workers)
+                .into_iter()
+                .map(Some)
+                .collect::<Vec<_>>()
+        } else {
+            (0..workers).map(|_| None).collect()
+        }
+        .into_iter()
+    };
+    let (mut plain_balance, mut tls_balance) = (balances(), balances());
     let mut finished = Vec::with_capacity(workers);
     for (i, plain) in listeners.into_iter().enumerate() {
-        let tls = tls_listeners
-            .as_mut()
-            .and_then(|(a, l)| Some((a.clone(), l.next()?)));
+        let tls = tls_listeners.as_mut().and_then(|(a, l)| {
+            Some(Listening {
+                socket: l.next()?,
+                acceptor: Some(a.clone()),
+                balance: tls_balance.next().flatten(),
+            })
+        });
+        let plain = Listening {
+            socket: plain,
+            acceptor: None,
+            balance: plain_balance.next().flatten(),
+        };
         finished.push(serving.clone().spawn_worker(i + 1, plain, tls)?);
     }
     let done = tokio::spawn(async move {
@@ -187,6 +211,13 @@ pub async fn start(
     })
 }
 
+/// One listening socket of a worker, with what serves its connections.
+struct Listening {
+    socket: std::net::TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    balance: Option<Balance>,
+}
+
 /// What every worker thread needs to serve clients.
 #[derive(Clone)]
 struct Serving {
@@ -206,8 +237,8 @@ impl Serving {
     fn spawn_worker(
         self,
         n: usize,
-        plain: std::net::TcpListener,
-        tls: Option<(tokio_rustls::TlsAcceptor, std::net::TcpListener)>,
+        plain: Listening,
+        tls: Option<Listening>,
     ) -> Result<tokio::sync::oneshot::Receiver<bool>> {
         let (done, finished) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
@@ -235,15 +266,11 @@ impl Serving {
         Ok(finished)
     }
 
-    async fn serve(
-        self,
-        plain: std::net::TcpListener,
-        tls: Option<(tokio_rustls::TlsAcceptor, std::net::TcpListener)>,
-    ) -> bool {
-        let one = |listener: std::net::TcpListener, acceptor| {
+    async fn serve(self, plain: Listening, tls: Option<Listening>) -> bool {
+        let one = |listening: Listening| {
             let s = self.clone();
             async move {
-                let listener = match TcpListener::from_std(listener) {
+                let listener = match TcpListener::from_std(listening.socket) {
                     Ok(l) => l,
                     Err(e) => {
                         tracing::error!(error = %e, "listener not served");
@@ -253,7 +280,7 @@ impl Serving {
                 let mut stop = s.stop.clone();
                 server::serve(
                     listener,
-                    acceptor,
+                    listening.acceptor,
                     s.shared,
                     async move {
                         let _ = stop.wait_for(|s| *s).await;
@@ -261,6 +288,7 @@ impl Serving {
                     s.drain,
                     s.downstream,
                     s.conns,
+                    listening.balance,
                 )
                 .await
             }
@@ -273,10 +301,10 @@ impl Serving {
                 let _ = ticker_stopped.await;
             },
         ));
-        let plain = one(plain, None);
+        let plain = one(plain);
         let drained = match tls {
-            Some((acceptor, l)) => {
-                let (a, b) = tokio::join!(plain, one(l, Some(acceptor)));
+            Some(l) => {
+                let (a, b) = tokio::join!(plain, one(l));
                 a && b
             }
             None => plain.await,

@@ -145,6 +145,18 @@ pub enum OnMaxConnections {
     Refuse,
 }
 
+/// How new client connections are spread over the worker threads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectionBalance {
+    /// The worker that accepts a connection hands it to the worker serving the fewest, so
+    /// that the workers' counts stay within one of each other.
+    #[default]
+    Exact,
+    /// Each connection stays on the worker whose socket the kernel chose (by a hash).
+    Kernel,
+}
+
 /// How `X-Forwarded-For` and `Forwarded` are set.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -186,6 +198,10 @@ pub struct DownstreamConfig {
     /// (`SO_REUSEPORT`) and upstream connections; 0 (the default) means one per core.
     #[serde(default)]
     pub workers: usize,
+    /// `exact` (default): new connections go to the worker serving the fewest; `kernel`:
+    /// they stay where the kernel's hash put them.
+    #[serde(default)]
+    pub connection_balance: ConnectionBalance,
 }
 
 impl Default for DownstreamConfig {
@@ -199,6 +215,7 @@ impl Default for DownstreamConfig {
             forwarded: ForwardedMode::default(),
             trusted_proxies: Vec::new(),
             workers: 0,
+            connection_balance: ConnectionBalance::default(),
         }
     }
 }

@@ -13,9 +13,10 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::{DownstreamConfig, OnMaxConnections};
+use crate::downstream::balance::{self, Balance, Handed};
 pub use crate::downstream::conns::Conns;
 use crate::downstream::conns::{Conn, Signal};
 use crate::downstream::framing;
@@ -185,9 +186,122 @@ fn builder(ds: &DownstreamConfig) -> auto::Builder<TokioExecutor> {
     b
 }
 
+/// What starting a connection needs, the same for every connection of a listener.
+struct Starting {
+    shared: Arc<Shared>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    conns: Arc<Conns>,
+    open: metrics::Gauge,
+    handshake_timeout: Duration,
+    max_head_bytes: usize,
+}
+
+impl Starting {
+    /// Serves a connection this worker was given, on its own task.
+    fn start(&self, stream: TcpStream, client: std::net::SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let me = crate::worker::index();
+        let (id, conn_state) = self.conns.add(self.shared.now_ms());
+        let (shared, builder, tls, conns) = (
+            self.shared.clone(),
+            self.builder.clone(),
+            self.tls.clone(),
+            self.conns.clone(),
+        );
+        let open = self.open.clone();
+        let (handshake_timeout, max_head_bytes) = (self.handshake_timeout, self.max_head_bytes);
+        open.increment(1.0);
+        tokio::spawn(async move {
+            let workers = shared.clone();
+            match tls {
+                None => {
+                    run_conn(
+                        stream,
+                        max_head_bytes,
+                        "http",
+                        client,
+                        shared,
+                        builder,
+                        conn_state,
+                    )
+                    .await
+                }
+                Some(acceptor) => {
+                    let mut stream = stream;
+                    if crate::downstream::tls::refuse_outdated(&mut stream).await {
+                        tracing::debug!(client = %client, "refused a client older than TLS 1.2");
+                    } else {
+                        match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await
+                        {
+                            Ok(Ok(s)) => {
+                                run_conn(
+                                    s,
+                                    max_head_bytes,
+                                    "https",
+                                    client,
+                                    shared,
+                                    builder,
+                                    conn_state,
+                                )
+                                .await
+                            }
+                            Ok(Err(e)) => {
+                                tracing::debug!(client = %client, error = %e, "TLS handshake failed")
+                            }
+                            Err(_) => tracing::debug!(client = %client, "TLS handshake timed out"),
+                        }
+                    }
+                }
+            }
+            conns.remove(id);
+            open.decrement(1.0);
+            workers.workers.release(me);
+        });
+    }
+
+    /// A connection this worker accepted: handed to the worker serving the fewest when that
+    /// is another, else served here.
+    fn accepted(&self, balance: Option<&Balance>, stream: TcpStream, client: std::net::SocketAddr) {
+        let workers = &self.shared.workers;
+        let Some(balance) = balance else {
+            workers.assign(crate::worker::index());
+            return self.start(stream, client);
+        };
+        let to = balance::pick(balance.me, workers.open());
+        workers.assign(to);
+        if to == balance.me {
+            return self.start(stream, client);
+        }
+        let handed = match stream.into_std() {
+            Ok(stream) => balance.hand(to, Handed { stream, client }),
+            Err(e) => {
+                tracing::debug!(client = %client, error = %e, "connection not handed over");
+                workers.release(to);
+                return;
+            }
+        };
+        // that worker has stopped: served here after all
+        if let Err(back) = handed {
+            workers.release(to);
+            workers.assign(balance.me);
+            match TcpStream::from_std(back.stream) {
+                Ok(stream) => self.start(stream, client),
+                Err(e) => {
+                    workers.release(balance.me);
+                    tracing::debug!(client = %client, error = %e, "connection dropped");
+                }
+            }
+        }
+    }
+}
+
 /// Serves `listener` until `shutdown` completes, then lets open connections (of every listener
 /// sharing `conns`) finish their in-flight requests for up to `drain` (HTTP/1 connections close after their current
-/// response, HTTP/2 connections get GOAWAY). Returns whether everything drained in time.
+/// response, HTTP/2 connections get GOAWAY). Returns whether everything drained in time. With
+/// `balance`, each connection accepted is served by the worker serving the fewest, and the
+/// connections other workers hand to this one are served here too.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -196,9 +310,17 @@ pub async fn serve(
     drain: Duration,
     ds: DownstreamConfig,
     conns: Arc<Conns>,
+    mut balance: Option<Balance>,
 ) -> bool {
-    let builder = Arc::new(builder(&ds));
-    let open = metrics::gauge!(telemetry::OPEN_CONNECTIONS);
+    let starting = Starting {
+        shared: shared.clone(),
+        builder: Arc::new(builder(&ds)),
+        tls,
+        conns: conns.clone(),
+        open: metrics::gauge!(telemetry::OPEN_CONNECTIONS),
+        handshake_timeout: ds.header_read_timeout,
+        max_head_bytes: ds.max_header_bytes,
+    };
     tokio::pin!(shutdown);
     loop {
         if ds.on_max_connections == OnMaxConnections::Wait && conns.count() >= ds.max_connections {
@@ -208,6 +330,15 @@ pub async fn serve(
             }
         }
         tokio::select! {
+            handed = handed_to(balance.as_mut()) => {
+                match TcpStream::from_std(handed.stream) {
+                    Ok(stream) => starting.start(stream, handed.client),
+                    Err(e) => {
+                        shared.workers.release(crate::worker::index());
+                        tracing::debug!(client = %handed.client, error = %e, "connection handed over dropped");
+                    }
+                }
+            }
             accepted = listener.accept() => {
                 let (stream, client) = match accepted {
                     Ok(a) => a,
@@ -231,43 +362,30 @@ pub async fn serve(
                         OnMaxConnections::Wait => {}
                     }
                 }
-                let _ = stream.set_nodelay(true);
                 shared.workers.accepted(crate::worker::index());
-                let (id, conn_state) = conns.add(shared.now_ms());
-                let (shared, builder, tls, conns) = (shared.clone(), builder.clone(), tls.clone(), conns.clone());
-                let open = open.clone();
-                let handshake_timeout = ds.header_read_timeout;
-                let max_head_bytes = ds.max_header_bytes;
-                open.increment(1.0);
-                tokio::spawn(async move {
-                    match tls {
-                        None => run_conn(stream, max_head_bytes, "http", client, shared, builder, conn_state).await,
-                        Some(acceptor) => {
-                            let mut stream = stream;
-                            if crate::downstream::tls::refuse_outdated(&mut stream).await {
-                                tracing::debug!(client = %client, "refused a client older than TLS 1.2");
-                                conns.remove(id);
-                                open.decrement(1.0);
-                                return;
-                            }
-                            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                                Ok(Ok(s)) => run_conn(s, max_head_bytes, "https", client, shared, builder, conn_state).await,
-                                Ok(Err(e)) => tracing::debug!(client = %client, error = %e, "TLS handshake failed"),
-                                Err(_) => tracing::debug!(client = %client, "TLS handshake timed out"),
-                            }
-                        }
-                    }
-                    conns.remove(id);
-                    open.decrement(1.0);
-                });
+                starting.accepted(balance.as_ref(), stream, client);
             }
             () = &mut shutdown => break,
         }
     }
     drop(listener);
+    // connections handed over but not yet started are closed with the listener's backlog
+    drop(balance);
     conns.finish_all();
     tokio::select! {
         () = conns.wait_below(1) => true,
         () = tokio::time::sleep(drain) => false,
+    }
+}
+
+/// The next connection another worker hands to this one; never, without a balance.
+async fn handed_to(balance: Option<&mut Balance>) -> Handed {
+    match balance {
+        Some(b) => match b.inbox.recv().await {
+            Some(h) => h,
+            // every sender gone: nothing more will come
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
     }
 }

@@ -644,3 +644,80 @@ fn workers_serve_on_threads_of_their_own_and_a_taken_address_is_refused() {
         "{err}"
     );
 }
+
+/// Sends one request on `s` and reads its answer, leaving the connection open.
+fn ask_and_keep(s: &mut TcpStream) -> String {
+    s.write_all(b"GET / HTTP/1.1\r\nHost: app\r\n\r\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("\r\n\r\nv1") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn new_connections_are_spread_exactly_over_the_workers_whatever_the_kernel_hash() {
+    let b = Backend::start("v1");
+    let table = format!(
+        "backends: [{{name: v1, endpoints: [\"{}\"]}}]\nroutes: [{{name: app, stable: v1}}]\n",
+        b.addr
+    );
+    let proxy = Proxy::start(&format!("downstream: {{workers: 3}}\n{table}"));
+    // 30 keep-alive connections, one after the other, each answered and kept open
+    let mut held = Vec::new();
+    for _ in 0..30 {
+        let mut s = TcpStream::connect(proxy.addr).unwrap();
+        assert!(ask_and_keep(&mut s).starts_with("HTTP/1.1 200"));
+        held.push(s);
+    }
+    let figures = |proxy: &Proxy| {
+        let stats = block(Client::new().get(proxy.admin, "/stats", &[]))
+            .unwrap()
+            .json();
+        let workers = stats["workers"].as_array().unwrap().clone();
+        let of = |k: &str| -> Vec<u64> { workers.iter().map(|w| w[k].as_u64().unwrap()).collect() };
+        (of("open"), of("requests"), of("connections"))
+    };
+    let (open, requests, accepted) = figures(&proxy);
+    assert_eq!(open, [10, 10, 10], "each worker serves a third");
+    assert_eq!(requests, [10, 10, 10], "and answered their requests");
+    assert_eq!(
+        accepted.iter().sum::<u64>(),
+        30,
+        "the kernel's spread: {accepted:?}"
+    );
+    // a second request on every connection, served where it was handed
+    for s in &mut held {
+        assert!(ask_and_keep(s).starts_with("HTTP/1.1 200"));
+    }
+    assert_eq!(figures(&proxy).1, [20, 20, 20]);
+    // closed connections leave the counts; the next ones fill the emptiest worker first
+    held.truncate(20);
+    std::thread::sleep(Duration::from_millis(300));
+    let (open, ..) = figures(&proxy);
+    assert_eq!(open.iter().sum::<u64>(), 20, "{open:?}");
+    for _ in 0..10 {
+        let mut s = TcpStream::connect(proxy.addr).unwrap();
+        ask_and_keep(&mut s);
+        held.push(s);
+    }
+    assert_eq!(figures(&proxy).0, [10, 10, 10]);
+
+    // the kernel's spread, when asked for, and a clear error for an unknown balance
+    let kernel = Proxy::start(&format!(
+        "downstream: {{workers: 2, connection_balance: kernel}}\n{table}"
+    ));
+    let mut s = TcpStream::connect(kernel.addr).unwrap();
+    assert!(ask_and_keep(&mut s).starts_with("HTTP/1.1 200"));
+    assert_eq!(figures(&kernel).0.iter().sum::<u64>(), 1);
+    let (code, err) = proxy_exit(&format!(
+        "downstream: {{connection_balance: round-robin}}\n{table}"
+    ));
+    assert_eq!(code, Some(2));
+    assert!(err.contains("downstream.connection_balance"), "{err}");
+    assert!(err.contains("exact"), "{err}");
+}
