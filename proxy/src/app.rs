@@ -12,8 +12,8 @@ use tokio::sync::watch;
 use crate::config::ProxyConfig;
 use crate::control::admin;
 use crate::control::subscriber::{self, SubscribeOptions};
-use crate::downstream::balance::Balance;
 use crate::downstream::server;
+use crate::downstream::server::Balance;
 use crate::error::{Error, Result};
 use crate::state::Shared;
 

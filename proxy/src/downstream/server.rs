@@ -16,7 +16,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::{DownstreamConfig, OnMaxConnections};
-use crate::downstream::balance::{self, Balance, Handed};
+use crate::downstream::balance;
 pub use crate::downstream::conns::Conns;
 use crate::downstream::conns::{Conn, Signal};
 use crate::downstream::framing;
@@ -197,25 +197,50 @@ struct Starting {
     max_head_bytes: usize,
 }
 
+/// A connection handed from the worker that accepted it to the one that serves it, already
+/// counted: against `max_connections`, and in that worker's open connections.
+pub struct Handed {
+    stream: std::net::TcpStream,
+    client: std::net::SocketAddr,
+    conn: Arc<Conn>,
+    leaving: Leaving,
+}
+
+/// One worker's end of the balance of connections between the workers.
+pub type Balance = balance::Balance<Handed>;
+
 impl Starting {
-    /// Serves a connection this worker was given, on its own task.
-    fn start(&self, stream: TcpStream, client: std::net::SocketAddr) {
+    /// Counts a connection just accepted, to be served by worker `to`.
+    fn register(&self, to: usize) -> (Arc<Conn>, Leaving) {
+        let (id, conn) = self.conns.add(self.shared.now_ms());
+        self.open.increment(1.0);
+        self.shared.workers.assign(to);
+        let leaving = Leaving {
+            shared: self.shared.clone(),
+            conns: self.conns.clone(),
+            open: self.open.clone(),
+            id,
+            worker: to,
+        };
+        (conn, leaving)
+    }
+
+    /// Serves a counted connection on its own task of this worker.
+    fn start(
+        &self,
+        stream: TcpStream,
+        client: std::net::SocketAddr,
+        conn_state: Arc<Conn>,
+        leaving: Leaving,
+    ) {
         let _ = stream.set_nodelay(true);
-        let me = crate::worker::index();
-        let (id, conn_state) = self.conns.add(self.shared.now_ms());
-        let (shared, builder, tls, conns) = (
-            self.shared.clone(),
-            self.builder.clone(),
-            self.tls.clone(),
-            self.conns.clone(),
-        );
-        let open = self.open.clone();
+        let (shared, builder) = (self.shared.clone(), self.builder.clone());
         let (handshake_timeout, max_head_bytes) = (self.handshake_timeout, self.max_head_bytes);
-        open.increment(1.0);
-        tokio::spawn(async move {
-            let workers = shared.clone();
-            match tls {
-                None => {
+        // a task of its own type for each: a plain connection's task is not sized for a TLS
+        // session it never has
+        match self.tls.clone() {
+            None => {
+                tokio::spawn(async move {
                     run_conn(
                         stream,
                         max_head_bytes,
@@ -225,9 +250,12 @@ impl Starting {
                         builder,
                         conn_state,
                     )
-                    .await
-                }
-                Some(acceptor) => {
+                    .await;
+                    drop(leaving);
+                });
+            }
+            Some(acceptor) => {
+                tokio::spawn(async move {
                     let mut stream = stream;
                     if crate::downstream::tls::refuse_outdated(&mut stream).await {
                         tracing::debug!(client = %client, "refused a client older than TLS 1.2");
@@ -252,47 +280,75 @@ impl Starting {
                             Err(_) => tracing::debug!(client = %client, "TLS handshake timed out"),
                         }
                     }
-                }
+                    drop(leaving);
+                });
             }
-            conns.remove(id);
-            open.decrement(1.0);
-            workers.workers.release(me);
-        });
+        }
     }
 
     /// A connection this worker accepted: handed to the worker serving the fewest when that
     /// is another, else served here.
     fn accepted(&self, balance: Option<&Balance>, stream: TcpStream, client: std::net::SocketAddr) {
-        let workers = &self.shared.workers;
-        let Some(balance) = balance else {
-            workers.assign(crate::worker::index());
-            return self.start(stream, client);
+        let me = crate::worker::index();
+        let to = balance.map_or(me, |b| balance::pick(b.me, self.shared.workers.open()));
+        let (conn, leaving) = self.register(to);
+        let Some(balance) = balance.filter(|_| to != me) else {
+            return self.start(stream, client, conn, leaving);
         };
-        let to = balance::pick(balance.me, workers.open());
-        workers.assign(to);
-        if to == balance.me {
-            return self.start(stream, client);
-        }
-        let handed = match stream.into_std() {
-            Ok(stream) => balance.hand(to, Handed { stream, client }),
+        let stream = match stream.into_std() {
+            Ok(s) => s,
             Err(e) => {
                 tracing::debug!(client = %client, error = %e, "connection not handed over");
-                workers.release(to);
                 return;
             }
         };
+        let handed = Handed {
+            stream,
+            client,
+            conn,
+            leaving,
+        };
         // that worker has stopped: served here after all
-        if let Err(back) = handed {
-            workers.release(to);
-            workers.assign(balance.me);
-            match TcpStream::from_std(back.stream) {
-                Ok(stream) => self.start(stream, client),
-                Err(e) => {
-                    workers.release(balance.me);
-                    tracing::debug!(client = %client, error = %e, "connection dropped");
-                }
+        if let Err(mut back) = balance.hand(to, handed) {
+            self.shared.workers.release(to);
+            self.shared.workers.assign(me);
+            back.leaving.worker = me;
+            self.handed(back);
+        }
+    }
+
+    /// A connection another worker handed to this one.
+    fn handed(&self, handed: Handed) {
+        let Handed {
+            stream,
+            client,
+            conn,
+            leaving,
+        } = handed;
+        match TcpStream::from_std(stream) {
+            Ok(stream) => self.start(stream, client, conn, leaving),
+            Err(e) => {
+                tracing::debug!(client = %client, error = %e, "connection handed over dropped")
             }
         }
+    }
+}
+
+/// Takes a connection off the counts when it ends, however it ends (served, or dropped before
+/// it could be).
+struct Leaving {
+    shared: Arc<Shared>,
+    conns: Arc<Conns>,
+    open: metrics::Gauge,
+    id: u64,
+    worker: usize,
+}
+
+impl Drop for Leaving {
+    fn drop(&mut self) {
+        self.conns.remove(self.id);
+        self.open.decrement(1.0);
+        self.shared.workers.release(self.worker);
     }
 }
 
@@ -330,15 +386,7 @@ pub async fn serve(
             }
         }
         tokio::select! {
-            handed = handed_to(balance.as_mut()) => {
-                match TcpStream::from_std(handed.stream) {
-                    Ok(stream) => starting.start(stream, handed.client),
-                    Err(e) => {
-                        shared.workers.release(crate::worker::index());
-                        tracing::debug!(client = %handed.client, error = %e, "connection handed over dropped");
-                    }
-                }
-            }
+            handed = handed_to(balance.as_mut()) => starting.handed(handed),
             accepted = listener.accept() => {
                 let (stream, client) = match accepted {
                     Ok(a) => a,
@@ -369,7 +417,7 @@ pub async fn serve(
         }
     }
     drop(listener);
-    // connections handed over but not yet started are closed with the listener's backlog
+    // connections handed over but not yet started are closed, as the listener's backlog is
     drop(balance);
     conns.finish_all();
     tokio::select! {
