@@ -18,9 +18,30 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     if let Some(e) = crate::json::duplicate_key(bytes) {
         return Err(Error::Invalid(vec![e]));
     }
-    let tree: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| Error::invalid("", format!("not valid JSON: {e}")))?;
-    from_tree(tree)
+    // read straight into `T` (no tree in between: a report of a hundred routes is read about
+    // twice as fast), the path kept by serde_path_to_error
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let refused = |path: String, e: serde_json::Error| {
+        if e.is_data() {
+            Error::invalid(path, without_position(&e))
+        } else {
+            Error::invalid("", format!("not valid JSON: {e}"))
+        }
+    };
+    let t = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        refused(path, e.into_inner())
+    })?;
+    de.end().map_err(|e| refused(String::new(), e))?;
+    Ok(t)
+}
+
+/// A data error's message without the ` at line L column C` serde_json adds: the path says
+/// where.
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let tail = format!(" at line {} column {}", e.line(), e.column());
+    text.strip_suffix(&tail).map(str::to_owned).unwrap_or(text)
 }
 
 /// Deserializes a generic tree into `T`, with the field path in the error.
