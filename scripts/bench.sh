@@ -22,6 +22,9 @@
 # many requests as the client counted. After the rounds, one more wrk run per target at 64 and
 # at 8 connections under `perf stat` counts context switches and system calls per request.
 # Results: target/bench/<time>/ (raw TSV and table).
+#
+# BENCH_SLUICE_DOWNSTREAM: sluice's `downstream` settings for the run, e.g.
+# '{connection_balance: kernel}' to compare with the kernel's spread of connections.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -124,6 +127,7 @@ backends:
 routes:
   - {name: app, stable: v1, canary: v2, weight: 20}
 EOF
+[ -n "${BENCH_SLUICE_DOWNSTREAM:-}" ] && echo "downstream: $BENCH_SLUICE_DOWNSTREAM" >> "$RUN/sluice.yaml"
 
 # --- processes -------------------------------------------------------------------------------
 PIDS=()
@@ -232,6 +236,8 @@ echo "open loop at $RATE req/s"
 for round in $(seq 1 "$ROUNDS"); do
   for t in $(rotated "$round"); do measure "open-$RATE/s" "$t" "$round" open 64 / "$RATE"; done
 done
+# how the connections spread over sluice's workers over the whole run
+curl -s "http://127.0.0.1:$ADMIN/stats" | python3 -c 'import json, sys; print("sluice workers:", json.load(sys.stdin)["workers"])' > "$OUT/workers.txt" || true
 RSS_AFTER_sluice=$(rss_kib "$PID_sluice"); RSS_AFTER_nginx=$(rss_kib "$PID_nginx"); RSS_AFTER_haproxy=$(rss_kib "$PID_haproxy")
 
 # context switches and system calls per request: one wrk run per target and concurrency with
@@ -330,6 +336,8 @@ done
     idle=RSS_IDLE_$t; after=RSS_AFTER_$t
     awk -v t="$t" -v i="${!idle}" -v a="${!after}" 'BEGIN{printf "| %s | %.1f | %.1f |\n", t, i / 1024, a / 1024}'
   done
+  echo
+  cat "$OUT/workers.txt" 2>/dev/null || true
   if [ "$(wc -l < "$PERF")" -gt 1 ]; then
     echo
     echo "Per request, one wrk run of $DUR s each under \`perf stat\` (every thread of the proxy's processes):"

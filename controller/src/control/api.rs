@@ -25,7 +25,7 @@ use sluice_api::protocol::{Report, Unsubscribe};
 use sluice_io::listener::ApiLimits;
 
 use super::auth::{Caller, Credentials};
-use super::hub::{CounterWindow, Hub};
+use super::hub::{CounterWindow, Hub, ReportRefused};
 use super::service::RolloutService;
 use crate::Error;
 use crate::commands::Command;
@@ -206,7 +206,14 @@ async fn report(
     }
     match s.hub.report(r, Time::now()) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(fields) => invalid(&fields),
+        Err(ReportRefused::Invalid(fields)) => invalid(&fields),
+        Err(ReportRefused::NoEarlierReport) => (
+            StatusCode::CONFLICT,
+            axum::Json(json!({
+                "error": "changes_only: no earlier report of this instance here; send every pair",
+            })),
+        )
+            .into_response(),
     }
 }
 

@@ -104,6 +104,7 @@ impl Cluster {
                     table_generation: snap.generation,
                     applied,
                     stats: Vec::new(),
+                    changes_only: false,
                 },
                 self.now,
             )

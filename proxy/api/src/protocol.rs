@@ -32,7 +32,9 @@ pub struct PairReport {
     pub in_flight: u64,
 }
 
-/// `POST /v1/report`: sent every second and right after each apply.
+/// `POST /v1/report`: sent every second and right after each apply. Once the controller has
+/// taken a report of an instance, the next ones may carry only the pairs whose counters
+/// changed (`changes_only`): a fleet at rest then sends next to nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Report {
@@ -46,6 +48,12 @@ pub struct Report {
     pub applied: BTreeMap<String, u64>,
     /// Cumulative counters per (route, revision).
     pub stats: Vec<PairReport>,
+    /// `stats` holds only the pairs whose counters or requests in flight changed since this
+    /// instance's last report the controller took, over the same set of pairs; the others
+    /// keep what that report said. A controller that has no earlier report of this instance
+    /// answers 409, and the proxy sends every pair.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub changes_only: bool,
 }
 
 /// `POST /v1/unsubscribe`: a proxy leaving on purpose (SIGTERM).
@@ -79,5 +87,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("stats[0].totals"), "{e}");
+        // a report without `changes_only` carries every pair, and says so by leaving it out
+        assert!(!parse_json::<Report>(ok.as_bytes()).unwrap().changes_only);
+        let partial = ok.replacen('{', r#"{"changes_only": true, "#, 1);
+        let r = parse_json::<Report>(partial.as_bytes()).unwrap();
+        assert!(r.changes_only);
+        assert!(
+            serde_json::to_string(&r)
+                .unwrap()
+                .contains(r#""changes_only":true"#)
+        );
+        let full = Report {
+            changes_only: false,
+            ..r
+        };
+        assert!(
+            !serde_json::to_string(&full)
+                .unwrap()
+                .contains("changes_only")
+        );
     }
 }

@@ -20,6 +20,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::sync::{Notify, watch};
 
 use crate::config::parse_json;
+use crate::control::report;
 use crate::state::Shared;
 use sluice_api::protocol::{PairReport, Report, Snapshot, Unsubscribe};
 
@@ -50,6 +51,8 @@ struct Subscriber {
     instance: String,
     client: sluice_io::http::HttpClient,
     report_now: Notify,
+    /// What the controller holds of this proxy's counters (`None`: send every pair).
+    taken: std::sync::Mutex<Option<report::Taken>>,
 }
 
 /// Runs the subscription until `shutdown` turns true, then unsubscribes.
@@ -66,6 +69,7 @@ pub async fn run(shared: Arc<Shared>, opts: SubscribeOptions, mut shutdown: watc
             .build(connector),
         opts,
         report_now: Notify::new(),
+        taken: std::sync::Mutex::new(None),
     });
     let reporter = tokio::spawn(sub.clone().report_loop());
     let poller = tokio::spawn(sub.clone().poll_loop());
@@ -233,7 +237,14 @@ impl Subscriber {
                 .map(|r| (r.name.clone(), r.generation))
                 .collect(),
             stats,
+            changes_only: false,
         }
+    }
+
+    fn taken(&self) -> std::sync::MutexGuard<'_, Option<report::Taken>> {
+        self.taken
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The time until the next report: shorter while a canary takes traffic.
@@ -260,7 +271,10 @@ impl Subscriber {
             if !self.shared.is_ready() {
                 continue;
             }
-            let body = match serde_json::to_vec(&self.report()) {
+            let full = self.report();
+            let holds = report::taken(&full);
+            let sent = report::only_changes(full, self.taken().as_ref());
+            let body = match serde_json::to_vec(&sent) {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot encode a report");
@@ -276,7 +290,13 @@ impl Subscriber {
                 )
                 .await
             {
-                Ok((s, _)) if s.is_success() => {}
+                Ok((s, _)) if s.is_success() => *self.taken() = Some(holds),
+                // the controller has no earlier report of this instance (it restarted): every
+                // pair, at once
+                Ok((StatusCode::CONFLICT, _)) if sent.changes_only => {
+                    *self.taken() = None;
+                    self.report_now.notify_one();
+                }
                 Ok((s, body)) => {
                     tracing::warn!(status = %s, body = %String::from_utf8_lossy(&body), "report refused")
                 }

@@ -199,6 +199,25 @@ fn proxies_outlive_their_controller_and_generations_continue_upward() {
     // the controller comes back; the next change gets a higher generation
     w.controller.restart();
     w.client = sluice_controller::control::client::ControlClient::new(&w.controller.url(), None);
+    // every request counted reaches the new controller: proxy 1 had been sending only the
+    // pairs that changed; told (409) that this controller has no earlier report of it, it
+    // sends them all (proxy 0, restarted, counts its 200 from zero)
+    let counted = || -> u64 {
+        ["v1", "v2"]
+            .iter()
+            .map(|v| {
+                block(w.client.stats("shop/chip", &w.hash(v), None))
+                    .ok()
+                    .and_then(|s| s["requests"].as_u64())
+                    .unwrap_or(0)
+            })
+            .sum()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while counted() != 600 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(counted(), 600);
     block(w.client.command("chip", "promote", None)).unwrap();
     let v = w.wait(
         "v2 stable after the restart",

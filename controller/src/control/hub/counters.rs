@@ -44,10 +44,23 @@ impl Counters {
         self.reported.get(proxy).and_then(|r| r.get(pair))
     }
 
+    /// Whether a report of `proxy` is held.
+    pub fn holds(&self, proxy: &str) -> bool {
+        self.reported.contains_key(proxy)
+    }
+
     /// Takes a proxy's report, merged at `now`; `restarted` when it comes from a new
-    /// instance, whose old counters are kept as retired. The report's steps (what it counted
-    /// since the same instance's last report) are kept per route.
-    pub fn record(&mut self, proxy: &str, stats: Reported, restarted: bool, now: Time) {
+    /// instance, whose old counters are kept as retired. With `changes_only`, `stats` holds
+    /// the pairs that changed and the others keep their counters. The report's steps (what it
+    /// counted since the same instance's last report) are kept per route.
+    pub fn record(
+        &mut self,
+        proxy: &str,
+        stats: Reported,
+        changes_only: bool,
+        restarted: bool,
+        now: Time,
+    ) {
         if restarted && let Some(old) = self.reported.remove(proxy) {
             for (pair, (totals, _)) in old {
                 self.retired.entry(pair).or_default().add(&totals);
@@ -78,7 +91,12 @@ impl Counters {
                 }
             }
         }
-        self.reported.insert(proxy.to_owned(), stats);
+        match self.reported.get_mut(proxy) {
+            Some(held) if changes_only => held.extend(stats),
+            _ => {
+                self.reported.insert(proxy.to_owned(), stats);
+            }
+        }
     }
 
     /// The steps of a route's reports merged at or after `since`, oldest first.
@@ -212,16 +230,18 @@ mod tests {
             "p1",
             counts("r", &[("a", 10, 0), ("b", 2, 0)]),
             false,
+            false,
             Time(0),
         );
         assert!(
             c.steps_since("r", Time(0)).is_empty(),
             "a first report is no step"
         );
-        c.record("p2", counts("r", &[("a", 4, 0)]), false, Time(50));
+        c.record("p2", counts("r", &[("a", 4, 0)]), false, false, Time(50));
         c.record(
             "p1",
             counts("r", &[("a", 18, 1), ("b", 5, 2)]),
+            false,
             false,
             Time(100),
         );
@@ -230,10 +250,11 @@ mod tests {
             "p2",
             counts("r", &[("a", 4, 0), ("c", 3, 3)]),
             false,
+            false,
             Time(150),
         );
         // a restarted instance's first report is no step either
-        c.record("p1", counts("r", &[("a", 1, 0)]), true, Time(200));
+        c.record("p1", counts("r", &[("a", 1, 0)]), false, true, Time(200));
         let steps = c.steps_since("r", Time(0));
         /// A step as (when, [(revision, requests, errors)]).
         type Seen<'a> = (i64, Vec<(&'a str, u64, u64)>);
@@ -274,10 +295,10 @@ mod tests {
     #[test]
     fn a_restarted_instance_keeps_what_the_old_one_counted_and_windows_subtract() {
         let mut c = Counters::default();
-        c.record("p1", ok(100), false, Time(0));
-        c.record("p2", ok(50), false, Time(0));
+        c.record("p1", ok(100), false, false, Time(0));
+        c.record("p2", ok(50), false, false, Time(0));
         c.sample(Time(0));
-        c.record("p1", ok(5), true, Time(0));
+        c.record("p1", ok(5), false, true, Time(0));
         let (t, in_flight) = c.merged(&pair(), |p| p == "p1");
         assert_eq!((t.requests(), in_flight), (155, 2));
         let (w, span) = c.window(&pair(), Duration::from_secs(10), Time(10_000));
@@ -297,7 +318,7 @@ mod tests {
         let mut c = Counters::default();
         for (i, n) in [0u64, 100, 300, 300, 600].iter().enumerate() {
             let at = Time(i as i64 * 1000);
-            c.record("p1", ok(*n), false, at);
+            c.record("p1", ok(*n), false, false, at);
             c.sample(at);
         }
         let s = c.series(&pair(), Time(0), Duration::from_secs(1));

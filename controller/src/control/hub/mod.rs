@@ -97,6 +97,16 @@ pub struct Hub {
 /// Longest proxy id or instance id a report may carry.
 const MAX_ID_BYTES: usize = 253;
 
+/// Why a report was refused.
+#[derive(Debug)]
+pub enum ReportRefused {
+    /// It is not of the known shape: the fields and why.
+    Invalid(Vec<FieldError>),
+    /// It carries only the changed pairs, and the controller has no earlier report of that
+    /// instance to add them to (it restarted, or the proxy did): the proxy sends every pair.
+    NoEarlierReport,
+}
+
 /// Every way `r` differs from what a proxy of this hub sends: ids, routes and revisions the
 /// hub never published, generations it never gave, a pair counted twice, a bucket count other
 /// than the proxies', more timed or failed responses than responses, and a counter that went
@@ -403,18 +413,30 @@ impl Hub {
     }
 
     /// A report: renews the lease, records what the proxy applied and counted. A report
-    /// that is not of the known shape ([`check_report`]) changes nothing.
-    pub fn report(&self, r: Report, now: Time) -> Result<(), Vec<FieldError>> {
+    /// that is not of the known shape ([`check_report`]) changes nothing, and neither does one
+    /// with only the changed pairs from an instance whose earlier report is not here.
+    pub fn report(&self, r: Report, now: Time) -> Result<(), ReportRefused> {
         let mut s = self.lock();
-        check_report(&s, &r)?;
+        check_report(&s, &r).map_err(ReportRefused::Invalid)?;
+        if r.changes_only
+            && !(s.fleet.instance(&r.proxy) == Some(r.instance.as_str())
+                && s.counters.holds(&r.proxy))
+        {
+            return Err(ReportRefused::NoEarlierReport);
+        }
         let arrival = s.fleet.reported(&r.proxy, &r.instance, r.applied, now);
         let stats = r
             .stats
             .into_iter()
             .map(|p| ((p.route, p.revision), (p.totals, p.in_flight)))
             .collect();
-        s.counters
-            .record(&r.proxy, stats, arrival == Arrival::Restarted, now);
+        s.counters.record(
+            &r.proxy,
+            stats,
+            r.changes_only,
+            arrival == Arrival::Restarted,
+            now,
+        );
         drop(s);
         self.reports.send_modify(|v| *v = v.wrapping_add(1));
         if arrival != Arrival::Same {
@@ -581,6 +603,7 @@ mod tests {
                 totals: totals(ok, bad),
                 in_flight: 1,
             }],
+            changes_only: false,
         }
     }
 
@@ -719,6 +742,39 @@ mod tests {
     }
 
     #[test]
+    fn a_report_of_changes_only_adds_to_the_earlier_one_of_its_instance_or_is_refused() {
+        let hub = hub_with_route(HubConfig::default());
+        let t0 = Time(0);
+        let requests = || hub.merged("r", "h").0.requests();
+        let partial = |instance: &str, ok: u64, pairs: bool| {
+            let mut r = report("p1", instance, 6, ok, 0);
+            r.changes_only = true;
+            if !pairs {
+                r.stats.clear();
+            }
+            r
+        };
+        assert!(matches!(
+            hub.report(partial("i1", 10, true), t0),
+            Err(ReportRefused::NoEarlierReport)
+        ));
+        assert_eq!(requests(), 0, "refused: nothing taken");
+        hub.report(report("p1", "i1", 6, 10, 0), t0).unwrap();
+        hub.report(partial("i1", 0, false), t0).unwrap();
+        assert_eq!(requests(), 10, "a pair left out keeps its counters");
+        hub.report(partial("i1", 15, true), t0).unwrap();
+        assert_eq!(requests(), 15, "a pair sent replaces them");
+        assert!(
+            matches!(
+                hub.report(partial("i2", 1, true), t0),
+                Err(ReportRefused::NoEarlierReport)
+            ),
+            "another instance sends every pair first"
+        );
+        assert_eq!(requests(), 15);
+    }
+
+    #[test]
     fn reports_of_another_shape_are_refused_whole() {
         let hub = hub_with_route(HubConfig::default());
         let t0 = Time(0);
@@ -731,7 +787,10 @@ mod tests {
                 before,
                 "a refused report changes nothing"
             );
-            e.into_iter().map(|f| f.to_string()).collect()
+            match e {
+                ReportRefused::Invalid(e) => e.into_iter().map(|f| f.to_string()).collect(),
+                ReportRefused::NoEarlierReport => panic!("not a shape error"),
+            }
         };
         // a million buckets (memory), or a few: exactly the proxies' count
         let mut r = report("p1", "i1", 6, 10, 0);
