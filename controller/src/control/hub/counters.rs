@@ -36,6 +36,11 @@ pub struct Counters {
     samples: BTreeMap<Pair, VecDeque<(Time, Totals)>>,
     /// Per route, the steps of every report, oldest first.
     steps: BTreeMap<String, VecDeque<Step>>,
+    /// Pairs whose merged totals may have changed since the last sample: only those are
+    /// summed again over the proxies (a hundred proxies at rest change none).
+    changed: BTreeSet<Pair>,
+    /// Pairs some proxy or retired instance has: the ones sampled.
+    live: BTreeSet<Pair>,
 }
 
 impl Counters {
@@ -65,6 +70,22 @@ impl Counters {
             for (pair, (totals, _)) in old {
                 self.retired.entry(pair).or_default().add(&totals);
             }
+        }
+        match self.reported.get(proxy) {
+            Some(before) => {
+                for (pair, (totals, _)) in &stats {
+                    if before.get(pair).is_none_or(|(t, _)| t != totals) {
+                        self.changed.insert(pair.clone());
+                    }
+                }
+                if !changes_only {
+                    // a pair the proxy no longer reports leaves its sum
+                    for pair in before.keys().filter(|p| !stats.contains_key(*p)) {
+                        self.changed.insert(pair.clone());
+                    }
+                }
+            }
+            None => self.changed.extend(stats.keys().cloned()),
         }
         if let Some(before) = self.reported.get(proxy) {
             let mut by_route: BTreeMap<&str, BTreeMap<String, Counted>> = BTreeMap::new();
@@ -171,18 +192,31 @@ impl Counters {
         out
     }
 
-    /// Samples every pair's merged counters (about once a second).
+    /// Samples every pair's merged counters (about once a second): summed again over the
+    /// proxies for the pairs whose counters changed, the last sample again for the others.
     pub fn sample(&mut self, now: Time) {
-        let pairs: BTreeSet<Pair> = self
-            .reported
-            .values()
-            .flat_map(|r| r.keys().cloned())
-            .chain(self.retired.keys().cloned())
-            .collect();
-        for pair in pairs {
-            let (t, _) = self.merged(&pair, |_| false);
-            let q = self.samples.entry(pair).or_default();
-            q.push_back((now, t));
+        for pair in std::mem::take(&mut self.changed) {
+            let held = self.retired.contains_key(&pair)
+                || self.reported.values().any(|r| r.contains_key(&pair));
+            if held {
+                let (t, _) = self.merged(&pair, |_| false);
+                self.samples
+                    .entry(pair.clone())
+                    .or_default()
+                    .push_back((now, t));
+                self.live.insert(pair);
+            } else {
+                self.live.remove(&pair);
+            }
+        }
+        for pair in &self.live {
+            let Some(q) = self.samples.get_mut(pair) else {
+                continue;
+            };
+            if q.back().is_none_or(|(t, _)| *t != now) {
+                let last = q.back().map(|(_, t)| t.clone()).unwrap_or_default();
+                q.push_back((now, last));
+            }
             while q
                 .front()
                 .is_some_and(|(t0, _)| now.since(*t0) > SAMPLE_HISTORY)
@@ -290,6 +324,58 @@ mod tests {
         t.by_class[1] = n;
         t.buckets[10] = n;
         BTreeMap::from([(pair(), (t, 2))])
+    }
+
+    /// Whatever proxies report (full or only changes, restarting or not, pairs coming and
+    /// going), each sample of a pair is what summing every proxy's counters gives, and only
+    /// pairs some proxy or retired instance holds are sampled.
+    #[test]
+    fn samples_summed_only_for_changed_pairs_equal_the_sums_over_every_proxy() {
+        let mut c = Counters::default();
+        let mut seed = 0x5eed_u64;
+        let mut next = move |n: u64| {
+            // SplitMix64
+            seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = seed;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            (z ^ (z >> 31)) % n
+        };
+        let mut counted: BTreeMap<String, u64> = BTreeMap::new();
+        for step in 0..3_000i64 {
+            let proxy = format!("p{}", next(4));
+            let restarted = next(20) == 0;
+            let changes_only = !restarted && c.holds(&proxy) && next(2) == 0;
+            let mut stats = Reported::new();
+            for rev in ["a", "b", "c"] {
+                if next(3) == 0 {
+                    continue;
+                }
+                let n = counted.entry(format!("{proxy}{rev}")).or_default();
+                if restarted {
+                    *n = 0;
+                }
+                *n += next(3);
+                stats.extend(counts("r", &[(rev, *n, 0)]));
+            }
+            c.record(&proxy, stats, changes_only, restarted, Time(step));
+            if next(3) == 0 {
+                c.sample(Time(step));
+                for rev in ["a", "b", "c"] {
+                    let pair = ("r".to_owned(), rev.to_owned());
+                    let held = c.retired.contains_key(&pair)
+                        || c.reported.values().any(|r| r.contains_key(&pair));
+                    let last = c.samples.get(&pair).and_then(|q| q.back());
+                    if held {
+                        let (at, t) = last.expect("a held pair is sampled");
+                        assert_eq!(*at, Time(step));
+                        assert_eq!(*t, c.merged(&pair, |_| false).0, "step {step}");
+                    } else {
+                        assert!(last.is_none_or(|(at, _)| *at != Time(step)));
+                    }
+                }
+            }
+        }
     }
 
     #[test]
