@@ -93,7 +93,7 @@ impl<P: Port> Sight for Seen<'_, P> {
 
     fn revision(&self, rollout: &str, route: &str, template: &PodTemplate) -> (u32, u64) {
         let addresses = self.port.addresses(rollout, template);
-        let in_flight = self.hub.merged(route, &pod_template_hash(template)).1;
+        let in_flight = self.hub.in_flight(route, &pod_template_hash(template));
         (self.port.healthy(rollout, &addresses), in_flight)
     }
 }

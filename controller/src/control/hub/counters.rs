@@ -144,6 +144,15 @@ impl Counters {
         (t, in_flight)
     }
 
+    /// The requests of a pair in flight at the proxies `present` says are still there.
+    pub fn in_flight(&self, pair: &Pair, present: impl Fn(&str) -> bool) -> u64 {
+        self.reported
+            .iter()
+            .filter_map(|(proxy, reported)| Some((proxy, reported.get(pair)?.1)))
+            .filter(|(proxy, _)| present(proxy))
+            .fold(0u64, |sum, (_, f)| sum.saturating_add(f))
+    }
+
     /// Counters of a pair over the last `window`: now minus the sample taken `window` ago
     /// (or the oldest one), with the span covered.
     pub fn window(&self, pair: &Pair, window: Duration, now: Time) -> (Totals, Duration) {
@@ -386,6 +395,11 @@ mod tests {
         c.sample(Time(0));
         c.record("p1", ok(5), false, true, Time(0));
         let (t, in_flight) = c.merged(&pair(), |p| p == "p1");
+        assert_eq!(c.in_flight(&pair(), |p| p == "p1"), in_flight);
+        assert_eq!(
+            c.in_flight(&pair(), |_| true),
+            c.merged(&pair(), |_| true).1
+        );
         assert_eq!((t.requests(), in_flight), (155, 2));
         let (w, span) = c.window(&pair(), Duration::from_secs(10), Time(10_000));
         assert_eq!((w.requests(), span), (5, Duration::from_secs(10)));

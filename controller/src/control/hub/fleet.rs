@@ -258,13 +258,25 @@ impl Fleet {
     }
 
     /// (expected proxies, those that applied at least `generation` of `route`).
+    /// The same proxies as [`Fleet::expected`], counted without collecting them (every tick
+    /// asks, for every rollout).
     pub fn acknowledgements(&self, route: &str, generation: u64, now: Time) -> (u32, u32) {
-        let expected = self.expected(now);
-        let acked = expected
+        let (mut expected, mut acked) = (0u32, 0u32);
+        for (id, m) in &self.members {
+            if m.live(now) || self.required.contains(id) {
+                expected += 1;
+                if m.applied.get(route).is_some_and(|g| *g >= generation) {
+                    acked += 1;
+                }
+            }
+        }
+        // required proxies never seen: expected, and acknowledged nothing
+        let unseen = self
+            .required
             .iter()
-            .filter(|id| self.applied(id, route).is_some_and(|g| g >= generation))
+            .filter(|id| !self.members.contains_key(*id))
             .count();
-        (expected.len() as u32, acked as u32)
+        (expected + unseen as u32, acked)
     }
 
     fn applied(&self, proxy: &str, route: &str) -> Option<u64> {
@@ -379,6 +391,26 @@ mod tests {
             f.events().last().map(|e| e.reason),
             Some(ProxyReason::ProxyLeaseExpired)
         );
+    }
+
+    #[test]
+    fn the_expected_are_the_live_and_the_required_whether_seen_or_not() {
+        let required = BTreeSet::from(["late".to_owned(), "never".to_owned(), "p1".to_owned()]);
+        let mut f = Fleet::new(Duration::from_secs(10), required);
+        f.reported("p1", "i1", applied(5), Time(0));
+        f.reported("p2", "i2", applied(4), Time(0));
+        f.reported("late", "i3", applied(5), Time(0));
+        f.reported("gone", "i4", applied(5), Time(0));
+        let later = Time(0).plus(Duration::from_secs(11));
+        for p in ["p1", "p2"] {
+            f.reported(p, "i", applied(5), later);
+        }
+        f.reported("p2", "i", applied(4), later);
+        // live: p1 (5), p2 (4); required: late (lapsed, 5), never (unseen), p1; gone lapsed
+        assert_eq!(f.expected(later).len(), 4);
+        assert_eq!(f.acknowledgements("r", 5, later), (4, 2));
+        assert_eq!(f.acknowledgements("r", 4, later), (4, 3));
+        assert_eq!(f.acknowledgements("other", 1, later), (4, 0));
     }
 
     #[test]

@@ -489,6 +489,14 @@ impl Hub {
         s.counters.merged(&pair, |p| s.fleet.present(p))
     }
 
+    /// Requests of a (route, revision) in flight now at the proxies still there: what
+    /// [`Hub::merged`] says, without summing the counters (every tick asks, for every rollout).
+    pub fn in_flight(&self, route: &str, revision: &str) -> u64 {
+        let s = self.lock();
+        let pair = (route.to_owned(), revision.to_owned());
+        s.counters.in_flight(&pair, |p| s.fleet.present(p))
+    }
+
     /// The canary's share (percent) of `route` as served by a proxy that applied `generation`
     /// of it: the weight published at the newest generation not past it; `None` when that
     /// is no longer known (published before the hub's start and changed since).
