@@ -41,6 +41,8 @@ pub struct Counters {
     changed: BTreeSet<Pair>,
     /// Pairs some proxy or retired instance has: the ones sampled.
     live: BTreeSet<Pair>,
+    /// Per pair, the proxies with requests of it in flight, and how many (none at rest).
+    busy: BTreeMap<Pair, BTreeMap<String, u64>>,
 }
 
 impl Counters {
@@ -68,8 +70,22 @@ impl Counters {
     ) {
         if restarted && let Some(old) = self.reported.remove(proxy) {
             for (pair, (totals, _)) in old {
+                self.note_in_flight(proxy, &pair, 0);
                 self.retired.entry(pair).or_default().add(&totals);
             }
+        }
+        if !changes_only && let Some(before) = self.reported.get(proxy) {
+            let gone: Vec<Pair> = before
+                .keys()
+                .filter(|p| !stats.contains_key(*p))
+                .cloned()
+                .collect();
+            for pair in gone {
+                self.note_in_flight(proxy, &pair, 0);
+            }
+        }
+        for (pair, (_, f)) in &stats {
+            self.note_in_flight(proxy, pair, *f);
         }
         match self.reported.get(proxy) {
             Some(before) => {
@@ -146,11 +162,27 @@ impl Counters {
 
     /// The requests of a pair in flight at the proxies `present` says are still there.
     pub fn in_flight(&self, pair: &Pair, present: impl Fn(&str) -> bool) -> u64 {
-        self.reported
-            .iter()
-            .filter_map(|(proxy, reported)| Some((proxy, reported.get(pair)?.1)))
-            .filter(|(proxy, _)| present(proxy))
-            .fold(0u64, |sum, (_, f)| sum.saturating_add(f))
+        self.busy.get(pair).map_or(0, |by_proxy| {
+            by_proxy
+                .iter()
+                .filter(|(proxy, _)| present(proxy))
+                .fold(0u64, |sum, (_, f)| sum.saturating_add(*f))
+        })
+    }
+
+    /// Keeps `busy` in step with what `proxy` last said of `pair`.
+    fn note_in_flight(&mut self, proxy: &str, pair: &Pair, in_flight: u64) {
+        if in_flight > 0 {
+            self.busy
+                .entry(pair.clone())
+                .or_default()
+                .insert(proxy.to_owned(), in_flight);
+        } else if let Some(by_proxy) = self.busy.get_mut(pair) {
+            by_proxy.remove(proxy);
+            if by_proxy.is_empty() {
+                self.busy.remove(pair);
+            }
+        }
     }
 
     /// Counters of a pair over the last `window`: now minus the sample taken `window` ago
@@ -365,7 +397,9 @@ mod tests {
                     *n = 0;
                 }
                 *n += next(3);
-                stats.extend(counts("r", &[(rev, *n, 0)]));
+                let mut pair = counts("r", &[(rev, *n, 0)]);
+                pair.values_mut().for_each(|(_, f)| *f = next(3));
+                stats.extend(pair);
             }
             c.record(&proxy, stats, changes_only, restarted, Time(step));
             if next(3) == 0 {
@@ -379,6 +413,8 @@ mod tests {
                         let (at, t) = last.expect("a held pair is sampled");
                         assert_eq!(*at, Time(step));
                         assert_eq!(*t, c.merged(&pair, |_| false).0, "step {step}");
+                        let present = |p: &str| p != "p1";
+                        assert_eq!(c.in_flight(&pair, present), c.merged(&pair, present).1);
                     } else {
                         assert!(last.is_none_or(|(at, _)| *at != Time(step)));
                     }
