@@ -45,6 +45,10 @@ const COMMAND_WAIT: Duration = Duration::from_secs(2);
 #[derive(Default)]
 struct Inner {
     state: State,
+    /// The entries as last saved (or carried out unsaved: an abort the state could not be
+    /// written for): what views show, so that no view shows a decision a restart would not
+    /// find.
+    shown: BTreeMap<String, Entry>,
     problems: Problems,
     /// Ticks that have taken the state so far (the number of the latest).
     ticks_started: u64,
@@ -143,6 +147,7 @@ impl<P: Port> Reconciler<P> {
             port: Arc::new(port),
             hub,
             inner: Mutex::new(Inner {
+                shown: state.rollouts.clone(),
                 state: state.clone(),
                 ..Inner::default()
             }),
@@ -274,13 +279,17 @@ impl<P: Port> Reconciler<P> {
             let inner = self.lock();
             (inner.ticks_started, inner.state.clone())
         };
-        let written = if saved.as_ref() == Some(&state) {
+        let unchanged = saved.as_ref() == Some(&state);
+        let written = if unchanged {
             Ok(())
         } else {
             self.port.save(state.clone()).await
         };
         let next = match written {
             Ok(()) => {
+                if !unchanged {
+                    self.lock().shown = state.rollouts.clone();
+                }
                 *saved = Some(state);
                 if self.lock().problems.state.take().is_some() {
                     tracing::info!("the state is written again");
@@ -299,6 +308,10 @@ impl<P: Port> Reconciler<P> {
                 // nothing advances, but an abort is never gated: an aborted rollout keeps its
                 // decision in memory and its route goes to the proxies all the same
                 let aborting = self.hold_back(before, &plan, &e);
+                {
+                    let mut inner = self.lock();
+                    inner.shown = inner.state.rollouts.clone();
+                }
                 let aborts = plan
                     .publishes
                     .into_iter()
@@ -575,11 +588,18 @@ impl<P: Port> Reconciler<P> {
             (seen, before, inner.state.clone(), msg)
         };
         match self.port.save(state.clone()).await {
-            Ok(()) => *saved = Some(state),
+            Ok(()) => {
+                self.lock().shown = state.rollouts.clone();
+                *saved = Some(state);
+            }
             Err(err) => {
                 if !never_gated {
                     self.lock().state.rollouts.insert(name.to_owned(), before);
                     return Err(Error::NotCarriedOut(err.to_string()));
+                }
+                {
+                    let mut inner = self.lock();
+                    inner.shown = inner.state.rollouts.clone();
                 }
                 tracing::error!(rollout = %name, "{err}; the abort is carried out all the same");
                 msg = format!("{msg} (not persisted: {err})");
@@ -609,6 +629,7 @@ impl<P: Port> RolloutService for Reconciler<P> {
             .iter()
             .filter_map(|(name, e)| {
                 let r = world.rollouts.get(name)?;
+                let e = inner.shown.get(name).unwrap_or(e);
                 Some(views::summary(
                     name,
                     &r.metadata.name,
@@ -625,7 +646,11 @@ impl<P: Port> RolloutService for Reconciler<P> {
         let r = world.rollouts.get(name)?;
         let (entry, runs, problem) = {
             let inner = self.lock();
-            let e = inner.state.rollouts.get(name)?.clone();
+            let e = inner
+                .shown
+                .get(name)
+                .or_else(|| inner.state.rollouts.get(name))?
+                .clone();
             let runs: Vec<(String, RunRecord)> = inner
                 .state
                 .runs
