@@ -289,8 +289,8 @@ impl Starting {
     /// A connection this worker accepted: handed to the worker serving the fewest when that
     /// is another, else served here.
     fn accepted(&self, balance: Option<&Balance>, stream: TcpStream, client: std::net::SocketAddr) {
-        let me = crate::worker::index();
-        let to = balance.map_or(me, |b| balance::pick(b.me, self.shared.workers.open()));
+        let me = balance.map_or_else(crate::worker::index, |b| b.me);
+        let to = balance.map_or(me, |_| balance::pick(me, self.shared.workers.open()));
         let (conn, leaving) = self.register(to);
         let Some(balance) = balance.filter(|_| to != me) else {
             return self.start(stream, client, conn, leaving);
