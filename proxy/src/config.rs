@@ -157,6 +157,18 @@ pub enum ConnectionBalance {
     Kernel,
 }
 
+/// Which server reads HTTP/1.1 requests from clients.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Http1Server {
+    /// sluice's own, for the requests it serves on one parse of their head (no body or a
+    /// `Content-Length` one); hyper takes the connection from any other request on.
+    #[default]
+    Sluice,
+    /// hyper's, for every request.
+    Hyper,
+}
+
 /// How `X-Forwarded-For` and `Forwarded` are set.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -202,6 +214,11 @@ pub struct DownstreamConfig {
     /// they stay where the kernel's hash put them.
     #[serde(default)]
     pub connection_balance: ConnectionBalance,
+    /// `sluice` (default): HTTP/1.1 requests are read by sluice's own server, and a
+    /// connection goes on under hyper from a request that server leaves to it; `hyper`:
+    /// hyper reads them all.
+    #[serde(default)]
+    pub http1_server: Http1Server,
 }
 
 impl Default for DownstreamConfig {
@@ -216,6 +233,7 @@ impl Default for DownstreamConfig {
             trusted_proxies: Vec::new(),
             workers: 0,
             connection_balance: ConnectionBalance::default(),
+            http1_server: Http1Server::default(),
         }
     }
 }

@@ -18,7 +18,52 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
-use crate::error::{ClientErrorKind, Error, UpstreamErrorKind};
+use crate::downstream::h1::reader::OwnBody;
+use crate::error::{BodyError, ClientErrorKind, Error, UpstreamErrorKind};
+
+/// A request's body as the client sends it: read by hyper, by the proxy's own HTTP/1.1
+/// server, or none at all.
+#[derive(Debug)]
+pub enum RequestBody {
+    /// No body (the own server's requests without one).
+    Empty,
+    /// hyper's (HTTP/2, and the HTTP/1 requests it serves).
+    Hyper(Incoming),
+    /// The own server's, of a known length.
+    Own(OwnBody),
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.get_mut() {
+            Self::Empty => Poll::Ready(None),
+            Self::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Self::Own(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Empty => true,
+            Self::Hyper(b) => b.is_end_stream(),
+            Self::Own(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Empty => SizeHint::with_exact(0),
+            Self::Hyper(b) => b.size_hint(),
+            Self::Own(b) => b.size_hint(),
+        }
+    }
+}
 
 /// What a client's body was doing when last looked at.
 #[derive(Debug, Default)]
@@ -62,25 +107,25 @@ impl BodyWatch {
 
 /// The client's streamed request body, watched.
 pub struct ClientBody {
-    inner: Incoming,
+    inner: RequestBody,
     watch: Arc<BodyWatch>,
 }
 
 impl ClientBody {
     /// Watches `inner`; `watch` is kept by the request path to judge the outcome.
-    pub fn new(inner: Incoming, watch: Arc<BodyWatch>) -> Self {
+    pub fn new(inner: RequestBody, watch: Arc<BodyWatch>) -> Self {
         Self { inner, watch }
     }
 }
 
 impl Body for ClientBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         this.watch.set(match &polled {

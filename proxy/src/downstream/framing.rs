@@ -396,7 +396,7 @@ impl Framing {
 }
 
 /// Whether a LF in `head` comes without the CR before it.
-fn has_bare_lf(head: &[u8]) -> bool {
+pub fn has_bare_lf(head: &[u8]) -> bool {
     let mut from = 0;
     while let Some(i) = head[from..].iter().position(|&b| b == b'\n') {
         let at = from + i;
@@ -408,7 +408,8 @@ fn has_bare_lf(head: &[u8]) -> bool {
     false
 }
 
-fn parse_length(v: &[u8]) -> Option<u64> {
+/// A `Content-Length` value: digits only, within 64 bits.
+pub fn parse_length(v: &[u8]) -> Option<u64> {
     if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
         return None;
     }

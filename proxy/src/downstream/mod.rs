@@ -7,6 +7,7 @@ pub mod balance;
 pub mod client_body;
 pub mod conns;
 pub mod framing;
+pub mod h1;
 pub mod headers;
 pub mod server;
 pub mod tls;

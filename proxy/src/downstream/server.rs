@@ -1,5 +1,6 @@
 //! The downstream side: accepts connections and serves HTTP/1.1 and HTTP/2 (h2c, by prior
-//! knowledge) on each with hyper-util's auto builder, upgrades included. Limits the head size
+//! knowledge) on each: HTTP/1.1 with the own server ([`h1`]) for the requests it takes, and
+//! with hyper-util's auto builder from the first it leaves (HTTP/2, upgrades). Limits the head size
 //! and the header count, closes connections that take too long to send a head (which is also
 //! the idle keep-alive time; the deadline is kept by [`Conns`]), caps open connections
 //! (evicting the connection idle the longest, waiting, or refusing), and on shutdown stops
@@ -17,29 +18,70 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::{DownstreamConfig, OnMaxConnections};
 use crate::downstream::balance;
+use crate::downstream::client_body::RequestBody;
 pub use crate::downstream::conns::Conns;
 use crate::downstream::conns::{Conn, Signal};
 use crate::downstream::framing;
+use crate::downstream::h1;
 use crate::forward::{self, ProxyBody};
 use crate::state::Shared;
 use crate::telemetry::metrics as telemetry;
 
-/// Serves one connection until it ends or is evicted.
-#[allow(clippy::too_many_arguments)]
+/// The two ways hyper serves a connection: from its first byte (HTTP/1 or HTTP/2, by what
+/// the client sends), or after the own server has served requests on it (HTTP/1 only).
+struct Builders {
+    auto: auto::Builder<TokioExecutor>,
+    http1: auto::Builder<TokioExecutor>,
+}
+
+/// How a connection is served, the same for every connection of a listener.
+struct Serving {
+    builders: Builders,
+    /// The own server reads HTTP/1.1 heads first.
+    own_http1: bool,
+    limits: h1::head::Limits,
+}
+
+/// Serves one connection until it ends or is evicted: with the own HTTP/1.1 server first
+/// (when on), then with hyper from the first request the own server leaves to it.
 async fn run_conn<IO>(
     io: IO,
-    max_head_bytes: usize,
     proto: &'static str,
     client: std::net::SocketAddr,
     shared: Arc<Shared>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    serving: Arc<Serving>,
     conn_state: Arc<Conn>,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let io = framing::Watched::new(io, max_head_bytes, conn_state.verdicts.clone());
-    let io = TokioIo::new(io);
     let downstream = Arc::new(crate::downstream::headers::Downstream::new(client, proto));
+    let (io, read, served) = if serving.own_http1 {
+        let ended = h1::conn::serve(io, &conn_state, serving.limits, |req| {
+            shared.workers.request(crate::worker::index());
+            let (shared, downstream) = (shared.clone(), downstream.clone());
+            async move {
+                match forward::handle(shared, downstream, req).await {
+                    Ok(r) => r,
+                    Err(never) => match never {},
+                }
+            }
+        })
+        .await;
+        match ended {
+            h1::conn::Ended::Closed => return,
+            h1::conn::Ended::Elsewhere { io, read, served } => (io, read, served),
+        }
+    } else {
+        (io, bytes::Bytes::new(), false)
+    };
+    let builder = if served {
+        &serving.builders.http1
+    } else {
+        &serving.builders.auto
+    };
+    let io = h1::rewind::Rewind::new(io, read);
+    let io = framing::Watched::new(io, serving.limits.max_bytes, conn_state.verdicts.clone());
+    let io = TokioIo::new(io);
     let svc_conn = conn_state.clone();
     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let shared = shared.clone();
@@ -58,6 +100,7 @@ async fn run_conn<IO>(
             let resp = if let Some(why) = refused {
                 forward::refuse_framing(client, why)
             } else {
+                let req = req.map(RequestBody::Hyper);
                 match forward::handle(shared, downstream, req).await {
                     Ok(r) => r,
                     Err(never) => match never {},
@@ -189,12 +232,11 @@ fn builder(ds: &DownstreamConfig) -> auto::Builder<TokioExecutor> {
 /// What starting a connection needs, the same for every connection of a listener.
 struct Starting {
     shared: Arc<Shared>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    serving: Arc<Serving>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     conns: Arc<Conns>,
     open: metrics::Gauge,
     handshake_timeout: Duration,
-    max_head_bytes: usize,
 }
 
 /// A connection handed from the worker that accepted it to the one that serves it, already
@@ -234,23 +276,14 @@ impl Starting {
         leaving: Leaving,
     ) {
         let _ = stream.set_nodelay(true);
-        let (shared, builder) = (self.shared.clone(), self.builder.clone());
-        let (handshake_timeout, max_head_bytes) = (self.handshake_timeout, self.max_head_bytes);
+        let (shared, serving) = (self.shared.clone(), self.serving.clone());
+        let handshake_timeout = self.handshake_timeout;
         // a task of its own type for each: a plain connection's task is not sized for a TLS
         // session it never has
         match self.tls.clone() {
             None => {
                 tokio::spawn(async move {
-                    run_conn(
-                        stream,
-                        max_head_bytes,
-                        "http",
-                        client,
-                        shared,
-                        builder,
-                        conn_state,
-                    )
-                    .await;
+                    run_conn(stream, "http", client, shared, serving, conn_state).await;
                     drop(leaving);
                 });
             }
@@ -263,16 +296,7 @@ impl Starting {
                         match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await
                         {
                             Ok(Ok(s)) => {
-                                run_conn(
-                                    s,
-                                    max_head_bytes,
-                                    "https",
-                                    client,
-                                    shared,
-                                    builder,
-                                    conn_state,
-                                )
-                                .await
+                                run_conn(s, "https", client, shared, serving, conn_state).await
                             }
                             Ok(Err(e)) => {
                                 tracing::debug!(client = %client, error = %e, "TLS handshake failed")
@@ -370,12 +394,21 @@ pub async fn serve(
 ) -> bool {
     let starting = Starting {
         shared: shared.clone(),
-        builder: Arc::new(builder(&ds)),
+        serving: Arc::new(Serving {
+            builders: Builders {
+                auto: builder(&ds),
+                http1: builder(&ds).http1_only(),
+            },
+            own_http1: ds.http1_server == crate::config::Http1Server::Sluice,
+            limits: h1::head::Limits {
+                max_bytes: ds.max_header_bytes.max(8192),
+                max_headers: ds.max_headers,
+            },
+        }),
         tls,
         conns: conns.clone(),
         open: metrics::gauge!(telemetry::OPEN_CONNECTIONS),
         handshake_timeout: ds.header_read_timeout,
-        max_head_bytes: ds.max_header_bytes,
     };
     tokio::pin!(shutdown);
     loop {

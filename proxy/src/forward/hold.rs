@@ -5,7 +5,6 @@
 
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
-use hyper::body::Incoming;
 
 use crate::error::{ClientErrorKind, Error};
 
@@ -21,7 +20,11 @@ pub fn content_length(headers: &http::HeaderMap) -> Option<u64> {
 
 /// Reads `body` whole within `limit`. A body the client breaks off, or does not finish
 /// sending in time, is the client's error.
-pub async fn read_whole(body: Incoming, limit: std::time::Duration) -> Result<Bytes, Error> {
+pub async fn read_whole<B>(body: B, limit: std::time::Duration) -> Result<Bytes, Error>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Display,
+{
     match tokio::time::timeout(limit, body.collect()).await {
         Ok(Ok(b)) => Ok(b.to_bytes()),
         Ok(Err(e)) => Err(Error::Client {

@@ -22,9 +22,8 @@ use http::header::{CONNECTION, HOST, HeaderValue, UPGRADE};
 use http::{Request, Response, StatusCode};
 use http_body::Body as _;
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 
-use crate::downstream::client_body::{BodyWatch, ClientBody};
+use crate::downstream::client_body::{BodyWatch, ClientBody, RequestBody};
 use crate::downstream::headers::{self, Downstream};
 use crate::error::{Error, UpstreamErrorKind};
 use crate::route::decide;
@@ -43,7 +42,7 @@ use upgrade::{tunnel, upgrade_protocol};
 pub async fn handle(
     shared: Arc<Shared>,
     downstream: Arc<Downstream>,
-    mut req: Request<Incoming>,
+    mut req: Request<RequestBody>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let started = Instant::now();
     let client = downstream.addr;
@@ -140,7 +139,7 @@ pub async fn handle(
     .into_iter()
     .flatten()
     .max();
-    let (replay, streamed): (Option<Bytes>, Option<Incoming>) = if body.is_end_stream() {
+    let (replay, streamed): (Option<Bytes>, Option<RequestBody>) = if body.is_end_stream() {
         (Some(Bytes::new()), None)
     } else if upgrade.is_none()
         && hold::content_length(&parts.headers)

@@ -5,12 +5,11 @@ use std::sync::Arc;
 
 use http::Request;
 use http::header::{CONNECTION, HeaderValue, UPGRADE};
-use hyper::body::Incoming;
 
 use crate::telemetry::metrics::PairTelemetry;
 
 /// The protocol an HTTP/1.1 request asks to upgrade to (`Connection: upgrade` and `Upgrade`).
-pub fn upgrade_protocol(req: &Request<Incoming>) -> Option<HeaderValue> {
+pub fn upgrade_protocol<B>(req: &Request<B>) -> Option<HeaderValue> {
     let h = req.headers();
     let asks = h
         .get_all(CONNECTION)
