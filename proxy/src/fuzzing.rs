@@ -7,6 +7,7 @@ use bytes::BytesMut;
 use http::Method;
 
 use crate::downstream::framing::Scanner;
+use crate::downstream::h1::head::{self, Limits, Parsed};
 use crate::upstream::h1client::codec::{self, Decoded, Decoder};
 
 /// Splits `bytes` at the positions `cuts` names (each taken modulo the length, in order).
@@ -56,6 +57,70 @@ pub fn scan_requests(bytes: &[u8], cuts: &[u8], max_head_bytes: usize) -> Scanne
         off: s.is_off(),
         http2: s.is_http2(),
     }
+}
+
+/// What the own HTTP/1.1 server's head parse made of the front of a connection's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnHead {
+    /// The bytes ended before a whole head.
+    Partial,
+    /// Left to hyper, with the bytes as they came (checked here), and why.
+    Elsewhere(&'static str),
+    /// A head of this many bytes: its method, target, field count, body length and close.
+    Head {
+        /// Bytes taken off the buffer.
+        len: usize,
+        /// The method.
+        method: String,
+        /// The target.
+        target: String,
+        /// Field lines.
+        fields: usize,
+        /// `Content-Length`.
+        body: u64,
+        /// `Connection: close`.
+        close: bool,
+    },
+}
+
+/// Runs the own server's head parse over `bytes` arriving in the pieces `cuts` makes, as the
+/// server does: parsed again after every read, until it is not partial.
+///
+/// # Panics
+/// When the parse leaves to hyper a buffer it has changed.
+pub fn own_head(bytes: &[u8], cuts: &[u8], max_head_bytes: usize) -> OwnHead {
+    let limits = Limits {
+        max_bytes: max_head_bytes,
+        max_headers: 100,
+    };
+    let mut buf = BytesMut::new();
+    for piece in pieces(bytes, cuts) {
+        buf.extend_from_slice(piece);
+        let before = buf.len();
+        match head::parse(&mut buf, limits) {
+            Parsed::Partial => {}
+            Parsed::Elsewhere(why) => {
+                assert_eq!(buf.len(), before, "a head left to hyper lost bytes");
+                assert_eq!(
+                    &buf[..],
+                    &bytes[..before],
+                    "a head left to hyper was changed"
+                );
+                return OwnHead::Elsewhere(why);
+            }
+            Parsed::Head(h) => {
+                return OwnHead::Head {
+                    len: before - buf.len(),
+                    method: h.request.method().to_string(),
+                    target: h.request.uri().to_string(),
+                    fields: h.request.headers().len(),
+                    body: h.body,
+                    close: h.close,
+                };
+            }
+        }
+    }
+    OwnHead::Partial
 }
 
 /// What the upstream response codec made of a response: its status, body and trailer count,

@@ -4,7 +4,7 @@
 //! copies).
 //!
 //! This path takes only heads it can forward as they are: HTTP/1.1, no `Transfer-Encoding`,
-//! at most one `Content-Length` of digits only, no upgrade, no CONNECT, no `Expect`, no line
+//! at most one `Content-Length` of digits only, no empty line before it, no upgrade, no CONNECT, no `Expect`, no line
 //! ended by LF alone, within the head and field limits, and a target and fields that `http`
 //! takes. Any other head is [`Parsed::Elsewhere`]: the connection goes on under hyper from
 //! that request, from its first byte, where the framing scanner and hyper's own checks decide
@@ -67,6 +67,10 @@ struct Field {
 /// Parses the head at the front of `buf`. On [`Parsed::Head`] its bytes are taken off `buf`;
 /// otherwise `buf` is left as it was.
 pub fn parse(buf: &mut BytesMut, limits: Limits) -> Parsed {
+    // httparse skips empty lines before the request line, where a LF alone would not be seen
+    if matches!(buf.first(), Some(b'\r' | b'\n')) {
+        return Parsed::Elsewhere("an empty line before the request line");
+    }
     let mut on_stack = [const { MaybeUninit::uninit() }; ON_STACK];
     let mut on_heap;
     let room: &mut [MaybeUninit<httparse::Header<'_>>] = if limits.max_headers <= ON_STACK {
@@ -92,7 +96,11 @@ pub fn parse(buf: &mut BytesMut, limits: Limits) -> Parsed {
         return Parsed::Elsewhere("not HTTP/1.1");
     }
     let base = buf.as_ptr() as usize;
-    let at = |s: &[u8]| (s.as_ptr() as usize - base, s.len());
+    // httparse's slices are of `buf` (an empty one is placed nowhere in particular)
+    let at = |s: &[u8]| match s.len() {
+        0 => (0, 0),
+        n => ((s.as_ptr() as usize).wrapping_sub(base).min(len - n), n),
+    };
     let (Some(method), Some(path)) = (req.method, req.path) else {
         return Parsed::Elsewhere("no method or target");
     };
@@ -137,7 +145,7 @@ pub fn parse(buf: &mut BytesMut, limits: Limits) -> Parsed {
             value: at(h.value),
         });
     }
-    if framing::has_bare_lf(&buf[..len]) {
+    if !lines_end_in_crlf(buf, path, &fields, len) {
         return Parsed::Elsewhere("a line ended by LF alone");
     }
     let head = buf.split_to(len).freeze();
@@ -153,6 +161,25 @@ pub fn parse(buf: &mut BytesMut, limits: Limits) -> Parsed {
             Parsed::Elsewhere("a target or field http refuses")
         }
     }
+}
+
+/// Whether every line of the head ends in CRLF, looked at where httparse found each line to
+/// end (after the version, after each field value, and the empty line), so that the head is
+/// not scanned again: httparse ends a line at a LF, and refuses a CR not before one.
+fn lines_end_in_crlf(buf: &[u8], path: (usize, usize), fields: &[Field], len: usize) -> bool {
+    let cr_after = |mut i: usize| {
+        while buf.get(i).is_some_and(|b| *b == b' ' || *b == b'\t') {
+            i += 1;
+        }
+        buf.get(i) == Some(&b'\r')
+    };
+    // the target, a space and `HTTP/1.1`
+    cr_after(path.0 + path.1 + 9)
+        && fields.iter().all(|f| match f.value {
+            (_, 0) => cr_after(f.name.0 + f.name.1 + 1),
+            (at, n) => cr_after(at + n),
+        })
+        && buf.get(len - 2) == Some(&b'\r')
 }
 
 /// The comma-separated tokens of a field value, trimmed.

@@ -55,6 +55,37 @@ fn the_values_are_slices_of_the_head_not_copies() {
 }
 
 #[test]
+fn an_empty_value_is_kept_empty() {
+    let (h, _) = head_of("GET / HTTP/1.1\r\nHost: h\r\nX-Empty:\r\nX-Blank:   \r\n\r\n");
+    assert_eq!(h.request.headers()["x-empty"], "");
+    assert_eq!(h.request.headers()["x-blank"], "");
+}
+
+#[test]
+fn a_lf_alone_is_found_at_the_end_of_any_line() {
+    let lines = [
+        "GET / HTTP/1.1",
+        "Host: h",
+        "X-A: 1",
+        "X-Empty:",
+        "X-B: two words  ",
+        "",
+    ];
+    for bare in 0..lines.len() {
+        let mut head = String::new();
+        for (i, l) in lines.iter().enumerate() {
+            head.push_str(l);
+            head.push_str(if i == bare { "\n" } else { "\r\n" });
+        }
+        assert_eq!(
+            elsewhere(head.as_bytes(), LIMITS),
+            "a line ended by LF alone",
+            "{head:?}"
+        );
+    }
+}
+
+#[test]
 fn length_close_and_trailers_are_read_from_the_head() {
     let (h, rest) = head_of(
         "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nConnection: keep-alive, Close\r\nTE: trailers\r\n\r\nhello",
@@ -113,6 +144,8 @@ fn every_head_this_path_does_not_take_is_left_whole_to_hyper() {
         "GET /a b HTTP/1.1\r\nHost: x\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n",
         "GET http://[::1 HTTP/1.1\r\nHost: x\r\n\r\n",
+        "\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        "\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
     ];
     for form in forms {
         elsewhere(form.as_bytes(), LIMITS);
