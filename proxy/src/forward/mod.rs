@@ -46,8 +46,16 @@ pub async fn handle(
 ) -> Result<Response<ProxyBody>, Infallible> {
     let started = Instant::now();
     let client = downstream.addr;
-    if let Err(why) = headers::check_framing(req.headers())
-        .and_then(|()| headers::check_host(req.version(), req.uri(), req.headers()))
+    // the own HTTP/1.1 server takes a head only with its framing settled and no upgrade
+    // asked (see `downstream::h1::head`); hyper's heads are checked here
+    let by_hyper = matches!(req.body(), RequestBody::Hyper(_));
+    let framing = if by_hyper {
+        headers::check_framing(req.headers())
+    } else {
+        Ok(())
+    };
+    if let Err(why) =
+        framing.and_then(|()| headers::check_host(req.version(), req.uri(), req.headers()))
     {
         return Ok(refuse_framing(client, why));
     }
@@ -85,7 +93,7 @@ pub async fn handle(
         .settings
         .access_log
         .then(|| req.uri().path().to_owned());
-    let upgrade = upgrade_protocol(&req);
+    let upgrade = by_hyper.then(|| upgrade_protocol(&req)).flatten();
     // HTTP/2 extended CONNECT (RFC 8441, WebSocket over HTTP/2): tunnelled to an HTTP/2 backend
     let extended_connect = req.method() == http::Method::CONNECT
         && req.extensions().get::<hyper::ext::Protocol>().is_some();

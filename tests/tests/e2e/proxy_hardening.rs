@@ -721,3 +721,77 @@ fn new_connections_are_spread_exactly_over_the_workers_whatever_the_kernel_hash(
     assert!(err.contains("downstream.connection_balance"), "{err}");
     assert!(err.contains("exact"), "{err}");
 }
+
+/// The bytes a client got, with the value of every `date` field blanked: what may differ
+/// between two correct servers answering the same requests a few seconds apart.
+fn comparable(raw: &str) -> String {
+    let mut out = String::new();
+    let mut rest = raw;
+    while let Some(at) = rest.find("\r\ndate: ") {
+        let value = at + "\r\ndate: ".len();
+        out.push_str(&rest[..value]);
+        out.push('-');
+        rest = &rest[value..];
+        rest = &rest[rest.find("\r\n").unwrap_or(rest.len())..];
+    }
+    out + rest
+}
+
+#[test]
+fn the_own_http1_server_and_hyper_answer_clients_alike() {
+    let b = Backend::start("v1");
+    let table = format!(
+        "backends: [{{name: v1, endpoints: [\"{}\"]}}]\nroutes: [{{name: app, stable: v1}}]\n",
+        b.addr
+    );
+    let own = Proxy::start(&table);
+    let hyper = Proxy::start(&format!("downstream: {{http1_server: hyper}}\n{table}"));
+    let close = "GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let conversations = [
+        // what the own server takes: keep-alive, pipelined, HEAD, sized bodies, answers of
+        // every framing (sized, chunked, none)
+        format!(
+            "GET /a?x=1 HTTP/1.1\r\nHost: x\r\nX-Two: 1\r\nX-Two: 2\r\n\r\n\
+             HEAD / HTTP/1.1\r\nHost: x\r\n\r\n\
+             POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\
+             GET /?bytes=70000 HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n\
+             GET /?status=204 HTTP/1.1\r\nHost: x\r\n\r\n\
+             GET /?status=304 HTTP/1.1\r\nHost: x\r\n\r\n\
+             GET /?status=503 HTTP/1.1\r\nHost: x\r\n\r\n\
+             GET http://x/absolute HTTP/1.1\r\nHost: x\r\n\r\n{close}"
+        ),
+        // what it leaves to hyper, first on the connection and after requests it served
+        format!("GET / HTTP/1.0\r\nHost: x\r\n\r\n"),
+        format!(
+            "GET / HTTP/1.1\r\nHost: x\r\n\r\n\
+             POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n{close}"
+        ),
+        format!(
+            "GET / HTTP/1.1\r\nHost: x\r\n\r\n\
+             POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi{close}"
+        ),
+        format!(
+            "GET / HTTP/1.1\r\nHost: x\r\n\r\n\
+             POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{close}"
+        ),
+        // refused by the request path on both: no Host, two Hosts, a routed host that is no host
+        format!("GET / HTTP/1.1\r\n\r\n"),
+        format!("GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n"),
+        format!("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"),
+        // two answers, and the connection kept open after them
+        format!("GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ];
+    for talk in &conversations {
+        let mine = raw_all(own.addr, talk);
+        let theirs = raw_all(hyper.addr, talk);
+        assert!(mine.starts_with("HTTP/1."), "{talk:?}: {mine:?}");
+        assert_eq!(
+            comparable(&mine),
+            comparable(&theirs),
+            "{talk:?}\nsluice: {mine:?}\nhyper: {theirs:?}"
+        );
+    }
+    let (code, err) = proxy_exit(&format!("downstream: {{http1_server: nginx}}\n{table}"));
+    assert_eq!(code, Some(2));
+    assert!(err.contains("downstream.http1_server"), "{err}");
+}

@@ -86,12 +86,15 @@ pub fn encode_head(
     let no_length = framing == BodyFraming::Nothing && length.is_none() && {
         status.is_informational() || status == StatusCode::NO_CONTENT
     };
+    let (mut has_connection, mut has_date) = (false, false);
     for (name, value) in headers {
         // the framing is this server's to say: a stated transfer coding is replaced by its
         // own, and a 1xx or 204 carries no length
         if name == TRANSFER_ENCODING || (no_length && name == CONTENT_LENGTH) {
             continue;
         }
+        has_connection |= name == CONNECTION;
+        has_date |= name == DATE;
         if framing == BodyFraming::Chunked && name == CONTENT_LENGTH {
             continue;
         }
@@ -108,10 +111,10 @@ pub fn encode_head(
     if framing == BodyFraming::Chunked {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
-    if close && !headers.contains_key(CONNECTION) {
+    if close && !has_connection {
         out.extend_from_slice(b"connection: close\r\n");
     }
-    if !headers.contains_key(DATE) {
+    if !has_date {
         out.extend_from_slice(b"date: ");
         out.extend_from_slice(date);
         out.extend_from_slice(b"\r\n");
