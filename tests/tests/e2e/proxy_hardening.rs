@@ -761,7 +761,7 @@ fn the_own_http1_server_and_hyper_answer_clients_alike() {
              GET http://x/absolute HTTP/1.1\r\nHost: x\r\n\r\n{close}"
         ),
         // what it leaves to hyper, first on the connection and after requests it served
-        format!("GET / HTTP/1.0\r\nHost: x\r\n\r\n"),
+        "GET / HTTP/1.0\r\nHost: x\r\n\r\n".to_owned(),
         format!(
             "GET / HTTP/1.1\r\nHost: x\r\n\r\n\
              POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n{close}"
@@ -775,11 +775,11 @@ fn the_own_http1_server_and_hyper_answer_clients_alike() {
              POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{close}"
         ),
         // refused by the request path on both: no Host, two Hosts, a routed host that is no host
-        format!("GET / HTTP/1.1\r\n\r\n"),
-        format!("GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n"),
-        format!("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"),
+        "GET / HTTP/1.1\r\n\r\n".to_owned(),
+        "GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n".to_owned(),
+        "GET / HTTP/1.1\r\nHost: a b\r\n\r\n".to_owned(),
         // two answers, and the connection kept open after them
-        format!("GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n"),
+        "GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n".to_owned(),
     ];
     for talk in &conversations {
         let mine = raw_all(own.addr, talk);
