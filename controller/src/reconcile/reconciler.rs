@@ -275,22 +275,25 @@ impl<P: Port> Reconciler<P> {
         let world = self.port.world();
         let before = self.lock().state.rollouts.clone();
         let plan = self.decide_all(&world, now);
-        let (this_tick, state) = {
+        // the state is copied only when it changed (most ticks at rest decide nothing new)
+        let (this_tick, changed) = {
             let inner = self.lock();
-            (inner.ticks_started, inner.state.clone())
+            let unchanged = saved.as_ref() == Some(&inner.state);
+            (
+                inner.ticks_started,
+                (!unchanged).then(|| inner.state.clone()),
+            )
         };
-        let unchanged = saved.as_ref() == Some(&state);
-        let written = if unchanged {
-            Ok(())
-        } else {
-            self.port.save(state.clone()).await
+        let written = match &changed {
+            None => Ok(()),
+            Some(state) => self.port.save(state.clone()).await,
         };
         let next = match written {
             Ok(()) => {
-                if !unchanged {
+                if let Some(state) = changed {
                     self.lock().shown = state.rollouts.clone();
+                    *saved = Some(state);
                 }
-                *saved = Some(state);
                 if self.lock().problems.state.take().is_some() {
                     tracing::info!("the state is written again");
                 }

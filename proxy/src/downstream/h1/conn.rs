@@ -31,6 +31,8 @@ use crate::upstream::h1client::codec::{chunk_header, last_chunk};
 
 /// Answer bytes gathered before they are written.
 const GATHER: usize = 64 * 1024;
+/// The most answer bytes a connection keeps room for between requests.
+const KEEP_OUT: usize = 4 * 1024;
 /// Body pieces this long are written as they are rather than copied behind the head.
 const WRITE_AS_IS: usize = 16 * 1024;
 /// How long closing the connection may take (a TLS close notice to a client that does not
@@ -105,7 +107,9 @@ where
             let source: Arc<dyn reader::BodySource> = reader.clone();
             RequestBody::Own(OwnBody::new(source, head.body))
         };
-        let resp = handle(Request::from_parts(parts, body)).await;
+        // boxed: held inline, the request path's state would be in every connection's task,
+        // idle ones too
+        let resp = Box::pin(handle(Request::from_parts(parts, body))).await;
         // a body not read whole by now leaves the connection's bytes in an unknown place
         let close = head.close
             || conn.signal.raised() != Signal::NONE
@@ -113,6 +117,10 @@ where
             || reader::lock(&reader).body_left > 0;
         let written = write_answer(&mut wr, &mut out, resp, to_head, close, head.trailers).await;
         drop(answering);
+        if out.capacity() > KEEP_OUT {
+            // a connection waiting for its next request keeps no big buffer
+            out = Vec::new();
+        }
         if let Err(e) = written {
             tracing::debug!(error = %e, "answer not written whole");
             break;

@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
-use tokio::io::AsyncRead;
+use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::downstream::framing::Verdicts;
 
@@ -60,9 +60,33 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         polled
     }
 
-    /// The bytes of a head: as much as a head read asks.
+    /// The bytes of a head: as much as a head read asks. With nothing held, the read goes to
+    /// the stack and the buffer is made to the size of what came: a connection waiting for
+    /// its next request holds no buffer.
     pub fn poll_head_bytes(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        self.poll_fill(cx, HEAD_READ)
+        if !self.buf.is_empty() {
+            return self.poll_fill(cx, HEAD_READ);
+        }
+        let Some(io) = self.io.as_mut() else {
+            return Poll::Ready(Ok(0));
+        };
+        let mut room = [0u8; HEAD_READ];
+        let mut read = ReadBuf::new(&mut room);
+        match Pin::new(io).poll_read(cx, &mut read) {
+            Poll::Pending => {
+                self.verdicts.read(false);
+                Poll::Pending
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Ready(Ok(())) => {
+                let n = read.filled().len();
+                if n > 0 {
+                    self.verdicts.read(true);
+                    self.buf = BytesMut::from(read.filled());
+                }
+                Poll::Ready(Ok(n))
+            }
+        }
     }
 
     /// The read half and the bytes read past the last request served, for hyper.
