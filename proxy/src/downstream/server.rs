@@ -74,6 +74,30 @@ async fn run_conn<IO>(
     } else {
         (io, bytes::Bytes::new(), false)
     };
+    // boxed: hyper's connection state is not carried by every connection the own server
+    // serves to the end
+    let hyper = with_hyper(
+        io, read, served, client, shared, downstream, serving, conn_state,
+    );
+    Box::pin(hyper).await;
+}
+
+/// Serves a connection with hyper, from the bytes `read` (a request the own server left to
+/// it, or the connection's first bytes); `served` says whether the own server served requests
+/// on it before.
+#[allow(clippy::too_many_arguments)]
+async fn with_hyper<IO>(
+    io: IO,
+    read: bytes::Bytes,
+    served: bool,
+    client: std::net::SocketAddr,
+    shared: Arc<Shared>,
+    downstream: Arc<crate::downstream::headers::Downstream>,
+    serving: Arc<Serving>,
+    conn_state: Arc<Conn>,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let builder = if served {
         &serving.builders.http1
     } else {
@@ -468,5 +492,49 @@ async fn handed_to(balance: Option<&mut Balance>) -> Handed {
             None => std::future::pending().await,
         },
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// What a connection's task holds while it waits for a request is about the size of its
+    /// future: the request path's state and hyper's are boxed, not held by every connection.
+    #[test]
+    fn a_connections_task_holds_neither_the_request_path_nor_hyper() {
+        let shared = Arc::new(Shared::new(
+            &crate::upstream::UpstreamSettings::default(),
+            None,
+            None,
+        ));
+        let conns = Conns::default();
+        let (_, conn) = conns.add(0);
+        let ds = DownstreamConfig::default();
+        let serving = Arc::new(Serving {
+            builders: Builders {
+                auto: builder(&ds),
+                http1: builder(&ds).http1_only(),
+            },
+            own_http1: true,
+            limits: h1::head::Limits {
+                max_bytes: 8192,
+                max_headers: 100,
+            },
+        });
+        let client = "127.0.0.1:1".parse().unwrap();
+        let (io, _other) = tokio::io::duplex(16);
+        let task = run_conn(io, "http", client, shared.clone(), serving, conn);
+        let downstream = Arc::new(crate::downstream::headers::Downstream::new(client, "http"));
+        let request = http::Request::new(RequestBody::Empty);
+        let request_path = forward::handle(shared, downstream, request);
+        let (task, request_path) = (size_of_val(&task), size_of_val(&request_path));
+        assert!(task < 1024, "a connection's task: {task} bytes");
+        assert!(
+            task < request_path,
+            "{task} bytes, the request path {request_path}"
+        );
     }
 }

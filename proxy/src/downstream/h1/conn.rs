@@ -98,6 +98,7 @@ where
         served = true;
         conn.request_started();
         let answering = Answering(conn);
+        let (head_close, trailers) = (head.close, head.trailers);
         let (parts, ()) = head.request.into_parts();
         let to_head = parts.method == Method::HEAD;
         let body = if head.body == 0 {
@@ -107,15 +108,20 @@ where
             let source: Arc<dyn reader::BodySource> = reader.clone();
             RequestBody::Own(OwnBody::new(source, head.body))
         };
-        // boxed: held inline, the request path's state would be in every connection's task,
-        // idle ones too
-        let resp = Box::pin(handle(Request::from_parts(parts, body))).await;
-        // a body not read whole by now leaves the connection's bytes in an unknown place
-        let close = head.close
-            || conn.signal.raised() != Signal::NONE
-            || answer::asks_close(resp.headers())
-            || reader::lock(&reader).body_left > 0;
-        let written = write_answer(&mut wr, &mut out, resp, to_head, close, head.trailers).await;
+        let (held, handler, writer, gathered) = (&reader, &mut handle, &mut wr, &mut out);
+        let exchange = async move {
+            let resp = handler(Request::from_parts(parts, body)).await;
+            // a body not read whole by now leaves the connection's bytes in an unknown place
+            let close = head_close
+                || conn.signal.raised() != Signal::NONE
+                || answer::asks_close(resp.headers())
+                || reader::lock(held).body_left > 0;
+            let written = write_answer(writer, gathered, resp, to_head, close, trailers).await;
+            (close, written)
+        };
+        // boxed, one allocation per request: held inline, the request path's state and the
+        // answer's would be in every connection's task, idle ones too
+        let (close, written) = Box::pin(exchange).await;
         drop(answering);
         if out.capacity() > KEEP_OUT {
             // a connection waiting for its next request keeps no big buffer

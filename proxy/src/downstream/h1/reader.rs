@@ -5,6 +5,7 @@
 //! read is told to the connection's [`Verdicts`], which the idle sweeps read.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
@@ -70,8 +71,8 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         let Some(io) = self.io.as_mut() else {
             return Poll::Ready(Ok(0));
         };
-        let mut room = [0u8; HEAD_READ];
-        let mut read = ReadBuf::new(&mut room);
+        let mut room = [const { MaybeUninit::uninit() }; HEAD_READ];
+        let mut read = ReadBuf::uninit(&mut room);
         match Pin::new(io).poll_read(cx, &mut read) {
             Poll::Pending => {
                 self.verdicts.read(false);
