@@ -64,7 +64,7 @@ enum Next {
     Closed,
 }
 
-/// Serves `io` for `client` until it closes or a request is left to hyper; `handle` answers
+/// Serves `io` until it closes or a request is left to hyper; `handle` answers
 /// each request.
 pub async fn serve<IO, H, F, B>(io: IO, conn: &Conn, limits: Limits, mut handle: H) -> Ended<IO>
 where
