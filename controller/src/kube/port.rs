@@ -464,9 +464,9 @@ impl Port for KubePort {
         )))
     }
 
-    fn reflect(&self, state: State, now: Time) -> BoxFuture<'_, Result<(), Error>> {
+    fn reflect(&self, state: &State, now: Time) -> BoxFuture<'_, Result<(), Error>> {
+        let (writes, mut problems) = self.plan(state, now);
         Box::pin(async move {
-            let (writes, mut problems) = self.plan(&state, now);
             for (ns, w) in writes {
                 let what = w.what();
                 if let Err(e) = self.carry_out(&ns, w).await {

@@ -90,12 +90,13 @@ impl Cluster {
     fn settle(&self) {
         self.api.kubelet();
         let snap = self.hub.snapshot();
-        let applied = snap
-            .table
-            .routes
-            .iter()
-            .map(|r| (r.name.clone(), r.generation.unwrap_or(0)))
-            .collect();
+        let applied = Some(
+            snap.table
+                .routes
+                .iter()
+                .map(|r| (r.name.clone(), r.generation.unwrap_or(0)))
+                .collect(),
+        );
         self.hub
             .report(
                 Report {

@@ -105,8 +105,9 @@ pub trait Port: Send + Sync + 'static {
     /// Shows the state, once saved and carried out, where the runtime's owners look (on a
     /// cluster: each Rollout's status, its ReplicaSets and Services). Level-based: called
     /// after every tick with the whole state and the tick's time, it changes only what
-    /// differs.
-    fn reflect(&self, state: State, now: Time) -> BoxFuture<'_, Result<(), Error>> {
+    /// differs. It reads the state before it returns (under the reconciler's lock, so the
+    /// state is not copied each tick); the future only writes.
+    fn reflect(&self, state: &State, now: Time) -> BoxFuture<'_, Result<(), Error>> {
         let _ = (state, now);
         Box::pin(async { Ok(()) })
     }

@@ -273,7 +273,13 @@ impl<P: Port> Reconciler<P> {
         // decisions that count on it
         self.hub.expire(now);
         let world = self.port.world();
-        let before = self.lock().state.rollouts.clone();
+        // what a failed save restores: a copy of the rollouts as they are, unless they are
+        // the ones saved (most ticks at rest), which then serve
+        let before = {
+            let inner = self.lock();
+            (saved.as_ref().map(|s| &s.rollouts) != Some(&inner.state.rollouts))
+                .then(|| inner.state.rollouts.clone())
+        };
         let plan = self.decide_all(&world, now);
         // the state is copied only when it changed (most ticks at rest decide nothing new)
         let (this_tick, changed) = {
@@ -310,6 +316,13 @@ impl<P: Port> Reconciler<P> {
             Err(e) => {
                 // nothing advances, but an abort is never gated: an aborted rollout keeps its
                 // decision in memory and its route goes to the proxies all the same
+                let before = match before {
+                    Some(before) => before,
+                    None => saved
+                        .as_ref()
+                        .map(|s| s.rollouts.clone())
+                        .unwrap_or_default(),
+                };
                 let aborting = self.hold_back(before, &plan, &e);
                 {
                     let mut inner = self.lock();
@@ -333,8 +346,11 @@ impl<P: Port> Reconciler<P> {
     /// Shows the state where the runtime's owners look ([`Port::reflect`]); what cannot be
     /// shown is a problem in the views until it can.
     async fn reflect(&self, now: Time) {
-        let state = self.lock().state.clone();
-        let shown = self.port.reflect(state, now).await;
+        let shown = {
+            let inner = self.lock();
+            self.port.reflect(&inner.state, now)
+        };
+        let shown = shown.await;
         let mut inner = self.lock();
         match shown {
             Ok(()) => {

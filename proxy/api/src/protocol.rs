@@ -44,8 +44,11 @@ pub struct Report {
     pub instance: String,
     /// Generation of the table applied.
     pub table_generation: u64,
-    /// Generation applied per route.
-    pub applied: BTreeMap<String, u64>,
+    /// Generation applied per route. A `changes_only` report leaves it out when it is the
+    /// same as in the instance's last report the controller took; every other report carries
+    /// it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<BTreeMap<String, u64>>,
     /// Cumulative counters per (route, revision).
     pub stats: Vec<PairReport>,
     /// `stats` holds only the pairs whose counters or requests in flight changed since this

@@ -1,5 +1,6 @@
-//! What a report carries: every (route, revision) pair the first time, then only the pairs
-//! whose counters or requests in flight changed since the last report the controller took. A
+//! What a report carries: every (route, revision) pair and every route's applied generation
+//! the first time, then only the pairs whose counters or requests in flight changed since the
+//! last report the controller took, and the applied generations only when they changed. A
 //! hundred proxies at rest with a hundred routes each would otherwise send and make the
 //! controller read a few megabytes of unchanged counters every second.
 
@@ -8,21 +9,30 @@ use std::collections::BTreeMap;
 use sluice_api::counters::Totals;
 use sluice_api::protocol::Report;
 
-/// What the controller holds of this proxy: every pair's counters and requests in flight,
-/// as the last report it took said.
-pub type Taken = BTreeMap<(String, String), (Totals, u64)>;
+/// What the controller holds of this proxy, as the last report it took said.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Taken {
+    /// Every pair's counters and requests in flight.
+    pairs: BTreeMap<(String, String), (Totals, u64)>,
+    /// The generation applied per route.
+    applied: Option<BTreeMap<String, u64>>,
+}
 
-/// Every pair of a full report, to remember once the controller has taken it.
+/// What a full report says, to remember once the controller has taken it.
 pub fn taken(full: &Report) -> Taken {
-    full.stats
-        .iter()
-        .map(|p| {
-            (
-                (p.route.clone(), p.revision.clone()),
-                (p.totals.clone(), p.in_flight),
-            )
-        })
-        .collect()
+    Taken {
+        pairs: full
+            .stats
+            .iter()
+            .map(|p| {
+                (
+                    (p.route.clone(), p.revision.clone()),
+                    (p.totals.clone(), p.in_flight),
+                )
+            })
+            .collect(),
+        applied: full.applied.clone(),
+    }
 }
 
 /// `full` as it should be sent: with only the pairs that changed since `last` when it is over
@@ -31,18 +41,23 @@ pub fn only_changes(mut full: Report, last: Option<&Taken>) -> Report {
     let Some(last) = last else {
         return full;
     };
-    let same_pairs = last.len() == full.stats.len()
+    let pairs = &last.pairs;
+    let same_pairs = pairs.len() == full.stats.len()
         && full
             .stats
             .iter()
-            .all(|p| last.contains_key(&(p.route.clone(), p.revision.clone())));
+            .all(|p| pairs.contains_key(&(p.route.clone(), p.revision.clone())));
     if !same_pairs {
         return full;
     }
     full.stats.retain(|p| {
-        last.get(&(p.route.clone(), p.revision.clone()))
+        pairs
+            .get(&(p.route.clone(), p.revision.clone()))
             .is_none_or(|(t, f)| *t != p.totals || *f != p.in_flight)
     });
+    if last.applied.is_some() && full.applied == last.applied {
+        full.applied = None;
+    }
     full.changes_only = true;
     full
 }
@@ -68,7 +83,7 @@ mod tests {
             proxy: "p".into(),
             instance: "i".into(),
             table_generation: 1,
-            applied: BTreeMap::new(),
+            applied: Some(BTreeMap::new()),
             stats,
             changes_only: false,
         }
@@ -105,5 +120,25 @@ mod tests {
         );
         assert!(at_rest.changes_only);
         assert!(at_rest.stats.is_empty(), "nothing changed, nothing sent");
+        assert_eq!(
+            at_rest.applied, None,
+            "the same generations are not sent again"
+        );
+    }
+
+    #[test]
+    fn the_applied_generations_go_out_when_they_changed() {
+        let mut first = report(vec![pair("a", 1, 0)]);
+        first.applied = Some(BTreeMap::from([("a".to_owned(), 3)]));
+        let last = taken(&first);
+        let mut next = first.clone();
+        next.applied = Some(BTreeMap::from([("a".to_owned(), 4)]));
+        let sent = only_changes(next.clone(), Some(&last));
+        assert!(sent.changes_only);
+        assert!(sent.stats.is_empty());
+        assert_eq!(sent.applied, next.applied, "a new generation is sent");
+        // a route more changes the pairs too: the report goes whole
+        next.stats.push(pair("b", 0, 0));
+        assert_eq!(only_changes(next.clone(), Some(&last)), next);
     }
 }

@@ -231,11 +231,13 @@ impl Subscriber {
                 .map(|r| r.generation)
                 .max()
                 .unwrap_or(0),
-            applied: table
-                .routes()
-                .iter()
-                .map(|r| (r.name.clone(), r.generation))
-                .collect(),
+            applied: Some(
+                table
+                    .routes()
+                    .iter()
+                    .map(|r| (r.name.clone(), r.generation))
+                    .collect(),
+            ),
             stats,
             changes_only: false,
         }

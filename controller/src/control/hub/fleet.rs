@@ -6,7 +6,7 @@
 //! whether or not [`Fleet::expire`] has recorded it yet; `expire` is the one place that marks
 //! it gone, with an event.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -79,7 +79,8 @@ struct Member {
     instance: String,
     lease_until: Time,
     left: bool,
-    applied: BTreeMap<String, u64>,
+    /// Generation applied per route, hashed: every tick asks it for every rollout.
+    applied: HashMap<String, u64>,
 }
 
 impl Member {
@@ -163,12 +164,13 @@ impl Fleet {
         }
     }
 
-    /// A report (already checked): renews the lease and records what the proxy applied.
+    /// A report (already checked): renews the lease and records what the proxy applied
+    /// (`None`: the same as this instance's last report said).
     pub fn reported(
         &mut self,
         proxy: &str,
         instance: &str,
-        applied: BTreeMap<String, u64>,
+        applied: Option<BTreeMap<String, u64>>,
         now: Time,
     ) -> Arrival {
         let arrival = match self.members.get(proxy) {
@@ -196,18 +198,39 @@ impl Fleet {
                 );
                 Arrival::News
             }
-            Some(old) if old.applied != applied => Arrival::News,
+            Some(old)
+                if applied
+                    .as_ref()
+                    .is_some_and(|a| !same_applied(&old.applied, a)) =>
+            {
+                Arrival::News
+            }
             Some(_) => Arrival::Same,
         };
-        self.members.insert(
-            proxy.to_owned(),
-            Member {
-                instance: instance.to_owned(),
-                lease_until: now.plus(self.lease),
-                left: false,
-                applied,
-            },
-        );
+        let lease_until = now.plus(self.lease);
+        match self.members.get_mut(proxy) {
+            // the same instance, still here, with the same generations: only the lease moves
+            Some(m) if arrival == Arrival::Same => m.lease_until = lease_until,
+            _ => {
+                let applied = match applied {
+                    Some(a) => a.into_iter().collect(),
+                    None => self
+                        .members
+                        .get(proxy)
+                        .map(|m| m.applied.clone())
+                        .unwrap_or_default(),
+                };
+                self.members.insert(
+                    proxy.to_owned(),
+                    Member {
+                        instance: instance.to_owned(),
+                        lease_until,
+                        left: false,
+                        applied,
+                    },
+                );
+            }
+        }
         self.settle_pending(now);
         arrival
     }
@@ -296,6 +319,9 @@ impl Fleet {
 
     /// Records the latency of generations every expected proxy applied.
     fn settle_pending(&mut self, now: Time) {
+        if self.pending.is_empty() {
+            return;
+        }
         let expected = self.expected(now);
         if expected.is_empty() {
             return;
@@ -347,7 +373,7 @@ impl Fleet {
                 instance: m.instance.clone(),
                 expected: expected.contains(id.as_str()),
                 lease_until: m.lease_until,
-                applied: m.applied.clone(),
+                applied: m.applied.iter().map(|(r, g)| (r.clone(), *g)).collect(),
             })
             .collect();
         for id in &self.required {
@@ -365,12 +391,17 @@ impl Fleet {
     }
 }
 
+/// Whether a proxy reports the same generations it reported before.
+fn same_applied(held: &HashMap<String, u64>, reported: &BTreeMap<String, u64>) -> bool {
+    held.len() == reported.len() && reported.iter().all(|(r, g)| held.get(r) == Some(g))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn applied(g: u64) -> BTreeMap<String, u64> {
-        BTreeMap::from([("r".to_owned(), g)])
+    fn applied(g: u64) -> Option<BTreeMap<String, u64>> {
+        Some(BTreeMap::from([("r".to_owned(), g)]))
     }
 
     #[test]
@@ -446,5 +477,17 @@ mod tests {
         assert!(f.unsubscribe("p", "b", Time(4)));
         assert!(!f.unsubscribe("p", "b", Time(4)));
         assert_eq!(f.reported("p", "b", applied(2), Time(5)), Arrival::News);
+    }
+
+    #[test]
+    fn a_report_without_its_generations_keeps_the_last_ones_and_renews_the_lease() {
+        let mut f = Fleet::new(Duration::from_secs(10), BTreeSet::new());
+        f.reported("p", "a", applied(3), Time(0));
+        assert_eq!(f.reported("p", "a", None, Time(9_000)), Arrival::Same);
+        // the lease runs from the last report: still expected after the first one's lease
+        assert_eq!(f.acknowledgements("r", 3, Time(15_000)), (1, 1));
+        assert_eq!(f.views(Time(15_000))[0].applied, applied(3).unwrap());
+        assert_eq!(f.reported("p", "a", applied(4), Time(9_500)), Arrival::News);
+        assert_eq!(f.acknowledgements("r", 4, Time(9_500)), (1, 1));
     }
 }

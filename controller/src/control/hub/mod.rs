@@ -138,7 +138,13 @@ fn check_report(s: &State, r: &Report) -> Result<(), Vec<FieldError>> {
             format!("{} was never published", r.table_generation),
         ));
     }
-    for (route, g) in &r.applied {
+    if r.applied.is_none() && !r.changes_only {
+        e.push(FieldError::new(
+            "applied",
+            "missing: only a changes_only report may leave it out",
+        ));
+    }
+    for (route, g) in r.applied.iter().flatten() {
         if !s.routes.has(route) {
             e.push(FieldError::new(
                 format!("applied.{route}"),
@@ -604,7 +610,7 @@ mod tests {
             proxy: proxy.into(),
             instance: instance.into(),
             table_generation: applied,
-            applied: BTreeMap::from([("r".to_owned(), applied)]),
+            applied: Some(BTreeMap::from([("r".to_owned(), applied)])),
             stats: vec![PairReport {
                 route: "r".into(),
                 revision: "h".into(),
@@ -807,11 +813,19 @@ mod tests {
             refused(r),
             ["stats[0].totals.buckets: 1000000 entries; a report has exactly 88"]
         );
+        // a full report says what it applied
+        let mut r = report("p1", "i1", 6, 10, 0);
+        r.applied = None;
+        assert_eq!(
+            refused(r),
+            ["applied: missing: only a changes_only report may leave it out"]
+        );
         // routes, revisions and generations the hub never published
         let mut r = report("p1", "i1", 6, 10, 0);
         r.stats[0].route = "other".into();
-        r.applied.insert("ghost".into(), 1);
-        r.applied.insert("r".into(), 99);
+        let applied = r.applied.get_or_insert_default();
+        applied.insert("ghost".into(), 1);
+        applied.insert("r".into(), 99);
         r.table_generation = 99;
         assert_eq!(
             refused(r),
