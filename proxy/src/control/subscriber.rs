@@ -1,6 +1,8 @@
 //! Keeps a proxy subscribed to its controller: holds the long poll for route snapshots,
 //! applies each (validated, swapped) and reports right away, reports every second, caches the
-//! last good table on disk, and unsubscribes on shutdown.
+//! last good table on disk (in a task of its own: a slow disk never holds back the next poll,
+//! and tables that come faster than the disk writes them are written newest only), and
+//! unsubscribes on shutdown.
 //!
 //! Guarantees: a proxy that loses its controller keeps serving its last table and reconnects
 //! with exponential backoff and jitter; a proxy that cannot reach its controller at start
@@ -53,6 +55,8 @@ struct Subscriber {
     report_now: Notify,
     /// What the controller holds of this proxy's counters (`None`: send every pair).
     taken: std::sync::Mutex<Option<report::Taken>>,
+    /// The newest table applied, for the cache writer (when there is a cache).
+    to_cache: Option<watch::Sender<Option<Snapshot>>>,
 }
 
 /// Runs the subscription until `shutdown` turns true, then unsubscribes.
@@ -61,6 +65,13 @@ pub async fn run(shared: Arc<Shared>, opts: SubscribeOptions, mut shutdown: watc
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(Duration::from_secs(2)));
+    let (to_cache, cache_writer) = match &opts.cache_dir {
+        Some(dir) => {
+            let (tx, rx) = watch::channel(None);
+            (Some(tx), Some(tokio::spawn(cache_loop(dir.clone(), rx))))
+        }
+        None => (None, None),
+    };
     let sub = Arc::new(Subscriber {
         shared,
         instance: format!("{:016x}", rand::random::<u64>()),
@@ -70,13 +81,39 @@ pub async fn run(shared: Arc<Shared>, opts: SubscribeOptions, mut shutdown: watc
         opts,
         report_now: Notify::new(),
         taken: std::sync::Mutex::new(None),
+        to_cache,
     });
     let reporter = tokio::spawn(sub.clone().report_loop());
     let poller = tokio::spawn(sub.clone().poll_loop());
     let _ = shutdown.wait_for(|s| *s).await;
     poller.abort();
     reporter.abort();
+    let _ = (poller.await, reporter.await);
     sub.unsubscribe().await;
+    // the last holder of the sender: the writer writes the newest table left, then ends
+    drop(sub);
+    if let Some(writer) = cache_writer
+        && tokio::time::timeout(Duration::from_secs(2), writer)
+            .await
+            .is_err()
+    {
+        tracing::warn!("the table cache was still being written at shutdown");
+    }
+}
+
+/// Writes each newest table applied to the cache (synced, off the runtime's threads), one
+/// write at a time, until the subscriber is gone.
+async fn cache_loop(dir: PathBuf, mut newest: watch::Receiver<Option<Snapshot>>) {
+    while newest.changed().await.is_ok() {
+        let Some(snapshot) = newest.borrow_and_update().clone() else {
+            continue;
+        };
+        let at = dir.clone();
+        let written = tokio::task::spawn_blocking(move || write_cache(&at, &snapshot)).await;
+        if let Ok(Err(e)) = written {
+            tracing::warn!(error = %e, dir = %dir.display(), "cannot cache the table");
+        }
+    }
 }
 
 impl Subscriber {
@@ -159,17 +196,8 @@ impl Subscriber {
                 self.shared.set_ready(true);
                 tracing::info!(generation, "applied the controller's table");
                 self.report_now.notify_one();
-                if let Some(dir) = &self.opts.cache_dir {
-                    // written (and synced) off the runtime's threads: the acknowledgement
-                    // must not wait on the disk
-                    let (dir, snapshot) = (dir.clone(), snapshot.clone());
-                    let written = tokio::task::spawn_blocking(move || {
-                        write_cache(&dir, &snapshot).map_err(|e| (e, dir))
-                    })
-                    .await;
-                    if let Ok(Err((e, dir))) = written {
-                        tracing::warn!(error = %e, dir = %dir.display(), "cannot cache the table");
-                    }
+                if let Some(to_cache) = &self.to_cache {
+                    to_cache.send_replace(Some(snapshot));
                 }
             }
             Err(e) => {
