@@ -448,4 +448,25 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(read_cache(&dir).unwrap(), None);
     }
+
+    #[tokio::test]
+    async fn the_cache_writer_ends_with_the_newest_table_written() {
+        let dir = std::env::temp_dir().join(format!(
+            "sluice-cache-writer-test-{}",
+            std::process::id()
+        ));
+        let (tx, rx) = watch::channel(None);
+        let writer = tokio::spawn(cache_loop(dir.clone(), rx));
+        for generation in 1..=5 {
+            tx.send_replace(Some(Snapshot {
+                generation,
+                table: Default::default(),
+            }));
+        }
+        // the subscriber gone, what is left is written before the writer ends
+        drop(tx);
+        writer.await.unwrap();
+        assert_eq!(read_cache(&dir).unwrap().map(|s| s.generation), Some(5));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
