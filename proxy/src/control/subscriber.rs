@@ -451,10 +451,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_cache_writer_ends_with_the_newest_table_written() {
-        let dir = std::env::temp_dir().join(format!(
-            "sluice-cache-writer-test-{}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("sluice-cache-writer-test-{}", std::process::id()));
         let (tx, rx) = watch::channel(None);
         let writer = tokio::spawn(cache_loop(dir.clone(), rx));
         for generation in 1..=5 {

@@ -5,5 +5,6 @@
 pub mod decide;
 pub mod index;
 pub mod matcher;
+pub mod names;
 pub mod split;
 pub mod table;

@@ -21,6 +21,7 @@ use http::uri::Authority;
 use crate::error::{Error, FieldError, Result};
 use crate::route::index::RouteIndex;
 use crate::route::matcher::{HostPattern, Matcher, Rule, StickyKey};
+use crate::route::names::NameIndex;
 use crate::route::split::{Split, sticky_salt};
 use crate::telemetry::metrics::{PairTelemetry, TelemetryRegistry};
 use sluice_api::table::UpstreamTlsSpec;
@@ -55,8 +56,10 @@ pub struct RouteTable<E> {
     pub(crate) uses_host: bool,
     /// The routes by host and path prefix, for tables too big to walk.
     pub(crate) index: RouteIndex,
-    /// Route positions by name.
-    by_name: HashMap<String, usize>,
+    /// Routes by name: positions in `spec.routes`.
+    by_name: NameIndex,
+    /// For each route of `spec.routes`, its position in `routes`.
+    route_at: Vec<u32>,
 }
 
 /// A validated backend.
@@ -247,7 +250,8 @@ impl<E> RouteTable<E> {
             max_generation: 0,
             uses_host: false,
             index: RouteIndex::default(),
-            by_name: HashMap::new(),
+            by_name: NameIndex::default(),
+            route_at: Vec::new(),
         }
     }
 
@@ -263,7 +267,16 @@ impl<E> RouteTable<E> {
 
     /// A route by name.
     pub fn route(&self, name: &str) -> Option<&Arc<Route<E>>> {
-        self.by_name.get(name).and_then(|&i| self.routes.get(i))
+        self.route_and_spec(name).map(|(r, _)| r)
+    }
+
+    /// A route by name, with its spec.
+    fn route_and_spec(&self, name: &str) -> Option<(&Arc<Route<E>>, &RouteSpec)> {
+        let i = self
+            .by_name
+            .find(name, |i| self.spec.routes[i].name.as_str())?;
+        let route = self.routes.get(*self.route_at.get(i)? as usize)?;
+        Some((route, self.spec.routes.get(i)?))
     }
 
     /// A backend by name.
@@ -282,28 +295,16 @@ impl<E: EndpointState> RouteTable<E> {
     pub fn build(spec: TableSpec, ctx: &BuildContext<'_, E>) -> Result<Self> {
         let mut errors = Vec::new();
         let backends = build_backends(&spec.backends, ctx.previous, &mut errors);
-        let mut seen_names = HashSet::new();
-        let mut seen_matches = HashSet::new();
+        let mut by_name = NameIndex::with_capacity(spec.routes.len());
+        let mut seen_matches = HashSet::with_capacity(spec.routes.len());
         for (i, r) in spec.routes.iter().enumerate() {
-            if !seen_names.insert(r.name.as_str()) {
+            if !by_name.insert(i, |j| spec.routes[j].name.as_str()) {
                 errors.push(FieldError::new(
                     format!("routes[{i}].name"),
                     format!("duplicate route name {:?}", r.name),
                 ));
             }
-            let mut hosts: Vec<std::borrow::Cow<'_, str>> = r
-                .hosts
-                .iter()
-                .map(|h| {
-                    if h.bytes().any(|b| b.is_ascii_uppercase()) {
-                        h.to_ascii_lowercase().into()
-                    } else {
-                        h.as_str().into()
-                    }
-                })
-                .collect();
-            hosts.sort();
-            if !seen_matches.insert((hosts, r.path_prefix.as_str())) {
+            if !seen_matches.insert((HostsKey::of(&r.hosts), r.path_prefix.as_str())) {
                 errors.push(FieldError::new(
                     format!("routes[{i}].path_prefix"),
                     format!(
@@ -314,32 +315,22 @@ impl<E: EndpointState> RouteTable<E> {
             }
         }
         let mut max_generation = ctx.previous.map_or(0, |p| p.max_generation);
-        // the previous table's routes by name, looked up once each (not a walk per route)
-        let old_routes: HashMap<&str, &RouteSpec> = ctx
-            .previous
-            .map(|p| p.spec.routes.iter().map(|r| (r.name.as_str(), r)).collect())
-            .unwrap_or_default();
-        let mut routes = Vec::new();
+        let mut routes = Vec::with_capacity(spec.routes.len());
         // each route's generation, filled into the spec once the routes are built
         let mut generations: Vec<(usize, u64)> = Vec::with_capacity(spec.routes.len());
         for (i, r) in spec.routes.iter().enumerate() {
             let before = errors.len();
-            let prev = ctx.previous.and_then(|p| p.route(&r.name));
-            let generation = match next_generation(
-                r,
-                prev,
-                old_routes.get(r.name.as_str()).copied(),
-                &backends,
-                ctx.previous,
-                &mut max_generation,
-            ) {
-                Ok(g) => g,
-                Err(e) => {
-                    errors.push(FieldError::new(format!("routes[{i}].generation"), e));
-                    continue;
-                }
-            };
-            if let (Some(p), Some(old)) = (prev, old_routes.get(r.name.as_str()))
+            // the route of that name in the previous table, and its spec there
+            let (prev, old) = ctx.previous.and_then(|p| p.route_and_spec(&r.name)).unzip();
+            let generation =
+                match next_generation(r, prev, old, &backends, ctx.previous, &mut max_generation) {
+                    Ok(g) => g,
+                    Err(e) => {
+                        errors.push(FieldError::new(format!("routes[{i}].generation"), e));
+                        continue;
+                    }
+                };
+            if let (Some(p), Some(old)) = (prev, old)
                 && generation == p.generation
                 && reusable(r, old, p, &backends)
             {
@@ -365,10 +356,22 @@ impl<E: EndpointState> RouteTable<E> {
         if !errors.is_empty() {
             return Err(Error::Invalid(errors));
         }
-        routes.sort_by(|a, b| {
+        // every route of the spec was built, in its order: sorted into match order, each
+        // remembers where it went
+        let mut in_order: Vec<(usize, Arc<Route<E>>)> = routes.into_iter().enumerate().collect();
+        in_order.sort_by(|(_, a), (_, b)| {
             (a.hosts.is_empty().cmp(&b.hosts.is_empty()))
                 .then(b.path_prefix.len().cmp(&a.path_prefix.len()))
         });
+        let mut route_at = vec![0u32; in_order.len()];
+        let routes: Vec<Arc<Route<E>>> = in_order
+            .into_iter()
+            .enumerate()
+            .map(|(at, (i, r))| {
+                route_at[i] = at as u32;
+                r
+            })
+            .collect();
         Ok(Self {
             uses_host: routes
                 .iter()
@@ -378,16 +381,42 @@ impl<E: EndpointState> RouteTable<E> {
                     .iter()
                     .map(|r| (r.hosts.as_slice(), r.path_prefix.as_str())),
             ),
-            by_name: routes
-                .iter()
-                .enumerate()
-                .map(|(i, r)| (r.name.clone(), i))
-                .collect(),
+            by_name,
+            route_at,
             routes,
             backends,
             spec: filled_in(spec, &generations),
             max_generation,
         })
+    }
+}
+
+/// A route's hosts as they clash with another's: lowercase, in any order. One host (most
+/// routes) or none is kept without a list of its own.
+#[derive(PartialEq, Eq, Hash)]
+enum HostsKey<'a> {
+    One(std::borrow::Cow<'a, str>),
+    /// None, or two or more, sorted.
+    Many(Vec<std::borrow::Cow<'a, str>>),
+}
+
+impl<'a> HostsKey<'a> {
+    fn of(hosts: &'a [String]) -> Self {
+        let lower = |h: &'a String| -> std::borrow::Cow<'a, str> {
+            if h.bytes().any(|b| b.is_ascii_uppercase()) {
+                h.to_ascii_lowercase().into()
+            } else {
+                h.as_str().into()
+            }
+        };
+        match hosts {
+            [one] => Self::One(lower(one)),
+            _ => {
+                let mut all: Vec<_> = hosts.iter().map(lower).collect();
+                all.sort();
+                Self::Many(all)
+            }
+        }
     }
 }
 
@@ -1109,6 +1138,7 @@ backends:
             (route("    hosts: [a.test]\n    host_rules: [{host: b.test, backend: v1}]\n"), "routes[0].host_rules[0].host"),
             (format!("{BACKENDS}routes:\n  - {{name: a, stable: v1}}\n  - {{name: a, stable: v2, path_prefix: /x}}\n"), "routes[1].name: duplicate route name"),
             (format!("{BACKENDS}routes:\n  - {{name: a, stable: v1}}\n  - {{name: b, stable: v2}}\n"), "routes[1].path_prefix: another route"),
+            (format!("{BACKENDS}routes:\n  - {{name: a, stable: v1, hosts: [B.test, a.test]}}\n  - {{name: b, stable: v2, hosts: [A.test, b.TEST]}}\n"), "routes[1].path_prefix: another route"),
             (format!("{BACKENDS}routes:\n  - {{name: \"a b\", stable: v1}}\n"), "routes[0].name: must be"),
             ("backends:\n  - {name: v1, endpoints: []}\n".to_owned(), "backends[0].endpoints: must list"),
             ("backends:\n  - {name: v1, endpoints: [\"127.0.0.1\"]}\n".to_owned(), "backends[0].endpoints[0]: \"127.0.0.1\" is not host:port (missing port)"),
@@ -1126,6 +1156,29 @@ backends:
             let msg = err.to_string();
             assert!(msg.starts_with(want), "want {want:?}, got {msg:?}");
             assert_eq!(err.status(), 400);
+        }
+    }
+
+    #[test]
+    fn every_route_is_found_by_name_in_a_table_kept_in_match_order() {
+        let reg = TelemetryRegistry::default();
+        // spec order is not match order: any-host routes and short prefixes go last
+        let yaml = format!(
+            "{BACKENDS}routes:\n  - {{name: any, stable: v1}}\n  - {{name: short, stable: v1, path_prefix: /a}}\n  - {{name: one-host, stable: v1, hosts: [a.test]}}\n  - {{name: two-hosts, stable: v2, hosts: [a.test, b.test]}}\n  - {{name: long, stable: v2, hosts: [a.test], path_prefix: /a/b}}\n"
+        );
+        let t1 = build(&yaml, None, &reg).unwrap();
+        let order: Vec<&str> = t1.routes().iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(order, ["long", "one-host", "two-hosts", "short", "any"]);
+        let t2 = build(&yaml, Some(&t1), &reg).unwrap();
+        for t in [&t1, &t2] {
+            for name in ["any", "short", "one-host", "two-hosts", "long"] {
+                assert_eq!(t.route(name).map(|r| r.name.as_str()), Some(name));
+            }
+            assert!(t.route("none").is_none());
+        }
+        // nothing changed: every compiled route is the previous table's
+        for r in t2.routes() {
+            assert!(Arc::ptr_eq(r, t1.route(&r.name).unwrap()));
         }
     }
 
