@@ -6,8 +6,12 @@
 //! It gives what a walk of the table in match order would (host-specific routes before
 //! any-host ones, then the longest prefix, then the spec's order): every route is known by
 //! its position in that order, and the best match is the smallest position found.
+//!
+//! The maps hash with foldhash (hashbrown's default, seeded per process): a lookup hashes the
+//! request's host once per parent domain and its path once per prefix length, and SipHash
+//! took most of a decision's time at 10 000 routes.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 use crate::route::matcher::HostPattern;
 

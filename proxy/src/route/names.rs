@@ -2,14 +2,15 @@
 //! list (the table's spec) and compares against the names there. A table swap at 10 000
 //! routes would otherwise copy, hash into a map of its own and later free 10 000 names.
 
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 
-use hashbrown::HashTable;
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 /// Positions in a list of named things, found by name.
 #[derive(Debug, Default)]
 pub struct NameIndex {
-    hasher: RandomState,
+    /// foldhash, seeded per process.
+    hasher: DefaultHashBuilder,
     positions: HashTable<u32>,
 }
 
@@ -17,7 +18,7 @@ impl NameIndex {
     /// An empty index with room for `n` names.
     pub fn with_capacity(n: usize) -> Self {
         Self {
-            hasher: RandomState::new(),
+            hasher: DefaultHashBuilder::default(),
             positions: HashTable::with_capacity(n),
         }
     }
