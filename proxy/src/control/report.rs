@@ -55,7 +55,7 @@ pub fn only_changes(mut full: Report, last: Option<&Taken>) -> Report {
             .get(&(p.route.clone(), p.revision.clone()))
             .is_none_or(|(t, f)| *t != p.totals || *f != p.in_flight)
     });
-    if last.applied.is_some() && full.applied == last.applied {
+    if full.applied == last.applied {
         full.applied = None;
     }
     full.changes_only = true;

@@ -272,9 +272,9 @@ impl<E> RouteTable<E> {
 
     /// A route by name, with its spec.
     fn route_and_spec(&self, name: &str) -> Option<(&Arc<Route<E>>, &RouteSpec)> {
-        let i = self
-            .by_name
-            .find(name, |i| self.spec.routes[i].name.as_str())?;
+        let i = self.by_name.find(name, |i| {
+            self.spec.routes.get(i).map_or("", |r| r.name.as_str())
+        })?;
         let route = self.routes.get(*self.route_at.get(i)? as usize)?;
         Some((route, self.spec.routes.get(i)?))
     }

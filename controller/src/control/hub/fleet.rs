@@ -212,13 +212,11 @@ impl Fleet {
             // the same instance, still here, with the same generations: only the lease moves
             Some(m) if arrival == Arrival::Same => m.lease_until = lease_until,
             _ => {
+                // the entry is replaced: what it held is moved, not copied
+                let held = self.members.remove(proxy).map(|m| m.applied);
                 let applied = match applied {
                     Some(a) => a.into_iter().collect(),
-                    None => self
-                        .members
-                        .get(proxy)
-                        .map(|m| m.applied.clone())
-                        .unwrap_or_default(),
+                    None => held.unwrap_or_default(),
                 };
                 self.members.insert(
                     proxy.to_owned(),
