@@ -137,13 +137,67 @@ pub struct Decoded1 {
     pub complete: bool,
 }
 
+/// Panics unless a head read with its fields passed as they came says what the same head read
+/// into a map says once the map's hop-by-hop fields are removed: the same fields in the same
+/// order (names compared in lower case), the same stated length, and the same refusals.
+fn passed_fields_agree(bytes: &[u8]) {
+    let (mut a, mut b) = (BytesMut::from(bytes), BytesMut::from(bytes));
+    let (mapped, passing) = (
+        codec::parse_response_head(&mut a, false),
+        codec::parse_response_head(&mut b, true),
+    );
+    assert_eq!(
+        mapped.is_ok(),
+        passing.is_ok(),
+        "{mapped:?} against {passing:?}"
+    );
+    assert_eq!(a, b, "the bytes taken differ");
+    let (Ok(Some(mut mapped)), Ok(Some(passing))) = (mapped, passing) else {
+        return;
+    };
+    assert_eq!(mapped.status, passing.status);
+    let Some(passed) = passing.passed else {
+        return;
+    };
+    assert!(passing.headers.is_empty(), "fields both passed and mapped");
+    crate::downstream::headers::strip_hop_by_hop(&mut mapped.headers);
+    let from_map: Vec<(Vec<u8>, Vec<u8>)> = mapped
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str().as_bytes().to_vec(), v.as_bytes().to_vec()))
+        .collect();
+    let from_passed: Vec<(Vec<u8>, Vec<u8>)> = passed
+        .iter()
+        .map(|(n, v, _)| (n.to_ascii_lowercase(), v.to_vec()))
+        .collect();
+    // a map keeps the values of one name together, in the order they came
+    let mut in_map_order = from_passed.clone();
+    in_map_order.sort_by_key(|(n, _)| {
+        from_map
+            .iter()
+            .position(|(m, _)| m == n)
+            .unwrap_or(usize::MAX)
+    });
+    assert_eq!(from_map, in_map_order, "the fields differ");
+    let stated = mapped
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| crate::downstream::framing::parse_length(v.as_bytes()));
+    assert_eq!(passed.stated_length(), stated, "the stated lengths differ");
+    assert_eq!(
+        passed.has_length(),
+        mapped.headers.contains_key(http::header::CONTENT_LENGTH)
+    );
+}
+
 /// Reads a response to a request of `method` from `bytes`, arriving in the pieces `cuts`
 /// makes, the upstream closing the connection after the last.
 pub fn decode_response(bytes: &[u8], cuts: &[u8], method: &Method) -> Result<Decoded1, String> {
+    passed_fields_agree(bytes);
     let mut buf = BytesMut::new();
     let mut arriving = pieces(bytes, cuts).into_iter();
     let mut head = loop {
-        if let Some(h) = codec::parse_response_head(&mut buf).map_err(|e| e.0)? {
+        if let Some(h) = codec::parse_response_head(&mut buf, false).map_err(|e| e.0)? {
             break h;
         }
         match arriving.next() {

@@ -15,6 +15,7 @@ use http_body_util::Full;
 use crate::error::UpstreamErrorKind;
 use crate::telemetry::metrics::PairTelemetry;
 use crate::upstream::ResponseBody;
+use crate::upstream::h1client::passed::PassedFields;
 
 pub use sluice_io::Holding;
 
@@ -29,6 +30,15 @@ pub enum ProxyBody {
     Own(Full<Bytes>),
     /// A gRPC answer, streamed and watched.
     Grpc(GrpcBody),
+}
+
+impl crate::downstream::h1::answer::Passing for ProxyBody {
+    fn take_passed(&mut self) -> Option<Box<PassedFields>> {
+        match self {
+            Self::Upstream(ResponseBody::H1(b)) => b.passed.take(),
+            _ => None,
+        }
+    }
 }
 
 impl From<Full<Bytes>> for ProxyBody {

@@ -63,7 +63,7 @@ async fn mirror_copy(
     .cloned() else {
         return;
     };
-    let result = send(&shared, &backend, &endpoint, req, forward).await;
+    let result = send(&shared, &backend, &endpoint, req, forward, false).await;
     let elapsed = started.elapsed();
     let outcome = Outcome::of(&result);
     if let Some(kind) = outcome.kind {

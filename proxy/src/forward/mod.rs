@@ -197,6 +197,9 @@ pub async fn handle(
         mirror::spawn_copy(&shared, route, m, copy, (downstream.clone(), append));
     }
 
+    // an answer the own HTTP/1.1 server writes may keep an HTTP/1.1 upstream's fields as they
+    // came, unless fields are added to it here
+    let pass = !by_hyper && !route.debug_headers;
     let mut endpoint = endpoint.clone();
     let mut result = attempt(
         &shared,
@@ -205,6 +208,7 @@ pub async fn handle(
         &mut req,
         forward,
         watch.as_deref(),
+        pass,
     )
     .await;
     // a connection that could not be made: another endpoint of the same backend
@@ -214,7 +218,7 @@ pub async fn handle(
     {
         tracing::debug!(backend = %backend.name, from = %endpoint.authority, to = %other.authority, "connect failed; trying another endpoint");
         endpoint = other;
-        result = attempt(&shared, target, &endpoint, &mut retry, forward, None).await;
+        result = attempt(&shared, target, &endpoint, &mut retry, forward, None, pass).await;
     }
     // failover: the canary failed the request; stable gets it, the canary keeps the failure
     let mut target = target;
@@ -240,7 +244,7 @@ pub async fn handle(
         tracing::info!(route = %route.name, canary = %backend.name, status = outcome.status, "canary failed; request sent to stable");
         target = stable;
         endpoint = stable_endpoint;
-        result = attempt(&shared, target, &endpoint, &mut retry, forward, None).await;
+        result = attempt(&shared, target, &endpoint, &mut retry, forward, None, pass).await;
     }
     let backend = &target.backend;
 

@@ -24,7 +24,8 @@ static FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// One exchange with one endpoint; records its outcome in the endpoint's health. A failure
 /// that `watch` (the streamed body's) blames on the client comes back as
-/// [`Error::Client`] and is not the endpoint's.
+/// [`Error::Client`] and is not the endpoint's. With `pass`, an HTTP/1.1 response's fields
+/// may be kept as they came (see [`send`]).
 pub async fn attempt(
     shared: &Shared,
     target: &Target,
@@ -32,11 +33,12 @@ pub async fn attempt(
     req: &mut Request<UpstreamBody>,
     forward: headers::ToForward<'_>,
     watch: Option<&BodyWatch>,
+    pass: bool,
 ) -> Result<Response<ResponseBody>, Error> {
     let backend = &target.backend;
     let taken = std::mem::replace(req, Request::new(Either::Right(Full::new(Bytes::new()))));
     let in_flight = InFlight::start(endpoint);
-    let result = send(shared, backend, endpoint, taken, forward).await;
+    let result = send(shared, backend, endpoint, taken, forward, pass).await;
     drop(in_flight);
     if let (Err(e), Some(w)) = (&result, watch)
         && let Some(kind) = w.blame(e)
@@ -72,16 +74,19 @@ pub async fn attempt(
 }
 
 /// Sends a request to one endpoint of a backend: on the endpoint's own kept connections for
-/// HTTP/1.1, through the general client (addressed by URI) for the other protocols.
+/// HTTP/1.1, through the general client (addressed by URI) for the other protocols. With
+/// `pass`, an HTTP/1.1 response's end-to-end fields are kept as they came, in its body and not
+/// in its map, when its head allows it: for an answer the own HTTP/1.1 server writes.
 pub async fn send(
     shared: &Shared,
     backend: &Backend,
     endpoint: &Arc<Endpoint>,
     mut req: Request<UpstreamBody>,
     forward: headers::ToForward<'_>,
+    pass: bool,
 ) -> Result<Response<ResponseBody>, Error> {
     if backend.protocol == sluice_api::table::UpstreamProtocol::Http1 {
-        return shared.upstreams.send_h1(endpoint, req, forward).await;
+        return shared.upstreams.send_h1(endpoint, req, forward, pass).await;
     }
     forward.apply(req.headers_mut());
     if matches!(

@@ -8,6 +8,7 @@
 //! client connection, which hands the connection over after a 101.
 
 pub mod codec;
+pub mod passed;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -129,7 +130,9 @@ fn failed(kind: UpstreamErrorKind, detail: impl Into<String>) -> Failed {
 }
 
 /// Sends `req` on `conn` (or, when `conn` turns out closed before answering and the body is
-/// held whole, on a connection from `connect`) and reads the response head.
+/// held whole, on a connection from `connect`) and reads the response head; with `pass`, its
+/// end-to-end fields are kept as they came when the head allows it (see [`passed`]), in the
+/// body's [`H1Body::passed`] and not in the response's map.
 pub async fn exchange<B, F, Fut>(
     conn: H1Conn,
     connect: F,
@@ -137,6 +140,7 @@ pub async fn exchange<B, F, Fut>(
     replacing: codec::Replacing<'_>,
     body: SendBody<B>,
     home: Home,
+    pass: bool,
 ) -> Result<Response<H1Body>, Error>
 where
     B: Body<Data = Bytes> + Unpin,
@@ -178,14 +182,14 @@ where
         SendBody::Streamed(b, _) => Some(b),
     };
     let first = match body {
-        None => one_exchange(&mut conn, &wire, None::<(B, RequestFraming)>, &method).await,
-        Some(b) => one_exchange(&mut conn, &wire, Some((b, framing)), &method).await,
+        None => one_exchange(&mut conn, &wire, None::<(B, RequestFraming)>, &method, pass).await,
+        Some(b) => one_exchange(&mut conn, &wire, Some((b, framing)), &method, pass).await,
     };
     let outcome = match first {
         Err(f) if f.stale && whole => {
             tracing::debug!(error = %f.error, "kept connection closed under the request; sending again");
             conn = connect().await?;
-            one_exchange(&mut conn, &wire, None::<(B, RequestFraming)>, &method).await
+            one_exchange(&mut conn, &wire, None::<(B, RequestFraming)>, &method, pass).await
         }
         other => other,
     };
@@ -198,6 +202,7 @@ where
         decoder: Decoder::new(length),
         keep,
         home,
+        passed: resp_head.passed,
     });
     *resp.status_mut() = resp_head.status;
     *resp.version_mut() = resp_head.version;
@@ -215,6 +220,7 @@ async fn one_exchange<B>(
     wire: &[u8],
     streamed: Option<(B, RequestFraming)>,
     method: &Method,
+    pass: bool,
 ) -> Result<(codec::ResponseHead, BodyLength, bool), Failed>
 where
     B: Body<Data = Bytes> + Unpin,
@@ -244,7 +250,7 @@ where
     let mut sent = false;
     let head = loop {
         if sent {
-            break read_head(&mut reader, buf, resend_after_write).await?;
+            break read_head(&mut reader, buf, resend_after_write, pass).await?;
         }
         tokio::select! {
             biased;
@@ -252,7 +258,7 @@ where
                 done?;
                 sent = true;
             }
-            head = read_head(&mut reader, buf, resend_after_write) => {
+            head = read_head(&mut reader, buf, resend_after_write, pass) => {
                 // an answer before the whole body went: the connection is not kept after it
                 let mut head = head?;
                 let (length, _) = codec::response_body(method, &mut head)
@@ -275,10 +281,11 @@ async fn read_head(
     reader: &mut tokio::net::tcp::ReadHalf<'_>,
     buf: &mut BytesMut,
     resendable: bool,
+    pass: bool,
 ) -> Result<codec::ResponseHead, Failed> {
     loop {
         if !buf.is_empty()
-            && let Some(head) = codec::parse_response_head(buf)
+            && let Some(head) = codec::parse_response_head(buf, pass)
                 .map_err(|e| failed(UpstreamErrorKind::Protocol, e.0))?
         {
             return Ok(head);
@@ -383,6 +390,8 @@ pub struct H1Body {
     decoder: Decoder,
     keep: bool,
     home: Home,
+    /// The response's end-to-end fields as they came, when they were not put in its map.
+    pub passed: Option<Box<passed::PassedFields>>,
 }
 
 impl std::fmt::Debug for H1Body {

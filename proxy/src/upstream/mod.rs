@@ -219,12 +219,15 @@ impl Upstreams {
     /// Sends a request to an HTTP/1.1 endpoint on one of its kept connections, or a new one
     /// ([`crate::upstream::h1client`]); the connection goes back to the endpoint's pool when the
     /// response body has ended. A request asking for a protocol upgrade goes on a fresh
-    /// connection through hyper's client, which hands the connection over after a 101.
+    /// connection through hyper's client, which hands the connection over after a 101. With
+    /// `pass`, the response's end-to-end fields are kept as they came when its head allows it
+    /// (see [`h1client::passed`]).
     pub async fn send_h1(
         &self,
         endpoint: &Arc<Endpoint>,
         mut req: Request<UpstreamBody>,
         forward: ToForward<'_>,
+        pass: bool,
     ) -> Result<Response<ResponseBody>, Error> {
         if req.headers().contains_key(http::header::UPGRADE) {
             forward.apply(req.headers_mut());
@@ -270,7 +273,7 @@ impl Upstreams {
         // boxed: the exchange's state is large, and every future that holds it inline is
         // moved (copied) as it is built up the request path
         let exchange = Box::pin(h1client::exchange(
-            conn, connect, head, replacing, body, home,
+            conn, connect, head, replacing, body, home, pass,
         ));
         // the worker's coarse deadline list, not a timer per request
         match crate::upstream::deadline::timeout(self.request_timeout, exchange).await {

@@ -4,10 +4,23 @@
 //! clients see no difference between the two paths. Pure: no IO, no clock (the `Date` value
 //! is given).
 
+use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
 use http::{HeaderMap, StatusCode};
 
 use crate::upstream::h1client::codec::itoa;
+use crate::upstream::h1client::passed::{Kind, PassedFields};
+
+/// An answer's body that may carry the answer's fields as an HTTP/1.1 upstream sent them
+/// ([`PassedFields`]), to be written from those bytes rather than from the answer's map.
+pub trait Passing {
+    /// The fields kept as they came, taken (`None` when the map holds them all).
+    fn take_passed(&mut self) -> Option<Box<PassedFields>> {
+        None
+    }
+}
+
+impl Passing for http_body_util::Full<Bytes> {}
 
 /// How an answer's body goes on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,18 +46,24 @@ pub enum BodyHint {
 
 /// How the answer's head frames its body, and the length field to add (none when the head
 /// has one, or has no body).
+/// The answer's fields are in `passed` (see [`encode_head`]) and in `headers`.
 pub fn framing(
     status: StatusCode,
     headers: &HeaderMap,
+    passed: Option<&PassedFields>,
     to_head: bool,
     hint: BodyHint,
 ) -> (BodyFraming, Option<u64>) {
     let no_body_status = status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
-    let stated = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| crate::downstream::framing::parse_length(v.as_bytes()));
+    // the passed fields come first when written, and have no Transfer-Encoding
+    let stated = match passed.filter(|p| p.has_length()) {
+        Some(p) => p.stated_length(),
+        None => headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| crate::downstream::framing::parse_length(v.as_bytes())),
+    };
     let from_body = match hint {
         BodyHint::Ended => Some(0),
         BodyHint::Exact(n) => Some(n),
@@ -72,9 +91,12 @@ pub fn framing(
 /// Writes the status line and the fields of an answer into `out`. `framing` and `length`
 /// are [`framing`]'s; `close` adds `connection: close` when the fields do not say it;
 /// `date` is the `Date` value, added when the fields have none.
+/// The fields are those in `passed` (written first, their names in lower case as the map's
+/// are) and those in `headers`.
 pub fn encode_head(
     status: StatusCode,
     headers: &HeaderMap,
+    passed: Option<&PassedFields>,
     (framing, length): (BodyFraming, Option<u64>),
     close: bool,
     date: &[u8],
@@ -89,6 +111,19 @@ pub fn encode_head(
         status.is_informational() || status == StatusCode::NO_CONTENT
     };
     let (mut has_connection, mut has_date) = (false, false);
+    for (name, value, kind) in passed.into_iter().flat_map(PassedFields::iter) {
+        // the same rules as below; a passed field is never hop-by-hop
+        if kind == Kind::ContentLength && (no_length || framing == BodyFraming::Chunked) {
+            continue;
+        }
+        has_date |= kind == Kind::Date;
+        let at = out.len();
+        out.extend_from_slice(name);
+        out[at..].make_ascii_lowercase();
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
     for (name, value) in headers {
         // the framing is this server's to say: a stated transfer coding is replaced by its
         // own, and a 1xx or 204 carries no length

@@ -21,7 +21,7 @@ use http_body::Body;
 use http_body_util::BodyExt as _;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadHalf};
 
-use super::answer::{self, BodyFraming, BodyHint};
+use super::answer::{self, BodyFraming, BodyHint, Passing};
 use super::date;
 use super::head::{self, Limits, Parsed};
 use super::reader::{self, OwnBody, Reader};
@@ -71,7 +71,7 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: FnMut(Request<RequestBody>) -> F,
     F: Future<Output = Response<B>>,
-    B: Body<Data = Bytes>,
+    B: Body<Data = Bytes> + Passing,
     B::Error: std::fmt::Display,
 {
     let (rd, mut wr) = tokio::io::split(io);
@@ -192,10 +192,11 @@ async fn write_answer<W, B>(
 ) -> io::Result<()>
 where
     W: AsyncWrite + Unpin,
-    B: Body<Data = Bytes>,
+    B: Body<Data = Bytes> + Passing,
     B::Error: std::fmt::Display,
 {
-    let (parts, body) = resp.into_parts();
+    let (parts, mut body) = resp.into_parts();
+    let passed = body.take_passed();
     let hint = if body.is_end_stream() {
         BodyHint::Ended
     } else {
@@ -203,10 +204,11 @@ where
             .exact()
             .map_or(BodyHint::Unknown, BodyHint::Exact)
     };
-    let framing = answer::framing(parts.status, &parts.headers, to_head, hint);
+    let passed = passed.as_deref();
+    let framing = answer::framing(parts.status, &parts.headers, passed, to_head, hint);
     out.clear();
     date::with_date(SystemTime::now(), |d| {
-        answer::encode_head(parts.status, &parts.headers, framing, close, d, out);
+        answer::encode_head(parts.status, &parts.headers, passed, framing, close, d, out);
     });
     let mut left = match framing.0 {
         BodyFraming::Nothing => {

@@ -8,6 +8,9 @@ use bytes::{Buf as _, Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, StatusCode, Version};
 
+use super::passed::Collect;
+pub use super::passed::PassedFields;
+
 /// The most bytes a response head (or a chunked body's trailers) may take.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// The most header fields a response head may carry.
@@ -123,8 +126,10 @@ pub struct ResponseHead {
     pub status: StatusCode,
     /// HTTP/1.0 or HTTP/1.1.
     pub version: Version,
-    /// The header fields, in order.
+    /// The header fields, in order; empty when they are [`passed`](Self::passed).
     pub headers: HeaderMap,
+    /// The end-to-end fields on the head's bytes, when asked for and the head allows it.
+    pub passed: Option<Box<PassedFields>>,
     /// What its framing fields say, noted as it was parsed.
     framing: FramingFields,
 }
@@ -184,8 +189,13 @@ impl FramingFields {
 
 /// Reads a response head from the front of `buf`: `Ok(None)` when more bytes are needed; on
 /// success the head's bytes are taken out of `buf`. Interim (1xx) heads other than 101 are
-/// skipped, as a proxy that does not pass them on must.
-pub fn parse_response_head(buf: &mut BytesMut) -> Result<Option<ResponseHead>, ProtocolError> {
+/// skipped, as a proxy that does not pass them on must. With `pass`, the end-to-end fields
+/// are kept as they came ([`ResponseHead::passed`]) when the head allows it, and no map is
+/// built.
+pub fn parse_response_head(
+    buf: &mut BytesMut,
+    pass: bool,
+) -> Result<Option<ResponseHead>, ProtocolError> {
     loop {
         // room for the fields left uninitialised: filling 128 empty ones cost more than
         // parsing a small head
@@ -219,28 +229,52 @@ pub fn parse_response_head(buf: &mut BytesMut) -> Result<Option<ResponseHead>, P
         } else {
             Version::HTTP_11
         };
+        if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
+            buf.advance(n);
+            continue;
+        }
         // one copy of the head, and every value a slice of it: one allocation, not one each
         let head = Bytes::copy_from_slice(&buf[..n]);
         let base = buf.as_ptr() as usize;
-        let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+        // httparse's slices are of `buf` (an empty one is placed nowhere in particular)
+        let at = |s: &[u8]| match s.len() {
+            0 => 0,
+            len => (s.as_ptr() as usize).wrapping_sub(base).min(n - len),
+        };
         let mut framing = FramingFields::default();
-        for f in parsed.headers.iter() {
-            framing.note(f.name, f.value);
-            let name = HeaderName::from_bytes(f.name.as_bytes())
-                .or_else(|_| bad(format!("invalid header name {:?}", f.name)))?;
-            let at = f.value.as_ptr() as usize - base;
-            let value = HeaderValue::from_maybe_shared(head.slice(at..at + f.value.len()))
-                .or_else(|_| bad(format!("invalid value for header {:?}", f.name)))?;
-            headers.append(name, value);
+        let mut passed = None;
+        if pass {
+            let mut collect = Collect::with_capacity(parsed.headers.len());
+            for f in parsed.headers.iter() {
+                framing.note(f.name, f.value);
+                collect.field(f.name, f.value, at(f.name.as_bytes()), at(f.value));
+            }
+            match collect.finish(head.clone(), status) {
+                Ok(p) => passed = Some(Box::new(p)),
+                Err(why) => tracing::trace!(why, "response fields read into a map"),
+            }
+        }
+        let mut headers = HeaderMap::new();
+        if passed.is_none() {
+            headers.reserve(parsed.headers.len());
+            for f in parsed.headers.iter() {
+                if !pass {
+                    framing.note(f.name, f.value);
+                }
+                let name = HeaderName::from_bytes(f.name.as_bytes())
+                    .or_else(|_| bad(format!("invalid header name {:?}", f.name)))?;
+                let at = at(f.value);
+                let value = HeaderValue::from_maybe_shared(head.slice(at..at + f.value.len()))
+                    .or_else(|_| bad(format!("invalid value for header {:?}", f.name)))?;
+                headers.append(name, value);
+            }
         }
         buf.advance(n);
-        if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
-            continue;
-        }
         return Ok(Some(ResponseHead {
             status,
             version,
             headers,
+            passed,
             framing,
         }));
     }

@@ -97,7 +97,7 @@ fn chunks_and_the_last_chunk_with_trailers() {
 
 fn parse(bytes: &[u8]) -> (Result<Option<ResponseHead>, ProtocolError>, BytesMut) {
     let mut buf = BytesMut::from(bytes);
-    let r = parse_response_head(&mut buf);
+    let r = parse_response_head(&mut buf, false);
     (r, buf)
 }
 
@@ -161,7 +161,7 @@ fn malformed_and_oversized_heads_are_errors() {
 
 fn framing(method: Method, head: &[u8]) -> Result<(BodyLength, bool, ResponseHead), ProtocolError> {
     let mut buf = BytesMut::from(head);
-    let mut h = parse_response_head(&mut buf)?.unwrap();
+    let mut h = parse_response_head(&mut buf, false)?.unwrap();
     let (l, keep) = response_body(&method, &mut h)?;
     Ok((l, keep, h))
 }

@@ -121,7 +121,7 @@ where
     B::Error: std::fmt::Display,
 {
     let replacing = codec::Replacing::default();
-    exchange(conn, || fresh(addr), req, replacing, body, home(e)).await
+    exchange(conn, || fresh(addr), req, replacing, body, home(e), false).await
 }
 
 fn assert_closed(err: &Error) {

@@ -19,10 +19,60 @@ fn head(
 ) -> (BodyFraming, String) {
     let status = StatusCode::from_u16(status).unwrap();
     let h = map(pairs);
-    let f = framing(status, &h, to_head, hint);
+    let f = framing(status, &h, None, to_head, hint);
     let mut out = Vec::new();
-    encode_head(status, &h, f, close, b"D", &mut out);
-    (f.0, String::from_utf8(out).unwrap())
+    encode_head(status, &h, None, f, close, b"D", &mut out);
+    let text = String::from_utf8(out).unwrap();
+    // the same fields passed as an upstream sent them make the same head
+    if let Some(p) = passed(status, pairs) {
+        let empty = HeaderMap::new();
+        let pf = framing(status, &empty, Some(&p), to_head, hint);
+        let mut out = Vec::new();
+        encode_head(status, &empty, Some(&p), pf, close, b"D", &mut out);
+        assert_eq!((pf, String::from_utf8(out).unwrap()), (f, text.clone()));
+    }
+    (f.0, text)
+}
+
+/// The fields as a head's passed fields, when they all pass (none hop-by-hop).
+fn passed(status: StatusCode, pairs: &[(&str, &str)]) -> Option<PassedFields> {
+    let mut bytes = Vec::new();
+    let mut c = crate::upstream::h1client::passed::Collect::with_capacity(pairs.len());
+    for (n, v) in pairs {
+        let name_at = bytes.len();
+        bytes.extend_from_slice(n.as_bytes());
+        bytes.extend_from_slice(b": ");
+        let value_at = bytes.len();
+        bytes.extend_from_slice(v.as_bytes());
+        bytes.extend_from_slice(b"\r\n");
+        c.field(n, v.as_bytes(), name_at, value_at);
+    }
+    let p = c.finish(Bytes::from(bytes), status).ok()?;
+    (p.len() == pairs.len()).then_some(p)
+}
+
+#[test]
+fn passed_fields_are_written_in_lower_case_before_the_map_s() {
+    let status = StatusCode::OK;
+    let p = passed(
+        status,
+        &[
+            ("Content-Type", "text/plain"),
+            ("Content-Length", "2"),
+            ("Date", "E"),
+        ],
+    )
+    .unwrap();
+    let h = map(&[("x-extra", "1")]);
+    let f = framing(status, &h, Some(&p), false, BodyHint::Unknown);
+    assert_eq!(f, (BodyFraming::Sized(2), None));
+    let mut out = Vec::new();
+    encode_head(status, &h, Some(&p), f, true, b"D", &mut out);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\ndate: E\r\n\
+         x-extra: 1\r\nconnection: close\r\n\r\n"
+    );
 }
 
 #[test]

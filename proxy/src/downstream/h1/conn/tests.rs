@@ -18,6 +18,8 @@ const LIMITS: Limits = Limits {
 /// A body of frames given in advance, of a length it does not tell.
 struct Frames(VecDeque<Frame<Bytes>>);
 
+impl crate::downstream::h1::answer::Passing for Frames {}
+
 impl Body for Frames {
     type Data = Bytes;
     type Error = std::convert::Infallible;
@@ -59,7 +61,7 @@ fn start<H, F, B>(
 where
     H: FnMut(Request<RequestBody>) -> F + Send + 'static,
     F: Future<Output = Response<B>> + Send,
-    B: Body<Data = Bytes> + Send,
+    B: Body<Data = Bytes> + Send + crate::downstream::h1::answer::Passing,
     B::Data: Send,
     B::Error: std::fmt::Display + Send,
 {
