@@ -33,7 +33,7 @@ pub enum ProxyBody {
 }
 
 impl crate::downstream::h1::answer::Passing for ProxyBody {
-    fn take_passed(&mut self) -> Option<Box<PassedFields>> {
+    fn take_passed(&mut self) -> Option<PassedFields> {
         match self {
             Self::Upstream(ResponseBody::H1(b)) => b.passed.take(),
             _ => None,

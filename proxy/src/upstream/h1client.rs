@@ -391,7 +391,7 @@ pub struct H1Body {
     keep: bool,
     home: Home,
     /// The response's end-to-end fields as they came, when they were not put in its map.
-    pub passed: Option<Box<passed::PassedFields>>,
+    pub passed: Option<passed::PassedFields>,
 }
 
 impl std::fmt::Debug for H1Body {

@@ -15,7 +15,7 @@ use crate::upstream::h1client::passed::{Kind, PassedFields};
 /// ([`PassedFields`]), to be written from those bytes rather than from the answer's map.
 pub trait Passing {
     /// The fields kept as they came, taken (`None` when the map holds them all).
-    fn take_passed(&mut self) -> Option<Box<PassedFields>> {
+    fn take_passed(&mut self) -> Option<PassedFields> {
         None
     }
 }

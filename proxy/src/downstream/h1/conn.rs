@@ -204,7 +204,7 @@ where
             .exact()
             .map_or(BodyHint::Unknown, BodyHint::Exact)
     };
-    let passed = passed.as_deref();
+    let passed = passed.as_ref();
     let framing = answer::framing(parts.status, &parts.headers, passed, to_head, hint);
     out.clear();
     date::with_date(SystemTime::now(), |d| {

@@ -129,7 +129,7 @@ pub struct ResponseHead {
     /// The header fields, in order; empty when they are [`passed`](Self::passed).
     pub headers: HeaderMap,
     /// The end-to-end fields on the head's bytes, when asked for and the head allows it.
-    pub passed: Option<Box<PassedFields>>,
+    pub passed: Option<PassedFields>,
     /// What its framing fields say, noted as it was parsed.
     framing: FramingFields,
 }
@@ -233,8 +233,6 @@ pub fn parse_response_head(
             buf.advance(n);
             continue;
         }
-        // one copy of the head, and every value a slice of it: one allocation, not one each
-        let head = Bytes::copy_from_slice(&buf[..n]);
         let base = buf.as_ptr() as usize;
         // httparse's slices are of `buf` (an empty one is placed nowhere in particular)
         let at = |s: &[u8]| match s.len() {
@@ -244,18 +242,20 @@ pub fn parse_response_head(
         let mut framing = FramingFields::default();
         let mut passed = None;
         if pass {
-            let mut collect = Collect::with_capacity(parsed.headers.len());
+            let mut collect = Collect::new(&buf[..n], parsed.headers.len());
             for f in parsed.headers.iter() {
                 framing.note(f.name, f.value);
                 collect.field(f.name, f.value, at(f.name.as_bytes()), at(f.value));
             }
-            match collect.finish(head.clone(), status) {
-                Ok(p) => passed = Some(Box::new(p)),
+            match collect.finish(status) {
+                Ok(p) => passed = Some(p),
                 Err(why) => tracing::trace!(why, "response fields read into a map"),
             }
         }
         let mut headers = HeaderMap::new();
         if passed.is_none() {
+            // one copy of the head, and every value a slice of it: one allocation, not one each
+            let head = Bytes::copy_from_slice(&buf[..n]);
             headers.reserve(parsed.headers.len());
             for f in parsed.headers.iter() {
                 if !pass {

@@ -8,8 +8,6 @@
 //! `Connection` field naming other fields, `TE`, `Transfer-Encoding` beside `Content-Length`,
 //! gRPC, a 101) is read into a map instead; see [`Collect::finish`]. Pure: no IO.
 
-use bytes::Bytes;
-
 /// What a kept field is to the answer's writer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -21,52 +19,72 @@ pub enum Kind {
     Other,
 }
 
-/// One kept field: where its name and value lie in the head.
-#[derive(Debug, Clone, Copy)]
-struct Field {
-    name: (u32, u32),
-    value: (u32, u32),
-    kind: Kind,
-}
+/// A kept field's record: its name's and its value's offset and length in the head (a head
+/// is at most 64 KiB), and its kind.
+const RECORD: usize = 9;
+/// What follows the records: the stated length (8 bytes), its flags (1), the number of
+/// records (2) and the head's length (4).
+const TRAILER: usize = 15;
+const HAS_LENGTH: u8 = 1;
+const STATES_LENGTH: u8 = 2;
 
-/// The end-to-end fields of a response head, on the head's bytes.
+/// The end-to-end fields of a response head, in one allocation: a copy of the head, a record
+/// per kept field, and a trailer (see [`RECORD`], [`TRAILER`]). One allocation where a map
+/// takes two and the head's copy a third.
 #[derive(Debug, Clone)]
-pub struct PassedFields {
-    head: Bytes,
-    fields: Vec<Field>,
-    /// The first `Content-Length` when it is digits only.
-    length: Option<u64>,
-    /// A `Content-Length` field is kept.
-    has_length: bool,
-}
+pub struct PassedFields(Box<[u8]>);
 
 impl PassedFields {
-    /// The fields in order: name (as sent), value, kind.
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8], Kind)> {
-        let at = |(at, len): (u32, u32)| &self.head[at as usize..(at + len) as usize];
-        self.fields
-            .iter()
-            .map(move |f| (at(f.name), at(f.value), f.kind))
+    fn trailer(&self) -> &[u8] {
+        &self.0[self.0.len() - TRAILER..]
     }
 
-    /// The length the fields state (the first `Content-Length`, digits only).
+    fn records(&self) -> &[u8] {
+        let t = self.trailer();
+        let count = usize::from(u16::from_le_bytes([t[9], t[10]]));
+        let head = u32::from_le_bytes([t[11], t[12], t[13], t[14]]) as usize;
+        &self.0[head..head + count * RECORD]
+    }
+
+    /// The fields in order: name (as sent), value, kind.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8], Kind)> {
+        let bytes = &self.0;
+        self.records().chunks_exact(RECORD).map(move |r| {
+            let at = |i: usize| {
+                let start = usize::from(u16::from_le_bytes([r[i], r[i + 1]]));
+                let len = usize::from(u16::from_le_bytes([r[i + 2], r[i + 3]]));
+                &bytes[start..start + len]
+            };
+            let kind = match r[8] {
+                0 => Kind::ContentLength,
+                1 => Kind::Date,
+                _ => Kind::Other,
+            };
+            (at(0), at(4), kind)
+        })
+    }
+
+    /// The length the fields state (the first `Content-Length`, when it is digits only).
     pub fn stated_length(&self) -> Option<u64> {
-        self.length
+        let t = self.trailer();
+        (t[8] & STATES_LENGTH != 0).then(|| {
+            u64::from_le_bytes([t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]])
+        })
     }
 
     /// Whether a `Content-Length` field is kept (stating a length or not).
     pub fn has_length(&self) -> bool {
-        self.has_length
+        self.trailer()[8] & HAS_LENGTH != 0
     }
 
     /// How many fields are kept.
     pub fn len(&self) -> usize {
-        self.fields.len()
+        self.records().len() / RECORD
     }
 
     /// Whether no field is kept.
     pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+        self.len() == 0
     }
 }
 
@@ -84,7 +102,9 @@ const HOP_BY_HOP: [&[u8]; 7] = [
 /// Gathers the fields of one head as they are parsed.
 #[derive(Debug)]
 pub struct Collect {
-    fields: Vec<Field>,
+    /// The head, then the records so far; its capacity is the whole allocation's.
+    bytes: Vec<u8>,
+    head: usize,
     length: Option<u64>,
     content_length: bool,
     transfer_encoding: bool,
@@ -93,14 +113,17 @@ pub struct Collect {
 }
 
 impl Collect {
-    /// Room for `n` fields.
-    pub fn with_capacity(n: usize) -> Self {
+    /// For the fields of `head` (at most 64 KiB), `fields` of them at most.
+    pub fn new(head: &[u8], fields: usize) -> Self {
+        let mut bytes = Vec::with_capacity(head.len() + fields * RECORD + TRAILER);
+        bytes.extend_from_slice(head);
         Self {
-            fields: Vec::with_capacity(n),
+            bytes,
+            head: head.len(),
             length: None,
             content_length: false,
             transfer_encoding: false,
-            refused: None,
+            refused: (head.len() > usize::from(u16::MAX)).then_some("a head over 64 KiB"),
         }
     }
 
@@ -136,9 +159,9 @@ impl Collect {
                 self.length = crate::downstream::framing::parse_length(value);
             }
             self.content_length = true;
-            Kind::ContentLength
+            0
         } else if n.eq_ignore_ascii_case(b"date") {
-            Kind::Date
+            1
         } else if n.eq_ignore_ascii_case(b"te") {
             self.refused = Some("TE");
             return;
@@ -147,21 +170,17 @@ impl Collect {
                 self.refused = Some("gRPC");
                 return;
             }
-            Kind::Other
+            2
         };
-        self.fields.push(Field {
-            name: (name_at as u32, n.len() as u32),
-            value: (value_at as u32, value.len() as u32),
-            kind,
-        });
+        // within the head, which is at most 64 KiB (see `new`)
+        for x in [name_at, n.len(), value_at, value.len()] {
+            self.bytes.extend_from_slice(&(x as u16).to_le_bytes());
+        }
+        self.bytes.push(kind);
     }
 
-    /// The fields on `head` (the bytes the offsets are of), or why they go into a map instead.
-    pub fn finish(
-        self,
-        head: Bytes,
-        status: http::StatusCode,
-    ) -> Result<PassedFields, &'static str> {
+    /// The fields, or why they go into a map instead.
+    pub fn finish(mut self, status: http::StatusCode) -> Result<PassedFields, &'static str> {
         if let Some(why) = self.refused {
             return Err(why);
         }
@@ -171,12 +190,18 @@ impl Collect {
         if self.transfer_encoding && self.content_length {
             return Err("Transfer-Encoding beside Content-Length");
         }
-        Ok(PassedFields {
-            head,
-            fields: self.fields,
-            length: self.length,
-            has_length: self.content_length,
-        })
+        let count = (self.bytes.len() - self.head) / RECORD;
+        // the room of the fields left out filled, so that the allocation is kept as it is
+        self.bytes.resize(self.bytes.capacity() - TRAILER, 0);
+        self.bytes
+            .extend_from_slice(&self.length.unwrap_or(0).to_le_bytes());
+        let flags = if self.content_length { HAS_LENGTH } else { 0 }
+            | if self.length.is_some() { STATES_LENGTH } else { 0 };
+        self.bytes.push(flags);
+        self.bytes.extend_from_slice(&(count as u16).to_le_bytes());
+        self.bytes
+            .extend_from_slice(&(self.head as u32).to_le_bytes());
+        Ok(PassedFields(self.bytes.into_boxed_slice()))
     }
 }
 
@@ -186,17 +211,20 @@ mod tests {
 
     fn collect(fields: &[(&str, &str)]) -> Result<PassedFields, &'static str> {
         let mut head = Vec::new();
-        let mut c = Collect::with_capacity(fields.len());
+        let mut at = Vec::new();
         for (n, v) in fields {
             let name_at = head.len();
             head.extend_from_slice(n.as_bytes());
             head.extend_from_slice(b": ");
-            let value_at = head.len();
+            at.push((name_at, head.len()));
             head.extend_from_slice(v.as_bytes());
             head.extend_from_slice(b"\r\n");
+        }
+        let mut c = Collect::new(&head, fields.len());
+        for ((n, v), (name_at, value_at)) in fields.iter().zip(at) {
             c.field(n, v.as_bytes(), name_at, value_at);
         }
-        c.finish(Bytes::from(head), http::StatusCode::OK)
+        c.finish(http::StatusCode::OK)
     }
 
     fn names(p: &PassedFields) -> Vec<(String, String, Kind)> {
@@ -275,8 +303,7 @@ mod tests {
             collect(&[("Transfer-Encoding", "chunked"), ("Content-Length", "3")]).unwrap_err(),
             "Transfer-Encoding beside Content-Length"
         );
-        let interim =
-            Collect::with_capacity(0).finish(Bytes::new(), http::StatusCode::SWITCHING_PROTOCOLS);
+        let interim = Collect::new(b"", 0).finish(http::StatusCode::SWITCHING_PROTOCOLS);
         assert_eq!(interim.unwrap_err(), "an interim answer");
     }
 
