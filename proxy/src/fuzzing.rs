@@ -179,6 +179,24 @@ fn passed_fields_agree(bytes: &[u8]) {
             .unwrap_or(usize::MAX)
     });
     assert_eq!(from_map, in_map_order, "the fields differ");
+    // what the answer's writer takes says the same
+    let written: Vec<(Vec<u8>, Vec<u8>)> = passed
+        .lines()
+        .map(|(line, _)| match line {
+            crate::upstream::h1client::passed::Line::AsIs(l) => {
+                let colon = l
+                    .iter()
+                    .position(|&b| b == b':')
+                    .expect("a line with no colon");
+                assert_eq!(&l[colon..colon + 2], b": ");
+                (l[..colon].to_ascii_lowercase(), l[colon + 2..].to_vec())
+            }
+            crate::upstream::h1client::passed::Line::Parts { name, value } => {
+                (name.to_ascii_lowercase(), value.to_vec())
+            }
+        })
+        .collect();
+    assert_eq!(written, from_passed, "the lines written differ");
     let stated = mapped
         .headers
         .get(http::header::CONTENT_LENGTH)

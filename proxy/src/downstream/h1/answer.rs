@@ -9,7 +9,7 @@ use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
 use http::{HeaderMap, StatusCode};
 
 use crate::upstream::h1client::codec::itoa;
-use crate::upstream::h1client::passed::{Kind, PassedFields};
+use crate::upstream::h1client::passed::{Kind, Line, PassedFields};
 
 /// An answer's body that may carry the answer's fields as an HTTP/1.1 upstream sent them
 /// ([`PassedFields`]), to be written from those bytes rather than from the answer's map.
@@ -91,8 +91,8 @@ pub fn framing(
 /// Writes the status line and the fields of an answer into `out`. `framing` and `length`
 /// are [`framing`]'s; `close` adds `connection: close` when the fields do not say it;
 /// `date` is the `Date` value, added when the fields have none.
-/// The fields are those in `passed` (written first, their names in lower case as the map's
-/// are) and those in `headers`.
+/// The fields are those in `passed` (written first, their names in the case the upstream
+/// gave them, as nginx passes them) and those in `headers`.
 pub fn encode_head(
     status: StatusCode,
     headers: &HeaderMap,
@@ -111,17 +111,20 @@ pub fn encode_head(
         status.is_informational() || status == StatusCode::NO_CONTENT
     };
     let (mut has_connection, mut has_date) = (false, false);
-    for (name, value, kind) in passed.into_iter().flat_map(PassedFields::iter) {
+    for (line, kind) in passed.into_iter().flat_map(PassedFields::lines) {
         // the same rules as below; a passed field is never hop-by-hop
         if kind == Kind::ContentLength && (no_length || framing == BodyFraming::Chunked) {
             continue;
         }
         has_date |= kind == Kind::Date;
-        let at = out.len();
-        out.extend_from_slice(name);
-        out[at..].make_ascii_lowercase();
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
+        match line {
+            Line::AsIs(line) => out.extend_from_slice(line),
+            Line::Parts { name, value } => {
+                out.extend_from_slice(name);
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(value);
+            }
+        }
         out.extend_from_slice(b"\r\n");
     }
     for (name, value) in headers {

@@ -16,11 +16,14 @@ use std::mem::MaybeUninit;
 use bytes::{Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Uri, Version};
+use smallvec::SmallVec;
 
 use crate::downstream::framing;
 
 /// Heads of up to this many fields are parsed with room on the stack.
 const ON_STACK: usize = 100;
+/// Heads of up to this many fields have their places noted on the stack.
+const FIELDS_ON_STACK: usize = 16;
 
 /// The limits a head must keep.
 #[derive(Debug, Clone, Copy)]
@@ -111,7 +114,8 @@ pub fn parse(buf: &mut BytesMut, limits: Limits) -> Parsed {
         return Parsed::Elsewhere("a method http refuses");
     };
     let path = at(path.as_bytes());
-    let mut fields = Vec::with_capacity(req.headers.len());
+    // on the stack for the usual head: an allocation per request otherwise
+    let mut fields: SmallVec<[Field; FIELDS_ON_STACK]> = SmallVec::with_capacity(req.headers.len());
     let (mut body, mut close, mut trailers) = (None, false, false);
     for h in req.headers.iter() {
         let name = h.name.as_bytes();

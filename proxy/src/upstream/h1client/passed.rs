@@ -19,6 +19,31 @@ pub enum Kind {
     Other,
 }
 
+/// A field line as the answer's writer takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Line<'a> {
+    /// `name: value`, written as it is.
+    AsIs(&'a [u8]),
+    /// A name and a value, to write with `: ` between them.
+    Parts {
+        /// The name as sent.
+        name: &'a [u8],
+        /// The value.
+        value: &'a [u8],
+    },
+}
+
+/// A record's kind byte: the kind in the low bits, and whether the line is written as it is.
+const AS_IS: u8 = 0x80;
+
+fn kind_of(b: u8) -> Kind {
+    match b & !AS_IS {
+        0 => Kind::ContentLength,
+        1 => Kind::Date,
+        _ => Kind::Other,
+    }
+}
+
 /// A kept field's record: its name's and its value's offset and length in the head (a head
 /// is at most 64 KiB), and its kind.
 const RECORD: usize = 9;
@@ -55,21 +80,35 @@ impl PassedFields {
                 let len = usize::from(u16::from_le_bytes([r[i + 2], r[i + 3]]));
                 &bytes[start..start + len]
             };
-            let kind = match r[8] {
-                0 => Kind::ContentLength,
-                1 => Kind::Date,
-                _ => Kind::Other,
+            (at(0), at(4), kind_of(r[8]))
+        })
+    }
+
+    /// The fields in order as the answer's writer takes them: each line as it is in the
+    /// head when it can be written so (the name, `: ` and the value), else its name and
+    /// value; and its kind. Names keep the case the upstream gave them, as nginx passes them.
+    pub fn lines(&self) -> impl Iterator<Item = (Line<'_>, Kind)> {
+        let bytes = &self.0;
+        self.records().chunks_exact(RECORD).map(move |r| {
+            let n = |i: usize| usize::from(u16::from_le_bytes([r[i], r[i + 1]]));
+            let (name_at, name_len, value_at, value_len) = (n(0), n(2), n(4), n(6));
+            let line = if r[8] & AS_IS != 0 {
+                Line::AsIs(&bytes[name_at..value_at + value_len])
+            } else {
+                Line::Parts {
+                    name: &bytes[name_at..name_at + name_len],
+                    value: &bytes[value_at..value_at + value_len],
+                }
             };
-            (at(0), at(4), kind)
+            (line, kind_of(r[8]))
         })
     }
 
     /// The length the fields state (the first `Content-Length`, when it is digits only).
     pub fn stated_length(&self) -> Option<u64> {
         let t = self.trailer();
-        (t[8] & STATES_LENGTH != 0).then(|| {
-            u64::from_le_bytes([t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]])
-        })
+        (t[8] & STATES_LENGTH != 0)
+            .then(|| u64::from_le_bytes([t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]]))
     }
 
     /// Whether a `Content-Length` field is kept (stating a length or not).
@@ -172,11 +211,13 @@ impl Collect {
             }
             2
         };
+        let name_end = name_at + n.len();
+        let as_is = value_at == name_end + 2 && self.bytes.get(name_end..value_at) == Some(b": ");
         // within the head, which is at most 64 KiB (see `new`)
         for x in [name_at, n.len(), value_at, value.len()] {
             self.bytes.extend_from_slice(&(x as u16).to_le_bytes());
         }
-        self.bytes.push(kind);
+        self.bytes.push(if as_is { kind | AS_IS } else { kind });
     }
 
     /// The fields, or why they go into a map instead.
@@ -196,7 +237,11 @@ impl Collect {
         self.bytes
             .extend_from_slice(&self.length.unwrap_or(0).to_le_bytes());
         let flags = if self.content_length { HAS_LENGTH } else { 0 }
-            | if self.length.is_some() { STATES_LENGTH } else { 0 };
+            | if self.length.is_some() {
+                STATES_LENGTH
+            } else {
+                0
+            };
         self.bytes.push(flags);
         self.bytes.extend_from_slice(&(count as u16).to_le_bytes());
         self.bytes
@@ -266,6 +311,33 @@ mod tests {
         assert_eq!(p.stated_length(), Some(5));
         assert!(p.has_length());
         assert_eq!(p.len(), 5);
+    }
+
+    #[test]
+    fn lines_with_one_space_after_the_colon_are_written_as_they_are() {
+        let p = collect(&[("content-type", "text/plain"), ("X-Up", "1")]).unwrap();
+        let lines: Vec<Line<'_>> = p.lines().map(|(l, _)| l).collect();
+        assert_eq!(
+            lines,
+            vec![
+                Line::AsIs(b"content-type: text/plain"),
+                Line::AsIs(b"X-Up: 1"),
+            ]
+        );
+        // `name:value`, as a head may have it
+        let head = b"x-a:1\r\n";
+        let mut c = Collect::new(head, 1);
+        c.field("x-a", b"1", 0, 4);
+        let p = c.finish(http::StatusCode::OK).unwrap();
+        let (line, kind) = p.lines().next().unwrap();
+        assert_eq!(
+            line,
+            Line::Parts {
+                name: b"x-a",
+                value: b"1"
+            }
+        );
+        assert_eq!(kind, Kind::Other);
     }
 
     #[test]
