@@ -382,7 +382,7 @@ pub fn check_host(
 /// Whether a `Host` value is `host[:port]` (RFC 9110 §7.2): a registered name or IPv4 address
 /// of name characters, or an IPv6 literal in brackets, then digits after one colon. No user
 /// information, path, space or control character.
-fn valid_host(v: &[u8]) -> bool {
+pub fn valid_host(v: &[u8]) -> bool {
     let (name, port) = if let Some(rest) = v.strip_prefix(b"[") {
         let Some(end) = rest.iter().position(|&b| b == b']') else {
             return false;

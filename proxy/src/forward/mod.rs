@@ -46,16 +46,13 @@ pub async fn handle(
 ) -> Result<Response<ProxyBody>, Infallible> {
     let started = Instant::now();
     let client = downstream.addr;
-    // the own HTTP/1.1 server takes a head only with its framing settled and no upgrade
-    // asked (see `downstream::h1::head`); hyper's heads are checked here
+    // the own HTTP/1.1 server takes a head only with its framing settled, its host as
+    // `check_host` takes it and no upgrade asked (see `downstream::h1::head`); hyper's heads
+    // are checked here
     let by_hyper = matches!(req.body(), RequestBody::Hyper(_));
-    let framing = if by_hyper {
-        headers::check_framing(req.headers())
-    } else {
-        Ok(())
-    };
-    if let Err(why) =
-        framing.and_then(|()| headers::check_host(req.version(), req.uri(), req.headers()))
+    if by_hyper
+        && let Err(why) = headers::check_framing(req.headers())
+            .and_then(|()| headers::check_host(req.version(), req.uri(), req.headers()))
     {
         return Ok(refuse_framing(client, why));
     }

@@ -111,21 +111,23 @@ pub fn encode_head(
         status.is_informational() || status == StatusCode::NO_CONTENT
     };
     let (mut has_connection, mut has_date) = (false, false);
-    for (line, kind) in passed.into_iter().flat_map(PassedFields::lines) {
-        // the same rules as below; a passed field is never hop-by-hop
-        if kind == Kind::ContentLength && (no_length || framing == BodyFraming::Chunked) {
-            continue;
-        }
-        has_date |= kind == Kind::Date;
-        match line {
-            Line::AsIs(line) => out.extend_from_slice(line),
-            Line::Parts { name, value } => {
-                out.extend_from_slice(name);
-                out.extend_from_slice(b": ");
-                out.extend_from_slice(value);
+    if let Some(p) = passed {
+        for (line, kind) in p.lines() {
+            // the same rules as below; a passed field is never hop-by-hop
+            if kind == Kind::ContentLength && (no_length || framing == BodyFraming::Chunked) {
+                continue;
             }
+            has_date |= kind == Kind::Date;
+            match line {
+                Line::AsIs(line) => out.extend_from_slice(line),
+                Line::Parts { name, value } => {
+                    out.extend_from_slice(name);
+                    out.extend_from_slice(b": ");
+                    out.extend_from_slice(value);
+                }
+            }
+            out.extend_from_slice(b"\r\n");
         }
-        out.extend_from_slice(b"\r\n");
     }
     for (name, value) in headers {
         // the framing is this server's to say: a stated transfer coding is replaced by its

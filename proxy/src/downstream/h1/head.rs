@@ -4,7 +4,8 @@
 //! copies).
 //!
 //! This path takes only heads it can forward as they are: HTTP/1.1, no `Transfer-Encoding`,
-//! at most one `Content-Length` of digits only, no empty line before it, no upgrade, no CONNECT, no `Expect`, no line
+//! at most one `Content-Length` of digits only, no empty line before it, no upgrade, no
+//! CONNECT, no `Expect`, one `Host` that `headers::check_host` takes, no line
 //! ended by LF alone, within the head and field limits, and a target and fields that `http`
 //! takes. Any other head is [`Parsed::Elsewhere`]: the connection goes on under hyper from
 //! that request, from its first byte, where the framing scanner and hyper's own checks decide
@@ -18,7 +19,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Uri, Version};
 use smallvec::SmallVec;
 
-use crate::downstream::framing;
+use crate::downstream::{framing, headers};
 
 /// Heads of up to this many fields are parsed with room on the stack.
 const ON_STACK: usize = 100;
@@ -116,7 +117,7 @@ pub fn parse(buf: &mut BytesMut, limits: Limits) -> Parsed {
     let path = at(path.as_bytes());
     // on the stack for the usual head: an allocation per request otherwise
     let mut fields: SmallVec<[Field; FIELDS_ON_STACK]> = SmallVec::with_capacity(req.headers.len());
-    let (mut body, mut close, mut trailers) = (None, false, false);
+    let (mut body, mut close, mut trailers, mut host) = (None, false, false, false);
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"content-length") {
@@ -139,8 +140,18 @@ pub fn parse(buf: &mut BytesMut, limits: Limits) -> Parsed {
                     close = true;
                 } else if token.eq_ignore_ascii_case(b"upgrade") {
                     return Parsed::Elsewhere("an upgrade");
+                } else if token.eq_ignore_ascii_case(b"host") {
+                    return Parsed::Elsewhere("a Connection field naming Host");
                 }
             }
+        } else if name.eq_ignore_ascii_case(b"host") {
+            if host {
+                return Parsed::Elsewhere("several Host fields");
+            }
+            if !headers::valid_host(h.value) {
+                return Parsed::Elsewhere("a Host that is not a host and port");
+            }
+            host = true;
         } else if name.eq_ignore_ascii_case(b"te") {
             trailers |= tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"trailers"));
         }
@@ -148,6 +159,9 @@ pub fn parse(buf: &mut BytesMut, limits: Limits) -> Parsed {
             name: at(name),
             value: at(h.value),
         });
+    }
+    if !host {
+        return Parsed::Elsewhere("no Host");
     }
     if !lines_end_in_crlf(buf, path, &fields, len) {
         return Parsed::Elsewhere("a line ended by LF alone");

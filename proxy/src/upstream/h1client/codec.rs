@@ -8,8 +8,8 @@ use bytes::{Buf as _, Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, StatusCode, Version};
 
-use super::passed::Collect;
 pub use super::passed::PassedFields;
+use super::passed::{Collect, Framing};
 
 /// The most bytes a response head (or a chunked body's trailers) may take.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -156,21 +156,35 @@ enum ContentLength {
 
 impl FramingFields {
     fn note(&mut self, name: &str, value: &[u8]) {
+        let named = if name.eq_ignore_ascii_case("connection") {
+            Framing::Connection
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            Framing::TransferEncoding
+        } else if name.eq_ignore_ascii_case("content-length") {
+            Framing::ContentLength
+        } else {
+            return;
+        };
+        self.note_named(named, value);
+    }
+
+    /// Notes a field whose name is known to be one of the framing ones.
+    fn note_named(&mut self, named: Framing, value: &[u8]) {
         let tokens = || {
             value
                 .split(|&b| b == b',')
                 .map(<[u8]>::trim_ascii)
                 .filter(|t| !t.is_empty())
         };
-        if name.eq_ignore_ascii_case("connection") {
+        if named == Framing::Connection {
             self.close |= tokens().any(|t| t.eq_ignore_ascii_case(b"close"));
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+        } else if named == Framing::TransferEncoding {
             let last = tokens()
                 .next_back()
                 .map(|t| t.eq_ignore_ascii_case(b"chunked"));
             // a field with no coding leaves the last one as it was
             self.transfer_encoding = last.or(self.transfer_encoding).or(Some(false));
-        } else if name.eq_ignore_ascii_case("content-length") {
+        } else if named == Framing::ContentLength {
             for part in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                 let n =
                     (!part.is_empty() && part.len() <= 19 && part.iter().all(u8::is_ascii_digit))
@@ -244,8 +258,8 @@ pub fn parse_response_head(
         if pass {
             let mut collect = Collect::new(&buf[..n], parsed.headers.len());
             for f in parsed.headers.iter() {
-                framing.note(f.name, f.value);
-                collect.field(f.name, f.value, at(f.name.as_bytes()), at(f.value));
+                let named = collect.field(f.name, f.value, at(f.name.as_bytes()), at(f.value));
+                framing.note_named(named, f.value);
             }
             match collect.finish(status) {
                 Ok(p) => passed = Some(p),

@@ -8,6 +8,19 @@
 //! `Connection` field naming other fields, `TE`, `Transfer-Encoding` beside `Content-Length`,
 //! gRPC, a 101) is read into a map instead; see [`Collect::finish`]. Pure: no IO.
 
+/// Which of the fields that frame a body a field is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// `Connection`.
+    Connection,
+    /// `Transfer-Encoding`.
+    TransferEncoding,
+    /// `Content-Length`.
+    ContentLength,
+    /// None of them.
+    None,
+}
+
 /// What a kept field is to the answer's writer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -166,11 +179,9 @@ impl Collect {
         }
     }
 
-    /// Notes one field, its name and value at these offsets of the head.
-    pub fn field(&mut self, name: &str, value: &[u8], name_at: usize, value_at: usize) {
-        if self.refused.is_some() {
-            return;
-        }
+    /// Notes one field, its name and value at these offsets of the head; says which framing
+    /// field it is, if any, so that its name is compared once.
+    pub fn field(&mut self, name: &str, value: &[u8], name_at: usize, value_at: usize) -> Framing {
         let n = name.as_bytes();
         if n.eq_ignore_ascii_case(b"connection") {
             let nominates = value
@@ -182,35 +193,39 @@ impl Collect {
                         && !t.eq_ignore_ascii_case(b"keep-alive")
                 });
             if nominates {
-                self.refused = Some("a Connection field naming other fields");
+                self.refused
+                    .get_or_insert("a Connection field naming other fields");
             }
-            return;
+            return Framing::Connection;
         }
         if n.eq_ignore_ascii_case(b"transfer-encoding") {
             self.transfer_encoding = true;
-            return;
+            return Framing::TransferEncoding;
         }
         if HOP_BY_HOP.iter().any(|h| n.eq_ignore_ascii_case(h)) {
-            return;
+            return Framing::None;
         }
-        let kind = if n.eq_ignore_ascii_case(b"content-length") {
+        let (kind, named) = if n.eq_ignore_ascii_case(b"content-length") {
             if !self.content_length {
                 self.length = crate::downstream::framing::parse_length(value);
             }
             self.content_length = true;
-            0
+            (0, Framing::ContentLength)
         } else if n.eq_ignore_ascii_case(b"date") {
-            1
+            (1, Framing::None)
         } else if n.eq_ignore_ascii_case(b"te") {
-            self.refused = Some("TE");
-            return;
+            self.refused.get_or_insert("TE");
+            return Framing::None;
         } else {
             if n.eq_ignore_ascii_case(b"content-type") && value.starts_with(b"application/grpc") {
-                self.refused = Some("gRPC");
-                return;
+                self.refused.get_or_insert("gRPC");
+                return Framing::None;
             }
-            2
+            (2, Framing::None)
         };
+        if self.refused.is_some() {
+            return named;
+        }
         let name_end = name_at + n.len();
         let as_is = value_at == name_end + 2 && self.bytes.get(name_end..value_at) == Some(b": ");
         // within the head, which is at most 64 KiB (see `new`)
@@ -218,6 +233,7 @@ impl Collect {
             self.bytes.extend_from_slice(&(x as u16).to_le_bytes());
         }
         self.bytes.push(if as_is { kind | AS_IS } else { kind });
+        named
     }
 
     /// The fields, or why they go into a map instead.

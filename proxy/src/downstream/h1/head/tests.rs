@@ -146,6 +146,12 @@ fn every_head_this_path_does_not_take_is_left_whole_to_hyper() {
         "GET http://[::1 HTTP/1.1\r\nHost: x\r\n\r\n",
         "\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
         "\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nHost: x\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nhost: y\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: user@x\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nConnection: close, Host\r\n\r\n",
     ];
     for form in forms {
         elsewhere(form.as_bytes(), LIMITS);
