@@ -189,7 +189,8 @@ fn passed_fields_agree(bytes: &[u8]) {
                     .position(|&b| b == b':')
                     .expect("a line with no colon");
                 assert_eq!(&l[colon..colon + 2], b": ");
-                (l[..colon].to_ascii_lowercase(), l[colon + 2..].to_vec())
+                assert!(!l[..colon].iter().any(u8::is_ascii_uppercase));
+                (l[..colon].to_vec(), l[colon + 2..].to_vec())
             }
             crate::upstream::h1client::passed::Line::Parts { name, value } => {
                 (name.to_ascii_lowercase(), value.to_vec())

@@ -91,8 +91,8 @@ pub fn framing(
 /// Writes the status line and the fields of an answer into `out`. `framing` and `length`
 /// are [`framing`]'s; `close` adds `connection: close` when the fields do not say it;
 /// `date` is the `Date` value, added when the fields have none.
-/// The fields are those in `passed` (written first, their names in the case the upstream
-/// gave them, as nginx passes them) and those in `headers`.
+/// The fields are those in `passed` (written first, their names in lower case as the map's
+/// are) and those in `headers`.
 pub fn encode_head(
     status: StatusCode,
     headers: &HeaderMap,
@@ -121,7 +121,9 @@ pub fn encode_head(
             match line {
                 Line::AsIs(line) => out.extend_from_slice(line),
                 Line::Parts { name, value } => {
+                    let at = out.len();
                     out.extend_from_slice(name);
+                    out[at..].make_ascii_lowercase();
                     out.extend_from_slice(b": ");
                     out.extend_from_slice(value);
                 }

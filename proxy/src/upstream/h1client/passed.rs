@@ -37,7 +37,7 @@ pub enum Kind {
 pub enum Line<'a> {
     /// `name: value`, written as it is.
     AsIs(&'a [u8]),
-    /// A name and a value, to write with `: ` between them.
+    /// A name to write in lower case, as the map's names are, and a value.
     Parts {
         /// The name as sent.
         name: &'a [u8],
@@ -98,8 +98,8 @@ impl PassedFields {
     }
 
     /// The fields in order as the answer's writer takes them: each line as it is in the
-    /// head when it can be written so (the name, `: ` and the value), else its name and
-    /// value; and its kind. Names keep the case the upstream gave them, as nginx passes them.
+    /// head when it can be written so (a name in lower case, `: ` and the value), else its
+    /// name and value; and its kind.
     pub fn lines(&self) -> impl Iterator<Item = (Line<'_>, Kind)> {
         let bytes = &self.0;
         self.records().chunks_exact(RECORD).map(move |r| {
@@ -227,7 +227,11 @@ impl Collect {
             return named;
         }
         let name_end = name_at + n.len();
-        let as_is = value_at == name_end + 2 && self.bytes.get(name_end..value_at) == Some(b": ");
+        // a name with a capital goes out in lower case, as the map's names do
+        let capitals = n.iter().fold(false, |c, b| c | b.is_ascii_uppercase());
+        let as_is = !capitals
+            && value_at == name_end + 2
+            && self.bytes.get(name_end..value_at) == Some(b": ");
         // within the head, which is at most 64 KiB (see `new`)
         for x in [name_at, n.len(), value_at, value.len()] {
             self.bytes.extend_from_slice(&(x as u16).to_le_bytes());
@@ -330,14 +334,17 @@ mod tests {
     }
 
     #[test]
-    fn lines_with_one_space_after_the_colon_are_written_as_they_are() {
+    fn lines_in_lower_case_with_one_space_are_written_as_they_are() {
         let p = collect(&[("content-type", "text/plain"), ("X-Up", "1")]).unwrap();
         let lines: Vec<Line<'_>> = p.lines().map(|(l, _)| l).collect();
         assert_eq!(
             lines,
             vec![
                 Line::AsIs(b"content-type: text/plain"),
-                Line::AsIs(b"X-Up: 1"),
+                Line::Parts {
+                    name: b"X-Up",
+                    value: b"1"
+                },
             ]
         );
         // `name:value`, as a head may have it

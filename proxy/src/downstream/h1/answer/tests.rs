@@ -55,7 +55,7 @@ fn passed(status: StatusCode, pairs: &[(&str, &str)]) -> Option<PassedFields> {
 }
 
 #[test]
-fn passed_fields_are_written_as_the_upstream_named_them_before_the_map_s() {
+fn passed_fields_are_written_in_lower_case_before_the_map_s() {
     let status = StatusCode::OK;
     let p = passed(
         status,
@@ -73,7 +73,7 @@ fn passed_fields_are_written_as_the_upstream_named_them_before_the_map_s() {
     encode_head(status, &h, Some(&p), f, true, b"D", &mut out);
     assert_eq!(
         String::from_utf8(out).unwrap(),
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nDate: E\r\n\
+        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\ndate: E\r\n\
          x-extra: 1\r\nconnection: close\r\n\r\n"
     );
 }
