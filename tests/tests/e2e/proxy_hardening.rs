@@ -813,11 +813,10 @@ fn the_own_http1_server_and_hyper_answer_clients_alike() {
         "GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n".to_owned(),
         // an upstream's fields with capitals and hop-by-hop ones among them, twice on one
         // connection, and HEAD
-        format!(
-            "GET /raw HTTP/1.1\r\nHost: x\r\n\r\n\
-             HEAD /raw HTTP/1.1\r\nHost: x\r\n\r\n\
-             GET /raw/again HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        ),
+        "GET /raw HTTP/1.1\r\nHost: x\r\n\r\n\
+         HEAD /raw HTTP/1.1\r\nHost: x\r\n\r\n\
+         GET /raw/again HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            .to_owned(),
     ];
     for talk in &conversations {
         let mine = raw_all(own.addr, talk);
