@@ -270,26 +270,35 @@ impl Collect {
     }
 }
 
+/// The fields of a head made of `pairs` (each written `name: value`), for tests.
+#[cfg(test)]
+pub fn of_pairs(
+    pairs: &[(&str, &str)],
+    status: http::StatusCode,
+) -> Result<PassedFields, &'static str> {
+    let mut head = Vec::new();
+    let mut at = Vec::new();
+    for (n, v) in pairs {
+        let name_at = head.len();
+        head.extend_from_slice(n.as_bytes());
+        head.extend_from_slice(b": ");
+        at.push((name_at, head.len()));
+        head.extend_from_slice(v.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    let mut c = Collect::new(&head, pairs.len());
+    for ((n, v), (name_at, value_at)) in pairs.iter().zip(at) {
+        c.field(n, v.as_bytes(), name_at, value_at);
+    }
+    c.finish(status)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn collect(fields: &[(&str, &str)]) -> Result<PassedFields, &'static str> {
-        let mut head = Vec::new();
-        let mut at = Vec::new();
-        for (n, v) in fields {
-            let name_at = head.len();
-            head.extend_from_slice(n.as_bytes());
-            head.extend_from_slice(b": ");
-            at.push((name_at, head.len()));
-            head.extend_from_slice(v.as_bytes());
-            head.extend_from_slice(b"\r\n");
-        }
-        let mut c = Collect::new(&head, fields.len());
-        for ((n, v), (name_at, value_at)) in fields.iter().zip(at) {
-            c.field(n, v.as_bytes(), name_at, value_at);
-        }
-        c.finish(http::StatusCode::OK)
+        of_pairs(fields, http::StatusCode::OK)
     }
 
     fn names(p: &PassedFields) -> Vec<(String, String, Kind)> {

@@ -36,21 +36,7 @@ fn head(
 
 /// The fields as a head's passed fields, when they all pass (none hop-by-hop).
 fn passed(status: StatusCode, pairs: &[(&str, &str)]) -> Option<PassedFields> {
-    let mut bytes = Vec::new();
-    let mut at = Vec::new();
-    for (n, v) in pairs {
-        let name_at = bytes.len();
-        bytes.extend_from_slice(n.as_bytes());
-        bytes.extend_from_slice(b": ");
-        at.push((name_at, bytes.len()));
-        bytes.extend_from_slice(v.as_bytes());
-        bytes.extend_from_slice(b"\r\n");
-    }
-    let mut c = crate::upstream::h1client::passed::Collect::new(&bytes, pairs.len());
-    for ((n, v), (name_at, value_at)) in pairs.iter().zip(at) {
-        c.field(n, v.as_bytes(), name_at, value_at);
-    }
-    let p = c.finish(status).ok()?;
+    let p = crate::upstream::h1client::passed::of_pairs(pairs, status).ok()?;
     (p.len() == pairs.len()).then_some(p)
 }
 
