@@ -8,8 +8,7 @@ use bytes::{Buf as _, Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, StatusCode, Version};
 
-pub use super::passed::PassedFields;
-use super::passed::{Collect, Framing};
+use super::passed::{Collect, Framing, PassedFields};
 
 /// The most bytes a response head (or a chunked body's trailers) may take.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
