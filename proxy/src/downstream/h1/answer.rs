@@ -46,6 +46,7 @@ pub enum BodyHint {
 
 /// How the answer's head frames its body, and the length field to add (none when the head
 /// has one, or has no body).
+///
 /// The answer's fields are in `passed` (see [`encode_head`]) and in `headers`.
 pub fn framing(
     status: StatusCode,
@@ -91,6 +92,7 @@ pub fn framing(
 /// Writes the status line and the fields of an answer into `out`. `framing` and `length`
 /// are [`framing`]'s; `close` adds `connection: close` when the fields do not say it;
 /// `date` is the `Date` value, added when the fields have none.
+///
 /// The fields are those in `passed` (written first, their names in lower case as the map's
 /// are) and those in `headers`.
 pub fn encode_head(

@@ -8,6 +8,10 @@
 //! `Connection` field naming other fields, `TE`, `Transfer-Encoding` beside `Content-Length`,
 //! gRPC, a 101) is read into a map instead; see [`Collect::finish`]. Pure: no IO.
 
+use std::ops::Range;
+
+use crate::downstream::headers::HOP_BY_HOP;
+
 /// Which of the fields that frame a body a field is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
@@ -88,12 +92,8 @@ impl PassedFields {
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8], Kind)> {
         let bytes = &self.0;
         self.records().chunks_exact(RECORD).map(move |r| {
-            let at = |i: usize| {
-                let start = usize::from(u16::from_le_bytes([r[i], r[i + 1]]));
-                let len = usize::from(u16::from_le_bytes([r[i + 2], r[i + 3]]));
-                &bytes[start..start + len]
-            };
-            (at(0), at(4), kind_of(r[8]))
+            let (name, value, kind) = record(r);
+            (&bytes[name], &bytes[value], kind_of(kind))
         })
     }
 
@@ -103,17 +103,16 @@ impl PassedFields {
     pub fn lines(&self) -> impl Iterator<Item = (Line<'_>, Kind)> {
         let bytes = &self.0;
         self.records().chunks_exact(RECORD).map(move |r| {
-            let n = |i: usize| usize::from(u16::from_le_bytes([r[i], r[i + 1]]));
-            let (name_at, name_len, value_at, value_len) = (n(0), n(2), n(4), n(6));
-            let line = if r[8] & AS_IS != 0 {
-                Line::AsIs(&bytes[name_at..value_at + value_len])
+            let (name, value, kind) = record(r);
+            let line = if kind & AS_IS != 0 {
+                Line::AsIs(&bytes[name.start..value.end])
             } else {
                 Line::Parts {
-                    name: &bytes[name_at..name_at + name_len],
-                    value: &bytes[value_at..value_at + value_len],
+                    name: &bytes[name],
+                    value: &bytes[value],
                 }
             };
-            (line, kind_of(r[8]))
+            (line, kind_of(kind))
         })
     }
 
@@ -140,16 +139,12 @@ impl PassedFields {
     }
 }
 
-/// Hop-by-hop names, left out (as `strip_hop_by_hop` removes them).
-const HOP_BY_HOP: [&[u8]; 7] = [
-    b"connection",
-    b"keep-alive",
-    b"proxy-connection",
-    b"proxy-authenticate",
-    b"trailer",
-    b"transfer-encoding",
-    b"upgrade",
-];
+/// A record's name and value, as places in the head, and its kind byte.
+fn record(r: &[u8]) -> (Range<usize>, Range<usize>, u8) {
+    let n = |i: usize| usize::from(u16::from_le_bytes([r[i], r[i + 1]]));
+    let (name_at, value_at) = (n(0), n(4));
+    (name_at..name_at + n(2), value_at..value_at + n(6), r[8])
+}
 
 /// Gathers the fields of one head as they are parsed.
 #[derive(Debug)]
@@ -202,7 +197,11 @@ impl Collect {
             self.transfer_encoding = true;
             return Framing::TransferEncoding;
         }
-        if HOP_BY_HOP.iter().any(|h| n.eq_ignore_ascii_case(h)) {
+        // left out, as `strip_hop_by_hop` removes them from a map
+        if HOP_BY_HOP
+            .iter()
+            .any(|h| n.eq_ignore_ascii_case(h.as_str().as_bytes()))
+        {
             return Framing::None;
         }
         let (kind, named) = if n.eq_ignore_ascii_case(b"content-length") {
