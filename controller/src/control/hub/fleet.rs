@@ -94,7 +94,11 @@ impl Member {
 pub enum Arrival {
     /// The proxy was known, as this instance, and applied nothing new.
     Same,
-    /// Something changed (it joined, came back, applied a generation).
+    /// It applied a generation that an expected proxy still has not: nothing a decision waits
+    /// for has changed (a rollout waits for every expected proxy).
+    Applied,
+    /// Something a decision waits for changed: it joined or came back, or its generation
+    /// was the last one a publication waited for.
     News,
     /// The proxy reported as a new instance: its old instance's counters retire.
     Restarted,
@@ -203,7 +207,7 @@ impl Fleet {
                     .as_ref()
                     .is_some_and(|a| !same_applied(&old.applied, a)) =>
             {
-                Arrival::News
+                Arrival::Applied
             }
             Some(_) => Arrival::Same,
         };
@@ -229,8 +233,11 @@ impl Fleet {
                 );
             }
         }
-        self.settle_pending(now);
-        arrival
+        let completed = self.settle_pending(now);
+        match arrival {
+            Arrival::Applied if completed => Arrival::News,
+            other => other,
+        }
     }
 
     /// A proxy leaving on purpose; true when it was there.
@@ -315,14 +322,15 @@ impl Fleet {
         }
     }
 
-    /// Records the latency of generations every expected proxy applied.
-    fn settle_pending(&mut self, now: Time) {
+    /// Records the latency of generations every expected proxy applied; true when there
+    /// were any.
+    fn settle_pending(&mut self, now: Time) -> bool {
         if self.pending.is_empty() {
-            return;
+            return false;
         }
         let expected = self.expected(now);
         if expected.is_empty() {
-            return;
+            return false;
         }
         let done: Vec<u64> = self
             .pending
@@ -335,6 +343,7 @@ impl Fleet {
             .map(|(g, _)| *g)
             .collect();
         let proxies = expected.len() as u32;
+        let any = !done.is_empty();
         for g in done {
             if let Some((route, at)) = self.pending.remove(&g) {
                 self.latencies.push_back(AckLatency {
@@ -348,6 +357,7 @@ impl Fleet {
                 }
             }
         }
+        any
     }
 
     /// Acknowledgement latencies of recent generations, oldest first.
@@ -467,7 +477,7 @@ mod tests {
         let mut f = Fleet::new(Duration::from_secs(10), BTreeSet::new());
         assert_eq!(f.reported("p", "a", applied(1), Time(0)), Arrival::News);
         assert_eq!(f.reported("p", "a", applied(1), Time(1)), Arrival::Same);
-        assert_eq!(f.reported("p", "a", applied(2), Time(2)), Arrival::News);
+        assert_eq!(f.reported("p", "a", applied(2), Time(2)), Arrival::Applied);
         assert_eq!(
             f.reported("p", "b", applied(2), Time(3)),
             Arrival::Restarted
@@ -478,6 +488,19 @@ mod tests {
     }
 
     #[test]
+    fn only_the_last_expected_proxy_to_apply_a_publication_brings_news() {
+        let mut f = Fleet::new(Duration::from_secs(10), BTreeSet::new());
+        f.reported("p", "a", applied(1), Time(0));
+        f.reported("q", "a", applied(1), Time(0));
+        f.published("r", 2, Time(1));
+        assert_eq!(f.reported("p", "a", applied(2), Time(2)), Arrival::Applied);
+        assert_eq!(f.reported("q", "a", applied(2), Time(3)), Arrival::News);
+        // a generation nobody waits for (published before this hub started) is news to nobody
+        assert_eq!(f.reported("p", "a", applied(3), Time(4)), Arrival::Applied);
+        assert_eq!(f.reported("q", "a", applied(3), Time(4)), Arrival::Applied);
+    }
+
+    #[test]
     fn a_report_without_its_generations_keeps_the_last_ones_and_renews_the_lease() {
         let mut f = Fleet::new(Duration::from_secs(10), BTreeSet::new());
         f.reported("p", "a", applied(3), Time(0));
@@ -485,7 +508,10 @@ mod tests {
         // the lease runs from the last report: still expected after the first one's lease
         assert_eq!(f.acknowledgements("r", 3, Time(15_000)), (1, 1));
         assert_eq!(f.views(Time(15_000))[0].applied, applied(3).unwrap());
-        assert_eq!(f.reported("p", "a", applied(4), Time(9_500)), Arrival::News);
+        assert_eq!(
+            f.reported("p", "a", applied(4), Time(9_500)),
+            Arrival::Applied
+        );
         assert_eq!(f.acknowledgements("r", 4, Time(9_500)), (1, 1));
     }
 }

@@ -394,7 +394,8 @@ impl Hub {
         (self.generation() > after).then(|| self.snapshot())
     }
 
-    /// Bumps when a proxy applies a new generation, joins or leaves.
+    /// Bumps when a proxy joins, leaves or restarts, and when the last expected proxy applies a
+    /// published generation.
     pub fn subscribe_activity(&self) -> watch::Receiver<u64> {
         self.activity.subscribe()
     }
@@ -445,7 +446,10 @@ impl Hub {
         );
         drop(s);
         self.reports.send_modify(|v| *v = v.wrapping_add(1));
-        if arrival != Arrival::Same {
+        // a decision waits for every expected proxy: the reports before the last one it waits
+        // for wake nothing (the shown count of proxies that applied a generation moves with the
+        // next tick)
+        if matches!(arrival, Arrival::News | Arrival::Restarted) {
             self.bump();
         }
         Ok(())
