@@ -1,14 +1,14 @@
 //! Keeps a proxy subscribed to its controller: holds the long poll for route snapshots,
 //! applies each (validated, swapped) and reports right away, reports every second, caches the
-//! last good table on disk (in a task of its own: a slow disk never holds back the next poll,
-//! and tables that come faster than the disk writes them are written newest only), and
-//! unsubscribes on shutdown.
+//! last good table on disk ([`cache`], in a task of its own: a slow disk never holds back the
+//! next poll, and tables that come faster than the disk writes them are written newest only),
+//! and unsubscribes on shutdown.
 //!
 //! Guarantees: a proxy that loses its controller keeps serving its last table and reconnects
 //! with exponential backoff and jitter; a proxy that cannot reach its controller at start
 //! serves the table it cached; it reports ready only once it has a table.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -22,6 +22,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::sync::{Notify, watch};
 
 use crate::config::parse_json;
+use crate::control::cache::{self, TableCache};
 use crate::control::report;
 use crate::state::Shared;
 use sluice_api::protocol::{PairReport, Report, Snapshot, Unsubscribe};
@@ -104,14 +105,30 @@ pub async fn run(shared: Arc<Shared>, opts: SubscribeOptions, mut shutdown: watc
 /// Writes each newest table applied to the cache (synced, off the runtime's threads), one
 /// write at a time, until the subscriber is gone.
 async fn cache_loop(dir: PathBuf, mut newest: watch::Receiver<Option<Snapshot>>) {
+    let mut cache = Some(TableCache::open(&dir));
     while newest.changed().await.is_ok() {
         let Some(snapshot) = newest.borrow_and_update().clone() else {
             continue;
         };
-        let at = dir.clone();
-        let written = tokio::task::spawn_blocking(move || write_cache(&at, &snapshot)).await;
-        if let Ok(Err(e)) = written {
-            tracing::warn!(error = %e, dir = %dir.display(), "cannot cache the table");
+        let Some(mut writer) = cache.take() else {
+            return;
+        };
+        let written = tokio::task::spawn_blocking(move || {
+            let r = writer.write(&snapshot);
+            (writer, r)
+        })
+        .await;
+        match written {
+            Ok((writer, r)) => {
+                cache = Some(writer);
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, dir = %dir.display(), "cannot cache the table");
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the table cache writer failed; no longer caching");
+                return;
+            }
         }
     }
 }
@@ -213,7 +230,7 @@ impl Subscriber {
         if self.shared.is_ready() {
             return;
         }
-        match read_cache(dir) {
+        match cache::read(dir) {
             Ok(Some(snapshot)) => {
                 let generation = snapshot.generation;
                 match self.shared.apply(snapshot.table).await {
@@ -293,6 +310,7 @@ impl Subscriber {
     }
 
     async fn report_loop(self: Arc<Self>) {
+        let mut last_sent: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 () = tokio::time::sleep(self.report_period()) => {}
@@ -304,6 +322,14 @@ impl Subscriber {
             let full = self.report();
             let holds = report::taken(&full);
             let sent = report::only_changes(full, self.taken().as_ref());
+            if !worth_sending(
+                &sent,
+                last_sent.map(|t| t.elapsed()),
+                self.opts.report_interval,
+            ) {
+                continue;
+            }
+            last_sent = Some(tokio::time::Instant::now());
             let body = match serde_json::to_vec(&sent) {
                 Ok(b) => b,
                 Err(e) => {
@@ -357,6 +383,15 @@ impl Subscriber {
     }
 }
 
+/// Whether a report goes out now. One with something new always does. One with nothing new
+/// (changes only, and none) only renews the proxy's lease, so it waits for the normal interval
+/// since the last report sent: a hundred proxies with an idle canary would otherwise send the
+/// controller a thousand empty reports a second.
+fn worth_sending(sent: &Report, since_last_sent: Option<Duration>, normal: Duration) -> bool {
+    let nothing_new = sent.changes_only && sent.stats.is_empty() && sent.applied.is_none();
+    !nothing_new || since_last_sent.is_none_or(|t| t >= normal)
+}
+
 /// The time between two reports: `canary` while a canary takes traffic (never longer than
 /// `normal`), else `normal`; at least 10 ms either way.
 fn report_period(canary_live: bool, normal: Duration, canary: Duration) -> Duration {
@@ -395,21 +430,6 @@ impl Backoff {
     }
 }
 
-const CACHE_FILE: &str = "table.json";
-
-fn write_cache(dir: &Path, snapshot: &Snapshot) -> std::io::Result<()> {
-    let bytes = serde_json::to_vec(snapshot).map_err(std::io::Error::other)?;
-    sluice_io::files::write_atomically(&dir.join(CACHE_FILE), &bytes)
-}
-
-fn read_cache(dir: &Path) -> Result<Option<Snapshot>, String> {
-    match std::fs::read(dir.join(CACHE_FILE)) {
-        Ok(bytes) => parse_json(&bytes).map(Some).map_err(|e| e.to_string()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,6 +446,42 @@ mod tests {
     }
 
     #[test]
+    fn a_report_with_nothing_new_waits_for_the_normal_interval() {
+        let ms = Duration::from_millis;
+        let mut quiet = Report {
+            proxy: "p".into(),
+            instance: "i".into(),
+            table_generation: 1,
+            applied: None,
+            stats: Vec::new(),
+            changes_only: true,
+        };
+        assert!(!worth_sending(&quiet, Some(ms(100)), ms(1000)));
+        assert!(!worth_sending(&quiet, Some(ms(999)), ms(1000)));
+        assert!(worth_sending(&quiet, Some(ms(1000)), ms(1000)), "the lease");
+        assert!(worth_sending(&quiet, None, ms(1000)), "nothing sent yet");
+        let mut applied = quiet.clone();
+        applied.applied = Some(Default::default());
+        assert!(
+            worth_sending(&applied, Some(ms(1)), ms(1000)),
+            "a generation"
+        );
+        let mut counted = quiet.clone();
+        counted.stats.push(PairReport {
+            route: "r".into(),
+            revision: "h".into(),
+            totals: Default::default(),
+            in_flight: 0,
+        });
+        assert!(worth_sending(&counted, Some(ms(1)), ms(1000)), "counters");
+        quiet.changes_only = false;
+        assert!(
+            worth_sending(&quiet, Some(ms(1)), ms(1000)),
+            "a whole report (the controller lacks the earlier one)"
+        );
+    }
+
+    #[test]
     fn backoff_grows_to_one_second_with_jitter() {
         let mut b = Backoff::new();
         let waits: Vec<Duration> = (0..10).map(|_| b.next()).collect();
@@ -434,19 +490,6 @@ mod tests {
         assert!(waits[9] >= Duration::from_millis(500) && waits[9] <= Duration::from_millis(1500));
         b.reset();
         assert!(b.next() <= Duration::from_millis(150));
-    }
-
-    #[test]
-    fn cache_round_trips() {
-        let dir = std::env::temp_dir().join(format!("sluice-cache-test-{}", std::process::id()));
-        let s = Snapshot {
-            generation: 7,
-            table: Default::default(),
-        };
-        write_cache(&dir, &s).unwrap();
-        assert_eq!(read_cache(&dir).unwrap(), Some(s));
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(read_cache(&dir).unwrap(), None);
     }
 
     #[tokio::test]
@@ -464,7 +507,7 @@ mod tests {
         // the subscriber gone, what is left is written before the writer ends
         drop(tx);
         writer.await.unwrap();
-        assert_eq!(read_cache(&dir).unwrap().map(|s| s.generation), Some(5));
+        assert_eq!(cache::read(&dir).unwrap().map(|s| s.generation), Some(5));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
