@@ -20,6 +20,7 @@ use axum::routing::{get, post};
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::json;
+use sluice_api::FieldError;
 use sluice_api::parse::parse_json;
 use sluice_api::protocol::{Report, Unsubscribe};
 use sluice_io::listener::ApiLimits;
@@ -146,6 +147,12 @@ struct RoutesQuery {
     after: u64,
     #[serde(default)]
     wait: Option<u64>,
+    /// With `applied`: the proxy's instance (as in its reports).
+    #[serde(default)]
+    instance: Option<String>,
+    /// The table generation this instance applied (its acknowledgement).
+    #[serde(default)]
+    applied: Option<u64>,
 }
 
 async fn routes(
@@ -159,6 +166,32 @@ async fn routes(
             return refused;
         }
         s.hub.polled(p, Time::now());
+    }
+    match (&q.proxy, &q.instance, q.applied) {
+        (_, None, None) => {}
+        (Some(p), Some(instance), Some(g)) => {
+            if let Err(e) = s.hub.acknowledged(p, instance, g, Time::now()) {
+                return invalid(&[e]);
+            }
+        }
+        (None, _, _) => {
+            return invalid(&[FieldError::new(
+                "proxy",
+                "missing: an acknowledgement names its proxy",
+            )]);
+        }
+        (Some(_), None, Some(_)) => {
+            return invalid(&[FieldError::new(
+                "instance",
+                "missing: an acknowledgement names the proxy's instance",
+            )]);
+        }
+        (Some(_), Some(_), None) => {
+            return invalid(&[FieldError::new(
+                "applied",
+                "missing: the generation the instance applied",
+            )]);
+        }
     }
     let wait = q
         .wait

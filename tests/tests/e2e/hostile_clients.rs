@@ -398,6 +398,21 @@ fn proxies_hold_their_own_credential_that_polls_and_reports_only_as_themselves()
     ))
     .unwrap();
     assert_eq!(a.status, 403, "{}", a.text());
+    // an acknowledgement in a poll names the instance and a generation that was given
+    for (query, field) in [
+        ("applied=1", "instance"),
+        ("instance=x", "applied"),
+        ("instance=x&applied=999999999", "applied"),
+    ] {
+        let a = block(client.get(
+            api,
+            &format!("/v1/routes?proxy=proxy-1&wait=0&{query}"),
+            &[("authorization", &p1)],
+        ))
+        .unwrap();
+        assert_eq!(a.status, 400, "{query}: {}", a.text());
+        assert!(a.text().contains(field), "{query}: {}", a.text());
+    }
     let a = block(client.send(
         http::Method::POST,
         api,

@@ -81,6 +81,9 @@ struct Member {
     left: bool,
     /// Generation applied per route, hashed: every tick asks it for every rollout.
     applied: HashMap<String, u64>,
+    /// The newest table generation a poll of this instance acknowledged: a report built
+    /// from an older table (sent before, taken after) moves no route back.
+    acknowledged_through: u64,
 }
 
 impl Member {
@@ -168,12 +171,56 @@ impl Fleet {
         }
     }
 
-    /// A report (already checked): renews the lease and records what the proxy applied
-    /// (`None`: the same as this instance's last report said).
+    /// An acknowledgement carried by a poll: `instance` holds `routes` at these generations,
+    /// those of the table at `generation`. Taken only from the instance whose reports the
+    /// fleet holds, still here (a new instance says who it is in its first report, which
+    /// carries what it applied).
+    pub fn acknowledged<'a>(
+        &mut self,
+        proxy: &str,
+        instance: &str,
+        generation: u64,
+        routes: impl Iterator<Item = (&'a str, u64)>,
+        now: Time,
+    ) -> Arrival {
+        let Some(m) = self.members.get_mut(proxy) else {
+            return Arrival::Same;
+        };
+        if m.instance != instance || m.left {
+            return Arrival::Same;
+        }
+        m.acknowledged_through = m.acknowledged_through.max(generation);
+        let mut newer = false;
+        for (route, g) in routes {
+            match m.applied.get_mut(route) {
+                Some(held) if *held >= g => {}
+                Some(held) => {
+                    *held = g;
+                    newer = true;
+                }
+                None => {
+                    m.applied.insert(route.to_owned(), g);
+                    newer = true;
+                }
+            }
+        }
+        if !newer {
+            return Arrival::Same;
+        }
+        if self.settle_pending(now) {
+            Arrival::News
+        } else {
+            Arrival::Applied
+        }
+    }
+
+    /// A report (already checked) of a table at `table_generation`: renews the lease and
+    /// records what the proxy applied (`None`: the same as this instance's last report said).
     pub fn reported(
         &mut self,
         proxy: &str,
         instance: &str,
+        table_generation: u64,
         applied: Option<BTreeMap<String, u64>>,
         now: Time,
     ) -> Arrival {
@@ -217,10 +264,23 @@ impl Fleet {
             Some(m) if arrival == Arrival::Same => m.lease_until = lease_until,
             _ => {
                 // the entry is replaced: what it held is moved, not copied
-                let held = self.members.remove(proxy).map(|m| m.applied);
+                let (held, through) = match self.members.remove(proxy) {
+                    Some(m) if m.instance == instance => (m.applied, m.acknowledged_through),
+                    Some(m) => (m.applied, 0),
+                    None => (HashMap::new(), 0),
+                };
                 let applied = match applied {
+                    // built before the table a poll acknowledged since
+                    Some(a) if table_generation < through => {
+                        let mut merged = held;
+                        for (route, g) in a {
+                            let at = merged.entry(route).or_insert(g);
+                            *at = (*at).max(g);
+                        }
+                        merged
+                    }
                     Some(a) => a.into_iter().collect(),
-                    None => held.unwrap_or_default(),
+                    None => held,
                 };
                 self.members.insert(
                     proxy.to_owned(),
@@ -229,6 +289,7 @@ impl Fleet {
                         lease_until,
                         left: false,
                         applied,
+                        acknowledged_through: through,
                     },
                 );
             }
@@ -416,7 +477,7 @@ mod tests {
     fn a_lapsed_lease_is_not_expected_before_expire_records_it_and_queries_change_nothing() {
         let mut f = Fleet::new(Duration::from_secs(10), BTreeSet::new());
         let t0 = Time(0);
-        f.reported("p1", "i1", applied(1), t0);
+        f.reported("p1", "i1", 0, applied(1), t0);
         let later = t0.plus(Duration::from_secs(11));
         assert_eq!(f.acknowledgements("r", 1, later), (0, 0));
         assert!(
@@ -436,15 +497,15 @@ mod tests {
     fn the_expected_are_the_live_and_the_required_whether_seen_or_not() {
         let required = BTreeSet::from(["late".to_owned(), "never".to_owned(), "p1".to_owned()]);
         let mut f = Fleet::new(Duration::from_secs(10), required);
-        f.reported("p1", "i1", applied(5), Time(0));
-        f.reported("p2", "i2", applied(4), Time(0));
-        f.reported("late", "i3", applied(5), Time(0));
-        f.reported("gone", "i4", applied(5), Time(0));
+        f.reported("p1", "i1", 0, applied(5), Time(0));
+        f.reported("p2", "i2", 0, applied(4), Time(0));
+        f.reported("late", "i3", 0, applied(5), Time(0));
+        f.reported("gone", "i4", 0, applied(5), Time(0));
         let later = Time(0).plus(Duration::from_secs(11));
         for p in ["p1", "p2"] {
-            f.reported(p, "i", applied(5), later);
+            f.reported(p, "i", 0, applied(5), later);
         }
-        f.reported("p2", "i", applied(4), later);
+        f.reported("p2", "i", 0, applied(4), later);
         // live: p1 (5), p2 (4); required: late (lapsed, 5), never (unseen), p1; gone lapsed
         assert_eq!(f.expected(later).len(), 4);
         assert_eq!(f.acknowledgements("r", 5, later), (4, 2));
@@ -455,12 +516,12 @@ mod tests {
     #[test]
     fn the_latency_of_a_generation_is_recorded_when_the_last_expected_proxy_applies_it() {
         let mut f = Fleet::new(Duration::from_secs(10), BTreeSet::new());
-        f.reported("p1", "i1", applied(0), Time(0));
-        f.reported("p2", "i2", applied(0), Time(0));
+        f.reported("p1", "i1", 0, applied(0), Time(0));
+        f.reported("p2", "i2", 0, applied(0), Time(0));
         f.published("r", 5, Time(100));
-        f.reported("p1", "i1", applied(5), Time(104));
+        f.reported("p1", "i1", 0, applied(5), Time(104));
         assert!(f.latencies().is_empty());
-        f.reported("p2", "i2", applied(5), Time(107));
+        f.reported("p2", "i2", 0, applied(5), Time(107));
         assert_eq!(
             f.latencies(),
             [AckLatency {
@@ -475,41 +536,53 @@ mod tests {
     #[test]
     fn a_report_says_what_it_changed() {
         let mut f = Fleet::new(Duration::from_secs(10), BTreeSet::new());
-        assert_eq!(f.reported("p", "a", applied(1), Time(0)), Arrival::News);
-        assert_eq!(f.reported("p", "a", applied(1), Time(1)), Arrival::Same);
-        assert_eq!(f.reported("p", "a", applied(2), Time(2)), Arrival::Applied);
+        assert_eq!(f.reported("p", "a", 0, applied(1), Time(0)), Arrival::News);
+        assert_eq!(f.reported("p", "a", 0, applied(1), Time(1)), Arrival::Same);
         assert_eq!(
-            f.reported("p", "b", applied(2), Time(3)),
+            f.reported("p", "a", 0, applied(2), Time(2)),
+            Arrival::Applied
+        );
+        assert_eq!(
+            f.reported("p", "b", 0, applied(2), Time(3)),
             Arrival::Restarted
         );
         assert!(f.unsubscribe("p", "b", Time(4)));
         assert!(!f.unsubscribe("p", "b", Time(4)));
-        assert_eq!(f.reported("p", "b", applied(2), Time(5)), Arrival::News);
+        assert_eq!(f.reported("p", "b", 0, applied(2), Time(5)), Arrival::News);
     }
 
     #[test]
     fn only_the_last_expected_proxy_to_apply_a_publication_brings_news() {
         let mut f = Fleet::new(Duration::from_secs(10), BTreeSet::new());
-        f.reported("p", "a", applied(1), Time(0));
-        f.reported("q", "a", applied(1), Time(0));
+        f.reported("p", "a", 0, applied(1), Time(0));
+        f.reported("q", "a", 0, applied(1), Time(0));
         f.published("r", 2, Time(1));
-        assert_eq!(f.reported("p", "a", applied(2), Time(2)), Arrival::Applied);
-        assert_eq!(f.reported("q", "a", applied(2), Time(3)), Arrival::News);
+        assert_eq!(
+            f.reported("p", "a", 0, applied(2), Time(2)),
+            Arrival::Applied
+        );
+        assert_eq!(f.reported("q", "a", 0, applied(2), Time(3)), Arrival::News);
         // a generation nobody waits for (published before this hub started) is news to nobody
-        assert_eq!(f.reported("p", "a", applied(3), Time(4)), Arrival::Applied);
-        assert_eq!(f.reported("q", "a", applied(3), Time(4)), Arrival::Applied);
+        assert_eq!(
+            f.reported("p", "a", 0, applied(3), Time(4)),
+            Arrival::Applied
+        );
+        assert_eq!(
+            f.reported("q", "a", 0, applied(3), Time(4)),
+            Arrival::Applied
+        );
     }
 
     #[test]
     fn a_report_without_its_generations_keeps_the_last_ones_and_renews_the_lease() {
         let mut f = Fleet::new(Duration::from_secs(10), BTreeSet::new());
-        f.reported("p", "a", applied(3), Time(0));
-        assert_eq!(f.reported("p", "a", None, Time(9_000)), Arrival::Same);
+        f.reported("p", "a", 0, applied(3), Time(0));
+        assert_eq!(f.reported("p", "a", 0, None, Time(9_000)), Arrival::Same);
         // the lease runs from the last report: still expected after the first one's lease
         assert_eq!(f.acknowledgements("r", 3, Time(15_000)), (1, 1));
         assert_eq!(f.views(Time(15_000))[0].applied, applied(3).unwrap());
         assert_eq!(
-            f.reported("p", "a", applied(4), Time(9_500)),
+            f.reported("p", "a", 0, applied(4), Time(9_500)),
             Arrival::Applied
         );
         assert_eq!(f.acknowledgements("r", 4, Time(9_500)), (1, 1));

@@ -419,6 +419,39 @@ impl Hub {
         self.lock().fleet.polled(proxy, now);
     }
 
+    /// A poll that says its proxy's instance applied the table at `generation`: records the
+    /// routes it holds at the generation served now, as a report would. The next poll is
+    /// the proxy's acknowledgement, as in Envoy's xDS, and costs no request of its own.
+    /// Errors when `generation` was never given.
+    pub fn acknowledged(
+        &self,
+        proxy: &str,
+        instance: &str,
+        generation: u64,
+        now: Time,
+    ) -> Result<(), FieldError> {
+        let mut guard = self.lock();
+        let s = &mut *guard;
+        if !s.routes.was_given(generation) {
+            return Err(FieldError::new(
+                "applied",
+                format!("{generation} was never published"),
+            ));
+        }
+        let arrival = s.fleet.acknowledged(
+            proxy,
+            instance,
+            generation,
+            s.routes.unchanged_since(generation),
+            now,
+        );
+        drop(guard);
+        if arrival == Arrival::News {
+            self.bump();
+        }
+        Ok(())
+    }
+
     /// A report: renews the lease, records what the proxy applied and counted. A report
     /// that is not of the known shape ([`check_report`]) changes nothing, and neither does one
     /// with only the changed pairs from an instance whose earlier report is not here.
@@ -431,7 +464,9 @@ impl Hub {
         {
             return Err(ReportRefused::NoEarlierReport);
         }
-        let arrival = s.fleet.reported(&r.proxy, &r.instance, r.applied, now);
+        let arrival = s
+            .fleet
+            .reported(&r.proxy, &r.instance, r.table_generation, r.applied, now);
         let stats = r
             .stats
             .into_iter()
@@ -757,6 +792,54 @@ mod tests {
         assert_eq!(hub.acknowledgements("r", 6, later), (2, 0));
         hub.report(report("p1", "i1", 6, 0, 0), later).unwrap();
         assert_eq!(hub.acknowledgements("r", 6, later), (2, 1));
+    }
+
+    #[test]
+    fn a_poll_acknowledges_the_routes_its_instance_holds_of_the_table_it_applied() {
+        let hub = hub_with_route(HubConfig::default());
+        let t0 = Time(1_000);
+        let g7 = hub
+            .publish(RouteSpec::new("other", "a"), vec![], t0)
+            .unwrap();
+        hub.report(report("p1", "i1", 6, 0, 0), t0).unwrap();
+        hub.report(report("p2", "i2", 6, 0, 0), t0).unwrap();
+        let mut activity = hub.subscribe_activity();
+        activity.mark_unchanged();
+        // p1 applied the table at 7: both routes, r at 6 and other at 7
+        hub.acknowledged("p1", "i1", g7, t0).unwrap();
+        assert_eq!(hub.acknowledgements("other", g7, t0), (2, 1));
+        assert_eq!(hub.acknowledgements("r", 6, t0), (2, 2));
+        assert!(
+            !activity.has_changed().unwrap(),
+            "p2 has not: nothing to decide"
+        );
+        // an acknowledgement from another instance, or of a table never given, counts nothing
+        hub.acknowledged("p2", "old", g7, t0).unwrap();
+        assert_eq!(hub.acknowledgements("other", g7, t0), (2, 1));
+        let never = hub.acknowledged("p2", "i2", g7 + 1, t0).unwrap_err();
+        assert_eq!(never.path, "applied");
+        hub.acknowledged("p2", "i2", g7, t0).unwrap();
+        assert_eq!(hub.acknowledgements("other", g7, t0), (2, 2));
+        assert!(
+            activity.has_changed().unwrap(),
+            "the last one wakes decisions"
+        );
+        assert_eq!(
+            hub.ack_latencies()
+                .last()
+                .map(|a| (a.generation, a.proxies)),
+            Some((g7, 2))
+        );
+        // a route published again after the table a proxy applied is not acknowledged by it
+        let g8 = hub.publish(route("r", 90), vec![backend("h")], t0).unwrap();
+        hub.acknowledged("p1", "i1", g7, t0).unwrap();
+        assert_eq!(hub.acknowledgements("r", g8, t0), (2, 0));
+        hub.acknowledged("p1", "i1", g8, t0).unwrap();
+        assert_eq!(hub.acknowledgements("r", g8, t0), (2, 1));
+        // a report sent before the proxy applied 8 and taken after its poll said so does
+        // not take the acknowledgement back
+        hub.report(report("p1", "i1", 7, 0, 0), t0).unwrap();
+        assert_eq!(hub.acknowledgements("r", g8, t0), (2, 1));
     }
 
     #[test]

@@ -224,6 +224,15 @@ impl Routes {
         }
     }
 
+    /// What a proxy that applied the table at `generation` holds of the table now: the routes
+    /// not published again since, at their generation (a table is applied whole).
+    pub fn unchanged_since(&self, generation: u64) -> impl Iterator<Item = (&str, u64)> {
+        self.routes
+            .iter()
+            .filter_map(|(name, (route, _))| Some((name.as_str(), route.generation?)))
+            .filter(move |(_, g)| *g <= generation)
+    }
+
     /// A route, with its backends.
     pub fn get(&self, name: &str) -> Option<&Published> {
         self.routes.get(name)
