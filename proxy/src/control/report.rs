@@ -18,6 +18,19 @@ pub struct Taken {
     applied: Option<BTreeMap<String, u64>>,
 }
 
+impl Taken {
+    /// The controller took these generations from a poll that acknowledged them: a report
+    /// need not send them again.
+    pub fn acknowledged(&mut self, applied: BTreeMap<String, u64>) {
+        self.applied = Some(applied);
+    }
+
+    /// The controller may not hold the generations last sent: the next report says them.
+    pub fn forget_applied(&mut self) {
+        self.applied = None;
+    }
+}
+
 /// What a full report says, to remember once the controller has taken it.
 pub fn taken(full: &Report) -> Taken {
     Taken {
@@ -140,5 +153,22 @@ mod tests {
         // a route more changes the pairs too: the report goes whole
         next.stats.push(pair("b", 0, 0));
         assert_eq!(only_changes(next.clone(), Some(&last)), next);
+    }
+
+    #[test]
+    fn generations_a_poll_acknowledged_are_not_sent_again() {
+        let mut first = report(vec![pair("a", 1, 0)]);
+        first.applied = Some(BTreeMap::from([("a".to_owned(), 3)]));
+        let mut last = taken(&first);
+        let mut next = first.clone();
+        next.applied = Some(BTreeMap::from([("a".to_owned(), 4)]));
+        last.acknowledged(BTreeMap::from([("a".to_owned(), 4)]));
+        let sent = only_changes(next.clone(), Some(&last));
+        assert!(sent.changes_only);
+        assert_eq!(sent.applied, None);
+        // a poll that failed: the report says them
+        last.forget_applied();
+        let sent = only_changes(next.clone(), Some(&last));
+        assert_eq!(sent.applied, next.applied);
     }
 }

@@ -8,6 +8,7 @@
 //! with exponential backoff and jitter; a proxy that cannot reach its controller at start
 //! serves the table it cached; it reports ready only once it has a table.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -162,27 +163,54 @@ impl Subscriber {
         let mut after = 0u64;
         let mut backoff = Backoff::new();
         let mut first = true;
+        // a table applied, to acknowledge with the next poll: the generation, and the routes'
+        // generations the controller then holds
+        let mut ack: Option<(u64, BTreeMap<String, u64>)> = None;
         loop {
             let wait = if first {
                 Duration::ZERO
             } else {
                 self.opts.poll_wait
             };
-            let path = format!(
+            let mut path = format!(
                 "/v1/routes?proxy={}&after={after}&wait={}",
                 self.opts.proxy_id,
                 wait.as_secs()
             );
+            if let Some((g, applied)) = &ack {
+                path.push_str(&format!("&instance={}&applied={g}", self.instance));
+                // taken as the poll arrives, long before it is answered: reports from now
+                // on need not say it again
+                if let Some(taken) = self.taken().as_mut() {
+                    taken.acknowledged(applied.clone());
+                }
+            }
             let result = self
                 .send(Method::GET, &path, None, wait + Duration::from_secs(10))
                 .await;
+            let refused = !matches!(&result, Ok((status, _)) if status.is_success());
+            if ack.take().is_some() && refused {
+                // perhaps not taken: a report says it instead, now
+                if let Some(taken) = self.taken().as_mut() {
+                    taken.forget_applied();
+                }
+                self.report_now.notify_one();
+            }
             match result {
                 Ok((StatusCode::OK, body)) => {
                     backoff.reset();
                     match parse_json::<Snapshot>(&body) {
                         Ok(snapshot) => {
                             after = snapshot.generation;
-                            self.apply(snapshot).await;
+                            if self.apply(snapshot).await {
+                                // the controller holds this instance's reports: the next
+                                // poll says what it applied; else a report says it, now
+                                if self.taken().is_some() {
+                                    ack = Some((after, self.applied()));
+                                } else {
+                                    self.report_now.notify_one();
+                                }
+                            }
                         }
                         Err(e) => {
                             tracing::error!(error = %e, "controller sent an unreadable snapshot")
@@ -206,19 +234,21 @@ impl Subscriber {
         }
     }
 
-    async fn apply(&self, snapshot: Snapshot) {
+    /// Applies a table from the controller; true when it now serves it.
+    async fn apply(&self, snapshot: Snapshot) -> bool {
         let generation = snapshot.generation;
         match self.shared.apply(snapshot.table.clone()).await {
             Ok(_) => {
                 self.shared.set_ready(true);
                 tracing::info!(generation, "applied the controller's table");
-                self.report_now.notify_one();
                 if let Some(to_cache) = &self.to_cache {
                     to_cache.send_replace(Some(snapshot));
                 }
+                true
             }
             Err(e) => {
-                tracing::error!(generation, error = %e, "refused the controller's table; keeping the last one")
+                tracing::error!(generation, error = %e, "refused the controller's table; keeping the last one");
+                false
             }
         }
     }
@@ -276,16 +306,15 @@ impl Subscriber {
                 .map(|r| r.generation)
                 .max()
                 .unwrap_or(0),
-            applied: Some(
-                table
-                    .routes()
-                    .iter()
-                    .map(|r| (r.name.clone(), r.generation))
-                    .collect(),
-            ),
+            applied: Some(applied_of(&table)),
             stats,
             changes_only: false,
         }
+    }
+
+    /// The generation of each route served now.
+    fn applied(&self) -> BTreeMap<String, u64> {
+        applied_of(&self.shared.table())
     }
 
     fn taken(&self) -> std::sync::MutexGuard<'_, Option<report::Taken>> {
@@ -294,14 +323,16 @@ impl Subscriber {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The time until the next report: shorter while a canary takes traffic.
-    fn report_period(&self) -> Duration {
-        let live = self
-            .shared
-            .table()
-            .routes()
-            .iter()
-            .any(|r| r.canary.is_some() && r.weight > 0);
+    /// The time until the next report: shorter while a canary takes traffic (it has a weight,
+    /// and the counters moved within the normal interval).
+    fn report_period(&self, since_counted: Option<Duration>) -> Duration {
+        let live = counting(since_counted, self.opts.report_interval)
+            && self
+                .shared
+                .table()
+                .routes()
+                .iter()
+                .any(|r| r.canary.is_some() && r.weight > 0);
         report_period(
             live,
             self.opts.report_interval,
@@ -311,9 +342,12 @@ impl Subscriber {
 
     async fn report_loop(self: Arc<Self>) {
         let mut last_sent: Option<tokio::time::Instant> = None;
+        // when a report last carried counters that moved
+        let mut last_counted: Option<tokio::time::Instant> = None;
         loop {
+            let period = self.report_period(last_counted.map(|t| t.elapsed()));
             tokio::select! {
-                () = tokio::time::sleep(self.report_period()) => {}
+                () = tokio::time::sleep(period) => {}
                 () = self.report_now.notified() => {}
             }
             if !self.shared.is_ready() {
@@ -330,6 +364,9 @@ impl Subscriber {
                 continue;
             }
             last_sent = Some(tokio::time::Instant::now());
+            if !sent.stats.is_empty() {
+                last_counted = last_sent;
+            }
             let body = match serde_json::to_vec(&sent) {
                 Ok(b) => b,
                 Err(e) => {
@@ -383,6 +420,14 @@ impl Subscriber {
     }
 }
 
+fn applied_of(table: &crate::RouteTable) -> BTreeMap<String, u64> {
+    table
+        .routes()
+        .iter()
+        .map(|r| (r.name.clone(), r.generation))
+        .collect()
+}
+
 /// Whether a report goes out now. One with something new always does. One with nothing new
 /// (changes only, and none) only renews the proxy's lease, so it waits for the normal interval
 /// since the last report sent: a hundred proxies with an idle canary would otherwise send the
@@ -390,6 +435,13 @@ impl Subscriber {
 fn worth_sending(sent: &Report, since_last_sent: Option<Duration>, normal: Duration) -> bool {
     let nothing_new = sent.changes_only && sent.stats.is_empty() && sent.applied.is_none();
     !nothing_new || since_last_sent.is_none_or(|t| t >= normal)
+}
+
+/// Whether counters moved within the normal interval (`since_counted`: since a report last
+/// carried some). A canary that takes no requests has nothing to weigh: its proxies report at
+/// the normal interval until its counters move, then at the canary's.
+fn counting(since_counted: Option<Duration>, normal: Duration) -> bool {
+    since_counted.is_some_and(|t| t < normal)
 }
 
 /// The time between two reports: `canary` while a canary takes traffic (never longer than
@@ -443,6 +495,15 @@ mod tests {
         assert_eq!(report_period(true, ms(50), ms(100)), ms(50));
         assert_eq!(report_period(true, ms(1000), ms(0)), ms(10));
         assert_eq!(report_period(false, ms(0), ms(0)), ms(10));
+    }
+
+    #[test]
+    fn a_canary_is_reported_on_sooner_only_while_its_counters_move() {
+        let ms = Duration::from_millis;
+        assert!(!counting(None, ms(1000)), "never counted");
+        assert!(counting(Some(ms(0)), ms(1000)));
+        assert!(counting(Some(ms(999)), ms(1000)));
+        assert!(!counting(Some(ms(1000)), ms(1000)), "idle for an interval");
     }
 
     #[test]
