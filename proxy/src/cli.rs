@@ -38,8 +38,9 @@ pub struct ProxyArgs {
     /// Time between reports to the controller.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
     pub report_interval: Duration,
-    /// Time between reports while a canary takes traffic (the controller weighs each report
-    /// as it comes; never longer than --report-interval).
+    /// Time between reports while a canary takes traffic (it has a weight, and the counters
+    /// moved within --report-interval; the controller weighs each report as it comes; never
+    /// longer than --report-interval).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "100ms")]
     pub canary_report_interval: Duration,
     /// Write the bound addresses as JSON to this file once listening (useful with port 0).

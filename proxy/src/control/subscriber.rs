@@ -1,8 +1,10 @@
 //! Keeps a proxy subscribed to its controller: holds the long poll for route snapshots,
-//! applies each (validated, swapped) and reports right away, reports every second, caches the
-//! last good table on disk ([`cache`], in a task of its own: a slow disk never holds back the
-//! next poll, and tables that come faster than the disk writes them are written newest only),
-//! and unsubscribes on shutdown.
+//! applies each (validated, swapped) and acknowledges it with the next poll (as Envoy's xDS
+//! does: no request of its own), reports every second (sooner while a canary's counters
+//! move, and a report with nothing new only to renew the lease), caches the last good table
+//! on disk ([`cache`], in a task of its own: a slow disk never holds back the next poll, and
+//! tables that come faster than the disk writes them are written newest only), and
+//! unsubscribes on shutdown.
 //!
 //! Guarantees: a proxy that loses its controller keeps serving its last table and reconnects
 //! with exponential backoff and jitter; a proxy that cannot reach its controller at start
@@ -420,6 +422,7 @@ impl Subscriber {
     }
 }
 
+/// The generation of each route of `table`.
 fn applied_of(table: &crate::RouteTable) -> BTreeMap<String, u64> {
     table
         .routes()
