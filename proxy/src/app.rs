@@ -117,8 +117,13 @@ pub async fn start(
             }
         });
     }
-    let subscription =
-        control.map(|opts| tokio::spawn(subscriber::run(shared.clone(), opts, stop_rx.clone())));
+    let subscription = control
+        .map(|opts| subscriber::spawn(shared.clone(), opts, stop_rx.clone()))
+        .transpose()
+        .map_err(|source| Error::Bind {
+            addr: "controller subscription thread".into(),
+            source,
+        })?;
     let admin_app = admin::router(shared.clone(), config.admin.limits());
     let mut admin_stop = stop_rx.clone();
     let credentialed = admin::credentialed(&shared);

@@ -148,9 +148,9 @@ pub fn main_with(args: ProxyArgs) -> ExitCode {
         }
         _ => None,
     };
-    // clients are served by the worker threads (see `downstream.workers`); this runtime has
-    // the admin API, the controller subscription, health checks and signals, on two threads so
-    // that none of them waits on another
+    // clients are served by the worker threads (see `downstream.workers`) and the controller
+    // subscription by a thread of its own; this runtime has the admin API, health checks and
+    // signals, on two threads so that none of them waits on another
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

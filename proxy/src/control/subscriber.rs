@@ -63,6 +63,30 @@ struct Subscriber {
     to_cache: Option<watch::Sender<Option<Snapshot>>>,
 }
 
+/// Starts the subscription on a thread of its own with a single-threaded event loop, so that
+/// a table's arrival wakes that one thread, and nothing else on the control runtime (the
+/// admin API, a metrics scrape of a big table, health checks) can hold it back. The receiver
+/// resolves when the subscription has ended (after `shutdown`).
+pub fn spawn(
+    shared: Arc<Shared>,
+    opts: SubscribeOptions,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<tokio::sync::oneshot::Receiver<()>> {
+    let (ended, done) = tokio::sync::oneshot::channel();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("sluice-control".into())
+        .spawn(move || {
+            runtime.block_on(run(shared, opts, shutdown));
+            // a cache write still blocked on the disk is not waited for past this
+            runtime.shutdown_timeout(Duration::from_secs(1));
+            let _ = ended.send(());
+        })?;
+    Ok(done)
+}
+
 /// Runs the subscription until `shutdown` turns true, then unsubscribes.
 pub async fn run(shared: Arc<Shared>, opts: SubscribeOptions, mut shutdown: watch::Receiver<bool>) {
     shared.set_controlled(true);
