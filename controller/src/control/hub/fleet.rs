@@ -192,17 +192,7 @@ impl Fleet {
         m.acknowledged_through = m.acknowledged_through.max(generation);
         let mut newer = false;
         for (route, g) in routes {
-            match m.applied.get_mut(route) {
-                Some(held) if *held >= g => {}
-                Some(held) => {
-                    *held = g;
-                    newer = true;
-                }
-                None => {
-                    m.applied.insert(route.to_owned(), g);
-                    newer = true;
-                }
-            }
+            newer |= raise(&mut m.applied, route, g);
         }
         if !newer {
             return Arrival::Same;
@@ -273,9 +263,8 @@ impl Fleet {
                     // built before the table a poll acknowledged since
                     Some(a) if table_generation < through => {
                         let mut merged = held;
-                        for (route, g) in a {
-                            let at = merged.entry(route).or_insert(g);
-                            *at = (*at).max(g);
+                        for (route, g) in &a {
+                            raise(&mut merged, route, *g);
                         }
                         merged
                     }
@@ -461,6 +450,22 @@ impl Fleet {
 }
 
 /// Whether a proxy reports the same generations it reported before.
+/// Records that `route` is applied at `g` at least: a generation held never goes back. True
+/// when it moved.
+fn raise(applied: &mut HashMap<String, u64>, route: &str, g: u64) -> bool {
+    match applied.get_mut(route) {
+        Some(held) if *held >= g => false,
+        Some(held) => {
+            *held = g;
+            true
+        }
+        None => {
+            applied.insert(route.to_owned(), g);
+            true
+        }
+    }
+}
+
 fn same_applied(held: &HashMap<String, u64>, reported: &BTreeMap<String, u64>) -> bool {
     held.len() == reported.len() && reported.iter().all(|(r, g)| held.get(r) == Some(g))
 }
